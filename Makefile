@@ -1,0 +1,57 @@
+# framefleet — the two commands a newcomer runs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin/framefleet
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Keep the whole suite under 20 minutes on 2 cores.
+TEST_TIMEOUT ?= 18m
+FUZZTIME  ?= 20s
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install Blender and FFmpeg (Debian packages) when missing
+	@missing=""; \
+	for p in blender ffmpeg ffprobe; do command -v $$p >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing blender and ffmpeg (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender ffmpeg; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.24+ from your package manager"; exit 1; }
+
+.PHONY: build
+build: ## build bin/framefleet
+	$(GO) build -o $(BIN) ./cmd/framefleet
+
+.PHONY: demo
+demo: deps build ## render the bundled example scene locally and print where the video is
+	./$(BIN) render examples/demo.blend --out renders
+
+.PHONY: test
+test: deps ## run every test (real Blender and FFmpeg), plus a short fuzz run
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./pipeline/blend
+
+.PHONY: bench
+bench: deps build ## Go benchmarks plus whole-command comparisons (see docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bash bench/run.sh
+
+.PHONY: lint
+lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@command -v shellcheck >/dev/null && command -v yamllint >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck yamllint; }
+	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml
+	shellcheck .ci/run $$(git ls-files '*.sh')
+	yamllint -c .yamllint.yml .
+
+.PHONY: clean
+clean:
+	rm -rf bin renders

@@ -1,0 +1,94 @@
+// Package store keeps a run's inputs and outputs under one documented layout
+// (see layout.go) in a local directory (file://) or an S3 bucket (s3://).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when a key does not exist.
+var ErrNotFound = errors.New("not found in store")
+
+// Object describes a stored object.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// Store is the storage every stage shares. Keys are slash-separated and
+// relative to the store's root (a directory, or a bucket plus prefix).
+type Store interface {
+	// Put stores r under key; readers never observe a partial object.
+	Put(ctx context.Context, key string, r io.Reader) error
+	// PutFile stores a local file under key.
+	PutFile(ctx context.Context, key, path string) error
+	// Get opens key for reading.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetFile copies key into a local file, replacing it atomically.
+	GetFile(ctx context.Context, key, path string) error
+	// Stat describes key or returns ErrNotFound.
+	Stat(ctx context.Context, key string) (Object, error)
+	// List returns every object whose key starts with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Link returns a URL a person can open: a file:// URL for local stores,
+	// a presigned GET URL (expiry at most 7 days) for S3.
+	Link(ctx context.Context, key string, expiry time.Duration) (string, error)
+	// URI is the store's own address, e.g. file:///home/me/renders or s3://bucket/prefix.
+	URI() string
+}
+
+// Options configure stores that need them.
+type Options struct {
+	// S3 settings; ignored by file stores.
+	Region       string
+	Endpoint     string // custom endpoint for S3-compatible servers, with scheme
+	UsePathStyle bool
+}
+
+// Open returns the store for a URI: file:///abs/dir, a plain directory path,
+// or s3://bucket/optional/prefix.
+func Open(ctx context.Context, uri string, opts Options) (Store, error) {
+	if uri == "" {
+		return nil, errors.New("no store given: use a directory, file:///dir or s3://bucket/prefix")
+	}
+	if !strings.Contains(uri, "://") {
+		return NewFile(uri)
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("store %q is not a valid URI: %w", uri, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("store %q names a host: use file:///absolute/path", uri)
+		}
+		return NewFile(u.Path)
+	case "s3":
+		if u.Host == "" {
+			return nil, fmt.Errorf("store %q has no bucket: use s3://bucket/prefix", uri)
+		}
+		return NewS3(ctx, u.Host, strings.Trim(u.Path, "/"), opts)
+	}
+	return nil, fmt.Errorf("store %q: unknown scheme %q: use file:// or s3://", uri, u.Scheme)
+}
+
+// checkKey rejects keys that could escape the store root.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return fmt.Errorf("invalid store key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("invalid store key %q", key)
+		}
+	}
+	return nil
+}
