@@ -1,0 +1,27 @@
+package store
+
+import "testing"
+
+func TestLayoutKeys(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{BlendKey("ab12"), "blends/ab12.blend"},
+		{PlanKey("r1"), "runs/r1/plan.json"},
+		{FrameKey("r1", 123, "PNG"), "runs/r1/frames/frame_000123.png"},
+		{FrameKey("r1", -5, "png"), "runs/r1/frames/frame_-00005.png"},
+		{SegmentKey("r1", 3), "runs/r1/segments/chunk_00003.mp4"},
+		{ChunkReportKey("r1", 3), "runs/r1/chunks/chunk_00003.json"},
+		{VideoKey("r1", "Scene"), "runs/r1/Scene.mp4"},
+		{VideoKey("r1", "a/b:c"), "runs/r1/a_b_c.mp4"},
+		{VideoKey("r1", "🎬 シーン"), "runs/r1/🎬 シーン.mp4"},
+		{VideoKey("r1", ".."), "runs/r1/scene.mp4"},
+		{ManifestKey("r1"), "runs/r1/manifest.json"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+		if err := checkKey(tt.got); err != nil {
+			t.Errorf("layout key %q is rejected by the store: %v", tt.got, err)
+		}
+	}
+}
