@@ -45,11 +45,13 @@ bench: deps build ## Go benchmarks plus whole-command comparisons (see docs/BENC
 
 .PHONY: lint
 lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@# Tracked and new (not yet committed, not ignored) files alike.
+	@unformatted="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
+	test -z "$$unformatted" || { echo "not gofmt'd (run gofmt -w on them):"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
 	@command -v shellcheck >/dev/null && command -v yamllint >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck yamllint; }
 	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml
-	shellcheck .ci/run $$(git ls-files '*.sh')
+	shellcheck .ci/run $$(git ls-files --cached --others --exclude-standard '*.sh')
 	yamllint -c .yamllint.yml .
 
 .PHONY: clean

@@ -1,15 +1,290 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/local"
+	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
-func newRenderCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "render",
-		Short: "(in progress)",
-		RunE:  func(cmd *cobra.Command, args []string) error { return errors.New("render: not built yet") },
+// renderFlags are `framefleet render`'s options.
+type renderFlags struct {
+	out        string
+	frames     string
+	chunk      int
+	workers    int
+	resolution int
+	samples    int
+	stitch     string
+	force      bool
+	jsonOut    bool
+	attempts   int
+	timeout    time.Duration
+	blender    string
+	engine     string
+	poll       time.Duration
+}
+
+// engineFactory builds an engine from the render flags; one per --engine name.
+type engineFactory func(f *renderFlags, log *slog.Logger) (pipeline.Engine, error)
+
+// engines lists the engines `render --engine` accepts.
+func engines() map[string]engineFactory {
+	return map[string]engineFactory{
+		local.Name: newLocalEngine,
 	}
+}
+
+func newRenderCmd(g *globalFlags) *cobra.Command {
+	f := &renderFlags{}
+	cmd := &cobra.Command{
+		Use:   "render FILE.blend",
+		Short: "Render a scene to a video",
+		Long: `Render a .blend file's animation into a video: the frames are split into
+chunks rendered in parallel by Blender workers, then stitched with FFmpeg at
+the scene's frame rate. An identical earlier render is reused (see --force).`,
+		Example: `  framefleet render examples/demo.blend
+  framefleet render shot.blend --resolution 25 --samples 8 --frames 1-48
+  framefleet render shot.blend --json > result.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRender(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.out, "out", "renders", "directory (or file:// / s3:// store) that keeps the frames and the video")
+	fl.StringVar(&f.frames, "frames", "", `frames to render, e.g. "1-100", "1-100x5", "3,7,12-20" (default: the scene's range)`)
+	fl.IntVar(&f.chunk, "chunk", 0, "frames per chunk (default: chosen from the frame count and --workers)")
+	fl.IntVar(&f.workers, "workers", defaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
+	fl.IntVar(&f.resolution, "resolution", 0, "resolution percentage for a quicker preview, e.g. 25 (default: the scene's)")
+	fl.IntVar(&f.samples, "samples", 0, "render samples for a quicker preview (default: the scene's)")
+	fl.StringVar(&f.stitch, "stitch", string(plan.StitchConcat), "how the video is made: concat (join per-chunk segments) or encode (one pass over every frame)")
+	fl.BoolVar(&f.force, "force", false, "render again even if an identical render is cached")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON on stdout (and nothing else)")
+	fl.IntVar(&f.attempts, "attempts", pipeline.DefaultAttempts, "attempts per chunk; a worker killed by a signal or failing transiently is retried (1-10)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
+	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
+	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(engineNames(), ", "))
+	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
+	_ = fl.MarkHidden("poll")
+	return cmd
+}
+
+// defaultWorkers runs one Blender per two cores, so each gets at least one
+// thread and Blender's single-threaded start-up of one chunk overlaps the
+// rendering of another.
+func defaultWorkers(cpus int) int { return max(1, cpus/2) }
+
+func engineNames() []string {
+	var names []string
+	for n := range engines() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func newLocalEngine(f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
+	return local.New(local.Options{Workers: f.workers, Blender: f.blender, Logger: log})
+}
+
+func (f *renderFlags) validate() error {
+	switch {
+	case f.workers < 1:
+		return fmt.Errorf("--workers %d: run at least 1 worker", f.workers)
+	case f.attempts < 1 || f.attempts > 10:
+		return fmt.Errorf("--attempts %d: give 1 to 10 (AWS Batch's range)", f.attempts)
+	case f.timeout < 0:
+		return fmt.Errorf("--timeout %s: give a positive duration such as 30m", f.timeout)
+	case f.chunk < 0:
+		return fmt.Errorf("--chunk %d: give a positive number of frames per chunk", f.chunk)
+	case f.poll <= 0:
+		return fmt.Errorf("--poll %s: give a positive duration", f.poll)
+	}
+	_, err := plan.ParseStitchMode(f.stitch)
+	return err
+}
+
+func runRender(ctx context.Context, g *globalFlags, f *renderFlags, file string, stdout, stderr io.Writer) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	factory, ok := engines()[f.engine]
+	if !ok {
+		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(engineNames(), ", "))
+	}
+	if _, err := os.Stat(file); err != nil {
+		return fmt.Errorf("scene file: %w", err)
+	}
+	log := g.logger(stderr)
+	eng, err := factory(f, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, f.out, store.Options{})
+	if err != nil {
+		return err
+	}
+	req := pipeline.Request{
+		BlendPath:            file,
+		Frames:               f.frames,
+		Chunk:                f.chunk,
+		Parallelism:          f.workers,
+		ResolutionPercentage: f.resolution,
+		Samples:              f.samples,
+		Threads:              max(1, runtime.NumCPU()/f.workers),
+		Stitch:               plan.StitchMode(f.stitch),
+		Force:                f.force,
+		Attempts:             f.attempts,
+		AttemptTimeout:       f.timeout,
+		PollInterval:         f.poll,
+	}
+	if f.blender != "" {
+		req.Env = map[string]string{"FRAMEFLEET_BLENDER": f.blender}
+	}
+
+	rep := newReporter(stderr, log, f.jsonOut)
+	res, err := pipeline.Run(ctx, eng, st, req, rep.event)
+	rep.close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("render cancelled; every worker was stopped: %w", err)
+		}
+		return err
+	}
+	if f.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	where := res.Video
+	if res.VideoPath != "" {
+		where = res.VideoPath
+	}
+	cached := ""
+	if res.Cached {
+		cached = " (cached; --force renders again)"
+	}
+	fmt.Fprintf(stdout, "video: %s%s\n", where, cached)
+	fmt.Fprintf(stdout, "%d frames at %s fps (%.2f s), %dx%d, run %s\n",
+		res.FrameCount, res.FrameRate, res.DurationSeconds, res.Width, res.Height, res.RunID)
+	return nil
+}
+
+// reporter shows a run's events: a progress bar on a terminal, log lines otherwise.
+type reporter struct {
+	w     io.Writer
+	log   *slog.Logger
+	quiet bool // --json: no progress bar, only the log lines on stderr
+	tty   bool
+	bar   *progressbar.ProgressBar
+}
+
+func newReporter(stderr io.Writer, log *slog.Logger, jsonOut bool) *reporter {
+	r := &reporter{w: stderr, log: log, quiet: jsonOut}
+	if f, ok := stderr.(*os.File); ok && !jsonOut {
+		r.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return r
+}
+
+func (r *reporter) event(ev pipeline.Event) {
+	switch ev.Kind {
+	case pipeline.EventProgress:
+		if r.tty {
+			if r.bar == nil {
+				r.bar = progressbar.NewOptions(ev.FramesTotal,
+					progressbar.OptionSetWriter(r.w),
+					progressbar.OptionSetDescription("rendering"),
+					progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(),
+					progressbar.OptionSetItsString("frames"),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionSetElapsedTime(true),
+					progressbar.OptionFullWidth(),
+					progressbar.OptionThrottle(100*time.Millisecond),
+				)
+			}
+			_ = r.bar.Set(ev.FramesDone)
+			r.bar.Describe(fmt.Sprintf("chunks %s", chunkSummary(ev.Chunks)))
+			return
+		}
+		r.log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", chunkSummary(ev.Chunks))
+	case pipeline.EventPlanned:
+		r.log.Info("planned", "run", ev.RunID, "plan", ev.Message)
+	case pipeline.EventCached:
+		r.log.Info("cached", "run", ev.RunID, "note", ev.Message)
+	case pipeline.EventSubmitted:
+		r.log.Debug("submitted", "run", ev.RunID, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
+	case pipeline.EventChunkRetried:
+		r.clearBar()
+		r.log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+	case pipeline.EventChunkFailed:
+		r.clearBar()
+		r.log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+	case pipeline.EventStitching:
+		if r.bar != nil {
+			r.bar.Describe("stitching")
+		} else {
+			r.log.Info("stitching", "run", ev.RunID)
+		}
+	case pipeline.EventSucceeded:
+		if r.bar != nil {
+			_ = r.bar.Finish()
+			fmt.Fprintln(r.w)
+			r.bar = nil
+		}
+		r.log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
+	case pipeline.EventFailed:
+		r.clearBar()
+	}
+}
+
+func (r *reporter) clearBar() {
+	if r.bar != nil {
+		_ = r.bar.Clear()
+		fmt.Fprintln(r.w)
+	}
+}
+
+func (r *reporter) close() {
+	if r.bar != nil {
+		_ = r.bar.Exit()
+		fmt.Fprintln(r.w)
+		r.bar = nil
+	}
+}
+
+// chunkSummary formats Batch's statusSummary, e.g. "2 RUNNING, 1 SUCCEEDED".
+func chunkSummary(c map[pipeline.JobState]int) string {
+	order := []pipeline.JobState{pipeline.StateSubmitted, pipeline.StatePending, pipeline.StateRunnable,
+		pipeline.StateStarting, pipeline.StateRunning, pipeline.StateSucceeded, pipeline.StateFailed}
+	var parts []string
+	for _, s := range order {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -1,15 +1,145 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awsbatch "github.com/aws/aws-sdk-go-v2/service/batch"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
+
+	"github.com/framefleet/framefleet/pipeline/batch"
+	"github.com/framefleet/framefleet/pipeline/config"
 )
 
 func newSetupCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var path string
+	cmd := &cobra.Command{
 		Use:   "setup",
-		Short: "(in progress)",
-		RunE:  func(cmd *cobra.Command, args []string) error { return errors.New("setup: not built yet") },
+		Short: "Check the AWS resources a Batch render needs and register the job definition",
+		Long: `Setup reads the configuration (framefleet.yaml, FRAMEFLEET_* variables) and
+checks, in order: the S3 bucket (HeadBucket), the job queue (it must be ENABLED
+and VALID), the worker image (reported only), and the job definition, which is
+registered only when it differs from the latest revision framefleet made.
+
+It changes nothing else; deploy/ holds a CloudFormation template that creates
+the bucket, the queue and the roles.`,
+		Example: `  framefleet setup
+  FRAMEFLEET_JOB_QUEUE=renders FRAMEFLEET_IMAGE=ghcr.io/me/framefleet:1 framefleet setup`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSetup(cmd.Context(), g, path, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (default: $FRAMEFLEET_CONFIG, else ./framefleet.yaml)")
+	return cmd
+}
+
+func runSetup(ctx context.Context, g *globalFlags, path string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	// Setup is about the batch engine, whatever engine renders by default.
+	cfg.Engine = config.EngineBatch
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.Batch.Image == "" {
+		return errors.New("batch.image is empty: set the worker image to register the job definition (env FRAMEFLEET_IMAGE), e.g. ghcr.io/you/framefleet:1.0")
+	}
+	if cfg.Source != "" {
+		fmt.Fprintf(stdout, "config        %s\n", cfg.Source)
+	}
+
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if cfg.Region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
+	}
+
+	// 1. The bucket.
+	uri, _ := cfg.StoreURI() // validated above
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("store %q: %w", uri, err)
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.S3.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.S3.Endpoint)
+		}
+		o.UsePathStyle = cfg.S3.PathStyle
+	})
+	if _, err := s3c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(u.Host)}); err != nil {
+		return fmt.Errorf("bucket %s: %w: %s", u.Host, err, bucketFix(err, u.Host))
+	}
+	fmt.Fprintf(stdout, "bucket        %s: reachable\n", uri)
+
+	// 2. The job queue.
+	bc := awsbatch.NewFromConfig(awsCfg)
+	out, err := bc.DescribeJobQueues(ctx, &awsbatch.DescribeJobQueuesInput{JobQueues: []string{cfg.Batch.JobQueue}})
+	if err != nil {
+		return fmt.Errorf("job queue %s: %w", cfg.Batch.JobQueue, err)
+	}
+	if len(out.JobQueues) == 0 {
+		return fmt.Errorf("job queue %s not found in %s: create it (deploy/ has a CloudFormation template) or fix batch.job_queue", cfg.Batch.JobQueue, awsCfg.Region)
+	}
+	q := out.JobQueues[0]
+	if q.State != "ENABLED" || q.Status != "VALID" {
+		return fmt.Errorf("job queue %s is %s/%s (%s): enable it and fix its compute environments", cfg.Batch.JobQueue, q.State, q.Status, aws.ToString(q.StatusReason))
+	}
+	fmt.Fprintf(stdout, "job queue     %s: %s, %s\n", aws.ToString(q.JobQueueName), q.State, q.Status)
+
+	// 3. The image: framefleet cannot look into registries, so it only says which.
+	fmt.Fprintf(stdout, "image         %s (not checked: the execution role must be able to pull it)\n", cfg.Batch.Image)
+
+	// 4. The job definition.
+	opts := batch.OptionsFromConfig(cfg)
+	opts.Logger = g.logger(stderr)
+	eng, err := batch.New(awsCfg, opts)
+	if err != nil {
+		return err
+	}
+	arn, registered, err := eng.EnsureJobDefinition(ctx, opts.Definition)
+	if err != nil {
+		return err
+	}
+	what := "unchanged"
+	if registered {
+		what = "registered"
+	}
+	fmt.Fprintf(stdout, "job definition %s: %s (%s)\n", cfg.Batch.JobDefinition, what, arn)
+	if cfg.Batch.BlenderVersion == "" {
+		fmt.Fprintln(stdout, "warning       batch.blender_version is empty: framefleet cannot refuse scenes saved by a newer Blender than the image's; set it (e.g. 3.4.1)")
+	}
+	fmt.Fprintln(stdout, "ready         framefleet render --engine batch FILE.blend")
+	return nil
+}
+
+// bucketFix says what to do about a failed HeadBucket.
+func bucketFix(err error, bucket string) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch {
+		case ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchBucket":
+			return fmt.Sprintf("create it (aws s3 mb s3://%s) or fix bucket/store in framefleet.yaml", bucket)
+		case ae.ErrorCode() == "Forbidden" || ae.ErrorCode() == "AccessDenied" || strings.Contains(ae.ErrorCode(), "403"):
+			return "your credentials may not use it: check the IAM policy and the region"
+		}
+	}
+	return "check the bucket name, the region and your network"
 }

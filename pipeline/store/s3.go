@@ -3,9 +3,377 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 )
 
-// NewS3 opens an S3 store. (Being implemented in the AWS issue.)
+// Limits and defaults of the S3 store.
+const (
+	// MaxLinkExpiry is the longest a SigV4 presigned URL may live.
+	MaxLinkExpiry = 7 * 24 * time.Hour
+	// DefaultLinkExpiry is used when neither Link nor Options give one.
+	DefaultLinkExpiry = 24 * time.Hour
+	// DefaultMaxAttempts is how often one S3 call is tried by default.
+	DefaultMaxAttempts = 8
+	// MinPartSize is the smallest multipart part S3 accepts (except the last).
+	MinPartSize = 5 << 20
+	// DefaultPartSize is the default multipart part size.
+	DefaultPartSize = 8 << 20
+	// DefaultMultipartThreshold is the default size from which uploads use parts.
+	DefaultMultipartThreshold = 16 << 20
+	// DefaultRegion is used for custom endpoints (MinIO, gofakes3, ...) when
+	// no region is configured; such servers accept any region.
+	DefaultRegion = "us-east-1"
+)
+
+// S3 is a store in an S3 bucket under an optional key prefix. Uploads and
+// file downloads go through the SDK's transfer manager, so large objects move
+// in parallel parts; every call is retried on transient errors.
+type S3 struct {
+	client  *s3.Client
+	presign *s3.PresignClient
+	tm      *transfermanager.Client
+	bucket  string
+	prefix  string // no leading or trailing slash; "" is the bucket root
+	expiry  time.Duration
+}
+
+// NewS3 opens the store s3://bucket/prefix. It does not contact S3.
 func NewS3(ctx context.Context, bucket, prefix string, opts Options) (Store, error) {
-	return nil, errors.New("s3 store: not implemented yet")
+	return newS3(ctx, bucket, prefix, opts)
+}
+
+func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error) {
+	if bucket == "" || strings.ContainsAny(bucket, "/\\ ") {
+		return nil, fmt.Errorf("s3 store: bucket %q is not a bucket name: use s3://bucket/prefix", bucket)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		if err := checkKey(prefix); err != nil {
+			return nil, fmt.Errorf("s3 store: prefix %q: use slash-separated names without . or .. parts", prefix)
+		}
+	}
+	if err := CheckEndpoint(opts.Endpoint); err != nil {
+		return nil, err
+	}
+	if opts.MaxAttempts < 0 || opts.PartSize < 0 || opts.MultipartThreshold < 0 || opts.Concurrency < 0 || opts.MaxBackoff < 0 {
+		return nil, errors.New("s3 store: attempts, part size, threshold, concurrency and backoff must not be negative")
+	}
+	if opts.PartSize == 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PartSize < MinPartSize {
+		return nil, fmt.Errorf("s3 store: part size %d bytes is too small: S3 needs at least %d (5 MiB)", opts.PartSize, MinPartSize)
+	}
+	if opts.MultipartThreshold == 0 {
+		opts.MultipartThreshold = max(DefaultMultipartThreshold, opts.PartSize)
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	expiry := opts.PresignExpiry
+	if expiry == 0 {
+		expiry = DefaultLinkExpiry
+	}
+	if err := checkExpiry(expiry); err != nil {
+		return nil, fmt.Errorf("s3 store: default link expiry: %w", err)
+	}
+
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = opts.MaxAttempts
+				if opts.MaxBackoff > 0 {
+					o.MaxBackoff = opts.MaxBackoff
+				}
+				// The client-side retry quota would give up on a burst of
+				// 503 SlowDown answers long before MaxAttempts; workers
+				// sharing a bucket must ride such bursts out instead.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+		// S3-compatible servers reject the default CRC32 checksums on
+		// multipart uploads (aws/aws-sdk-go-v2#3469).
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.Credentials != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
+	}
+	if opts.HTTPClient != nil {
+		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		if opts.Endpoint == "" {
+			return nil, errors.New("s3 store: no AWS region: set region in framefleet.yaml, AWS_REGION or --region")
+		}
+		cfg.Region = DefaultRegion
+	}
+
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = opts.UsePathStyle
+		// Ranged part downloads carry no whole-object checksum; do not log
+		// a warning for every part.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = opts.PartSize
+		o.MultipartUploadThreshold = opts.MultipartThreshold
+		o.Concurrency = opts.Concurrency // 0: the transfer manager's default
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// Byte ranges work on every S3-compatible server; part numbers do not.
+		o.GetObjectType = tmtypes.GetObjectRanges
+		o.DisableChecksumValidation = opts.Endpoint != ""
+	})
+	return &S3{
+		client:  client,
+		presign: s3.NewPresignClient(client),
+		tm:      tm,
+		bucket:  bucket,
+		prefix:  prefix,
+		expiry:  expiry,
+	}, nil
+}
+
+// CheckEndpoint accepts "" (AWS itself) or an http(s) URL with a host; a
+// bare host:port is rejected because the SDK cannot use it.
+func CheckEndpoint(endpoint string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("s3 endpoint %q is not a URL with a scheme: use e.g. http://127.0.0.1:9000 or https://s3.example.com", endpoint)
+	}
+	return nil
+}
+
+func checkExpiry(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("link expiry %s is negative: give a positive duration, at most 168h (7 days)", d)
+	}
+	if d > MaxLinkExpiry {
+		return fmt.Errorf("link expiry %s is longer than S3 presigned URLs allow (7 days = 604800 s): use at most 168h", d)
+	}
+	return nil
+}
+
+// Bucket is the store's bucket.
+func (s *S3) Bucket() string { return s.bucket }
+
+// Prefix is the key prefix inside the bucket ("" for the bucket root).
+func (s *S3) Prefix() string { return s.prefix }
+
+// ObjectKey is the full S3 object key of a store key.
+func (s *S3) ObjectKey(key string) string {
+	if s.prefix == "" {
+		return key
+	}
+	return s.prefix + "/" + key
+}
+
+// URI implements Store.
+func (s *S3) URI() string {
+	if s.prefix == "" {
+		return "s3://" + s.bucket
+	}
+	return "s3://" + s.bucket + "/" + s.prefix
+}
+
+// Put implements Store. S3 makes an object visible only once its upload
+// (single or multipart) completes, so readers never see part of it.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	_, err := s.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+		Body:   r,
+	})
+	if err != nil {
+		return s.wrap("upload", key, err)
+	}
+	return nil
+}
+
+// PutFile implements Store.
+func (s *S3) PutFile(ctx context.Context, key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", key, err)
+	}
+	defer f.Close()
+	return s.Put(ctx, key, f)
+}
+
+// Get implements Store. It streams one GetObject response rather than using
+// the transfer manager's GetObject, whose reader busy-waits for parts.
+func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+	})
+	if err != nil {
+		return nil, s.wrap("read", key, err)
+	}
+	return out.Body, nil
+}
+
+// GetFile implements Store: parts are downloaded in parallel into a
+// temporary file next to path, which is renamed over path when complete.
+func (s *S3) GetFile(ctx context.Context, key, path string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = s.tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{
+		Bucket:   aws.String(s.bucket),
+		Key:      aws.String(s.ObjectKey(key)),
+		WriterAt: tmp,
+	})
+	if err != nil {
+		tmp.Close()
+		return s.wrap("download", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	return nil
+}
+
+// Stat implements Store.
+func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
+	if err := checkKey(key); err != nil {
+		return Object{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+	})
+	if err != nil {
+		return Object{}, s.wrap("stat", key, err)
+	}
+	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// List implements Store.
+func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
+	if strings.HasPrefix(prefix, "/") || slices.Contains(strings.Split(prefix, "/"), "..") {
+		return nil, fmt.Errorf("invalid store prefix %q: use a relative prefix such as runs/<id>/", prefix)
+	}
+	full := prefix
+	if s.prefix != "" {
+		full = s.prefix + "/" + prefix
+	}
+	var out []Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(full),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.wrap("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if s.prefix != "" {
+				k = strings.TrimPrefix(k, s.prefix+"/")
+			}
+			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Link implements Store: a presigned GET URL. expiry 0 means the store's
+// default (Options.PresignExpiry); more than 7 days is an error, since S3
+// would refuse the URL. The URL also dies when the signing credentials expire.
+func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	if expiry == 0 {
+		expiry = s.expiry
+	}
+	if err := checkExpiry(expiry); err != nil {
+		return "", fmt.Errorf("link to %s: %w", key, err)
+	}
+	if _, err := s.Stat(ctx, key); err != nil {
+		return "", err
+	}
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+	}, s3.WithPresignExpires(expiry))
+	if err != nil {
+		return "", s.wrap("presign", key, err)
+	}
+	return req.URL, nil
+}
+
+// wrap maps "no such key" answers to ErrNotFound and names the object.
+func (s *S3) wrap(op, key string, err error) error {
+	where := s.URI() + "/" + key
+	if isNotFound(err) {
+		return fmt.Errorf("%s: %w", where, ErrNotFound)
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket" {
+		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix the store URI: %w", op, where, s.bucket, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, where, err)
+}
+
+func isNotFound(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return true
+		case "NoSuchBucket":
+			return false
+		}
+	}
+	var respErr *awshttp.ResponseError
+	return errors.As(err, &respErr) && respErr.HTTPStatusCode() == 404
 }

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // ErrNotFound is returned (wrapped) when a key does not exist.
@@ -50,6 +53,27 @@ type Options struct {
 	Region       string
 	Endpoint     string // custom endpoint for S3-compatible servers, with scheme
 	UsePathStyle bool
+
+	// Credentials replaces the default AWS credential chain (environment,
+	// shared config, web identity, ECS/EC2 roles); tests pass static keys.
+	Credentials aws.CredentialsProvider
+	// HTTPClient replaces the SDK's HTTP client (nil: the SDK default).
+	HTTPClient *http.Client
+	// MaxAttempts is how often one S3 call is tried before giving up
+	// (default 8), so transient 500/503/throttling answers do not fail a render.
+	MaxAttempts int
+	// MaxBackoff caps the wait between two attempts (default 20s).
+	MaxBackoff time.Duration
+	// PartSize is the multipart part size in bytes (default 8 MiB, at least 5 MiB).
+	PartSize int64
+	// MultipartThreshold: objects at least this large are uploaded in parts
+	// (default 16 MiB).
+	MultipartThreshold int64
+	// Concurrency is how many parts of one object move at once (default 5).
+	Concurrency int
+	// PresignExpiry is the lifetime of a link when Link is given expiry 0
+	// (default 24h, at most 7 days).
+	PresignExpiry time.Duration
 }
 
 // Open returns the store for a URI: file:///abs/dir, a plain directory path,

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/s3test"
+)
+
+// setupEnv points the AWS SDK at the test servers: Batch through
+// AWS_ENDPOINT_URL_BATCH (as any SDK user could), S3 through the config file.
+func setupEnv(t *testing.T, batchURL string) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_BATCH":      batchURL,
+		"AWS_ACCESS_KEY_ID":           s3test.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       s3test.SecretKey,
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_PROFILE":                 "",
+		"AWS_CONFIG_FILE":             filepath.Join(dir, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"FRAMEFLEET_IMAGE":            "",
+		"FRAMEFLEET_JOB_QUEUE":        "",
+		"FRAMEFLEET_CONFIG":           "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func writeSetupConfig(t *testing.T, s3 *s3test.Server, bucket, queue string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "framefleet.yaml")
+	yaml := `engine: local
+region: us-east-1
+bucket: ` + bucket + `
+prefix: renders
+s3:
+  endpoint: ` + s3.Endpoint + `
+  path_style: true
+batch:
+  job_queue: ` + queue + `
+  job_definition: framefleet
+  image: registry.example/framefleet:1
+  blender_version: "3.4.1"
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestSetup(t *testing.T) {
+	s3 := s3test.Start(t)
+	srv := batchtest.Start(t, batchtest.Options{Queues: []string{"renders"}})
+	setupEnv(t, srv.URL)
+	good := writeSetupConfig(t, s3, s3.Bucket, "renders")
+
+	steps := []struct {
+		name      string
+		config    string
+		image     string // FRAMEFLEET_IMAGE override
+		wantErr   string
+		wantOut   []string
+		registers int // RegisterJobDefinition calls so far
+	}{
+		{name: "first run registers", config: good, registers: 1, wantOut: []string{
+			"bucket        s3://" + s3.Bucket + "/renders: reachable",
+			"job queue     renders: ENABLED, VALID",
+			"image         registry.example/framefleet:1",
+			"job definition framefleet: registered (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:1)",
+		}},
+		{name: "second run changes nothing", config: good, registers: 1, wantOut: []string{
+			"job definition framefleet: unchanged (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:1)",
+		}},
+		{name: "new image registers a revision", config: good, image: "registry.example/framefleet:2", registers: 2, wantOut: []string{
+			"image         registry.example/framefleet:2",
+			"job definition framefleet: registered (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:2)",
+		}},
+		{name: "missing queue", config: writeSetupConfig(t, s3, s3.Bucket, "nope"), registers: 2, wantErr: "job queue nope not found"},
+		{name: "missing bucket", config: writeSetupConfig(t, s3, "no-such-bucket", "renders"), registers: 2, wantErr: "create it (aws s3 mb s3://no-such-bucket)"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			t.Setenv("FRAMEFLEET_IMAGE", s.image)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"setup", "--config", s.config}, &stdout, &stderr)
+			if s.wantErr != "" {
+				if code == 0 || !strings.Contains(stderr.String(), s.wantErr) {
+					t.Fatalf("exit %d, stderr %q; want a failure mentioning %q", code, stderr.String(), s.wantErr)
+				}
+			} else if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, want := range s.wantOut {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			if got := srv.Calls()["RegisterJobDefinition"]; got != s.registers {
+				t.Errorf("RegisterJobDefinition calls = %d, want %d", got, s.registers)
+			}
+		})
+	}
+	if defs := srv.JobDefinitions("framefleet"); len(defs) != 2 || defs[1].Image() != "registry.example/framefleet:2" || defs[1].Env()["FRAMEFLEET_BLENDER_VERSION"] != "3.4.1" {
+		t.Errorf("definitions %+v", defs)
+	}
+}

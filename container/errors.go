@@ -1,0 +1,73 @@
+// Package container is the worker that runs inside every AWS Batch job (and
+// every local-engine subprocess): `framefleet worker render` renders one chunk
+// of a stored plan and encodes it into a video segment; `framefleet worker
+// stitch` joins the segments into the finished video, preview, thumbnail and
+// manifest.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// Exit statuses of the worker commands. AWS Batch's retryStrategy matches
+// ExitTransient with evaluateOnExit {"onExitCode": "75", "action": "RETRY"};
+// any other failure is permanent and should not be retried.
+const (
+	ExitOK        = 0
+	ExitPermanent = 1
+	// ExitTransient (EX_TEMPFAIL) means "try again": a store or network error,
+	// or the job was stopped (SIGTERM) before it finished.
+	ExitTransient = 75
+)
+
+// Error is a worker failure with the exit status the process should end with.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// ExitCode is the process exit status (cmd/framefleet uses it).
+func (e *Error) ExitCode() int { return e.Code }
+
+// Transient reports whether err is worth retrying.
+func Transient(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == ExitTransient
+}
+
+// permanent marks a failure that a retry would not fix (bad scene, Blender error, missing frame).
+func permanent(format string, args ...any) error {
+	return &Error{Code: ExitPermanent, Err: fmt.Errorf(format, args...)}
+}
+
+// classify wraps an error from the store or the context: a missing object is
+// permanent (the inputs are not there), anything else is transient.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: ExitPermanent, Err: err}
+	}
+	return &Error{Code: ExitTransient, Err: err}
+}
+
+// stopped wraps err as transient when ctx was cancelled (SIGTERM from Batch
+// on a Spot reclaim or timeout), whatever the underlying error says.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &Error{Code: ExitTransient, Err: fmt.Errorf("stopped before finishing (%v): %w", context.Cause(ctx), err)}
+	}
+	return err
+}

@@ -1,0 +1,281 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// tailLines is how much of Blender's log a chunk keeps in its log tail.
+const tailLines = 60
+
+// RenderChunk renders the frames of chunk index that are not stored yet,
+// uploading each as soon as Blender saves it, then encodes the whole chunk
+// into its video segment. It always tries to store the chunk report and
+// the log tail, also when it fails.
+func (w *Worker) RenderChunk(ctx context.Context, index int) (report ChunkReport, err error) {
+	report = ChunkReport{Index: index, Attempt: w.Attempt, StartedAt: w.now()}
+	log := w.log().With("run", w.RunID, "chunk", index)
+	tail := newTail(tailLines)
+	defer func() {
+		report.FinishedAt = w.now()
+		if err != nil {
+			report.Error = err.Error()
+			report.ExitCode = ExitPermanent
+			var e *Error
+			if errors.As(err, &e) {
+				report.ExitCode = e.Code
+			}
+		}
+		// SIGTERM cancelled ctx; Batch still gives us ~30 s to leave a record.
+		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		if perr := w.putJSON(saveCtx, store.ChunkReportKey(w.RunID, index), report); perr != nil {
+			log.Warn("could not store the chunk report", "err", perr)
+		}
+		if tail.Len() > 0 {
+			if perr := w.Store.Put(saveCtx, store.ChunkLogKey(w.RunID, index), strings.NewReader(tail.String())); perr != nil {
+				log.Warn("could not store the log tail", "err", perr)
+			}
+		}
+	}()
+
+	p, err := w.LoadPlan(ctx)
+	if err != nil {
+		return report, err
+	}
+	frames, err := p.Chunk(index)
+	if err != nil {
+		return report, permanent("%w: AWS_BATCH_JOB_ARRAY_INDEX/--index must be 0..%d", err, p.NumChunks()-1)
+	}
+	report.Frames = frames
+	format, ext := FrameFormat(p.Render.ImageFormat)
+
+	dir, cleanup, err := w.workDir(fmt.Sprintf("chunk_%05d", index))
+	if err != nil {
+		return report, err
+	}
+	defer cleanup()
+	framesDir := filepath.Join(dir, "frames")
+
+	have, err := w.storedFrames(ctx, p.RunID, ext)
+	if err != nil {
+		return report, err
+	}
+	todo := missingFrames(frames, have)
+	report.Rendered = todo
+	report.Skipped = []int{}
+	for _, f := range frames {
+		if have[f] {
+			report.Skipped = append(report.Skipped, f)
+		}
+	}
+	log.Info("chunk", "frames", plan.Format(frames), "to_render", plan.Format(todo), "already_stored", len(report.Skipped))
+
+	if len(todo) > 0 {
+		t0 := time.Now()
+		warnings, err := w.render(ctx, p, todo, format, ext, dir, framesDir, tail)
+		report.Warnings = warnings
+		report.RenderSeconds = time.Since(t0).Seconds()
+		if err != nil {
+			return report, err
+		}
+	}
+
+	// Whatever Blender said, the chunk is done only when every frame is stored.
+	have, err = w.storedFrames(ctx, p.RunID, ext)
+	if err != nil {
+		return report, err
+	}
+	if miss := missingFrames(frames, have); len(miss) > 0 {
+		return report, permanent("chunk %d: frames %s are missing from the store after rendering%s",
+			index, plan.Format(miss), blenderContext(tail))
+	}
+
+	t0 := time.Now()
+	if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, frames); err != nil {
+		return report, err
+	}
+	segment := filepath.Join(dir, "segment.mp4")
+	if err := w.encodeFrames(ctx, framesDir, ext, frames, p.FrameRate, segment); err != nil {
+		return report, err
+	}
+	if err := w.Store.PutFile(ctx, store.SegmentKey(p.RunID, index), segment); err != nil {
+		return report, classify(stopped(ctx, fmt.Errorf("store segment: %w", err)))
+	}
+	report.EncodeSeconds = time.Since(t0).Seconds()
+	log.Info("chunk done", "rendered", len(report.Rendered), "skipped", len(report.Skipped),
+		"render_seconds", report.RenderSeconds, "encode_seconds", report.EncodeSeconds)
+	return report, nil
+}
+
+// render fetches the blend and runs Blender on frames, uploading every frame
+// as soon as it is saved.
+func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format, ext, dir, framesDir string, tail *tail) (warnings []string, err error) {
+	log := w.log().With("run", p.RunID)
+	blend := filepath.Join(dir, "scene.blend")
+	if err := w.Store.GetFile(ctx, p.Blend.Key, blend); err != nil {
+		return nil, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
+	}
+	if err := os.MkdirAll(framesDir, 0o755); err != nil {
+		return nil, &Error{Code: ExitTransient, Err: err}
+	}
+
+	up := newUploader(ctx, w.Store, p.RunID, ext, frames, log)
+	job := RenderJob{Blend: blend, Scene: p.Scene, Frames: frames, OutDir: framesDir,
+		Format: format, Threads: p.Render.Threads, Render: p.Render}
+	log.Info("running blender", "frames", plan.Format(frames))
+	runErr := w.Blender.Run(ctx, BlenderArgs(job), func(line string) {
+		tail.Add(line)
+		if w.BlenderLog != nil {
+			fmt.Fprintln(w.BlenderLog, line)
+		}
+		if path, ok := ParseSaved(line); ok {
+			up.Saved(path)
+			return
+		}
+		if i := strings.Index(line, warnPrefix); i >= 0 {
+			msg := line[i+len(warnPrefix):]
+			warnings = append(warnings, msg)
+			log.Warn(msg)
+		}
+	})
+	uploadErr := up.Wait()
+	if runErr != nil {
+		if ctx.Err() != nil {
+			return warnings, stopped(ctx, runErr)
+		}
+		return warnings, permanent("blender failed rendering frames %s: %v%s", plan.Format(frames), runErr, blenderContext(tail))
+	}
+	if uploadErr != nil {
+		return warnings, classify(stopped(ctx, uploadErr))
+	}
+	return warnings, nil
+}
+
+// blenderContext is Blender's own explanation for an error message: its
+// error lines and the end of its log.
+func blenderContext(t *tail) string {
+	if t.Len() == 0 {
+		return ""
+	}
+	var b strings.Builder
+	if errs := t.Errors(); len(errs) > 0 {
+		b.WriteString("\nblender errors:\n  ")
+		b.WriteString(strings.Join(errs, "\n  "))
+	}
+	b.WriteString("\nend of blender's log:\n  ")
+	b.WriteString(strings.Join(t.Last(15), "\n  "))
+	return b.String()
+}
+
+// uploader stores frames in the background so Blender's log keeps flowing.
+type uploader struct {
+	ctx    context.Context
+	st     store.Store
+	runID  string
+	ext    string
+	want   map[int]bool
+	log    interface{ Warn(string, ...any) }
+	queue  chan upload
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+	stored []int
+}
+
+type upload struct {
+	frame int
+	path  string
+}
+
+func newUploader(ctx context.Context, st store.Store, runID, ext string, frames []int, log interface{ Warn(string, ...any) }) *uploader {
+	u := &uploader{ctx: ctx, st: st, runID: runID, ext: ext, want: map[int]bool{}, log: log,
+		queue: make(chan upload, len(frames)+16), done: make(chan struct{})}
+	for _, f := range frames {
+		u.want[f] = true
+	}
+	go u.loop()
+	return u
+}
+
+// Saved queues a file Blender reported as saved.
+func (u *uploader) Saved(path string) {
+	f, ok := FrameFromPath(path)
+	if !ok || !u.want[f] || !strings.EqualFold(strings.TrimPrefix(filepath.Ext(path), "."), u.ext) {
+		u.log.Warn("blender saved a file that is not a frame of this chunk", "path", path)
+		return
+	}
+	u.queue <- upload{frame: f, path: path}
+}
+
+func (u *uploader) loop() {
+	defer close(u.done)
+	for up := range u.queue {
+		// Blender names negative frames frame_-000005; the store uses FrameKey.
+		err := u.st.PutFile(u.ctx, store.FrameKey(u.runID, up.frame, u.ext), up.path)
+		u.mu.Lock()
+		if err != nil && u.err == nil {
+			u.err = fmt.Errorf("store frame %d: %w", up.frame, err)
+		}
+		if err == nil {
+			u.stored = append(u.stored, up.frame)
+			// Keep the local copy under the store's name for the segment encode.
+			if name := store.FrameName(up.frame, u.ext); filepath.Base(up.path) != name {
+				_ = os.Rename(up.path, filepath.Join(filepath.Dir(up.path), name))
+			}
+		}
+		u.mu.Unlock()
+	}
+}
+
+// Wait finishes the queued uploads and returns the first error.
+func (u *uploader) Wait() error {
+	close(u.queue)
+	<-u.done
+	return u.err
+}
+
+// tail keeps the last lines of a log and the lines that look like errors.
+type tail struct {
+	max    int
+	lines  []string
+	errors []string
+}
+
+func newTail(n int) *tail { return &tail{max: n} }
+
+func (t *tail) Add(line string) {
+	if len(t.lines) == t.max {
+		t.lines = slices.Delete(t.lines, 0, 1)
+	}
+	t.lines = append(t.lines, line)
+	if isBlenderError(line) && len(t.errors) < 20 {
+		t.errors = append(t.errors, strings.TrimSpace(line))
+	}
+}
+
+func (t *tail) Len() int { return len(t.lines) }
+
+func (t *tail) Last(n int) []string {
+	var out []string
+	for _, l := range t.lines[max(0, len(t.lines)-n):] {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (t *tail) Errors() []string { return t.errors }
+
+func (t *tail) String() string { return strings.Join(t.lines, "\n") + "\n" }

@@ -1,0 +1,211 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// Stitch makes the run's video from its stored frames, plus the preview GIF,
+// the thumbnail and the manifest. mode "" uses the plan's stitch mode.
+func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, error) {
+	started := time.Now()
+	p, err := w.LoadPlan(ctx)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if mode == "" {
+		mode = p.Stitch
+	}
+	if mode, err = plan.ParseStitchMode(string(mode)); err != nil {
+		return Manifest{}, permanent("%w", err)
+	}
+	log := w.log().With("run", p.RunID, "stitch", mode)
+	_, ext := FrameFormat(p.Render.ImageFormat)
+
+	// Every planned frame must be there before anything is encoded: a video
+	// with a silent gap is worse than no video.
+	have, err := w.storedFrames(ctx, p.RunID, ext)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if miss := missingFrames(p.Frames, have); len(miss) > 0 {
+		return Manifest{}, permanent("%d of %d frames are missing from the store: %s (re-run the chunks that own them)",
+			len(miss), len(p.Frames), plan.Format(miss))
+	}
+
+	dir, cleanup, err := w.workDir("stitch")
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer cleanup()
+	framesDir := filepath.Join(dir, "frames")
+	video := filepath.Join(dir, "video.mp4")
+
+	switch mode {
+	case plan.StitchConcat:
+		if err := w.concat(ctx, p, ext, dir, framesDir, video); err != nil {
+			return Manifest{}, err
+		}
+	case plan.StitchEncode:
+		log.Info("encoding all frames in one pass", "frames", len(p.Frames))
+		if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, p.Frames); err != nil {
+			return Manifest{}, err
+		}
+		if err := w.encodeFrames(ctx, framesDir, ext, p.Frames, p.FrameRate, video); err != nil {
+			return Manifest{}, err
+		}
+	}
+
+	info, err := w.FFmpeg.Probe(ctx, video)
+	if err != nil {
+		return Manifest{}, stoppedOr(ctx, err, true)
+	}
+	if info.Frames != len(p.Frames) {
+		return Manifest{}, permanent("the stitched video has %d frames, the plan %d", info.Frames, len(p.Frames))
+	}
+	if !sameRate(info.FrameRate, p.FrameRate) {
+		return Manifest{}, permanent("the stitched video runs at %s fps, the scene at %s", info.FrameRate, p.FrameRate)
+	}
+	videoKey := store.VideoKey(p.RunID, p.Scene)
+	if err := w.Store.PutFile(ctx, videoKey, video); err != nil {
+		return Manifest{}, classify(stopped(ctx, fmt.Errorf("store video: %w", err)))
+	}
+
+	// The preview and thumbnail use a few frames, never the whole animation.
+	sampled, gifFPS := PreviewFrames(p.Frames, p.FrameRate)
+	last := p.Frames[len(p.Frames)-1]
+	if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, append(sampled, last)); err != nil {
+		return Manifest{}, err
+	}
+	gif := filepath.Join(dir, "preview.gif")
+	seq, err := linkSequence(framesDir, ext, sampled, filepath.Join(dir, "preview-seq"))
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := w.FFmpeg.Run(ctx, PreviewArgs(seq, gifFPS, gif)); err != nil {
+		return Manifest{}, stoppedOr(ctx, fmt.Errorf("preview: %w", err), true)
+	}
+	thumb := filepath.Join(dir, "thumbnail.png")
+	if err := w.FFmpeg.Run(ctx, ThumbnailArgs(filepath.Join(framesDir, store.FrameName(last, ext)), thumb)); err != nil {
+		return Manifest{}, stoppedOr(ctx, fmt.Errorf("thumbnail: %w", err), true)
+	}
+	for key, path := range map[string]string{store.PreviewKey(p.RunID): gif, store.ThumbnailKey(p.RunID): thumb} {
+		if err := w.Store.PutFile(ctx, key, path); err != nil {
+			return Manifest{}, classify(stopped(ctx, fmt.Errorf("store %s: %w", key, err)))
+		}
+	}
+
+	reports, err := w.chunkReports(ctx, p)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m := Manifest{
+		RunID:           p.RunID,
+		Scene:           p.Scene,
+		VideoKey:        videoKey,
+		PreviewKey:      store.PreviewKey(p.RunID),
+		ThumbnailKey:    store.ThumbnailKey(p.RunID),
+		FrameCount:      len(p.Frames),
+		FPS:             p.FrameRate.String(),
+		FPSFloat:        p.FrameRate.Float(),
+		DurationSeconds: float64(len(p.Frames)) * float64(p.FrameRate.Den) / float64(p.FrameRate.Num),
+		Width:           info.Width,
+		Height:          info.Height,
+		Stitch:          string(mode),
+		Chunks:          reports,
+		CreatedAt:       w.now(),
+	}
+	m.Frames = make([]string, len(p.Frames))
+	for i, f := range p.Frames {
+		m.Frames[i] = store.FrameKey(p.RunID, f, ext)
+	}
+	m.StitchSeconds = time.Since(started).Seconds()
+	if err := w.putJSON(ctx, store.ManifestKey(p.RunID), m); err != nil {
+		return Manifest{}, classify(stopped(ctx, fmt.Errorf("store manifest: %w", err)))
+	}
+	log.Info("stitched", "video", videoKey, "frames", m.FrameCount, "fps", m.FPS, "seconds", m.StitchSeconds)
+	return m, nil
+}
+
+// concat joins the chunks' segments without re-encoding; a segment that is
+// missing (e.g. its chunk's encode step was lost) is encoded from its frames.
+func (w *Worker) concat(ctx context.Context, p *plan.Plan, ext, dir, framesDir, video string) error {
+	segDir := filepath.Join(dir, "segments")
+	if err := os.MkdirAll(segDir, 0o755); err != nil {
+		return &Error{Code: ExitTransient, Err: err}
+	}
+	var list strings.Builder
+	for i := range p.NumChunks() {
+		local := filepath.Join(segDir, fmt.Sprintf("chunk_%05d.mp4", i))
+		key := store.SegmentKey(p.RunID, i)
+		err := w.Store.GetFile(ctx, key, local)
+		if errors.Is(err, store.ErrNotFound) {
+			frames, _ := p.Chunk(i)
+			w.log().Info("segment missing: encoding it from its frames", "chunk", i, "frames", plan.Format(frames))
+			if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, frames); err != nil {
+				return err
+			}
+			if err := w.encodeFrames(ctx, framesDir, ext, frames, p.FrameRate, local); err != nil {
+				return err
+			}
+			if err := w.Store.PutFile(ctx, key, local); err != nil {
+				return classify(stopped(ctx, fmt.Errorf("store segment %d: %w", i, err)))
+			}
+		} else if err != nil {
+			return classify(stopped(ctx, fmt.Errorf("fetch segment %d: %w", i, err)))
+		}
+		fmt.Fprintf(&list, "file '%s'\n", strings.ReplaceAll(local, "'", `'\''`))
+	}
+	listFile := filepath.Join(dir, "segments.txt")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+		return &Error{Code: ExitTransient, Err: err}
+	}
+	if err := w.FFmpeg.Run(ctx, ConcatArgs(listFile, p.FrameRate, video)); err != nil {
+		return stoppedOr(ctx, fmt.Errorf("concat segments: %w", err), true)
+	}
+	return nil
+}
+
+// chunkReports reads every chunk's report; missing ones are left out.
+func (w *Worker) chunkReports(ctx context.Context, p *plan.Plan) ([]ChunkReport, error) {
+	var out []ChunkReport
+	for i := range p.NumChunks() {
+		rc, err := w.Store.Get(ctx, store.ChunkReportKey(p.RunID, i))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, classify(stopped(ctx, fmt.Errorf("read chunk report %d: %w", i, err)))
+		}
+		var r ChunkReport
+		err = json.NewDecoder(rc).Decode(&r)
+		rc.Close()
+		if err != nil {
+			w.log().Warn("unreadable chunk report", "chunk", i, "err", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// sameRate compares ffprobe's "num/den" with a plan rate, as rationals.
+func sameRate(probed string, r plan.FrameRate) bool {
+	num, den, ok := strings.Cut(probed, "/")
+	if !ok {
+		den = "1"
+	}
+	n, err1 := strconv.Atoi(num)
+	d, err2 := strconv.Atoi(den)
+	return err1 == nil && err2 == nil && d > 0 && n*r.Den == d*r.Num
+}

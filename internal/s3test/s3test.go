@@ -1,0 +1,212 @@
+// Package s3test runs a real S3 protocol server (gofakes3 with its in-memory
+// backend) on loopback for tests, with optional fault injection.
+//
+// Typical use:
+//
+//	srv := s3test.Start(t)                       // bucket s3test.DefaultBucket exists
+//	st, err := store.NewS3(ctx, srv.Bucket, "prefix", store.Options{
+//		Region:       srv.Region,
+//		Endpoint:     srv.Endpoint,
+//		UsePathStyle: true,
+//		Credentials:  srv.Credentials(),
+//	})
+//
+//	srv := s3test.Start(t, s3test.WithFaults(0.2, 1)) // 20% of requests fail with 500/503
+//
+// Clients must use path-style addressing and static credentials (any keys
+// are accepted). The server is closed by t.Cleanup.
+package s3test
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// Defaults used by Start.
+const (
+	DefaultBucket = "framefleet-test"
+	Region        = "us-east-1"
+	AccessKeyID   = "AKIDS3TEST"
+	SecretKey     = "s3test-secret"
+)
+
+// Request is one request the server answered.
+type Request struct {
+	Method string
+	Path   string // URL path, e.g. /framefleet-test/runs/x/plan.json
+	Query  url.Values
+	Status int  // the status the fault injector sent; 0 when gofakes3 answered
+	Fault  bool // answered by the fault injector, not by gofakes3
+}
+
+// IsUploadPart reports whether r uploaded one part of a multipart upload.
+func (r Request) IsUploadPart() bool {
+	return r.Method == http.MethodPut && r.Query.Has("uploadId") && r.Query.Has("partNumber")
+}
+
+// IsCreateMultipartUpload reports whether r started a multipart upload.
+func (r Request) IsCreateMultipartUpload() bool {
+	return r.Method == http.MethodPost && r.Query.Has("uploads")
+}
+
+// Server is a running fake S3.
+type Server struct {
+	// Endpoint is the base URL with scheme, e.g. http://127.0.0.1:41234;
+	// pass it as the SDK's BaseEndpoint (store.Options.Endpoint).
+	Endpoint string
+	// Bucket was created at start.
+	Bucket string
+	// Region is the region clients should sign for.
+	Region string
+	// Backend is the in-memory storage, for direct inspection or seeding.
+	Backend *s3mem.Backend
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	faultRate float64
+	statuses  []int
+	requests  []Request
+}
+
+type settings struct {
+	bucket    string
+	faultRate float64
+	seed      int64
+	statuses  []int
+}
+
+// Option configures Start.
+type Option func(*settings)
+
+// WithBucket names the bucket created at start (default DefaultBucket).
+func WithBucket(name string) Option { return func(s *settings) { s.bucket = name } }
+
+// WithFaults makes the server answer a fraction (0..1) of requests with an
+// S3 error instead of passing them on, choosing among statuses (default 500
+// InternalError and 503 SlowDown) with a rand seeded by seed, so a run is
+// repeatable for the same request order.
+func WithFaults(rate float64, seed int64, statuses ...int) Option {
+	return func(s *settings) {
+		s.faultRate, s.seed = rate, seed
+		if len(statuses) > 0 {
+			s.statuses = statuses
+		}
+	}
+}
+
+// Start runs a fake S3 server on 127.0.0.1 until the test ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := settings{bucket: DefaultBucket, seed: 1, statuses: []int{http.StatusInternalServerError, http.StatusServiceUnavailable}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	for _, st := range cfg.statuses {
+		if _, ok := faultCodes[st]; !ok {
+			t.Fatalf("s3test: cannot inject status %d: use 500 or 503", st)
+		}
+	}
+	backend := s3mem.New()
+	if err := backend.CreateBucket(cfg.bucket); err != nil {
+		t.Fatalf("s3test: create bucket %q: %v", cfg.bucket, err)
+	}
+	faker := gofakes3.New(backend, gofakes3.WithAutoBucket(false))
+	s := &Server{
+		Bucket:    cfg.bucket,
+		Region:    Region,
+		Backend:   backend,
+		rng:       rand.New(rand.NewSource(cfg.seed)),
+		faultRate: cfg.faultRate,
+		statuses:  cfg.statuses,
+	}
+	hs := httptest.NewServer(s.wrap(faker.Server()))
+	t.Cleanup(hs.Close)
+	s.Endpoint = hs.URL
+	return s
+}
+
+// Credentials returns static credentials the server accepts.
+func (s *Server) Credentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(AccessKeyID, SecretKey, "")
+}
+
+// SetFaultRate changes the fraction of requests that fail from now on.
+func (s *Server) SetFaultRate(rate float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultRate = rate
+}
+
+// Requests returns every request answered so far, in arrival order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Count returns how many requests so far match.
+func (s *Server) Count(match func(Request) bool) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// Faults returns how many requests the fault injector answered.
+func (s *Server) Faults() int { return s.Count(func(r Request) bool { return r.Fault }) }
+
+// Reset forgets the recorded requests.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+var faultCodes = map[int]struct{ code, message string }{
+	http.StatusInternalServerError: {"InternalError", "We encountered an internal error. Please try again."},
+	http.StatusServiceUnavailable:  {"SlowDown", "Please reduce your request rate."},
+}
+
+func (s *Server) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+		if s.faultRate > 0 && s.rng.Float64() < s.faultRate {
+			req.Fault = true
+			req.Status = s.statuses[s.rng.Intn(len(s.statuses))]
+		}
+		s.requests = append(s.requests, req)
+		id := len(s.requests)
+		s.mu.Unlock()
+
+		if !req.Fault {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Drain the body so the client's connection stays usable.
+		_, _ = io.Copy(io.Discard, r.Body)
+		fc := faultCodes[req.Status]
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(req.Status)
+		if r.Method != http.MethodHead {
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+				`<Error><Code>%s</Code><Message>%s</Message><Resource>%s</Resource><RequestId>s3test-fault-%d</RequestId></Error>`,
+				fc.code, fc.message, html.EscapeString(r.URL.Path), id)
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package batch_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline/batch"
+	"github.com/framefleet/framefleet/pipeline/config"
+)
+
+func TestOptionsFromConfig(t *testing.T) {
+	dir := filepath.Join(testenv.RepoRoot(), "pipeline", "config", "testdata", "good")
+	tests := []struct {
+		file     string
+		platform batch.Platform
+		publicIP bool
+	}{
+		{"batch_ec2.yaml", batch.PlatformEC2, false},
+		{"batch_fargate.yaml", batch.PlatformFargate, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			cfg, err := config.Load(filepath.Join(dir, tc.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := batch.OptionsFromConfig(cfg)
+			s := opts.Definition
+			if opts.Queue != cfg.Batch.JobQueue || s.Name != cfg.Batch.JobDefinition || s.Image != cfg.Batch.Image {
+				t.Errorf("options %+v from %+v", opts, cfg.Batch)
+			}
+			if s.Platform != tc.platform || s.AssignPublicIP != tc.publicIP || s.VCPUs != cfg.Batch.VCPUs || s.MemoryMiB != cfg.Batch.MemoryMiB {
+				t.Errorf("spec %+v", s)
+			}
+			if s.Attempts != cfg.Batch.Attempts || s.Timeout != time.Duration(cfg.Batch.AttemptTimeout) || s.BlenderVersion != cfg.Batch.BlenderVersion {
+				t.Errorf("spec %+v", s)
+			}
+			if err := s.Validate(); err != nil {
+				t.Errorf("a valid configuration gives an invalid spec: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,191 @@
+package batch_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/s3test"
+	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// framefleetBin is ./cmd/framefleet, built on first use by an end-to-end
+// test and removed by TestMain.
+var framefleetBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if framefleetBin.dir != "" {
+		os.RemoveAll(framefleetBin.dir)
+	}
+	os.Exit(code)
+}
+
+func buildFramefleet(t *testing.T) string {
+	t.Helper()
+	b := &framefleetBin
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "framefleet-batch-e2e-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "framefleet")
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/framefleet")
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = errors.New(err.Error() + "\n" + string(out))
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("build framefleet: %v", b.err)
+	}
+	return b.path
+}
+
+// workerExecutor runs each Batch attempt as the container would: the real
+// `framefleet worker render|stitch` with the job's environment (plus PATH,
+// HOME and TMPDIR of this machine).
+func workerExecutor(t *testing.T, bin string) batchtest.Executor {
+	var mu sync.Mutex
+	return func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+		args := j.Command
+		if len(args) > 0 && args[0] == "framefleet" {
+			args = args[1:]
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, j.Environ()...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+		cmd.WaitDelay = 10 * time.Second
+		err := cmd.Run()
+		mu.Lock()
+		t.Logf("%s attempt %d (%s): %v\n%s", j.JobID, j.Attempt, strings.Join(j.Command, " "), err, tail(out.String(), 2000))
+		mu.Unlock()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, nil
+		case errors.As(err, &exit):
+			if code := exit.ExitCode(); code >= 0 {
+				return code, nil
+			}
+			return 137, nil // killed by a signal
+		}
+		return 0, err
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// TestRenderEndToEnd renders a real scene through the Batch engine: the
+// real SDK against the Batch test server, the real worker binary in each
+// attempt, Blender and ffmpeg, and an S3 store on gofakes3. One child loses
+// its Spot host on its first attempt and is retried.
+func TestRenderEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders with Blender")
+	}
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	scene := filepath.Join(testenv.Shared(t), "scenes", "pottery.blend")
+	if _, err := os.Stat(scene); err != nil {
+		t.Skipf("scene missing: %v", err)
+	}
+	bin := buildFramefleet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	s3 := s3test.Start(t)
+	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
+		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv := batchtest.Start(t, batchtest.Options{Executor: workerExecutor(t, bin), MaxRunning: 2})
+	srv.SetReclaim(func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 })
+	e := newEngine(t, srv, testSpec())
+
+	var events []pipeline.Event
+	res, err := pipeline.Run(ctx, e, st, pipeline.Request{
+		BlendPath:            scene,
+		Frames:               "1-4",
+		Chunk:                2,
+		ResolutionPercentage: 4,
+		Samples:              1,
+		Threads:              1,
+		PollInterval:         50 * time.Millisecond,
+		// The workers reach the same S3 server through the environment the
+		// job carries, as containers reach S3 on Batch.
+		Env: map[string]string{
+			"AWS_ENDPOINT_URL_S3":       s3.Endpoint,
+			"AWS_ACCESS_KEY_ID":         s3test.AccessKeyID,
+			"AWS_SECRET_ACCESS_KEY":     s3test.SecretKey,
+			"AWS_REGION":                s3.Region,
+			"AWS_EC2_METADATA_DISABLED": "true",
+		},
+		PricePerVCPUHour: 0.1,
+	}, func(ev pipeline.Event) { events = append(events, ev) })
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.FrameCount != 4 || res.Video == "" {
+		t.Fatalf("result %+v: want 4 frames and a video", res)
+	}
+	objs, err := st.List(ctx, store.RunPrefix(res.RunID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames, videos int
+	for _, o := range objs {
+		switch {
+		case strings.HasPrefix(o.Key, store.FramesPrefix(res.RunID)):
+			frames++
+		case strings.HasSuffix(o.Key, ".mp4") && !strings.Contains(o.Key, "/segments/"):
+			if o.Size == 0 {
+				t.Errorf("video %s is empty", o.Key)
+			}
+			videos++
+		}
+	}
+	if frames != 4 || videos != 1 {
+		t.Errorf("store holds %d frames and %d videos, want 4 and 1: %v", frames, videos, objs)
+	}
+	// The reclaimed child ran twice; the others once.
+	subs := srv.Submissions()
+	if len(subs) != 2 {
+		t.Fatalf("%d submissions, want render and stitch", len(subs))
+	}
+	if n := srv.Attempts(subs[0].JobID + ":1"); n != 2 {
+		t.Errorf("reclaimed child made %d attempts, want 2", n)
+	}
+	if n := srv.Attempts(subs[0].JobID + ":0"); n != 1 {
+		t.Errorf("child 0 made %d attempts, want 1", n)
+	}
+	if res.VCPUSeconds <= 0 {
+		t.Errorf("vCPU seconds %v: want the attempts' time", res.VCPUSeconds)
+	}
+	t.Logf("result: video %s, %d frames, %.1f vCPU-s, $%.5f, %d events; Batch calls %v", res.Video, res.FrameCount, res.VCPUSeconds, res.CostUSD, len(events), srv.Calls())
+}

@@ -1,0 +1,661 @@
+// Package batch runs framefleet plans on AWS Batch: one array job renders
+// (child i = chunk i), a dependent job stitches the video. The job definition
+// is registered only when the wanted spec changed; retries are the
+// definition's (Spot reclaims and the worker's transient exit code), never
+// overridden at submit time.
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	"github.com/aws/aws-sdk-go-v2/service/batch/types"
+
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/plan"
+)
+
+// EngineName is the Handle.Engine value of runs submitted here.
+const EngineName = "batch"
+
+// Environment the workers read.
+const (
+	StoreEnv = "FRAMEFLEET_STORE"
+	RunIDEnv = "FRAMEFLEET_RUN_ID"
+)
+
+// describeBatch is DescribeJobs' limit on job IDs per call.
+const describeBatch = 100
+
+// ErrJobNotFound is returned (wrapped) when Batch no longer knows a job of a handle.
+var ErrJobNotFound = errors.New("job not found on AWS Batch")
+
+// Options configure an Engine.
+type Options struct {
+	// Queue is the job queue (name or ARN). Required.
+	Queue string
+	// Definition is the job definition to ensure before the first submit (or,
+	// with no Image, the name of an existing one).
+	Definition Spec
+	// Endpoint overrides the Batch endpoint (with scheme), e.g. a test server.
+	Endpoint string
+	// MaxAttempts per API call, throttling included (default 10).
+	MaxAttempts int
+	// MaxBackoff caps the delay between retries of one call (default 20s).
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// API is the part of the Batch client the engine uses.
+type API interface {
+	DescribeJobs(context.Context, *batch.DescribeJobsInput, ...func(*batch.Options)) (*batch.DescribeJobsOutput, error)
+	batch.ListJobsAPIClient
+	batch.DescribeJobDefinitionsAPIClient
+	SubmitJob(context.Context, *batch.SubmitJobInput, ...func(*batch.Options)) (*batch.SubmitJobOutput, error)
+	TerminateJob(context.Context, *batch.TerminateJobInput, ...func(*batch.Options)) (*batch.TerminateJobOutput, error)
+	RegisterJobDefinition(context.Context, *batch.RegisterJobDefinitionInput, ...func(*batch.Options)) (*batch.RegisterJobDefinitionOutput, error)
+}
+
+// Engine implements pipeline.Engine on AWS Batch.
+type Engine struct {
+	api  API
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	defs    map[int]string // ensured definition ARN per attempts value
+	watches map[string]*watch
+}
+
+// watch remembers, per render job, what earlier polls learnt, so that child
+// details are fetched only when the failed count changes or once at the end.
+type watch struct {
+	failedSeen int
+	failures   []pipeline.ChildFailure
+	attempts   []pipeline.Attempt // children's attempts, once the array is terminal
+	final      bool
+}
+
+var _ pipeline.Engine = (*Engine)(nil)
+
+// New builds an Engine whose Batch client comes from cfg (region,
+// credentials), retrying throttled calls in adaptive mode.
+func New(cfg aws.Config, opts Options) (*Engine, error) {
+	if opts.Queue == "" {
+		return nil, errors.New("batch engine: no job queue given: set the queue name or ARN")
+	}
+	if opts.Definition.Registers() {
+		if err := opts.Definition.Validate(); err != nil {
+			return nil, fmt.Errorf("batch engine: job definition: %w", err)
+		}
+	} else if opts.Definition.Name == "" {
+		return nil, errors.New("batch engine: no job definition: give an image to register one, or the name of an existing definition")
+	}
+	maxAttempts := cmp(opts.MaxAttempts, 10)
+	maxBackoff := opts.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 20 * time.Second
+	}
+	client := batch.NewFromConfig(cfg, func(o *batch.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.Retryer = retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
+			ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) {
+				so.MaxAttempts = maxAttempts
+				so.MaxBackoff = maxBackoff
+			})
+		})
+	})
+	return NewWithAPI(client, opts), nil
+}
+
+// NewWithAPI builds an Engine on an existing Batch client.
+func NewWithAPI(api API, opts Options) *Engine {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{api: api, opts: opts, log: log, defs: map[int]string{}, watches: map[string]*watch{}}
+}
+
+func cmp(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// EnsureJobDefinition returns the ARN of an ACTIVE revision matching spec,
+// registering a new revision only when the latest one was made from a
+// different spec (compared by the SpecHashTag tag).
+func (e *Engine) EnsureJobDefinition(ctx context.Context, spec Spec) (arn string, registered bool, err error) {
+	spec = spec.withDefaults()
+	if err := spec.Validate(); err != nil {
+		return "", false, fmt.Errorf("job definition %s: %w", spec.Name, err)
+	}
+	in := spec.registerInput()
+	hash := specHash(in)
+
+	latest, err := e.latestDefinition(ctx, spec.Name)
+	if err != nil {
+		return "", false, err
+	}
+	if latest != nil && latest.Tags[SpecHashTag] == hash {
+		e.log.Debug("job definition unchanged", "arn", aws.ToString(latest.JobDefinitionArn))
+		return aws.ToString(latest.JobDefinitionArn), false, nil
+	}
+	in.Tags = map[string]string{SpecHashTag: hash, ManagedTag: "true"}
+	out, err := e.api.RegisterJobDefinition(ctx, in)
+	if err != nil {
+		return "", false, fmt.Errorf("registering job definition %s: %w", spec.Name, err)
+	}
+	e.log.Info("registered job definition", "arn", aws.ToString(out.JobDefinitionArn), "revision", aws.ToInt32(out.Revision))
+	return aws.ToString(out.JobDefinitionArn), true, nil
+}
+
+// latestDefinition returns the highest ACTIVE revision of name, or nil.
+func (e *Engine) latestDefinition(ctx context.Context, name string) (*types.JobDefinition, error) {
+	var latest *types.JobDefinition
+	p := batch.NewDescribeJobDefinitionsPaginator(e.api, &batch.DescribeJobDefinitionsInput{
+		JobDefinitionName: aws.String(name),
+		Status:            aws.String("ACTIVE"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing job definition %s: %w", name, err)
+		}
+		for i := range page.JobDefinitions {
+			d := &page.JobDefinitions[i]
+			if latest == nil || aws.ToInt32(d.Revision) > aws.ToInt32(latest.Revision) {
+				latest = d
+			}
+		}
+	}
+	return latest, nil
+}
+
+// definition returns the job definition to submit with: the ensured
+// definition (once per Engine), or the named existing one. A job asking for a
+// different number of attempts gets its own definition, because a
+// retryStrategy sent with SubmitJob would replace the definition's rules.
+func (e *Engine) definition(ctx context.Context, attempts int) (string, error) {
+	spec := e.opts.Definition
+	if !spec.Registers() {
+		if attempts != 0 {
+			return "", fmt.Errorf("job asks for %d attempts but the existing job definition %s is used as is: set attempts in the definition instead", attempts, spec.Name)
+		}
+		return spec.Name, nil
+	}
+	spec = spec.withDefaults()
+	if attempts != 0 && attempts != spec.Attempts {
+		spec.Attempts = attempts
+		spec.Name = fmt.Sprintf("%s-attempts%d", spec.Name, attempts)
+	}
+	e.mu.Lock()
+	arn, ok := e.defs[spec.Attempts]
+	e.mu.Unlock()
+	if ok {
+		return arn, nil
+	}
+	arn, _, err := e.EnsureJobDefinition(ctx, spec)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	e.defs[spec.Attempts] = arn
+	e.mu.Unlock()
+	return arn, nil
+}
+
+// Submit submits the render (an array job, or a plain job for one chunk) and
+// the stitch job depending on it.
+func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle, error) {
+	if err := checkJob(job); err != nil {
+		return pipeline.Handle{}, err
+	}
+	def, err := e.definition(ctx, job.Attempts)
+	if err != nil {
+		return pipeline.Handle{}, err
+	}
+	env := []types.KeyValuePair{
+		{Name: aws.String(StoreEnv), Value: aws.String(job.StoreURI)},
+		{Name: aws.String(RunIDEnv), Value: aws.String(job.RunID)},
+	}
+	for _, k := range slices.Sorted(maps.Keys(job.Env)) {
+		if k == StoreEnv || k == RunIDEnv {
+			continue
+		}
+		env = append(env, types.KeyValuePair{Name: aws.String(k), Value: aws.String(job.Env[k])})
+	}
+	tags := func(stage string) map[string]string {
+		t := map[string]string{ManagedTag: "true", RunTag: job.RunID, StageTag: stage}
+		if job.Scene != "" {
+			t[SceneTag] = truncate(job.Scene, 256)
+		}
+		return t
+	}
+
+	render := &batch.SubmitJobInput{
+		JobName:            aws.String(jobName(job.RunID, "render")),
+		JobQueue:           aws.String(e.opts.Queue),
+		JobDefinition:      aws.String(def),
+		ContainerOverrides: &types.ContainerOverrides{Environment: env},
+		Tags:               tags("render"),
+	}
+	if job.Chunks > 1 {
+		render.ArrayProperties = &types.ArrayProperties{Size: aws.Int32(int32(job.Chunks))}
+	}
+	if job.AttemptTimeout > 0 {
+		render.Timeout = &types.JobTimeout{AttemptDurationSeconds: aws.Int32(int32(math.Ceil(job.AttemptTimeout.Seconds())))}
+	}
+	rout, err := e.api.SubmitJob(ctx, render)
+	if err != nil {
+		return pipeline.Handle{}, fmt.Errorf("submitting render job for run %s: %w", job.RunID, err)
+	}
+	h := pipeline.Handle{Engine: EngineName, RenderID: aws.ToString(rout.JobId)}
+
+	stitch := &batch.SubmitJobInput{
+		JobName:       aws.String(jobName(job.RunID, "stitch")),
+		JobQueue:      aws.String(e.opts.Queue),
+		JobDefinition: aws.String(def),
+		// A plain dependency on the array parent waits for every child.
+		DependsOn:          []types.JobDependency{{JobId: aws.String(h.RenderID)}},
+		ContainerOverrides: &types.ContainerOverrides{Command: []string{"worker", "stitch"}, Environment: env},
+		Tags:               tags("stitch"),
+	}
+	sout, err := e.api.SubmitJob(ctx, stitch)
+	if err != nil {
+		// Without a stitch job the render would run (and cost) for nothing.
+		reason := "framefleet: stitch submission failed"
+		_, terr := e.api.TerminateJob(context.WithoutCancel(ctx), &batch.TerminateJobInput{JobId: aws.String(h.RenderID), Reason: aws.String(reason)})
+		if terr != nil {
+			terr = fmt.Errorf("terminating render job %s: %w", h.RenderID, terr)
+		}
+		return pipeline.Handle{}, errors.Join(fmt.Errorf("submitting stitch job for run %s: %w", job.RunID, err), terr)
+	}
+	h.StitchID = aws.ToString(sout.JobId)
+	e.log.Info("submitted", "run", job.RunID, "render", h.RenderID, "stitch", h.StitchID, "chunks", job.Chunks)
+	return h, nil
+}
+
+func checkJob(job pipeline.Job) error {
+	var errs []error
+	if job.RunID == "" {
+		errs = append(errs, errors.New("job has no run ID"))
+	}
+	if job.StoreURI == "" {
+		errs = append(errs, errors.New("job has no store: workers need an s3:// store to read the plan from"))
+	}
+	if job.Chunks < 1 {
+		errs = append(errs, fmt.Errorf("job has %d chunks: a plan has at least one", job.Chunks))
+	}
+	if job.Chunks > plan.MaxArraySize {
+		errs = append(errs, fmt.Errorf("job has %d chunks, more than the %d children an AWS Batch array job allows: use bigger chunks", job.Chunks, plan.MaxArraySize))
+	}
+	if job.Attempts < 0 || job.Attempts > 10 {
+		errs = append(errs, fmt.Errorf("job asks for %d attempts: AWS Batch allows 1 to 10", job.Attempts))
+	}
+	if job.AttemptTimeout != 0 && job.AttemptTimeout < time.Minute {
+		errs = append(errs, fmt.Errorf("attempt timeout %s is below AWS Batch's 60s minimum: use 0 (none) or at least 1m", job.AttemptTimeout))
+	}
+	for k := range job.Env {
+		if strings.HasPrefix(k, "AWS_BATCH") {
+			errs = append(errs, fmt.Errorf("environment variable %s uses the AWS_BATCH prefix, which Batch reserves: rename it", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8Start(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// Status reads both jobs with one DescribeJobs call. Child details are
+// fetched only when the number of failed children changed, and once more
+// (for timings) when the array is finished.
+func (e *Engine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status, error) {
+	ids := []string{h.RenderID}
+	if h.StitchID != "" {
+		ids = append(ids, h.StitchID)
+	}
+	out, err := e.api.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: ids})
+	if err != nil {
+		return pipeline.Status{}, fmt.Errorf("describing jobs %s: %w", strings.Join(ids, ", "), err)
+	}
+	var render, stitch *types.JobDetail
+	for i := range out.Jobs {
+		switch aws.ToString(out.Jobs[i].JobId) {
+		case h.RenderID:
+			render = &out.Jobs[i]
+		case h.StitchID:
+			stitch = &out.Jobs[i]
+		}
+	}
+	if render == nil {
+		return pipeline.Status{}, fmt.Errorf("render job %s: %w (Batch forgets jobs about a week after they end)", h.RenderID, ErrJobNotFound)
+	}
+	if stitch == nil && h.StitchID != "" {
+		return pipeline.Status{}, fmt.Errorf("stitch job %s: %w (Batch forgets jobs about a week after they end)", h.StitchID, ErrJobNotFound)
+	}
+
+	st := pipeline.Status{Render: pipeline.JobState(render.Status), Children: map[pipeline.JobState]int{}}
+	isArray := render.ArrayProperties != nil && render.ArrayProperties.Index == nil && aws.ToInt32(render.ArrayProperties.Size) > 0
+	if isArray {
+		for k, n := range render.ArrayProperties.StatusSummary {
+			st.Children[pipeline.JobState(k)] = int(n)
+		}
+	} else {
+		st.Children[st.Render] = 1
+	}
+
+	w := e.watchFor(h.RenderID)
+	if isArray {
+		if failed := st.Children[pipeline.StateFailed]; failed != w.failedSeen {
+			failures, err := e.childFailures(ctx, h.RenderID)
+			if err != nil {
+				return pipeline.Status{}, err
+			}
+			e.mu.Lock()
+			w.failedSeen, w.failures = failed, failures
+			e.mu.Unlock()
+		}
+		if st.Render.Terminal() && !w.final {
+			attempts, err := e.childAttempts(ctx, h.RenderID)
+			if err != nil {
+				return pipeline.Status{}, err
+			}
+			e.mu.Lock()
+			w.attempts, w.final = attempts, true
+			e.mu.Unlock()
+		}
+		e.mu.Lock()
+		st.Failures = slices.Clone(w.failures)
+		st.Attempts = slices.Clone(w.attempts)
+		e.mu.Unlock()
+	} else {
+		if st.Render == pipeline.StateFailed {
+			st.Failures = append(st.Failures, failureOf(render, 0))
+		}
+		st.Attempts = append(st.Attempts, attemptsOf(render, 0, e.vcpus(render))...)
+	}
+
+	if stitch != nil {
+		st.Stitch = pipeline.JobState(stitch.Status)
+		if st.Stitch == pipeline.StateFailed {
+			st.StitchReason = aws.ToString(stitch.StatusReason)
+			if len(stitch.Attempts) > 0 { // it ran and failed itself, not because the render did
+				st.Failures = append(st.Failures, failureOf(stitch, -1))
+			}
+		}
+		st.Attempts = append(st.Attempts, attemptsOf(stitch, -1, e.vcpus(stitch))...)
+	}
+	if st.Render.Terminal() && (h.StitchID == "" || st.Stitch.Terminal()) {
+		// Nothing changes any more: forget the run, so a long-lived process
+		// (the bot) does not accumulate every run it ever watched.
+		e.mu.Lock()
+		delete(e.watches, h.RenderID)
+		e.mu.Unlock()
+	}
+	return st, nil
+}
+
+func (e *Engine) watchFor(renderID string) *watch {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w, ok := e.watches[renderID]
+	if !ok {
+		w = &watch{}
+		e.watches[renderID] = w
+	}
+	return w
+}
+
+// children lists the IDs of the array's children in the given state.
+func (e *Engine) children(ctx context.Context, arrayID string, state types.JobStatus) ([]string, error) {
+	var ids []string
+	p := batch.NewListJobsPaginator(e.api, &batch.ListJobsInput{ArrayJobId: aws.String(arrayID), JobStatus: state})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s children of %s: %w", state, arrayID, err)
+		}
+		for _, s := range page.JobSummaryList {
+			ids = append(ids, aws.ToString(s.JobId))
+		}
+	}
+	return ids, nil
+}
+
+// describe returns the details of ids, in calls of at most 100.
+func (e *Engine) describe(ctx context.Context, ids []string) ([]types.JobDetail, error) {
+	var all []types.JobDetail
+	for batchIDs := range slices.Chunk(ids, describeBatch) {
+		out, err := e.api.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: batchIDs})
+		if err != nil {
+			return nil, fmt.Errorf("describing %d child jobs: %w", len(batchIDs), err)
+		}
+		all = append(all, out.Jobs...)
+	}
+	return all, nil
+}
+
+func (e *Engine) childFailures(ctx context.Context, arrayID string) ([]pipeline.ChildFailure, error) {
+	ids, err := e.children(ctx, arrayID, types.JobStatusFailed)
+	if err != nil {
+		return nil, err
+	}
+	details, err := e.describe(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.ChildFailure
+	for i := range details {
+		out = append(out, failureOf(&details[i], childIndex(&details[i])))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Index < out[b].Index })
+	return out, nil
+}
+
+func (e *Engine) childAttempts(ctx context.Context, arrayID string) ([]pipeline.Attempt, error) {
+	var ids []string
+	for _, state := range []types.JobStatus{types.JobStatusSucceeded, types.JobStatusFailed} {
+		some, err := e.children(ctx, arrayID, state)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, some...)
+	}
+	details, err := e.describe(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.Attempt
+	for i := range details {
+		out = append(out, attemptsOf(&details[i], childIndex(&details[i]), e.vcpus(&details[i]))...)
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].Index != out[b].Index {
+			return out[a].Index < out[b].Index
+		}
+		return out[a].Number < out[b].Number
+	})
+	return out, nil
+}
+
+// childIndex reads a child's array index (from its details, or its "<parent>:<i>" ID).
+func childIndex(d *types.JobDetail) int {
+	if d.ArrayProperties != nil && d.ArrayProperties.Index != nil {
+		return int(*d.ArrayProperties.Index)
+	}
+	id := aws.ToString(d.JobId)
+	if i := strings.LastIndexByte(id, ':'); i >= 0 {
+		if n, err := strconv.Atoi(id[i+1:]); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// vcpus is the job's vCPU reservation, for cost; the definition's spec when
+// Batch does not report it.
+func (e *Engine) vcpus(d *types.JobDetail) float64 {
+	if d.Container != nil {
+		for _, r := range d.Container.ResourceRequirements {
+			if r.Type == types.ResourceTypeVcpu {
+				if v, err := strconv.ParseFloat(aws.ToString(r.Value), 64); err == nil {
+					return v
+				}
+			}
+		}
+		if v := aws.ToInt32(d.Container.Vcpus); v > 0 {
+			return float64(v)
+		}
+	}
+	if e.opts.Definition.Registers() {
+		return e.opts.Definition.withDefaults().VCPUs
+	}
+	return 0
+}
+
+func failureOf(d *types.JobDetail, index int) pipeline.ChildFailure {
+	f := pipeline.ChildFailure{Index: index, Attempts: len(d.Attempts), Reason: aws.ToString(d.StatusReason)}
+	var containerReason string
+	if n := len(d.Attempts); n > 0 {
+		last := d.Attempts[n-1]
+		if r := aws.ToString(last.StatusReason); r != "" {
+			f.Reason = r
+		}
+		if last.Container != nil {
+			f.ExitCode = exitCode(last.Container.ExitCode)
+			f.LogStream = aws.ToString(last.Container.LogStreamName)
+			containerReason = aws.ToString(last.Container.Reason)
+		}
+	}
+	if d.Container != nil {
+		if f.ExitCode == nil {
+			f.ExitCode = exitCode(d.Container.ExitCode)
+		}
+		if f.LogStream == "" {
+			f.LogStream = aws.ToString(d.Container.LogStreamName)
+		}
+		if containerReason == "" {
+			containerReason = aws.ToString(d.Container.Reason)
+		}
+	}
+	if containerReason != "" && !strings.Contains(f.Reason, containerReason) {
+		f.Reason = strings.TrimPrefix(f.Reason+": "+containerReason, ": ")
+	}
+	return f
+}
+
+func attemptsOf(d *types.JobDetail, index int, vcpus float64) []pipeline.Attempt {
+	var out []pipeline.Attempt
+	for i, a := range d.Attempts {
+		if a.StartedAt == nil || a.StoppedAt == nil {
+			continue
+		}
+		at := pipeline.Attempt{
+			Index:     index,
+			Number:    i + 1,
+			StartedAt: time.UnixMilli(*a.StartedAt).UTC(),
+			StoppedAt: time.UnixMilli(*a.StoppedAt).UTC(),
+			VCPUs:     vcpus,
+			Reason:    aws.ToString(a.StatusReason),
+		}
+		if a.Container != nil {
+			at.ExitCode = exitCode(a.Container.ExitCode)
+			if r := aws.ToString(a.Container.Reason); r != "" {
+				at.Reason = strings.TrimPrefix(at.Reason+": "+r, ": ")
+			}
+		}
+		out = append(out, at)
+	}
+	return out
+}
+
+func exitCode(c *int32) *int {
+	if c == nil {
+		return nil
+	}
+	v := int(*c)
+	return &v
+}
+
+// Cancel terminates the stitch and the render job (queued or running).
+func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) error {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	reason = truncate(reason, 1024)
+	var errs []error
+	// The stitch first, so it carries the reason rather than "Dependent Job failed".
+	for _, id := range []string{h.StitchID, h.RenderID} {
+		if id == "" {
+			continue
+		}
+		if _, err := e.api.TerminateJob(ctx, &batch.TerminateJobInput{JobId: aws.String(id), Reason: aws.String(reason)}); err != nil {
+			errs = append(errs, fmt.Errorf("terminating job %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// BlenderVersion is the Blender the image carries: the spec's, or the
+// FRAMEFLEET_BLENDER_VERSION of the existing job definition.
+func (e *Engine) BlenderVersion(ctx context.Context) (string, error) {
+	spec := e.opts.Definition
+	if spec.BlenderVersion != "" {
+		return spec.BlenderVersion, nil
+	}
+	ref := spec.withDefaults().Name
+	var def *types.JobDefinition
+	if strings.Contains(ref, ":") { // name:revision or ARN
+		out, err := e.api.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitions: []string{ref}})
+		if err != nil {
+			return "", fmt.Errorf("describing job definition %s: %w", ref, err)
+		}
+		if len(out.JobDefinitions) > 0 {
+			def = &out.JobDefinitions[0]
+		}
+	} else {
+		d, err := e.latestDefinition(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		def = d
+	}
+	if def == nil {
+		return "", fmt.Errorf("job definition %s not found: run `framefleet setup` to register it", ref)
+	}
+	if def.ContainerProperties != nil {
+		for _, kv := range def.ContainerProperties.Environment {
+			if aws.ToString(kv.Name) == BlenderVersionEnv && aws.ToString(kv.Value) != "" {
+				return aws.ToString(kv.Value), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("job definition %s does not say which Blender its image carries: set the Blender version in the configuration (it is stored as %s)", aws.ToString(def.JobDefinitionArn), BlenderVersionEnv)
+}

@@ -1,0 +1,859 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/batch"
+	"github.com/framefleet/framefleet/pipeline/plan"
+)
+
+const queue = "framefleet-queue"
+
+func testSpec() batch.Spec {
+	return batch.Spec{
+		Name:           "framefleet-test",
+		Image:          "123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet:1",
+		VCPUs:          2,
+		MemoryMiB:      4096,
+		JobRoleARN:     "arn:aws:iam::123456789012:role/framefleet-job",
+		BlenderVersion: "3.4.1",
+	}
+}
+
+func awsConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+}
+
+// newEngine returns an engine talking to srv through the real SDK.
+func newEngine(t testing.TB, srv *batchtest.Server, spec batch.Spec) *batch.Engine {
+	t.Helper()
+	e, err := batch.New(awsConfig(), batch.Options{
+		Queue:      queue,
+		Definition: spec,
+		Endpoint:   srv.URL,
+		MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func testJob(runID string, chunks int) pipeline.Job {
+	return pipeline.Job{RunID: runID, StoreURI: "s3://bucket/renders", Chunks: chunks, Scene: "Scene"}
+}
+
+// wait polls Status until both jobs are terminal (or the render failed and
+// the stitch followed).
+func wait(t *testing.T, e *batch.Engine, h pipeline.Handle) pipeline.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		st, err := e.Status(ctx, h)
+		if err != nil {
+			t.Fatalf("Status: %v", err)
+		}
+		if st.Render.Terminal() && st.Stitch.Terminal() {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("run did not finish: last status %+v", st)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestEnsureJobDefinitionRegistersOnlyWhenSpecChanges(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	e := newEngine(t, srv, testSpec())
+	ctx := context.Background()
+
+	base := testSpec()
+	newImage := base
+	newImage.Image += "-2"
+	moreAttempts := newImage
+	moreAttempts.Attempts = 5
+	steps := []struct {
+		name           string
+		spec           batch.Spec
+		wantRegistered bool
+		wantRevision   int
+	}{
+		{"first ensure registers", base, true, 1},
+		{"same spec reuses", base, false, 1},
+		{"same spec again reuses", base, false, 1},
+		{"new image registers", newImage, true, 2},
+		{"unchanged after change reuses", newImage, false, 2},
+		{"attempts change registers", moreAttempts, true, 3},
+		{"going back registers again (only the latest is reused)", base, true, 4},
+	}
+	for _, s := range steps {
+		arn, registered, err := e.EnsureJobDefinition(ctx, s.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if registered != s.wantRegistered {
+			t.Errorf("%s: registered = %v, want %v", s.name, registered, s.wantRegistered)
+		}
+		if want := fmt.Sprintf(":job-definition/framefleet-test:%d", s.wantRevision); !strings.HasSuffix(arn, want) {
+			t.Errorf("%s: arn %s, want revision %d", s.name, arn, s.wantRevision)
+		}
+	}
+	if got := srv.Calls()["RegisterJobDefinition"]; got != 4 {
+		t.Errorf("RegisterJobDefinition calls = %d, want 4", got)
+	}
+	if got := len(srv.JobDefinitions("framefleet-test")); got != 4 {
+		t.Errorf("revisions = %d, want 4", got)
+	}
+}
+
+func TestSubmitRegistersDefinitionOncePerEngine(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	ctx := context.Background()
+	for i := range 3 { // three engines (three CLI invocations), two runs each
+		e := newEngine(t, srv, testSpec())
+		for j := range 2 {
+			h, err := e.Submit(ctx, testJob(fmt.Sprintf("run%d-%d", i, j), 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait(t, e, h)
+		}
+	}
+	if got := srv.Calls()["RegisterJobDefinition"]; got != 1 {
+		t.Errorf("RegisterJobDefinition calls = %d, want 1", got)
+	}
+	if got := srv.Calls()["DescribeJobDefinitions"]; got != 3 {
+		t.Errorf("DescribeJobDefinitions calls = %d, want 3 (one per engine)", got)
+	}
+}
+
+func TestJobDefinitionContents(t *testing.T) {
+	fargate := testSpec()
+	fargate.Name = "ff-fargate"
+	fargate.Platform = batch.PlatformFargate
+	fargate.VCPUs, fargate.MemoryMiB = 1, 2048
+	fargate.ExecutionRoleARN = "arn:aws:iam::123456789012:role/exec"
+	fargate.AssignPublicIP = true
+	gpu := testSpec()
+	gpu.Name = "ff-gpu"
+	gpu.GPUs = 1
+	gpu.Timeout = 90 * time.Minute
+	gpu.Environment = map[string]string{"CYCLES_DEVICE": "OPTIX"}
+
+	tests := []struct {
+		name      string
+		spec      batch.Spec
+		platform  string
+		resources map[string]string
+		publicIP  string
+		timeout   int
+	}{
+		{"ec2", testSpec(), "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": ""}, "", 0},
+		{"fargate", fargate, "FARGATE", map[string]string{"VCPU": "1", "MEMORY": "2048", "GPU": ""}, "ENABLED", 0},
+		{"gpu", gpu, "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": "1"}, "", 5400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := batchtest.Start(t, batchtest.Options{})
+			e := newEngine(t, srv, tc.spec)
+			if _, _, err := e.EnsureJobDefinition(context.Background(), tc.spec); err != nil {
+				t.Fatal(err)
+			}
+			defs := srv.JobDefinitions(tc.spec.Name)
+			if len(defs) != 1 {
+				t.Fatalf("%d revisions registered, want 1", len(defs))
+			}
+			d := defs[0]
+			if !slices.Equal(d.Command(), []string{"worker", "render"}) {
+				t.Errorf("command %q, want [worker render]", d.Command())
+			}
+			if d.Image() != tc.spec.Image {
+				t.Errorf("image %q, want %q", d.Image(), tc.spec.Image)
+			}
+			if got := d.Env()["FRAMEFLEET_BLENDER_VERSION"]; got != "3.4.1" {
+				t.Errorf("FRAMEFLEET_BLENDER_VERSION = %q, want 3.4.1", got)
+			}
+			for k, v := range tc.spec.Environment {
+				if d.Env()[k] != v {
+					t.Errorf("env %s = %q, want %q", k, d.Env()[k], v)
+				}
+			}
+			if !slices.Equal(d.PlatformCapabilities, []string{tc.platform}) {
+				t.Errorf("platform %v, want %s", d.PlatformCapabilities, tc.platform)
+			}
+			for typ, want := range tc.resources {
+				if got := d.Resource(typ); got != want {
+					t.Errorf("resource %s = %q, want %q", typ, got, want)
+				}
+			}
+			if got := d.FargateAssignPublicIP(); got != tc.publicIP {
+				t.Errorf("assignPublicIp = %q, want %q", got, tc.publicIP)
+			}
+			if got := d.ExecutionRoleArn(); got != tc.spec.ExecutionRoleARN {
+				t.Errorf("executionRoleArn = %q, want %q", got, tc.spec.ExecutionRoleARN)
+			}
+			if got := d.JobRoleArn(); got != tc.spec.JobRoleARN {
+				t.Errorf("jobRoleArn = %q, want %q", got, tc.spec.JobRoleARN)
+			}
+			if got := d.TimeoutSeconds(); got != tc.timeout {
+				t.Errorf("timeout = %d, want %d", got, tc.timeout)
+			}
+			attempts, rules := d.Retry()
+			if attempts != 3 {
+				t.Errorf("retry attempts = %d, want 3", attempts)
+			}
+			wantRules := [][4]string{ // action, onStatusReason, onReason, onExitCode
+				{"RETRY", "Host EC2*", "", ""},
+				{"RETRY", "", "", "75"},
+				{"EXIT", "", "*", ""},
+			}
+			if !slices.Equal(rules, wantRules) {
+				t.Errorf("evaluateOnExit = %q, want %q", rules, wantRules)
+			}
+			if len(d.Tags[batch.SpecHashTag]) != 64 {
+				t.Errorf("tag %s = %q, want a SHA-256", batch.SpecHashTag, d.Tags[batch.SpecHashTag])
+			}
+		})
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*batch.Spec)
+		want string // part of the error; "" = valid
+	}{
+		{"valid", func(*batch.Spec) {}, ""},
+		{"bad name", func(s *batch.Spec) { s.Name = "frame fleet" }, "job definition name"},
+		{"too many attempts", func(s *batch.Spec) { s.Attempts = 11 }, "1 to 10"},
+		{"short timeout", func(s *batch.Spec) { s.Timeout = 30 * time.Second }, "60s minimum"},
+		{"fractional ec2 vcpus", func(s *batch.Spec) { s.VCPUs = 1.5 }, "whole number"},
+		{"reserved env", func(s *batch.Spec) { s.Environment = map[string]string{"AWS_BATCH_X": "1"} }, "AWS_BATCH"},
+		{"fargate without execution role", func(s *batch.Spec) {
+			s.Platform, s.VCPUs, s.MemoryMiB = batch.PlatformFargate, 1, 2048
+		}, "execution role"},
+		{"fargate bad combination", func(s *batch.Spec) {
+			s.Platform, s.VCPUs, s.MemoryMiB, s.ExecutionRoleARN = batch.PlatformFargate, 1, 1024, "arn:x"
+		}, "not a Fargate combination"},
+		{"fargate gpu", func(s *batch.Spec) {
+			s.Platform, s.VCPUs, s.MemoryMiB, s.ExecutionRoleARN, s.GPUs = batch.PlatformFargate, 2, 4096, "arn:x", 1
+		}, "no GPUs"},
+		{"unknown platform", func(s *batch.Spec) { s.Platform = "LAMBDA" }, "unknown platform"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSpec()
+			tc.edit(&s)
+			err := s.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// scenarioExecutor records what each attempt saw and exits as exit says.
+type scenarioExecutor struct {
+	mu   sync.Mutex
+	seen []batchtest.ExecJob
+	exit func(batchtest.ExecJob) int
+}
+
+func (x *scenarioExecutor) run(ctx context.Context, j batchtest.ExecJob) (int, error) {
+	x.mu.Lock()
+	x.seen = append(x.seen, j)
+	x.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	if x.exit == nil {
+		return 0, nil
+	}
+	return x.exit(j), nil
+}
+
+func isStitch(j batchtest.ExecJob) bool { return slices.Equal(j.Command, []string{"worker", "stitch"}) }
+
+func TestRunScenarios(t *testing.T) {
+	one := 1
+	tests := []struct {
+		name    string
+		chunks  int
+		exit    func(batchtest.ExecJob) int
+		reclaim func(batchtest.ExecJob) bool
+		// want
+		render, stitch   pipeline.JobState
+		childAttempts    map[int]int // child index → attempts made
+		failures         []pipeline.ChildFailure
+		stitchReasonPart string
+	}{
+		{
+			name: "all succeed", chunks: 4,
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childAttempts: map[int]int{0: 1, 1: 1, 2: 1, 3: 1},
+		},
+		{
+			name: "spot reclaim is retried", chunks: 3,
+			reclaim: func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 },
+			render:  pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childAttempts: map[int]int{0: 1, 1: 2, 2: 1},
+		},
+		{
+			name: "exit 1 is not retried", chunks: 3,
+			exit: func(j batchtest.ExecJob) int {
+				if j.ArrayIndex == 2 {
+					return 1
+				}
+				return 0
+			},
+			render: pipeline.StateFailed, stitch: pipeline.StateFailed,
+			childAttempts:    map[int]int{0: 1, 1: 1, 2: 1},
+			failures:         []pipeline.ChildFailure{{Index: 2, Attempts: 1, Reason: "Essential container in task exited", ExitCode: &one}},
+			stitchReasonPart: "Dependent Job failed",
+		},
+		{
+			name: "transient exit 75 is retried", chunks: 2,
+			exit: func(j batchtest.ExecJob) int {
+				if j.ArrayIndex == 0 && j.Attempt == 1 {
+					return 75
+				}
+				return 0
+			},
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childAttempts: map[int]int{0: 2, 1: 1},
+		},
+		{
+			name: "transient exit 75 stops after the definition's attempts", chunks: 2,
+			exit: func(j batchtest.ExecJob) int {
+				if j.ArrayIndex == 1 {
+					return 75
+				}
+				return 0
+			},
+			render: pipeline.StateFailed, stitch: pipeline.StateFailed,
+			childAttempts:    map[int]int{0: 1, 1: 3},
+			failures:         []pipeline.ChildFailure{{Index: 1, Attempts: 3, Reason: "Essential container in task exited", ExitCode: ptr(75)}},
+			stitchReasonPart: "Dependent Job failed",
+		},
+		{
+			name: "stitch failure is reported", chunks: 2,
+			exit: func(j batchtest.ExecJob) int {
+				if isStitch(j) {
+					return 1
+				}
+				return 0
+			},
+			render: pipeline.StateSucceeded, stitch: pipeline.StateFailed,
+			childAttempts:    map[int]int{0: 1, 1: 1},
+			failures:         []pipeline.ChildFailure{{Index: -1, Attempts: 1, Reason: "Essential container in task exited", ExitCode: &one}},
+			stitchReasonPart: "Essential container in task exited",
+		},
+		{
+			name: "one chunk is a plain job", chunks: 1,
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childAttempts: map[int]int{0: 1},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := &scenarioExecutor{exit: tc.exit}
+			srv := batchtest.Start(t, batchtest.Options{Executor: x.run})
+			if tc.reclaim != nil {
+				srv.SetReclaim(func(j batchtest.ExecJob) bool { return !isStitch(j) && tc.reclaim(j) })
+			}
+			e := newEngine(t, srv, testSpec())
+			job := testJob("run-"+strings.ReplaceAll(tc.name, " ", "-"), tc.chunks)
+			job.Env = map[string]string{"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000"}
+			h, err := e.Submit(context.Background(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := wait(t, e, h)
+			if st.Render != tc.render || st.Stitch != tc.stitch {
+				t.Fatalf("render %s, stitch %s; want %s, %s (status %+v)", st.Render, st.Stitch, tc.render, tc.stitch, st)
+			}
+			// Children counts are Batch's statusSummary.
+			if got := st.Children[pipeline.StateSucceeded] + st.Children[pipeline.StateFailed]; got != tc.chunks {
+				t.Errorf("children counted %v, want %d terminal", st.Children, tc.chunks)
+			}
+			for idx, want := range tc.childAttempts {
+				id := fmt.Sprintf("%s:%d", h.RenderID, idx)
+				if tc.chunks == 1 {
+					id = h.RenderID
+				}
+				if got := srv.Attempts(id); got != want {
+					t.Errorf("child %d made %d attempts, want %d", idx, got, want)
+				}
+				if got := countAttempts(st.Attempts, idx); got != want {
+					t.Errorf("Status.Attempts has %d attempts of child %d, want %d", got, idx, want)
+				}
+			}
+			checkFailures(t, st.Failures, tc.failures)
+			if !strings.Contains(st.StitchReason, tc.stitchReasonPart) || (tc.stitchReasonPart == "") != (st.StitchReason == "") {
+				t.Errorf("stitch reason %q, want it to contain %q", st.StitchReason, tc.stitchReasonPart)
+			}
+			for _, a := range st.Attempts {
+				if a.VCPUs != 2 || a.StoppedAt.Before(a.StartedAt) || a.StartedAt.IsZero() {
+					t.Errorf("attempt %+v: want 2 vCPUs and a start before its stop", a)
+				}
+			}
+			checkExecEnv(t, x, job, tc.chunks)
+			wantSize := tc.chunks
+			if tc.chunks == 1 {
+				wantSize = 0 // Batch refuses arrays of one: a plain job
+			}
+			if got := srv.Submissions()[0].ArraySize; got != wantSize {
+				t.Errorf("render submitted with array size %d, want %d", got, wantSize)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func countAttempts(as []pipeline.Attempt, index int) int {
+	n := 0
+	for _, a := range as {
+		if a.Index == index {
+			n++
+		}
+	}
+	return n
+}
+
+func checkFailures(t *testing.T, got, want []pipeline.ChildFailure) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("failures %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Index != w.Index || g.Attempts != w.Attempts || !strings.Contains(g.Reason, w.Reason) {
+			t.Errorf("failure %d = %+v, want %+v", i, g, w)
+		}
+		if (g.ExitCode == nil) != (w.ExitCode == nil) || (g.ExitCode != nil && *g.ExitCode != *w.ExitCode) {
+			t.Errorf("failure %d exit code %v, want %v", i, deref(g.ExitCode), deref(w.ExitCode))
+		}
+		if g.LogStream == "" {
+			t.Errorf("failure %d has no log stream", i)
+		}
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// checkExecEnv asserts what the containers saw: the run's store and ID, the
+// job's extra env, Batch's array variables, and the command per stage.
+func checkExecEnv(t *testing.T, x *scenarioExecutor, job pipeline.Job, chunks int) {
+	t.Helper()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	renders := map[int]bool{}
+	stitches := 0
+	for _, j := range x.seen {
+		if j.Env["FRAMEFLEET_STORE"] != job.StoreURI || j.Env["FRAMEFLEET_RUN_ID"] != job.RunID {
+			t.Errorf("%s saw store %q run %q", j.JobID, j.Env["FRAMEFLEET_STORE"], j.Env["FRAMEFLEET_RUN_ID"])
+		}
+		if j.Env["AWS_ENDPOINT_URL_S3"] != job.Env["AWS_ENDPOINT_URL_S3"] || j.Env["FRAMEFLEET_BLENDER_VERSION"] != "3.4.1" {
+			t.Errorf("%s lacks the job's or the definition's environment: %v", j.JobID, j.Env)
+		}
+		if isStitch(j) {
+			stitches++
+			if j.JobName != "ff-"+job.RunID+"-stitch" {
+				t.Errorf("stitch job name %q", j.JobName)
+			}
+			continue
+		}
+		if !slices.Equal(j.Command, []string{"worker", "render"}) {
+			t.Errorf("render command %q", j.Command)
+		}
+		if chunks > 1 {
+			if j.Env["AWS_BATCH_JOB_ARRAY_INDEX"] != fmt.Sprint(j.ArrayIndex) || j.Env["AWS_BATCH_JOB_ARRAY_SIZE"] != fmt.Sprint(chunks) {
+				t.Errorf("child %s saw index %q size %q", j.JobID, j.Env["AWS_BATCH_JOB_ARRAY_INDEX"], j.Env["AWS_BATCH_JOB_ARRAY_SIZE"])
+			}
+			renders[j.ArrayIndex] = true
+		} else {
+			if _, ok := j.Env["AWS_BATCH_JOB_ARRAY_INDEX"]; ok {
+				t.Errorf("plain job saw AWS_BATCH_JOB_ARRAY_INDEX")
+			}
+			renders[0] = true
+		}
+	}
+	if len(renders) != chunks {
+		t.Errorf("%d chunks ran, want %d", len(renders), chunks)
+	}
+	if stitches > 1 {
+		t.Errorf("stitch ran %d times", stitches)
+	}
+}
+
+func TestSubmitRequests(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	e := newEngine(t, srv, testSpec())
+	job := testJob("2026-11-21T08.00 run/1", 5)
+	job.AttemptTimeout = 10 * time.Minute
+	h, err := e.Submit(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := srv.Submissions()
+	if len(subs) != 2 {
+		t.Fatalf("%d submissions, want 2", len(subs))
+	}
+	render, stitch := subs[0], subs[1]
+	if render.JobID != h.RenderID || stitch.JobID != h.StitchID || h.Engine != "batch" {
+		t.Errorf("handle %+v does not match submissions", h)
+	}
+	if render.JobName != "ff-2026-11-21T08_00_run_1-render" || stitch.JobName != "ff-2026-11-21T08_00_run_1-stitch" {
+		t.Errorf("job names %q, %q", render.JobName, stitch.JobName)
+	}
+	if render.ArraySize != 5 || stitch.ArraySize != 0 {
+		t.Errorf("array sizes %d, %d; want 5, 0", render.ArraySize, stitch.ArraySize)
+	}
+	if render.RetryOverride || stitch.RetryOverride {
+		t.Error("SubmitJob sent a retryStrategy, which would replace the definition's evaluateOnExit rules")
+	}
+	if !slices.Equal(stitch.DependsOn, []batchtest.Dependency{{JobID: h.RenderID}}) || len(render.DependsOn) != 0 {
+		t.Errorf("dependsOn render %v stitch %v; want stitch on the render with no type", render.DependsOn, stitch.DependsOn)
+	}
+	if !slices.Equal(stitch.Command, []string{"worker", "stitch"}) || render.Command != nil {
+		t.Errorf("command overrides render %q stitch %q", render.Command, stitch.Command)
+	}
+	if !render.HasTimeoutOption || render.TimeoutSeconds != 600 {
+		t.Errorf("render timeout %d, want 600", render.TimeoutSeconds)
+	}
+	for _, s := range subs {
+		if s.Tags["framefleet-run"] != job.RunID || s.Tags["framefleet-scene"] != "Scene" {
+			t.Errorf("%s tags %v", s.JobName, s.Tags)
+		}
+		if s.Env["FRAMEFLEET_STORE"] != job.StoreURI || s.Env["FRAMEFLEET_RUN_ID"] != job.RunID {
+			t.Errorf("%s env %v", s.JobName, s.Env)
+		}
+	}
+}
+
+func TestSubmitRejectsBadJobsBeforeCallingBatch(t *testing.T) {
+	tests := []struct {
+		name string
+		job  pipeline.Job
+		want string
+	}{
+		{"too many chunks", testJob("r", plan.MaxArraySize+1), "more than the 10000"},
+		{"no chunks", testJob("r", 0), "at least one"},
+		{"no store", pipeline.Job{RunID: "r", Chunks: 2}, "no store"},
+		{"no run", pipeline.Job{StoreURI: "s3://b", Chunks: 2}, "no run ID"},
+		{"short timeout", func() pipeline.Job { j := testJob("r", 2); j.AttemptTimeout = time.Second; return j }(), "60s minimum"},
+		{"reserved env", func() pipeline.Job {
+			j := testJob("r", 2)
+			j.Env = map[string]string{"AWS_BATCH_JOB_ID": "x"}
+			return j
+		}(), "AWS_BATCH"},
+		{"attempts out of range", func() pipeline.Job { j := testJob("r", 2); j.Attempts = 11; return j }(), "1 to 10"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := batchtest.Start(t, batchtest.Options{})
+			e := newEngine(t, srv, testSpec())
+			_, err := e.Submit(context.Background(), tc.job)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
+			}
+			if n := srv.Calls()["SubmitJob"]; n != 0 {
+				t.Errorf("%d SubmitJob calls for a rejected job", n)
+			}
+		})
+	}
+}
+
+func TestMaxArraySizeIsAccepted(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Executor: func(ctx context.Context, _ batchtest.ExecJob) (int, error) {
+		<-ctx.Done() // keep the children queued; the test only submits
+		return 1, ctx.Err()
+	}, MaxRunning: 1})
+	e := newEngine(t, srv, testSpec())
+	h, err := e.Submit(context.Background(), testJob("big", plan.MaxArraySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs := srv.Submissions(); subs[0].ArraySize != plan.MaxArraySize {
+		t.Errorf("array size %d", subs[0].ArraySize)
+	}
+	if err := e.Cancel(context.Background(), h, "test over"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJobAttemptsUseTheirOwnDefinition(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Executor: func(context.Context, batchtest.ExecJob) (int, error) { return 75, nil }})
+	e := newEngine(t, srv, testSpec())
+	job := testJob("attempts", 2)
+	job.Attempts = 1
+	h, err := e.Submit(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, e, h)
+	if st.Render != pipeline.StateFailed || srv.Attempts(h.RenderID+":0") != 1 {
+		t.Errorf("render %s after %d attempts, want FAILED after 1", st.Render, srv.Attempts(h.RenderID+":0"))
+	}
+	if srv.Submissions()[0].RetryOverride {
+		t.Error("retryStrategy sent with SubmitJob")
+	}
+	if attempts, _ := srv.JobDefinitions("framefleet-test-attempts1")[0].Retry(); attempts != 1 {
+		t.Errorf("attempts definition has %d attempts", attempts)
+	}
+}
+
+func TestStitchSubmissionFailureTerminatesRender(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Executor: func(ctx context.Context, _ batchtest.ExecJob) (int, error) {
+		<-ctx.Done()
+		return 1, nil
+	}})
+	srv.SetRejectSubmit(func(name string) bool { return strings.HasSuffix(name, "-stitch") })
+	e := newEngine(t, srv, testSpec())
+	_, err := e.Submit(context.Background(), testJob("nostitch", 3))
+	if err == nil || !strings.Contains(err.Error(), "stitch") {
+		t.Fatalf("error %v, want a stitch submission error", err)
+	}
+	renderID := srv.Submissions()[0].JobID
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, reason, _ := srv.JobStatus(renderID)
+		if status == batchtest.Failed {
+			if !strings.Contains(reason, "stitch submission failed") {
+				t.Errorf("render failed with %q", reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("render still %s after the stitch submission failed", status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := srv.Calls()["TerminateJob"]; n != 1 {
+		t.Errorf("TerminateJob calls = %d, want 1", n)
+	}
+}
+
+func TestRunCompletesDespiteFaultyAPI(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	srv.SetFaults(0.2, 42)
+	e := newEngine(t, srv, testSpec())
+	h, err := e.Submit(context.Background(), testJob("faulty", 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, e, h)
+	if st.Render != pipeline.StateSucceeded || st.Stitch != pipeline.StateSucceeded || st.Children[pipeline.StateSucceeded] != 6 {
+		t.Fatalf("status %+v, want everything SUCCEEDED", st)
+	}
+	faults := 0
+	for _, n := range srv.Faulted() {
+		faults += n
+	}
+	if faults == 0 {
+		t.Fatal("no call was faulted: the test proves nothing")
+	}
+	if srv.Calls()["SubmitJob"] < 2 || srv.Calls()["RegisterJobDefinition"] < 1 {
+		t.Errorf("calls %v", srv.Calls())
+	}
+	t.Logf("calls %v, faulted %v", srv.Calls(), srv.Faulted())
+}
+
+func TestCancelTerminatesBothJobs(t *testing.T) {
+	var mu sync.Mutex
+	started, stopped := 0, 0
+	srv := batchtest.Start(t, batchtest.Options{MaxRunning: 2, Executor: func(ctx context.Context, _ batchtest.ExecJob) (int, error) {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		<-ctx.Done()
+		mu.Lock()
+		stopped++
+		mu.Unlock()
+		return 137, nil
+	}})
+	e := newEngine(t, srv, testSpec())
+	ctx := context.Background()
+	h, err := e.Submit(ctx, testJob("cancel", 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for { // two children run, two are queued
+		mu.Lock()
+		n := started
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := e.Cancel(ctx, h, "cancelled by @octocat"); err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, e, h)
+	if st.Render != pipeline.StateFailed || st.Stitch != pipeline.StateFailed || st.Children[pipeline.StateFailed] != 4 {
+		t.Fatalf("status %+v, want all FAILED", st)
+	}
+	if n := srv.Calls()["TerminateJob"]; n != 2 {
+		t.Errorf("TerminateJob calls = %d, want 2", n)
+	}
+	for _, f := range st.Failures {
+		if f.Reason != "cancelled by @octocat" || f.Attempts > 1 {
+			t.Errorf("failure %+v: want the cancel reason and no retry", f)
+		}
+	}
+	if _, reason, _ := srv.JobStatus(h.StitchID); reason != "cancelled by @octocat" {
+		t.Errorf("stitch reason %q", reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if started != 2 || stopped != 2 {
+		t.Errorf("started %d, stopped %d running children; want 2 and 2", started, stopped)
+	}
+}
+
+// TestStatusCallsDoNotGrowWithChunks counts the Batch calls of the same polls
+// for a small and a ten times bigger array: they must be equal.
+func TestStatusCallsDoNotGrowWithChunks(t *testing.T) {
+	calls := map[int]map[string]int{}
+	for _, chunks := range []int{20, 200} {
+		release := make(chan struct{})
+		srv := batchtest.Start(t, batchtest.Options{MaxRunning: 8, Executor: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+			if j.ArrayIndex == 0 {
+				return 1, nil // one child fails at once: failure details are fetched
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return 0, nil
+		}})
+		e := newEngine(t, srv, testSpec())
+		ctx := context.Background()
+		h, err := e.Submit(ctx, testJob(fmt.Sprintf("calls%d", chunks), chunks))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if st, _, _ := srv.JobStatus(h.RenderID + ":0"); st == batchtest.Failed {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		srv.ResetCalls()
+		for range 10 {
+			st, err := e.Status(ctx, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Failures) != 1 || st.Failures[0].Index != 0 {
+				t.Fatalf("failures %+v, want child 0", st.Failures)
+			}
+		}
+		calls[chunks] = srv.Calls()
+		close(release)
+		_ = e.Cancel(ctx, h, "done")
+	}
+	t.Logf("calls for 10 polls: 20 children %v, 200 children %v", calls[20], calls[200])
+	if fmt.Sprint(calls[20]) != fmt.Sprint(calls[200]) {
+		t.Errorf("calls grew with the array size: %v vs %v", calls[20], calls[200])
+	}
+	if calls[20]["DescribeJobs"] > 11 || calls[20]["ListJobs"] > 1 {
+		t.Errorf("10 polls made %v: want one DescribeJobs per poll plus one failure lookup", calls[20])
+	}
+}
+
+func TestBlenderVersion(t *testing.T) {
+	ctx := context.Background()
+	srv := batchtest.Start(t, batchtest.Options{})
+	setup := newEngine(t, srv, testSpec())
+	if _, _, err := setup.EnsureJobDefinition(ctx, testSpec()); err != nil {
+		t.Fatal(err)
+	}
+	noVersion := testSpec()
+	noVersion.Name, noVersion.BlenderVersion = "no-version", ""
+	if _, _, err := setup.EnsureJobDefinition(ctx, noVersion); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		spec batch.Spec
+		want string
+		err  string
+	}{
+		{"from spec", testSpec(), "3.4.1", ""},
+		{"from existing definition", batch.Spec{Name: "framefleet-test"}, "3.4.1", ""},
+		{"from existing revision", batch.Spec{Name: "framefleet-test:1"}, "3.4.1", ""},
+		{"definition without version", batch.Spec{Name: "no-version"}, "", "does not say which Blender"},
+		{"missing definition", batch.Spec{Name: "nothing"}, "", "framefleet setup"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, srv, tc.spec)
+			got, err := e.BlenderVersion(ctx)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("BlenderVersion = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStatusOfUnknownJob(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	e := newEngine(t, srv, testSpec())
+	_, err := e.Status(context.Background(), pipeline.Handle{Engine: "batch", RenderID: "nope", StitchID: "nope2"})
+	if !errors.Is(err, batch.ErrJobNotFound) {
+		t.Fatalf("error %v, want ErrJobNotFound", err)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts batch.Options
+		want string
+	}{
+		{"no queue", batch.Options{Definition: testSpec()}, "no job queue"},
+		{"no definition", batch.Options{Queue: "q"}, "no job definition"},
+		{"bad spec", batch.Options{Queue: "q", Definition: batch.Spec{Image: "img", Attempts: 20}}, "1 to 10"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := batch.New(awsConfig(), tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,368 @@
+// Package config is the one configuration the CLI, the GitHub Action and the
+// Slack bot share: framefleet.yaml, overridden by FRAMEFLEET_* environment
+// variables, overridden by command-line flags.
+//
+// Precedence, lowest first: Defaults < file < environment < flags. A front-end
+// calls Load (defaults, file, environment), then Set for each flag the user
+// gave, then Validate:
+//
+//	cfg, err := config.Load(path, os.Getenv)   // path "" finds ./framefleet.yaml
+//	for each changed flag: err = cfg.Set("batch.job_queue", value)
+//	err = cfg.Validate()
+//
+// Every setting has a key (its YAML path, e.g. "batch.memory_mib") and an
+// environment variable; Keys lists them for help texts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// FileName is the configuration file looked for in the working directory.
+const FileName = "framefleet.yaml"
+
+// PathEnv names a configuration file when Load is given no path.
+const PathEnv = "FRAMEFLEET_CONFIG"
+
+// Engines and platforms.
+const (
+	EngineLocal     = "local"
+	EngineBatch     = "batch"
+	PlatformEC2     = "EC2"
+	PlatformFargate = "FARGATE"
+)
+
+// Limits.
+const (
+	MaxLinkExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most 7 days
+	MinMemoryMiB      = 512
+	MaxAttempts       = 10 // AWS Batch's retryStrategy limit
+	MinAttemptTimeout = time.Minute
+)
+
+// Config is framefleet's whole configuration. Field comments name the YAML key.
+type Config struct {
+	// Engine runs the jobs: "local" (this machine) or "batch" (AWS Batch).
+	Engine string `yaml:"engine"`
+	// Store is where inputs and results live: a directory, file:///dir or
+	// s3://bucket/prefix. Bucket and Prefix are a shorter way to say s3://.
+	Store  string `yaml:"store"`
+	Bucket string `yaml:"bucket"`
+	Prefix string `yaml:"prefix"`
+	// Region is the AWS region (default: the AWS SDK's, e.g. AWS_REGION).
+	Region string `yaml:"region"`
+	S3     S3     `yaml:"s3"`
+	Batch  Batch  `yaml:"batch"`
+	Render Render `yaml:"render"`
+	// PricePerVCPUHour turns vCPU time into the cost report (USD).
+	PricePerVCPUHour float64 `yaml:"price_per_vcpu_hour"`
+	// LinkExpiry is how long result links work (at most 7 days).
+	LinkExpiry Duration `yaml:"link_expiry"`
+
+	// Source is the file the configuration was read from ("" for none).
+	Source string `yaml:"-"`
+}
+
+// S3 configures S3-compatible servers (MinIO, R2, gofakes3 …).
+type S3 struct {
+	// Endpoint is the server's URL with scheme, e.g. http://127.0.0.1:9000.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle addresses buckets as host/bucket/key, which most S3-compatible servers need.
+	PathStyle bool `yaml:"path_style"`
+}
+
+// Batch configures the AWS Batch engine.
+type Batch struct {
+	JobQueue string `yaml:"job_queue"`
+	// JobDefinition is the definition's name. With Image set, framefleet
+	// registers it (only when changed); without, it uses an existing
+	// definition (name, name:revision or ARN) as is.
+	JobDefinition    string   `yaml:"job_definition"`
+	Image            string   `yaml:"image"`
+	VCPUs            float64  `yaml:"vcpus"`
+	MemoryMiB        int      `yaml:"memory_mib"`
+	Platform         string   `yaml:"platform"` // EC2 or FARGATE
+	GPUs             int      `yaml:"gpus"`
+	Attempts         int      `yaml:"attempts"`
+	AttemptTimeout   Duration `yaml:"attempt_timeout"`
+	ExecutionRoleARN string   `yaml:"execution_role_arn"`
+	JobRoleARN       string   `yaml:"job_role_arn"`
+	// BlenderVersion is the Blender the image carries, e.g. "3.4.1".
+	BlenderVersion string `yaml:"blender_version"`
+}
+
+// Render holds render defaults; 0 means "the scene's" or "automatic".
+type Render struct {
+	Chunk      int    `yaml:"chunk"`      // frames per array child; 0 = automatic
+	Workers    int    `yaml:"workers"`    // children at once; 0 = automatic
+	Resolution int    `yaml:"resolution"` // percentage of the scene's resolution; 0 = the scene's
+	Samples    int    `yaml:"samples"`    // Cycles samples; 0 = the scene's
+	Stitch     string `yaml:"stitch"`     // concat or encode
+}
+
+// Defaults returns the configuration before any file, variable or flag.
+func Defaults() *Config {
+	return &Config{
+		Engine: EngineLocal,
+		Batch: Batch{
+			JobDefinition: "framefleet",
+			VCPUs:         2,
+			MemoryMiB:     4096,
+			Platform:      PlatformEC2,
+			Attempts:      3,
+		},
+		Render:     Render{Stitch: "concat"},
+		LinkExpiry: Duration(MaxLinkExpiry),
+	}
+}
+
+// StoreURI is the store to open: Store, or s3://Bucket/Prefix.
+func (c *Config) StoreURI() (string, error) {
+	switch {
+	case c.Store != "" && c.Bucket != "":
+		want := "s3://" + c.Bucket
+		if p := strings.Trim(c.Prefix, "/"); p != "" {
+			want += "/" + p
+		}
+		if strings.TrimRight(c.Store, "/") != want {
+			return "", fmt.Errorf("store %q and bucket %q disagree: give either store or bucket (+ prefix), not both", c.Store, c.Bucket)
+		}
+		return want, nil
+	case c.Store != "":
+		if c.Prefix != "" {
+			return "", fmt.Errorf("prefix %q is only used with bucket: put it in the store URI instead (s3://bucket/%s)", c.Prefix, strings.Trim(c.Prefix, "/"))
+		}
+		return c.Store, nil
+	case c.Bucket != "":
+		uri := "s3://" + c.Bucket
+		if p := strings.Trim(c.Prefix, "/"); p != "" {
+			uri += "/" + p
+		}
+		return uri, nil
+	case c.Prefix != "":
+		return "", fmt.Errorf("prefix %q is set but bucket is empty: set bucket too", c.Prefix)
+	}
+	return "", nil
+}
+
+// StoreOptions are the store.Options this configuration implies.
+func (c *Config) StoreOptions() store.Options {
+	return store.Options{
+		Region:        c.Region,
+		Endpoint:      c.S3.Endpoint,
+		UsePathStyle:  c.S3.PathStyle,
+		PresignExpiry: time.Duration(c.LinkExpiry),
+	}
+}
+
+// Validate checks the whole configuration and returns every problem found,
+// each naming the setting and the fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch c.Engine {
+	case EngineLocal, EngineBatch:
+	default:
+		bad("engine %q is not known: use local or batch", c.Engine)
+	}
+
+	uri, err := c.StoreURI()
+	if err != nil {
+		errs = append(errs, err)
+	} else if uri != "" {
+		if err := checkStoreURI(uri); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Bucket != "" && strings.ContainsAny(c.Bucket, "/: ") {
+		bad("bucket %q is not a bucket name: give only the name, e.g. my-renders (put the folder in prefix)", c.Bucket)
+	}
+	if c.Engine == EngineBatch && err == nil && !strings.HasPrefix(uri, "s3://") {
+		if uri == "" {
+			bad("store is empty: the batch engine needs an S3 store: set bucket (and prefix) or store: s3://bucket/prefix")
+		} else {
+			bad("store %q is local: the batch engine's containers cannot reach it: use store: s3://bucket/prefix", uri)
+		}
+	}
+	if err := store.CheckEndpoint(c.S3.Endpoint); err != nil {
+		bad("s3.endpoint: %v", err)
+	}
+
+	c.validateBatch(bad)
+
+	r := c.Render
+	if r.Chunk < 0 {
+		bad("render.chunk %d is negative: give frames per job, or 0 to choose automatically", r.Chunk)
+	}
+	if r.Workers < 0 {
+		bad("render.workers %d is negative: give how many jobs run at once, or 0 to choose automatically", r.Workers)
+	}
+	if r.Resolution < 0 || r.Resolution > 32767 {
+		bad("render.resolution %d is out of range: give a percentage from 1 to 32767 (e.g. 25 for a quick preview), or 0 for the scene's", r.Resolution)
+	}
+	if r.Samples < 0 {
+		bad("render.samples %d is negative: give a positive number of samples, or 0 for the scene's", r.Samples)
+	}
+	switch r.Stitch {
+	case "concat", "encode":
+	default:
+		bad("render.stitch %q is not known: use concat (join chunk videos, fast) or encode (one pass over all frames)", r.Stitch)
+	}
+	if c.PricePerVCPUHour < 0 {
+		bad("price_per_vcpu_hour %g is negative: give the price in USD, e.g. 0.0408", c.PricePerVCPUHour)
+	}
+	if d := time.Duration(c.LinkExpiry); d <= 0 || d > MaxLinkExpiry {
+		bad("link_expiry %s is out of range: S3 links last more than 0 and at most 7 days: use e.g. 24h or 7d", d)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateBatch(bad func(string, ...any)) {
+	b := c.Batch
+	if c.Engine == EngineBatch && b.JobQueue == "" {
+		bad("batch.job_queue is empty: set it to your AWS Batch job queue's name or ARN (env FRAMEFLEET_JOB_QUEUE; `framefleet setup` creates one)")
+	}
+	if b.JobDefinition == "" {
+		bad("batch.job_definition is empty: give a job definition name, e.g. framefleet")
+	} else if b.Image != "" && !validDefinitionName(b.JobDefinition) {
+		bad("batch.job_definition %q is not a valid name to register: use up to 128 letters, digits, hyphens and underscores", b.JobDefinition)
+	}
+	if b.Attempts < 1 || b.Attempts > MaxAttempts {
+		bad("batch.attempts %d is out of range: AWS Batch allows 1 to 10 attempts per job", b.Attempts)
+	}
+	if t := time.Duration(b.AttemptTimeout); t < 0 || (t > 0 && t < MinAttemptTimeout) {
+		bad("batch.attempt_timeout %s is below AWS Batch's 60s minimum: give 0 (no timeout) or at least 1m", t)
+	}
+	for _, arn := range []struct{ key, val, example string }{
+		{"batch.execution_role_arn", b.ExecutionRoleARN, "arn:aws:iam::123456789012:role/framefleet-execution"},
+		{"batch.job_role_arn", b.JobRoleARN, "arn:aws:iam::123456789012:role/framefleet-job"},
+	} {
+		if arn.val != "" && !strings.HasPrefix(arn.val, "arn:") {
+			bad("%s %q is not an ARN: give the role's full ARN, e.g. %s", arn.key, arn.val, arn.example)
+		}
+	}
+	if b.BlenderVersion != "" && !validVersion(b.BlenderVersion) {
+		bad("batch.blender_version %q is not a version: give the Blender the image carries, e.g. 3.4.1", b.BlenderVersion)
+	}
+	if b.GPUs < 0 {
+		bad("batch.gpus %d is negative: give 0 or more", b.GPUs)
+	}
+	if b.MemoryMiB < MinMemoryMiB {
+		bad("batch.memory_mib %d is too small: give at least %d (Blender needs 2048 or more for most scenes)", b.MemoryMiB, MinMemoryMiB)
+	}
+	switch b.Platform {
+	case PlatformEC2:
+		if b.VCPUs < 1 || b.VCPUs != float64(int(b.VCPUs)) {
+			bad("batch.vcpus %g is not valid on EC2: give a whole number of vCPUs (1, 2, 4 …), or use platform FARGATE for 0.25 or 0.5", b.VCPUs)
+		}
+	case PlatformFargate:
+		if b.GPUs > 0 {
+			bad("batch.gpus %d: Fargate has no GPUs: set gpus to 0 or use platform EC2", b.GPUs)
+		}
+		if b.Image != "" && b.ExecutionRoleARN == "" {
+			bad("batch.execution_role_arn is empty: Fargate needs an execution role to pull the image and write logs: set the role's ARN")
+		}
+		lo, hi, step, ok := FargateMemory(b.VCPUs)
+		switch {
+		case !ok:
+			bad("batch.vcpus %g is not a Fargate size: use 0.25, 0.5, 1, 2, 4, 8 or 16", b.VCPUs)
+		case b.MemoryMiB >= MinMemoryMiB && !FargateFits(b.VCPUs, b.MemoryMiB):
+			bad("batch.memory_mib %d does not fit %g Fargate vCPUs: use %d to %d in steps of %d%s", b.MemoryMiB, b.VCPUs, lo, hi, step, quarterNote(b.VCPUs))
+		}
+	default:
+		bad("batch.platform %q is not known: use EC2 or FARGATE", b.Platform)
+	}
+}
+
+func quarterNote(vcpus float64) string {
+	if vcpus == 0.25 {
+		return " (512, 1024 or 2048)"
+	}
+	return ""
+}
+
+// FargateMemory returns the memory range (MiB) and step Fargate offers for a
+// vCPU size, ok=false when the size is not one of Fargate's.
+func FargateMemory(vcpus float64) (lo, hi, step int, ok bool) {
+	switch vcpus {
+	case 0.25:
+		return 512, 2048, 512, true // 512, 1024, 2048 (no 1536)
+	case 0.5:
+		return 1024, 4096, 1024, true
+	case 1:
+		return 2048, 8192, 1024, true
+	case 2:
+		return 4096, 16384, 1024, true
+	case 4:
+		return 8192, 30720, 1024, true
+	case 8:
+		return 16384, 61440, 4096, true
+	case 16:
+		return 32768, 122880, 8192, true
+	}
+	return 0, 0, 0, false
+}
+
+// FargateFits reports whether vcpus and memoryMiB are a Fargate combination.
+func FargateFits(vcpus float64, memoryMiB int) bool {
+	lo, hi, step, ok := FargateMemory(vcpus)
+	if !ok || memoryMiB < lo || memoryMiB > hi || (memoryMiB-lo)%step != 0 {
+		return false
+	}
+	return !(vcpus == 0.25 && memoryMiB == 1536)
+}
+
+func checkStoreURI(uri string) error {
+	if !strings.Contains(uri, "://") {
+		return nil // a plain directory
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("store %q is not a valid URI: use a directory, file:///dir or s3://bucket/prefix", uri)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return fmt.Errorf("store %q names a host: use file:///absolute/path", uri)
+		}
+	case "s3":
+		if u.Host == "" {
+			return fmt.Errorf("store %q has no bucket: use s3://bucket/prefix", uri)
+		}
+	default:
+		return fmt.Errorf("store %q: unknown scheme %q: use a directory, file:///dir or s3://bucket/prefix", uri, u.Scheme)
+	}
+	return nil
+}
+
+func validDefinitionName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func validVersion(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}

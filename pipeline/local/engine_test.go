@@ -1,0 +1,479 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
+)
+
+// The test binary doubles as a fake worker: with FAKE_WORKER_DIR set it
+// behaves as FAKE_WORKER_<index> says, records what it saw, and exits.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("FAKE_WORKER_DIR"); dir != "" {
+		os.Exit(fakeWorker(dir))
+	}
+	code := m.Run()
+	cleanupBinary()
+	os.Exit(code)
+}
+
+func fakeWorker(dir string) int {
+	sub := os.Args[len(os.Args)-1]
+	index := os.Getenv("AWS_BATCH_JOB_ARRAY_INDEX")
+	attempt, _ := strconv.Atoi(os.Getenv("AWS_BATCH_JOB_ATTEMPT"))
+	name := sub + "-" + index
+	if sub == "stitch" {
+		name = "stitch"
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_BATCH_") || strings.HasPrefix(kv, "FRAMEFLEET_") || strings.HasPrefix(kv, "JOB_") {
+			env = append(env, kv)
+		}
+	}
+	slices.Sort(env)
+	record := filepath.Join(dir, fmt.Sprintf("%s.attempt-%d", name, attempt))
+	if err := os.WriteFile(record, []byte(strings.Join(env, "\n")), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	behaviour := os.Getenv("FAKE_WORKER_" + index)
+	if sub == "stitch" {
+		behaviour = os.Getenv("FAKE_WORKER_STITCH")
+	}
+	switch behaviour {
+	case "", "ok":
+		return 0
+	case "exit1":
+		fmt.Fprintln(os.Stderr, "rendering chunk\nError: boom, the scene is broken")
+		return 1
+	case "kill-first":
+		if attempt == 1 {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+		}
+		return 0
+	case "transient-first":
+		if attempt == 1 {
+			fmt.Fprintln(os.Stderr, "store unreachable")
+			return pipeline.ExitTransient
+		}
+		return 0
+	case "transient-always":
+		return pipeline.ExitTransient
+	case "hang":
+		// A stand-in for Blender: a grandchild in the same process group.
+		sleeper := exec.Command("sleep", "300")
+		if err := sleeper.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pids := fmt.Sprintf("%d %d", os.Getpid(), sleeper.Process.Pid)
+		if err := os.WriteFile(filepath.Join(dir, "pids-"+index), []byte(pids), 0o644); err != nil {
+			return 1
+		}
+		_ = sleeper.Wait()
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "unknown fake behaviour", behaviour)
+	return 2
+}
+
+// fakeEngine runs the test binary as the worker, one behaviour per child.
+func fakeEngine(t *testing.T, workers int) (*Engine, string) {
+	t.Helper()
+	dir := t.TempDir()
+	e, err := New(Options{
+		WorkerCommand: []string{os.Args[0], "-test.run=^$"},
+		Workers:       workers,
+		KillGrace:     200 * time.Millisecond,
+		LogDir:        t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, dir
+}
+
+func submitFake(t *testing.T, e *Engine, dir string, chunks int, behaviours map[string]string, mod func(*pipeline.Job)) pipeline.Handle {
+	t.Helper()
+	env := map[string]string{"FAKE_WORKER_DIR": dir, "JOB_EXTRA": "passed"}
+	for k, v := range behaviours {
+		env["FAKE_WORKER_"+k] = v
+	}
+	job := pipeline.Job{RunID: "run-1", StoreURI: "file:///nowhere", Chunks: chunks, Scene: "Scene", Env: env}
+	if mod != nil {
+		mod(&job)
+	}
+	h, err := e.Submit(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func waitDone(t *testing.T, e *Engine, h pipeline.Handle) pipeline.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := e.Wait(ctx, h); err != nil {
+		t.Fatalf("run did not finish: %v", err)
+	}
+	st, err := e.Status(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// attemptsOf lists the recorded attempt numbers of one job ("render-0", "stitch").
+func attemptsOf(t *testing.T, dir, name string) []int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, name+".attempt-*"))
+	var out []int
+	for _, f := range files {
+		n, err := strconv.Atoi(f[strings.LastIndexByte(f, '-')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestRunOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		chunks     int
+		behaviours map[string]string
+		attempts   int
+		// want
+		render       pipeline.JobState
+		stitch       pipeline.JobState
+		childTries   map[string][]int // job name -> attempt numbers that ran
+		failedIndex  []int
+		reasonHas    string
+		exitCode     *int
+		stitchReason string
+	}{
+		{
+			name: "all succeed, stitch runs once", chunks: 3,
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childTries: map[string][]int{"render-0": {1}, "render-1": {1}, "render-2": {1}, "stitch": {1}},
+		},
+		{
+			name: "killed by a signal is retried", chunks: 2, behaviours: map[string]string{"0": "kill-first"},
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childTries: map[string][]int{"render-0": {1, 2}, "render-1": {1}, "stitch": {1}},
+		},
+		{
+			name: "transient exit 75 is retried", chunks: 2, behaviours: map[string]string{"1": "transient-first"},
+			render: pipeline.StateSucceeded, stitch: pipeline.StateSucceeded,
+			childTries: map[string][]int{"render-0": {1}, "render-1": {1, 2}, "stitch": {1}},
+		},
+		{
+			name: "transient exit 75 gives up after the attempts", chunks: 1, attempts: 2,
+			behaviours: map[string]string{"0": "transient-always"},
+			render:     pipeline.StateFailed, stitch: pipeline.StateFailed,
+			childTries:  map[string][]int{"render-0": {1, 2}, "stitch": nil},
+			failedIndex: []int{0}, reasonHas: "exit code 75", exitCode: ptr(75),
+			stitchReason: "failed",
+		},
+		{
+			name: "exit 1 fails at once and the stitch never runs", chunks: 3, behaviours: map[string]string{"1": "exit1"},
+			render: pipeline.StateFailed, stitch: pipeline.StateFailed,
+			childTries:  map[string][]int{"render-0": {1}, "render-1": {1}, "render-2": {1}, "stitch": nil},
+			failedIndex: []int{1}, reasonHas: "boom, the scene is broken", exitCode: ptr(1),
+			stitchReason: "Dependent job",
+		},
+		{
+			name: "a failing stitch job fails the run", chunks: 2, behaviours: map[string]string{"STITCH": "exit1"},
+			render: pipeline.StateSucceeded, stitch: pipeline.StateFailed,
+			childTries:  map[string][]int{"render-0": {1}, "render-1": {1}, "stitch": {1}},
+			failedIndex: []int{-1}, reasonHas: "boom", exitCode: ptr(1), stitchReason: "boom",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, dir := fakeEngine(t, 2)
+			h := submitFake(t, e, dir, tc.chunks, tc.behaviours, func(j *pipeline.Job) { j.Attempts = tc.attempts })
+			st := waitDone(t, e, h)
+			if st.Render != tc.render || st.Stitch != tc.stitch {
+				t.Fatalf("render %s stitch %s (%q), want %s and %s", st.Render, st.Stitch, st.StitchReason, tc.render, tc.stitch)
+			}
+			for name, want := range tc.childTries {
+				if got := attemptsOf(t, dir, name); !slices.Equal(got, want) {
+					t.Errorf("%s ran attempts %v, want %v", name, got, want)
+				}
+			}
+			var failed []int
+			for _, f := range st.Failures {
+				failed = append(failed, f.Index)
+				if !strings.Contains(f.Reason, tc.reasonHas) {
+					t.Errorf("failure %d reason %q, want it to contain %q", f.Index, f.Reason, tc.reasonHas)
+				}
+				if tc.exitCode != nil && (f.ExitCode == nil || *f.ExitCode != *tc.exitCode) {
+					t.Errorf("failure %d exit code %v, want %d", f.Index, f.ExitCode, *tc.exitCode)
+				}
+				if f.LogStream == "" {
+					t.Errorf("failure %d names no log", f.Index)
+				}
+			}
+			if !slices.Equal(failed, tc.failedIndex) {
+				t.Errorf("failed children %v, want %v", failed, tc.failedIndex)
+			}
+			if !strings.Contains(st.StitchReason, tc.stitchReason) {
+				t.Errorf("stitch reason %q, want it to contain %q", st.StitchReason, tc.stitchReason)
+			}
+			if sum := st.Children[pipeline.StateSucceeded] + st.Children[pipeline.StateFailed]; sum != tc.chunks {
+				t.Errorf("children summary %v does not account for %d children", st.Children, tc.chunks)
+			}
+			// Every attempt that ran is in the history, with its times.
+			ran := 0
+			for name := range tc.childTries {
+				ran += len(attemptsOf(t, dir, name))
+			}
+			if len(st.Attempts) != ran {
+				t.Errorf("%d attempts recorded, %d ran", len(st.Attempts), ran)
+			}
+			var lastChild time.Time
+			for _, a := range st.Attempts {
+				if a.StoppedAt.Before(a.StartedAt) || a.StartedAt.IsZero() {
+					t.Errorf("attempt %+v has bad times", a)
+				}
+				if a.Index >= 0 && a.StoppedAt.After(lastChild) {
+					lastChild = a.StoppedAt
+				}
+			}
+			for _, a := range st.Attempts {
+				if a.Index == -1 && a.StartedAt.Before(lastChild) {
+					t.Errorf("stitch started at %v, before the last child stopped at %v", a.StartedAt, lastChild)
+				}
+			}
+		})
+	}
+}
+
+func TestSignalledAttemptLooksLikeALostHost(t *testing.T) {
+	e, dir := fakeEngine(t, 1)
+	h := submitFake(t, e, dir, 1, map[string]string{"0": "kill-first"}, nil)
+	st := waitDone(t, e, h)
+	if len(st.Attempts) < 1 {
+		t.Fatal("no attempts recorded")
+	}
+	first := st.Attempts[0]
+	if first.ExitCode != nil || !strings.HasPrefix(first.Reason, "Host local") || !strings.Contains(first.Reason, "killed") {
+		t.Errorf("first attempt %+v: want no exit code and a 'Host local ... terminated' reason naming the signal", first)
+	}
+}
+
+func TestWorkerEnvironment(t *testing.T) {
+	e, dir := fakeEngine(t, 2)
+	h := submitFake(t, e, dir, 2, map[string]string{"1": "transient-first"}, func(j *pipeline.Job) {
+		j.Env["AWS_BATCH_JOB_ARRAY_INDEX"] = "99" // protected: a job cannot set it
+	})
+	waitDone(t, e, h)
+	read := func(name string) map[string]string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(l, "=")
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		file string
+		want map[string]string
+	}{
+		{"render-0.attempt-1", map[string]string{
+			"AWS_BATCH_JOB_ARRAY_INDEX": "0", "AWS_BATCH_JOB_ARRAY_SIZE": "2", "AWS_BATCH_JOB_ATTEMPT": "1",
+			"AWS_BATCH_JOB_ID": h.RenderID + ":0", "FRAMEFLEET_STORE": "file:///nowhere", "FRAMEFLEET_RUN_ID": "run-1", "JOB_EXTRA": "passed"}},
+		{"render-1.attempt-2", map[string]string{
+			"AWS_BATCH_JOB_ARRAY_INDEX": "1", "AWS_BATCH_JOB_ATTEMPT": "2", "AWS_BATCH_JOB_ID": h.RenderID + ":1"}},
+		{"stitch.attempt-1", map[string]string{
+			"AWS_BATCH_JOB_ARRAY_INDEX": "", "AWS_BATCH_JOB_ATTEMPT": "1", "AWS_BATCH_JOB_ID": h.StitchID, "FRAMEFLEET_RUN_ID": "run-1"}},
+	}
+	for _, tc := range tests {
+		got := read(tc.file)
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("%s: %s=%q, want %q", tc.file, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestTimeoutFailsWithoutRetry(t *testing.T) {
+	e, dir := fakeEngine(t, 1)
+	h := submitFake(t, e, dir, 1, map[string]string{"0": "hang"}, func(j *pipeline.Job) {
+		j.AttemptTimeout = 500 * time.Millisecond
+	})
+	st := waitDone(t, e, h)
+	if st.Render != pipeline.StateFailed || len(st.Failures) != 1 {
+		t.Fatalf("render %s, failures %+v: want FAILED with one failure", st.Render, st.Failures)
+	}
+	if !strings.Contains(st.Failures[0].Reason, "timeout") {
+		t.Errorf("reason %q does not mention the timeout", st.Failures[0].Reason)
+	}
+	if got := attemptsOf(t, dir, "render-0"); !slices.Equal(got, []int{1}) {
+		t.Errorf("attempts %v: a timed-out attempt is not retried (as on Batch)", got)
+	}
+	assertGone(t, dir, "0")
+}
+
+func TestCancelKillsEveryProcess(t *testing.T) {
+	e, dir := fakeEngine(t, 2)
+	h := submitFake(t, e, dir, 3, map[string]string{"0": "hang", "1": "hang", "2": "hang"}, nil)
+	for _, i := range []string{"0", "1"} {
+		waitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "pids-"+i)); return err == nil })
+	}
+	st, err := e.Status(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Children[pipeline.StateRunning] != 2 || st.Children[pipeline.StateRunnable] != 1 {
+		t.Errorf("children %v: want 2 RUNNING (2 workers) and 1 RUNNABLE", st.Children)
+	}
+	if st.Render != pipeline.StatePending || st.Stitch != pipeline.StatePending {
+		t.Errorf("render %s stitch %s while running: want PENDING and PENDING", st.Render, st.Stitch)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Cancel(ctx, h, "user pressed Ctrl-C"); err != nil {
+		t.Fatal(err)
+	}
+	st, err = e.Status(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Render != pipeline.StateFailed || st.Stitch != pipeline.StateFailed || st.Children[pipeline.StateFailed] != 3 {
+		t.Errorf("after cancel: render %s stitch %s children %v: want everything FAILED", st.Render, st.Stitch, st.Children)
+	}
+	for _, f := range st.Failures {
+		if !strings.Contains(f.Reason, "Ctrl-C") {
+			t.Errorf("child %d reason %q does not carry the cancel reason", f.Index, f.Reason)
+		}
+	}
+	if got := attemptsOf(t, dir, "render-2"); len(got) != 0 {
+		t.Errorf("queued child 2 ran %v after cancel", got)
+	}
+	assertGone(t, dir, "0")
+	assertGone(t, dir, "1")
+}
+
+func ptr(i int) *int { return &i }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertGone checks that the fake worker of child i and its grandchild are dead.
+func assertGone(t *testing.T, dir, i string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "pids-"+i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		waitFor(t, func() bool { return !alive(pid) })
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting for its reaper does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+func TestParseBlenderVersion(t *testing.T) {
+	tests := []struct {
+		out, want string
+		ok        bool
+	}{
+		{"Blender 3.4.1\n\tbuild date: 2023-03-07\n", "3.4.1", true},
+		{"Blender 4.2.0 LTS\n", "4.2.0", true},
+		{"Blender 2.79 (sub 0)\n", "2.79", true},
+		{"Read prefs: /root/.config\nBlender 5.0.0 Alpha\n", "5.0.0", true},
+		{"sh: blender: not found\n", "", false},
+	}
+	for _, tc := range tests {
+		got, err := ParseBlenderVersion([]byte(tc.out))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseBlenderVersion(%q) = %q, %v; want %q ok=%v", tc.out, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestBlenderVersionOfRealBlender(t *testing.T) {
+	e, err := New(Options{Blender: testenv.Blender(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.BlenderVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseBlenderVersion([]byte("Blender " + v)); err != nil || !strings.Contains(v, ".") {
+		t.Errorf("version %q is not X.Y[.Z]", v)
+	}
+}
+
+func TestBlenderVersionMissingBlender(t *testing.T) {
+	e, err := New(Options{Blender: filepath.Join(t.TempDir(), "no-blender")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "--blender") {
+		t.Errorf("err = %v, want one telling how to point at a Blender", err)
+	}
+}
+
+func TestSubmitRejectsBadJobs(t *testing.T) {
+	e, _ := fakeEngine(t, 1)
+	tests := []pipeline.Job{
+		{RunID: "r", StoreURI: "file:///x", Chunks: 0},
+		{RunID: "r", StoreURI: "file:///x", Chunks: 10001},
+		{RunID: "", StoreURI: "file:///x", Chunks: 1},
+		{RunID: "r", StoreURI: "file:///x", Chunks: 1, Attempts: 11},
+	}
+	for _, j := range tests {
+		if _, err := e.Submit(context.Background(), j); err == nil {
+			t.Errorf("Submit(%+v) succeeded, want an error", j)
+		}
+	}
+	if _, err := e.Status(context.Background(), pipeline.Handle{Engine: Name, RenderID: "local-unknown"}); err == nil {
+		t.Error("Status of an unknown handle succeeded")
+	}
+}
