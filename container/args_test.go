@@ -197,7 +197,7 @@ func TestPreviewFrames(t *testing.T) {
 	}{
 		{"short at 24 fps plays in real time at 8 fps", seq(48), plan.FrameRate{Num: 24, Den: 1}, 16, []int{1, 4, 7}, 8},
 		{"slow rate keeps every frame", seq(20), plan.FrameRate{Num: 6, Den: 1}, 20, []int{1, 2, 3}, 6},
-		{"long animation becomes a time-lapse of at most 60 frames", seq(6000), plan.FrameRate{Num: 30000, Den: 1001}, 60, []int{1, 101, 201}, 9.99},
+		{"long animation becomes a time-lapse of at most 40 frames", seq(6000), plan.FrameRate{Num: 30000, Den: 1001}, 40, []int{1, 151, 301}, 9.99},
 		{"one frame", []int{7}, plan.FrameRate{Num: 24, Den: 1}, 1, []int{7}, 8},
 	}
 	for _, tt := range tests {

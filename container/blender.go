@@ -153,8 +153,8 @@ func OverrideScript(j RenderJob) string {
 		"samples":    j.Render.Samples,
 		"negative":   len(j.Frames) > 0 && j.Frames[0] < 0,
 	})
-	// The JSON goes in as a Python string literal; strconv.Quote output is a
-	// valid Python literal for any text.
+	// The settings go in as one JSON document inside a Python string
+	// literal, so no scene name can break out of the script.
 	return strings.TrimSpace(fmt.Sprintf(overrideTemplate, pyString(string(settings))))
 }
 

@@ -145,14 +145,14 @@ func Timescale(r plan.FrameRate) int {
 // PreviewArgs makes a small looping GIF from an image sequence numbered from 0.
 func PreviewArgs(pattern string, fps float64, out string) []string {
 	return []string{"-framerate", strconv.FormatFloat(fps, 'f', -1, 64), "-start_number", "0", "-i", pattern,
-		"-vf", "scale='min(320,iw)':-2:flags=lanczos,split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer",
+		"-vf", "scale='min(320,iw)':-2:flags=bilinear,split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer",
 		"-loop", "0", "-f", "gif", out}
 }
 
 // Preview limits: at most previewMaxFrames frames at no more than
 // previewMaxFPS, so the GIF stays small and costs the same for any length.
 const (
-	previewMaxFrames = 60
+	previewMaxFrames = 40
 	previewMaxFPS    = 10
 )
 

@@ -72,7 +72,7 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report ChunkReport
 		return report, err
 	}
 	todo := missingFrames(frames, have)
-	report.Rendered = todo
+	report.Rendered = append([]int{}, todo...)
 	report.Skipped = []int{}
 	for _, f := range frames {
 		if have[f] {
@@ -180,17 +180,18 @@ func blenderContext(t *tail) string {
 
 // uploader stores frames in the background so Blender's log keeps flowing.
 type uploader struct {
-	ctx    context.Context
-	st     store.Store
-	runID  string
-	ext    string
-	want   map[int]bool
-	log    interface{ Warn(string, ...any) }
-	queue  chan upload
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
-	stored []int
+	ctx     context.Context
+	st      store.Store
+	runID   string
+	ext     string
+	want    map[int]bool
+	log     interface{ Warn(string, ...any) }
+	queue   chan upload
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	stored  []int
+	release func()
 }
 
 type upload struct {
@@ -198,9 +199,17 @@ type upload struct {
 	path  string
 }
 
+// uploadGrace is how long frames Blender already saved may still upload
+// after the job was told to stop (Batch sends SIGKILL 30 s after SIGTERM).
+const uploadGrace = 20 * time.Second
+
 func newUploader(ctx context.Context, st store.Store, runID, ext string, frames []int, log interface{ Warn(string, ...any) }) *uploader {
-	u := &uploader{ctx: ctx, st: st, runID: runID, ext: ext, want: map[int]bool{}, log: log,
-		queue: make(chan upload, len(frames)+16), done: make(chan struct{})}
+	// A stopped job still stores the frames it finished, so the retry skips them.
+	upCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(uploadGrace, cancel) })
+	u := &uploader{ctx: upCtx, st: st, runID: runID, ext: ext, want: map[int]bool{}, log: log,
+		queue: make(chan upload, len(frames)+16), done: make(chan struct{}),
+		release: func() { stop(); cancel() }}
 	for _, f := range frames {
 		u.want[f] = true
 	}
@@ -242,6 +251,7 @@ func (u *uploader) loop() {
 func (u *uploader) Wait() error {
 	close(u.queue)
 	<-u.done
+	u.release()
 	return u.err
 }
 

@@ -51,9 +51,10 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 	framesDir := filepath.Join(dir, "frames")
 	video := filepath.Join(dir, "video.mp4")
 
+	var info VideoInfo
 	switch mode {
 	case plan.StitchConcat:
-		if err := w.concat(ctx, p, ext, dir, framesDir, video); err != nil {
+		if info, err = w.concat(ctx, p, ext, dir, framesDir, video); err != nil {
 			return Manifest{}, err
 		}
 	case plan.StitchEncode:
@@ -61,14 +62,9 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 		if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, p.Frames); err != nil {
 			return Manifest{}, err
 		}
-		if err := w.encodeFrames(ctx, framesDir, ext, p.Frames, p.FrameRate, video); err != nil {
+		if info, err = w.encodeAndProbe(ctx, framesDir, ext, p.Frames, p.FrameRate, video); err != nil {
 			return Manifest{}, err
 		}
-	}
-
-	info, err := w.FFmpeg.Probe(ctx, video)
-	if err != nil {
-		return Manifest{}, stoppedOr(ctx, err, true)
 	}
 	if info.Frames != len(p.Frames) {
 		return Manifest{}, permanent("the stitched video has %d frames, the plan %d", info.Frames, len(p.Frames))
@@ -137,41 +133,78 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 	return m, nil
 }
 
-// concat joins the chunks' segments without re-encoding; a segment that is
-// missing (e.g. its chunk's encode step was lost) is encoded from its frames.
-func (w *Worker) concat(ctx context.Context, p *plan.Plan, ext, dir, framesDir, video string) error {
+// concat joins the chunks' segments without re-encoding. A segment that is
+// missing (its chunk's encode step was lost) is encoded from its frames; if
+// the joined video has the wrong frame count, every segment is checked and
+// the bad ones are encoded again before a second try.
+func (w *Worker) concat(ctx context.Context, p *plan.Plan, ext, dir, framesDir, video string) (VideoInfo, error) {
 	segDir := filepath.Join(dir, "segments")
 	if err := os.MkdirAll(segDir, 0o755); err != nil {
-		return &Error{Code: ExitTransient, Err: err}
+		return VideoInfo{}, &Error{Code: ExitTransient, Err: err}
 	}
+	segments := make([]string, p.NumChunks())
 	var list strings.Builder
-	for i := range p.NumChunks() {
-		local := filepath.Join(segDir, fmt.Sprintf("chunk_%05d.mp4", i))
-		key := store.SegmentKey(p.RunID, i)
-		err := w.Store.GetFile(ctx, key, local)
+	for i := range segments {
+		segments[i] = filepath.Join(segDir, fmt.Sprintf("chunk_%05d.mp4", i))
+		err := w.Store.GetFile(ctx, store.SegmentKey(p.RunID, i), segments[i])
 		if errors.Is(err, store.ErrNotFound) {
-			frames, _ := p.Chunk(i)
-			w.log().Info("segment missing: encoding it from its frames", "chunk", i, "frames", plan.Format(frames))
-			if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, frames); err != nil {
-				return err
-			}
-			if err := w.encodeFrames(ctx, framesDir, ext, frames, p.FrameRate, local); err != nil {
-				return err
-			}
-			if err := w.Store.PutFile(ctx, key, local); err != nil {
-				return classify(stopped(ctx, fmt.Errorf("store segment %d: %w", i, err)))
-			}
+			w.log().Info("segment missing: encoding it from its frames", "chunk", i)
+			err = w.reencodeSegment(ctx, p, i, ext, framesDir, segments[i])
 		} else if err != nil {
-			return classify(stopped(ctx, fmt.Errorf("fetch segment %d: %w", i, err)))
+			err = classify(stopped(ctx, fmt.Errorf("fetch segment %d: %w", i, err)))
 		}
-		fmt.Fprintf(&list, "file '%s'\n", strings.ReplaceAll(local, "'", `'\''`))
+		if err != nil {
+			return VideoInfo{}, err
+		}
+		fmt.Fprintf(&list, "file '%s'\n", strings.ReplaceAll(segments[i], "'", `'\''`))
 	}
 	listFile := filepath.Join(dir, "segments.txt")
 	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
-		return &Error{Code: ExitTransient, Err: err}
+		return VideoInfo{}, &Error{Code: ExitTransient, Err: err}
 	}
-	if err := w.FFmpeg.Run(ctx, ConcatArgs(listFile, p.FrameRate, video)); err != nil {
-		return stoppedOr(ctx, fmt.Errorf("concat segments: %w", err), true)
+	join := func() (VideoInfo, error) {
+		if err := w.FFmpeg.Run(ctx, ConcatArgs(listFile, p.FrameRate, video)); err != nil {
+			return VideoInfo{}, stoppedOr(ctx, fmt.Errorf("concat segments: %w", err), true)
+		}
+		info, err := w.FFmpeg.Probe(ctx, video)
+		if err != nil {
+			return VideoInfo{}, stoppedOr(ctx, err, true)
+		}
+		return info, nil
+	}
+	info, err := join()
+	if err != nil || info.Frames == len(p.Frames) {
+		return info, err
+	}
+	w.log().Warn("joined video has the wrong frame count: checking every segment", "frames", info.Frames, "want", len(p.Frames))
+	for i, seg := range segments {
+		frames, _ := p.Chunk(i)
+		info, err := w.FFmpeg.Probe(ctx, seg)
+		if err == nil && info.Frames == len(frames) {
+			continue
+		}
+		w.log().Warn("segment is damaged: encoding it again", "chunk", i, "frames", info.Frames, "want", len(frames), "err", err)
+		if err := w.reencodeSegment(ctx, p, i, ext, framesDir, seg); err != nil {
+			return VideoInfo{}, err
+		}
+	}
+	return join()
+}
+
+// reencodeSegment makes chunk i's segment from its stored frames and stores it.
+func (w *Worker) reencodeSegment(ctx context.Context, p *plan.Plan, i int, ext, framesDir, local string) error {
+	frames, err := p.Chunk(i)
+	if err != nil {
+		return permanent("%w", err)
+	}
+	if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, frames); err != nil {
+		return err
+	}
+	if err := w.encodeFrames(ctx, framesDir, ext, frames, p.FrameRate, local); err != nil {
+		return err
+	}
+	if err := w.Store.PutFile(ctx, store.SegmentKey(p.RunID, i), local); err != nil {
+		return classify(stopped(ctx, fmt.Errorf("store segment %d: %w", i, err)))
 	}
 	return nil
 }

@@ -204,23 +204,28 @@ func (w *Worker) fetchFrames(ctx context.Context, runID, ext, dir string, frames
 // frames are linked into a contiguous 0-based sequence first: steps and
 // chunk boundaries leave gaps that FFmpeg's image2 reader stops at.
 func (w *Worker) encodeFrames(ctx context.Context, dir, ext string, frames []int, rate plan.FrameRate, out string) error {
+	_, err := w.encodeAndProbe(ctx, dir, ext, frames, rate, out)
+	return err
+}
+
+// encodeAndProbe is encodeFrames returning what ffprobe says about the result.
+func (w *Worker) encodeAndProbe(ctx context.Context, dir, ext string, frames []int, rate plan.FrameRate, out string) (VideoInfo, error) {
 	seq, err := linkSequence(dir, ext, frames, filepath.Join(filepath.Dir(out), "seq-"+strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))))
 	if err != nil {
-		return err
+		return VideoInfo{}, err
 	}
 	defer os.RemoveAll(filepath.Dir(seq))
-	args := EncodeArgs(seq, rate, out)
-	if err := w.FFmpeg.Run(ctx, args); err != nil {
-		return stoppedOr(ctx, fmt.Errorf("encode frames %s: %w", plan.Format(frames), err), true)
+	if err := w.FFmpeg.Run(ctx, EncodeArgs(seq, rate, out)); err != nil {
+		return VideoInfo{}, stoppedOr(ctx, fmt.Errorf("encode frames %s: %w", plan.Format(frames), err), true)
 	}
 	info, err := w.FFmpeg.Probe(ctx, out)
 	if err != nil {
-		return stoppedOr(ctx, err, true)
+		return VideoInfo{}, stoppedOr(ctx, err, true)
 	}
 	if info.Frames != len(frames) {
-		return permanent("encoded %s has %d frames, want %d (frames %s)", filepath.Base(out), info.Frames, len(frames), plan.Format(frames))
+		return info, permanent("encoded %s has %d frames, want %d (frames %s)", filepath.Base(out), info.Frames, len(frames), plan.Format(frames))
 	}
-	return nil
+	return info, nil
 }
 
 // putJSON stores v as indented JSON.

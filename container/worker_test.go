@@ -6,11 +6,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -96,6 +98,24 @@ func TestRenderAndStitchStepNTSC(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("damaged segment is encoded again", func(t *testing.T) {
+		// Segment 0 replaced by segment 1 (2 frames instead of 4).
+		if err := r.store.GetFile(ctx, store.SegmentKey(r.plan.RunID, 1), r.store.Path(store.SegmentKey(r.plan.RunID, 0))); err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.worker.Stitch(ctx, plan.StitchConcat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.FrameCount != len(frames) {
+			t.Errorf("frame count %d", m.FrameCount)
+		}
+		info, err := r.worker.FFmpeg.Probe(ctx, r.store.Path(store.SegmentKey(r.plan.RunID, 0)))
+		if err != nil || info.Frames != 4 {
+			t.Errorf("segment 0 was not repaired in the store: %+v, %v", info, err)
+		}
+	})
 
 	t.Run("missing segment is encoded from frames", func(t *testing.T) {
 		if err := os.Remove(r.store.Path(store.SegmentKey(r.plan.RunID, 1))); err != nil {
@@ -341,25 +361,20 @@ func TestRenderChunkNegativeFrames(t *testing.T) {
 	}
 }
 
-// Cancelling (SIGTERM) stops Blender and is transient, so Batch retries.
+// Cancelling (SIGTERM) kills Blender's process group and is transient, so
+// Batch retries; the frames Blender saved before it stopped are already
+// stored, and the retry renders only the rest.
 func TestRenderChunkCancelIsTransient(t *testing.T) {
-	r := newRun(t, makeScene(t, map[string]any{"start": 1, "end": 50, "samples": 64, "width": 320, "height": 180}),
-		plan.Plan{Frames: []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, ChunkSize: 10, Render: plan.RenderSettings{Threads: 1}})
+	frames := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	r := newRun(t, makeScene(t, map[string]any{"start": 1, "end": 10, "width": 160, "height": 90}),
+		plan.Plan{Frames: frames, ChunkSize: 10, Render: plan.RenderSettings{Threads: 1, Samples: 256}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	started := make(chan struct{}, 1)
 	r.worker.BlenderLog = lineFunc(func(line string) {
-		if strings.HasPrefix(line, "Fra:") {
-			select {
-			case started <- struct{}{}:
-			default:
-			}
+		if _, ok := ParseSaved(line); ok {
+			cancel()
 		}
 	})
-	go func() {
-		<-started
-		cancel()
-	}()
 	_, err := r.worker.RenderChunk(ctx, 0)
 	if err == nil {
 		t.Fatal("cancelled chunk succeeded")
@@ -372,6 +387,58 @@ func TestRenderChunkCancelIsTransient(t *testing.T) {
 	if rep.ExitCode != ExitTransient {
 		t.Errorf("stored report exit code %d", rep.ExitCode)
 	}
+	if left := processesMentioning(t, r.worker.WorkDir); len(left) > 0 {
+		t.Errorf("processes left running after cancel: %v", left)
+	}
+	saved := slices.Clone(r.blender.saved)
+	stored := r.storedFrameKeys(t)
+	if len(saved) == 0 || len(saved) == len(frames) || len(stored) != len(saved) {
+		t.Fatalf("blender saved %v before the kill; store has %v", saved, stored)
+	}
+	for _, name := range saved {
+		if !slices.Contains(stored, store.FramesPrefix(r.plan.RunID)+name) {
+			t.Errorf("saved frame %s was not stored", name)
+		}
+	}
+
+	// The retry (cheaper settings, same size) renders only what is missing.
+	r.plan.Render.Samples = 1
+	b, _ := json.Marshal(r.plan)
+	if err := r.store.Put(context.Background(), store.PlanKey(r.plan.RunID), strings.NewReader(string(b))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = r.worker.RenderChunk(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Skipped) != len(saved) || len(rep.Rendered)+len(rep.Skipped) != len(frames) {
+		t.Errorf("retry rendered %v, skipped %v; %d frames were stored", rep.Rendered, rep.Skipped, len(saved))
+	}
+	if got, want := r.storedFrameKeys(t), r.plannedFrameKeys(); !slices.Equal(got, want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+}
+
+// processesMentioning lists live processes whose command line contains s.
+func processesMentioning(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(b), s) {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if strings.Contains(string(stat), ") Z ") { // a zombie is not running
+			continue
+		}
+		out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return out
 }
 
 type lineFunc func(string)
@@ -399,5 +466,24 @@ func TestLoadPlanErrors(t *testing.T) {
 	}
 	if _, err := r.worker.Stitch(ctx, ""); err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Errorf("bad plan: %v", err)
+	}
+}
+
+// The bundled example scene renders (at a quarter size, one sample) without
+// warnings.
+func TestExampleSceneRenders(t *testing.T) {
+	blend := filepath.Join(testenv.RepoRoot(), "examples", "demo.blend")
+	r := newRun(t, blend, plan.Plan{Scene: "Demo", Frames: []int{1, 48}, ChunkSize: 2,
+		Render: plan.RenderSettings{ResolutionPercentage: 25, Samples: 1, ImageFormat: "PNG"}})
+	rep, err := r.worker.RenderChunk(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Warnings) > 0 {
+		t.Errorf("warnings: %v", rep.Warnings)
+	}
+	info, err := r.worker.FFmpeg.Probe(context.Background(), r.store.Path(store.FrameKey(r.plan.RunID, 48, "png")))
+	if err != nil || info.Width != 80 || info.Height != 45 {
+		t.Errorf("frame 48: %+v, %v; want 80x45 (320x180 at 25%%)", info, err)
 	}
 }

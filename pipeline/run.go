@@ -274,7 +274,7 @@ func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(
 			// The caller's context is gone; stopping the workers must not be.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if cerr := eng.Cancel(cctx, h, "cancelled: "+context.Cause(ctx).Error()); cerr != nil {
+			if cerr := eng.Cancel(cctx, h, "render interrupted ("+context.Cause(ctx).Error()+")"); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 		}

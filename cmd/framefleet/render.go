@@ -85,10 +85,12 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	return cmd
 }
 
-// defaultWorkers runs one Blender per two cores, so each gets at least one
-// thread and Blender's single-threaded start-up of one chunk overlaps the
-// rendering of another.
-func defaultWorkers(cpus int) int { return max(1, cpus/2) }
+// defaultWorkers runs at least two Blenders when there are two cores, so the
+// single-threaded parts of one (start-up, scene sync, saving PNGs) overlap the
+// rendering of the other (measured in docs/BENCHMARKS.md); one per two cores
+// beyond that, at most 8 (each holds the whole scene in memory), and never
+// more than the cores, so each gets at least one thread.
+func defaultWorkers(cpus int) int { return min(max(cpus/2, 2), cpus, 8) }
 
 func engineNames() []string {
 	var names []string

@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	awsbatch "github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
@@ -90,30 +89,22 @@ func runSetup(ctx context.Context, g *globalFlags, path string, stdout, stderr i
 	fmt.Fprintf(stdout, "bucket        %s: reachable\n", uri)
 
 	// 2. The job queue.
-	bc := awsbatch.NewFromConfig(awsCfg)
-	out, err := bc.DescribeJobQueues(ctx, &awsbatch.DescribeJobQueuesInput{JobQueues: []string{cfg.Batch.JobQueue}})
-	if err != nil {
-		return fmt.Errorf("job queue %s: %w", cfg.Batch.JobQueue, err)
-	}
-	if len(out.JobQueues) == 0 {
-		return fmt.Errorf("job queue %s not found in %s: create it (deploy/ has a CloudFormation template) or fix batch.job_queue", cfg.Batch.JobQueue, awsCfg.Region)
-	}
-	q := out.JobQueues[0]
-	if q.State != "ENABLED" || q.Status != "VALID" {
-		return fmt.Errorf("job queue %s is %s/%s (%s): enable it and fix its compute environments", cfg.Batch.JobQueue, q.State, q.Status, aws.ToString(q.StatusReason))
-	}
-	fmt.Fprintf(stdout, "job queue     %s: %s, %s\n", aws.ToString(q.JobQueueName), q.State, q.Status)
-
-	// 3. The image: framefleet cannot look into registries, so it only says which.
-	fmt.Fprintf(stdout, "image         %s (not checked: the execution role must be able to pull it)\n", cfg.Batch.Image)
-
-	// 4. The job definition.
 	opts := batch.OptionsFromConfig(cfg)
 	opts.Logger = g.logger(stderr)
 	eng, err := batch.New(awsCfg, opts)
 	if err != nil {
 		return err
 	}
+	q, err := eng.CheckQueue(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "job queue     %s: %s, %s\n", q.Name, q.State, q.Status)
+
+	// 3. The image: framefleet cannot look into registries, so it only says which.
+	fmt.Fprintf(stdout, "image         %s (not checked: the execution role must be able to pull it)\n", cfg.Batch.Image)
+
+	// 4. The job definition.
 	arn, registered, err := eng.EnsureJobDefinition(ctx, opts.Definition)
 	if err != nil {
 		return err
@@ -126,7 +117,7 @@ func runSetup(ctx context.Context, g *globalFlags, path string, stdout, stderr i
 	if cfg.Batch.BlenderVersion == "" {
 		fmt.Fprintln(stdout, "warning       batch.blender_version is empty: framefleet cannot refuse scenes saved by a newer Blender than the image's; set it (e.g. 3.4.1)")
 	}
-	fmt.Fprintln(stdout, "ready         framefleet render --engine batch FILE.blend")
+	fmt.Fprintln(stdout, "ready         render on AWS Batch with engine: batch in framefleet.yaml (FRAMEFLEET_ENGINE=batch)")
 	return nil
 }
 

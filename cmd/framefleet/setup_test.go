@@ -98,6 +98,7 @@ func TestSetup(t *testing.T) {
 			} else if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
+			t.Logf("stdout:\n%s", stdout.String())
 			for _, want := range s.wantOut {
 				if !strings.Contains(stdout.String(), want) {
 					t.Errorf("output lacks %q:\n%s", want, stdout.String())

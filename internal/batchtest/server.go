@@ -385,8 +385,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, ae)
 		return
 	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		writeErr(w, &apiError{http.StatusInternalServerError, "ServerException", err.Error()})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
 }
 
 func writeErr(w http.ResponseWriter, e *apiError) {

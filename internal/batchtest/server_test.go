@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,24 @@ func client(srv *batchtest.Server) *batch.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		BaseEndpoint: aws.String(srv.URL),
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   readOnlyBodyClient{http.DefaultClient},
 	})
+}
+
+// readOnlyBodyClient hides the request body's WriteTo: smithy-go closes the
+// body when the response headers arrive, its WriteTo then fails with io.EOF
+// and net/http drops the connection under a response still being read (seen
+// with large responses from a loopback server). pipeline/batch does the same.
+type readOnlyBodyClient struct{ next *http.Client }
+
+type readOnlyBody struct{ io.ReadCloser }
+
+func (c readOnlyBodyClient) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r = r.Clone(r.Context())
+		r.Body = readOnlyBody{r.Body}
+	}
+	return c.next.Do(r)
 }
 
 func register(t *testing.T, c *batch.Client, rs *types.RetryStrategy) string {

@@ -67,6 +67,7 @@ type API interface {
 	SubmitJob(context.Context, *batch.SubmitJobInput, ...func(*batch.Options)) (*batch.SubmitJobOutput, error)
 	TerminateJob(context.Context, *batch.TerminateJobInput, ...func(*batch.Options)) (*batch.TerminateJobOutput, error)
 	RegisterJobDefinition(context.Context, *batch.RegisterJobDefinitionInput, ...func(*batch.Options)) (*batch.RegisterJobDefinitionOutput, error)
+	DescribeJobQueues(context.Context, *batch.DescribeJobQueuesInput, ...func(*batch.Options)) (*batch.DescribeJobQueuesOutput, error)
 }
 
 // Engine implements pipeline.Engine on AWS Batch.
@@ -104,7 +105,7 @@ func New(cfg aws.Config, opts Options) (*Engine, error) {
 	} else if opts.Definition.Name == "" {
 		return nil, errors.New("batch engine: no job definition: give an image to register one, or the name of an existing definition")
 	}
-	maxAttempts := cmp(opts.MaxAttempts, 10)
+	maxAttempts := orDefault(opts.MaxAttempts, 10)
 	maxBackoff := opts.MaxBackoff
 	if maxBackoff <= 0 {
 		maxBackoff = 20 * time.Second
@@ -112,6 +113,9 @@ func New(cfg aws.Config, opts Options) (*Engine, error) {
 	client := batch.NewFromConfig(cfg, func(o *batch.Options) {
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		if o.HTTPClient != nil {
+			o.HTTPClient = readOnlyBodyClient{o.HTTPClient}
 		}
 		o.Retryer = retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
 			ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) {
@@ -132,7 +136,7 @@ func NewWithAPI(api API, opts Options) *Engine {
 	return &Engine{api: api, opts: opts, log: log, defs: map[int]string{}, watches: map[string]*watch{}}
 }
 
-func cmp(v, def int) int {
+func orDefault(v, def int) int {
 	if v <= 0 {
 		return def
 	}
@@ -337,6 +341,9 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 // fetched only when the number of failed children changed, and once more
 // (for timings) when the array is finished.
 func (e *Engine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status, error) {
+	if err := checkHandle(h); err != nil {
+		return pipeline.Status{}, err
+	}
 	ids := []string{h.RenderID}
 	if h.StitchID != "" {
 		ids = append(ids, h.StitchID)
@@ -420,6 +427,17 @@ func (e *Engine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status
 		e.mu.Unlock()
 	}
 	return st, nil
+}
+
+// checkHandle refuses handles of other engines (a local run's IDs mean nothing to Batch).
+func checkHandle(h pipeline.Handle) error {
+	if h.Engine != "" && h.Engine != EngineName {
+		return fmt.Errorf("run was submitted to the %s engine, not to AWS Batch: watch it with engine %s", h.Engine, h.Engine)
+	}
+	if h.RenderID == "" {
+		return errors.New("handle has no render job ID")
+	}
+	return nil
 }
 
 func (e *Engine) watchFor(renderID string) *watch {
@@ -606,6 +624,9 @@ func exitCode(c *int32) *int {
 
 // Cancel terminates the stitch and the render job (queued or running).
 func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) error {
+	if err := checkHandle(h); err != nil {
+		return err
+	}
 	if reason == "" {
 		reason = "cancelled"
 	}
@@ -658,4 +679,31 @@ func (e *Engine) BlenderVersion(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("job definition %s does not say which Blender its image carries: set the Blender version in the configuration (it is stored as %s)", aws.ToString(def.JobDefinitionArn), BlenderVersionEnv)
+}
+
+// Queue describes the job queue jobs are submitted to.
+type Queue struct {
+	Name, ARN, State, Status, StatusReason string
+}
+
+// ErrQueueNotReady is returned (wrapped) when the job queue is missing,
+// disabled or invalid.
+var ErrQueueNotReady = errors.New("job queue not ready")
+
+// CheckQueue describes the engine's job queue and fails unless it exists and
+// is ENABLED and VALID (jobs would otherwise wait in it forever).
+func (e *Engine) CheckQueue(ctx context.Context) (Queue, error) {
+	out, err := e.api.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{e.opts.Queue}})
+	if err != nil {
+		return Queue{}, fmt.Errorf("describing job queue %s: %w", e.opts.Queue, err)
+	}
+	if len(out.JobQueues) == 0 {
+		return Queue{}, fmt.Errorf("job queue %s not found in this region (%w): create it (deploy/ has a CloudFormation template) or fix batch.job_queue", e.opts.Queue, ErrQueueNotReady)
+	}
+	d := out.JobQueues[0]
+	q := Queue{Name: aws.ToString(d.JobQueueName), ARN: aws.ToString(d.JobQueueArn), State: string(d.State), Status: string(d.Status), StatusReason: aws.ToString(d.StatusReason)}
+	if d.State != types.JQStateEnabled || d.Status != types.JQStatusValid {
+		return q, fmt.Errorf("job queue %s is %s and %s, %q (%w): enable it and fix its compute environments", q.Name, q.State, q.Status, q.StatusReason, ErrQueueNotReady)
+	}
+	return q, nil
 }

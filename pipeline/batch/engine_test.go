@@ -829,12 +829,22 @@ func TestBlenderVersion(t *testing.T) {
 	}
 }
 
-func TestStatusOfUnknownJob(t *testing.T) {
+func TestStatusOfForeignHandles(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	e := newEngine(t, srv, testSpec())
 	_, err := e.Status(context.Background(), pipeline.Handle{Engine: "batch", RenderID: "nope", StitchID: "nope2"})
 	if !errors.Is(err, batch.ErrJobNotFound) {
 		t.Fatalf("error %v, want ErrJobNotFound", err)
+	}
+	local := pipeline.Handle{Engine: "local", RenderID: "r", StitchID: "s"}
+	if _, err := e.Status(context.Background(), local); err == nil || !strings.Contains(err.Error(), "local engine") {
+		t.Errorf("Status of a local handle: %v", err)
+	}
+	if err := e.Cancel(context.Background(), local, "x"); err == nil {
+		t.Error("Cancel of a local handle succeeded")
+	}
+	if n := srv.Calls()["TerminateJob"]; n != 0 {
+		t.Errorf("%d TerminateJob calls for a local handle", n)
 	}
 }
 
@@ -855,5 +865,20 @@ func TestNewRejectsBadOptions(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCheckQueue(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Queues: []string{queue}})
+	q, err := newEngine(t, srv, testSpec()).CheckQueue(context.Background())
+	if err != nil || q.Name != queue || q.State != "ENABLED" || q.Status != "VALID" || !strings.HasSuffix(q.ARN, "job-queue/"+queue) {
+		t.Fatalf("CheckQueue = %+v, %v", q, err)
+	}
+	e, err := batch.New(awsConfig(), batch.Options{Queue: "missing", Definition: testSpec(), Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CheckQueue(context.Background()); !errors.Is(err, batch.ErrQueueNotReady) || !strings.Contains(err.Error(), "missing not found") {
+		t.Fatalf("CheckQueue of a missing queue: %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package blend
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -14,14 +17,11 @@ import (
 // FuzzRead: on any input the reader returns an Info or an error of one of
 // the documented kinds, and never panics.
 func FuzzRead(f *testing.F) {
-	// The real corpus, when present; fuzzing still runs without it.
-	dir := filepath.Join(testenv.RepoRoot(), "..", "shared", "blendfiles")
-	if paths, err := filepath.Glob(filepath.Join(dir, "*.blend")); err == nil {
-		for _, p := range paths {
-			if data, err := os.ReadFile(p); err == nil {
-				f.Add(data)
-			}
-		}
+	// The real corpus, when present, compacted to the blocks the reader
+	// uses: full files (up to 1 MB) make every new coverage find cost a
+	// minute of minimisation. Fuzzing still runs without the corpus.
+	for _, seed := range compactCorpus(f) {
+		f.Add(seed)
 	}
 	for _, seed := range [][]byte{
 		nil,
@@ -39,6 +39,7 @@ func FuzzRead(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	capMinimizeTime()
 	// A small cap keeps each run fast; the code path is the one ReadStream uses.
 	lim := limits{maxDecompressed: 64 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -69,5 +70,164 @@ func checkOutcome(t *testing.T, via string, info *Info, err error) {
 	}
 	if th := info.Thumbnail; th != nil && len(th.RGBA) != th.Width*th.Height*4 {
 		t.Fatalf("%s thumbnail %dx%d has %d bytes", via, th.Width, th.Height, len(th.RGBA))
+	}
+}
+
+// compactCorpus returns every corpus file compacted (see compactBlend), plus
+// a gzip and a zstd one; nothing when the corpus is absent.
+func compactCorpus(tb testing.TB) [][]byte {
+	dir := filepath.Join(testenv.RepoRoot(), "..", "shared", "blendfiles")
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.blend"))
+	var seeds [][]byte
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		seeds = append(seeds, compactBlend(tb, decompress(tb, data)))
+	}
+	if len(seeds) >= 2 {
+		seeds = append(seeds, gzipBytes(tb, seeds[0]), zstdBytes(tb, seeds[1]))
+	}
+	return seeds
+}
+
+// compactBlend keeps a real file's header, REND, GLOB and SC blocks, a 2×2
+// thumbnail and ENDB, with a DNA1 reduced to the structs the reader looks
+// at (types and names renumbered). The result reads like the original.
+func compactBlend(tb testing.TB, raw []byte) []byte {
+	tb.Helper()
+	l := walkTest(tb, raw)
+	order := l.order.(binary.AppendByteOrder)
+	dnaBlock := l.find(tb, "DNA1")
+	d, err := parseSDNA(raw[dnaBlock.off+dnaBlock.headerLen:dnaBlock.end()], l.order, l.ptrSize, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var origTypes []int // new type index → original
+	var names []string
+	typeIdx, nameIdx := map[int]int{}, map[int]int{}
+	mapType := func(i int) int {
+		if j, ok := typeIdx[i]; ok {
+			return j
+		}
+		typeIdx[i] = len(origTypes)
+		origTypes = append(origTypes, i)
+		return typeIdx[i]
+	}
+	mapName := func(i int) int {
+		if j, ok := nameIdx[i]; ok {
+			return j
+		}
+		nameIdx[i] = len(names)
+		names = append(names, d.names[i])
+		return nameIdx[i]
+	}
+	var strc []byte
+	u16 := func(v int) { strc = order.AppendUint16(strc, uint16(v)) }
+	nStructs, sceneIdx := 0, -1
+	for _, name := range []string{"ListBase", "ID", "FileGlobal", "ImageFormatData", "RenderData", "Scene"} {
+		i, ok := d.byName[name]
+		if !ok {
+			continue
+		}
+		s := d.structs[i]
+		if name == "Scene" {
+			sceneIdx = nStructs
+		}
+		u16(mapType(s.typ))
+		u16(len(s.fields))
+		for _, f := range s.fields {
+			u16(mapType(f[0]))
+			u16(mapName(f[1]))
+		}
+		nStructs++
+	}
+	pad := func(p []byte) []byte {
+		for len(p)%4 != 0 {
+			p = append(p, 0)
+		}
+		return p
+	}
+	dna := []byte("SDNANAME")
+	dna = order.AppendUint32(dna, uint32(len(names)))
+	for _, n := range names {
+		dna = append(append(dna, n...), 0)
+	}
+	dna = append(pad(dna), "TYPE"...)
+	dna = order.AppendUint32(dna, uint32(len(origTypes)))
+	for _, t := range origTypes {
+		dna = append(append(dna, d.types[t]...), 0)
+	}
+	dna = append(pad(dna), "TLEN"...)
+	for _, t := range origTypes {
+		dna = order.AppendUint16(dna, uint16(d.tlen[t]))
+	}
+	dna = append(pad(dna), "STRC"...)
+	dna = order.AppendUint32(dna, uint32(nStructs))
+	dna = append(dna, strc...)
+
+	sdnaAt := map[int]int{20: 12, 24: 16, 32: 4}[dnaBlock.headerLen]
+	out := bytes.Clone(raw[:l.headerLen])
+	for _, b := range l.blocks {
+		blk := bytes.Clone(raw[b.off:b.end()])
+		switch {
+		case b.code == "REND", b.code == "GLOB":
+		case b.code == "SC\x00\x00", b.code == "\x00\x00SC":
+			l.order.PutUint32(blk[sdnaAt:], uint32(sceneIdx))
+		case b.code == "TEST":
+			blk = blk[:b.headerLen]
+			pixels := order.AppendUint32(nil, 2)
+			pixels = order.AppendUint32(pixels, 2)
+			pixels = append(pixels, bytes.Repeat([]byte{0x10, 0x80, 0xf0, 0xff}, 4)...)
+			blk = append(blk, pixels...)
+			l.setLen(blk, testBlock{lenOff: b.lenOff - b.off, lenSize: b.lenSize}, int64(len(pixels)))
+		case b.code == "DNA1":
+			blk = append(blk[:b.headerLen], dna...)
+			l.setLen(blk, testBlock{lenOff: b.lenOff - b.off, lenSize: b.lenSize}, int64(len(dna)))
+		case b.code == "ENDB":
+		default:
+			continue
+		}
+		out = append(out, blk...)
+	}
+	return out
+}
+
+// TestCompactSeedsRead: the fuzz seeds must be valid files that read like
+// the originals, or the fuzzer would start from error paths only.
+func TestCompactSeedsRead(t *testing.T) {
+	dir := corpusDir(t)
+	paths, err := filepath.Glob(filepath.Join(dir, "*.blend"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no corpus in %s", dir)
+	}
+	for _, p := range paths {
+		raw := decompress(t, readCorpus(t, filepath.Base(p)))
+		want := mustRead(t, raw)
+		small := compactBlend(t, raw)
+		got, err := readBoth(t, small)
+		if err != nil {
+			t.Fatalf("%s compacted: %v", filepath.Base(p), err)
+		}
+		if (want.Thumbnail != nil) != (got.Thumbnail != nil) {
+			t.Errorf("%s: thumbnail %v, want %v", filepath.Base(p), got.Thumbnail != nil, want.Thumbnail != nil)
+		}
+		if !infoEqual(*got, *want) || !reflect.DeepEqual(got.Scenes, want.Scenes) {
+			t.Errorf("%s compacted (%d of %d bytes): %+v, want %+v", filepath.Base(p), len(small), len(raw), got, want)
+		}
+	}
+}
+
+// capMinimizeTime limits minimisation of each new coverage find to 2s unless
+// -fuzzminimizetime was given. With the default (60s) the fuzzer spends
+// nearly all its time shrinking multi-KB .blend inputs: measured 41 execs
+// in 30s against about 100,000 with the cap.
+func capMinimizeTime() {
+	const name = "test.fuzzminimizetime"
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if fl := flag.Lookup(name); fl != nil && !given {
+		_ = fl.Value.Set("2s")
 	}
 }

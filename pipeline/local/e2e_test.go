@@ -198,7 +198,7 @@ func TestRenderEndToEnd(t *testing.T) {
 // process group (Blender included) once it stored its first frame, as a Spot
 // reclaim would: the attempt is retried and only the missing frames render.
 func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
-	scene := makeScene(t, map[string]any{"start": 1, "end": 6, "width": 160, "height": 90, "samples": 16})
+	scene := makeScene(t, map[string]any{"start": 1, "end": 6, "width": 128, "height": 72, "samples": 8})
 	e := realEngine(t, 1)
 	st, err := store.NewFile(t.TempDir())
 	if err != nil {
@@ -237,7 +237,7 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 		return len(storedFrames(t, st, runID)) > 0
 	})
 	mu.Lock()
-	jobID := handle.RenderID + ":0"
+	jobID := handle.RenderID // one chunk: a plain job, as on Batch
 	mu.Unlock()
 	pgid := workerGroup(t, jobID, "1")
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil {
@@ -245,6 +245,8 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	}
 	killedAt := time.Now()
 	before := storedFrames(t, st, runID)
+	// Blender runs in a group of its own; the engine sweeps it up once the worker is gone.
+	waitFor(t, func() bool { return len(markedProcesses(jobID+"#1")) == 0 })
 
 	var out outcome
 	select {
@@ -296,6 +298,13 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	}
 }
 
+// isWorker tells the worker ("framefleet worker render") from the Blender it
+// started, which inherits the same environment.
+func isWorker(procDir string) bool {
+	cmdline, err := os.ReadFile(filepath.Join(procDir, "cmdline"))
+	return err == nil && bytes.Contains(cmdline, []byte("\x00worker\x00"))
+}
+
 // workerGroup finds the process group of the worker running jobID's given attempt.
 func workerGroup(t *testing.T, jobID, attempt string) int {
 	t.Helper()
@@ -309,7 +318,8 @@ func workerGroup(t *testing.T, jobID, attempt string) int {
 			}
 			vars := bytes.Split(env, []byte{0})
 			if slices.ContainsFunc(vars, func(v []byte) bool { return string(v) == "AWS_BATCH_JOB_ID="+jobID }) &&
-				slices.ContainsFunc(vars, func(v []byte) bool { return string(v) == "AWS_BATCH_JOB_ATTEMPT="+attempt }) {
+				slices.ContainsFunc(vars, func(v []byte) bool { return string(v) == "AWS_BATCH_JOB_ATTEMPT="+attempt }) &&
+				isWorker(filepath.Dir(p)) {
 				stat, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
 				if err != nil {
 					continue
@@ -455,20 +465,17 @@ func TestCancelStopsARender(t *testing.T) {
 		})
 		done <- err
 	}()
-	var pgids []int
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return handle.RenderID != "" })
-	for _, i := range []string{"0", "1"} {
-		pgids = append(pgids, workerGroup(t, handle.RenderID+":"+i, "1"))
-	}
-	// Wait until Blender itself runs in a worker's group, then cancel.
-	waitFor(t, func() bool { return len(groupMembers(pgids[0])) >= 2 })
+	markers := []string{handle.RenderID + ":0#1", handle.RenderID + ":1#1"}
+	// Wait until Blender itself runs under a worker, then cancel.
+	waitFor(t, func() bool { return len(markedProcesses(markers[0])) >= 2 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	for _, g := range pgids {
-		if m := groupMembers(g); len(m) != 0 {
-			t.Errorf("processes %v of worker group %d survived the cancel", m, g)
+	for _, m := range markers {
+		if pids := markedProcesses(m); len(pids) != 0 {
+			t.Errorf("processes %v of attempt %s survived the cancel", pids, m)
 		}
 	}
 	st2, err := e.Status(context.Background(), handle)
@@ -480,22 +487,22 @@ func TestCancelStopsARender(t *testing.T) {
 	}
 }
 
-// groupMembers lists the live processes of a process group.
-func groupMembers(pgid int) []int {
+// markedProcesses lists live processes (workers, Blender, FFmpeg) of one
+// attempt, by the marker the engine puts in their environment.
+func markedProcesses(marker string) []int {
 	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range envs {
+		env, err := os.ReadFile(p)
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 2 && fields[0] != "Z" {
-			if g, _ := strconv.Atoi(fields[2]); g == pgid {
-				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-				out = append(out, pid)
-			}
+		if !slices.Contains(strings.Split(string(env), "\x00"), markerVar+"="+marker) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if alive(pid) {
+			out = append(out, pid)
 		}
 	}
 	return out

@@ -35,7 +35,8 @@ type Options struct {
 	// WorkerCommand is the worker program and its leading arguments; "render"
 	// or "stitch" is appended. Default: this executable's "worker" command.
 	WorkerCommand []string
-	// Workers is how many array children run at once (default 1).
+	// Workers is how many array children of a run run at once (default 1);
+	// like a compute environment's vCPU limit, it bounds the run, not the queue.
 	Workers int
 	// VCPUsPerWorker is recorded in each attempt for the cost figures
 	// (default: this machine's CPUs divided among the workers).
@@ -49,7 +50,8 @@ type Options struct {
 	KillGrace time.Duration
 	// Blender is the Blender program the workers run, for BlenderVersion (default "blender").
 	Blender string
-	// LogDir keeps each attempt's stdout and stderr (default: a new temp directory).
+	// LogDir keeps each attempt's stdout and stderr (default: a temp
+	// directory per run, removed when the run succeeds).
 	LogDir string
 	// Logger receives state changes at debug level (default: discard).
 	Logger *slog.Logger
@@ -122,6 +124,7 @@ type run struct {
 	spec     pipeline.Job
 	attempts int
 	logDir   string
+	tempLogs bool // logDir is ours to remove
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -179,6 +182,7 @@ func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle
 		spec:     spec,
 		attempts: attempts,
 		logDir:   logDir,
+		tempLogs: e.LogDir == "",
 		render:   pipeline.StateSubmitted,
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
@@ -186,6 +190,12 @@ func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle
 	r.cond = sync.NewCond(&r.mu)
 	for i := range spec.Chunks {
 		r.children = append(r.children, &job{id: fmt.Sprintf("%s:%d", id, i), index: i, state: pipeline.StateSubmitted})
+	}
+	if spec.Chunks == 1 {
+		// Batch rejects an array of size 1, so a one-chunk plan is a plain job:
+		// its own id and no AWS_BATCH_JOB_ARRAY_* variables (the worker then
+		// renders chunk 0). Doing the same here tests that path locally.
+		r.children[0].id = id
 	}
 	r.stitch = &job{id: r.handle.StitchID, index: -1, state: pipeline.StateSubmitted}
 
@@ -247,6 +257,14 @@ func (e *Engine) execute(r *run) {
 	r.notify()
 	r.mu.Unlock()
 	for e.runAttempt(r, r.stitch, "stitch") {
+	}
+	r.mu.Lock()
+	ok := r.stitch.state == pipeline.StateSucceeded
+	r.mu.Unlock()
+	if ok && r.tempLogs {
+		// Attempt logs matter only for failures (the workers store Blender's
+		// log tail with each chunk); a failed run keeps them for its error.
+		_ = os.RemoveAll(r.logDir)
 	}
 }
 
@@ -480,7 +498,7 @@ func (e *Engine) env(r *run, j *job, attempt int) []string {
 	vars[markerVar] = attemptMarker(j, attempt)
 	vars["AWS_BATCH_CE_NAME"] = Name
 	vars["AWS_BATCH_JQ_NAME"] = Name
-	if j.index >= 0 {
+	if j.index >= 0 && len(r.children) > 1 {
 		vars["AWS_BATCH_JOB_ARRAY_INDEX"] = strconv.Itoa(j.index)
 		vars["AWS_BATCH_JOB_ARRAY_SIZE"] = strconv.Itoa(len(r.children))
 	}

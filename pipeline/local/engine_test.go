@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 func fakeWorker(dir string) int {
 	sub := os.Args[len(os.Args)-1]
 	index := os.Getenv("AWS_BATCH_JOB_ARRAY_INDEX")
+	if index == "" {
+		index = "0" // a one-chunk plan runs as a plain job, as on Batch
+	}
 	attempt, _ := strconv.Atoi(os.Getenv("AWS_BATCH_JOB_ATTEMPT"))
 	name := sub + "-" + index
 	if sub == "stitch" {
@@ -312,11 +315,32 @@ func TestWorkerEnvironment(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got := read(tc.file)
+		if tc.file == "stitch.attempt-1" {
+			if _, set := got["AWS_BATCH_JOB_ARRAY_SIZE"]; set {
+				t.Errorf("the stitch job got AWS_BATCH_JOB_ARRAY_SIZE")
+			}
+		}
 		for k, v := range tc.want {
 			if got[k] != v {
 				t.Errorf("%s: %s=%q, want %q", tc.file, k, got[k], v)
 			}
 		}
+	}
+}
+
+func TestOneChunkRunsAsAPlainJob(t *testing.T) {
+	e, dir := fakeEngine(t, 1)
+	h := submitFake(t, e, dir, 1, nil, nil)
+	if st := waitDone(t, e, h); st.Stitch != pipeline.StateSucceeded {
+		t.Fatalf("stitch %s", st.Stitch)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "render-0.attempt-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(b)
+	if strings.Contains(env, "AWS_BATCH_JOB_ARRAY_") || !strings.Contains(env, "AWS_BATCH_JOB_ID="+h.RenderID+"\n") {
+		t.Errorf("environment of a one-chunk job:\n%s\nwant no array variables and the plain job id %s", env, h.RenderID)
 	}
 }
 

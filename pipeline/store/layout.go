@@ -88,3 +88,16 @@ func SafeName(name string) string {
 	}
 	return s
 }
+
+// Objects that can be re-made from the finished video's inputs (frames and
+// segments) carry this tag on S3 so a lifecycle rule can expire them.
+const (
+	RetentionTag          = "framefleet-retention"
+	RetentionIntermediate = "intermediate"
+)
+
+// IsIntermediate reports whether key is a run's frame or segment.
+func IsIntermediate(key string) bool {
+	parts := strings.Split(key, "/")
+	return len(parts) == 4 && parts[0] == "runs" && (parts[2] == "frames" || parts[2] == "segments")
+}

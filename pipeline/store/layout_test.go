@@ -25,3 +25,19 @@ func TestLayoutKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestIsIntermediate(t *testing.T) {
+	for key, want := range map[string]bool{
+		FrameKey("r", 1, "png"): true,
+		SegmentKey("r", 0):      true,
+		VideoKey("r", "frames"): false,
+		ManifestKey("r"):        false,
+		BlendKey("abc"):         false,
+		"runs/r/frames/x/y.png": false,
+		"blends/frames/x.blend": false,
+	} {
+		if got := IsIntermediate(key); got != want {
+			t.Errorf("IsIntermediate(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

@@ -213,11 +213,17 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	_, err := s.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+	in := &transfermanager.UploadObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.ObjectKey(key)),
 		Body:   r,
-	})
+	}
+	if IsIntermediate(key) {
+		// The bucket's lifecycle rule expires objects with this tag (deploy/framefleet.yaml):
+		// lifecycle prefixes cannot say runs/*/frames/.
+		in.Tagging = aws.String(RetentionTag + "=" + RetentionIntermediate)
+	}
+	_, err := s.tm.UploadObject(ctx, in)
 	if err != nil {
 		return s.wrap("upload", key, err)
 	}

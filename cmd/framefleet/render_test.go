@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/framefleet/framefleet/internal/testenv"
+)
+
+func renderRun(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"render"}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestRenderRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notBlend := filepath.Join(dir, "notes.blend")
+	if err := os.WriteFile(notBlend, []byte("not a scene"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"not a blend", []string{notBlend, "--out", out}, []string{"notes.blend", "not a .blend"}},
+		{"missing file", []string{filepath.Join(dir, "nope.blend"), "--out", out}, []string{"nope.blend"}},
+		{"unknown engine", []string{notBlend, "--engine", "cloud9", "--out", out}, []string{`unknown engine "cloud9"`, "local"}},
+		{"no workers", []string{notBlend, "--workers", "0", "--out", out}, []string{"--workers 0"}},
+		{"too many attempts", []string{notBlend, "--attempts", "11", "--out", out}, []string{"--attempts 11", "1 to 10"}},
+		{"bad stitch", []string{notBlend, "--stitch", "zip", "--out", out}, []string{`unknown stitch mode "zip"`}},
+		{"no file", []string{"--out", out}, []string{"accepts 1 arg"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := renderRun(t, tc.args...)
+			if code == 0 {
+				t.Fatalf("exit 0, want a failure; stderr %q", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q does not mention %q", stderr, s)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(out, "runs")); err == nil {
+				t.Error("a run directory was created for refused input")
+			}
+		})
+	}
+}
+
+func TestDefaultWorkersLeaveAThreadEach(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 2, 3: 2, 4: 2, 6: 3, 16: 8, 64: 8} {
+		got := defaultWorkers(cpus)
+		if got != want || cpus/got < 1 {
+			t.Errorf("defaultWorkers(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+}
+
+// TestRenderCommand runs the built binary (its workers are the same binary):
+// --json prints only the result; a second run is a cache hit that prints
+// where the video is.
+func TestRenderCommand(t *testing.T) {
+	blender := testenv.Blender(t)
+	testenv.FFmpeg(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "framefleet")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	scene := filepath.Join(dir, "scene.blend")
+	script := filepath.Join(testenv.RepoRoot(), "container", "testdata", "make_scene.py")
+	if out, err := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python", script, "--",
+		scene, `{"start": 1, "end": 3}`).CombinedOutput(); err != nil {
+		t.Fatalf("make scene: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "renders")
+
+	cmd := exec.Command(bin, "render", scene, "--out", out, "--workers", "1", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("render: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		RunID      string   `json:"run_id"`
+		Video      string   `json:"video"`
+		VideoPath  string   `json:"video_path"`
+		Frames     []string `json:"frames"`
+		FrameCount int      `json:"frame_count"`
+		Cached     bool     `json:"cached"`
+		Store      string   `json:"store"`
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &raw); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"run_id", "video", "preview", "thumbnail", "frames", "frame_count", "fps", "duration_seconds", "chunks", "cached", "store", "vcpu_seconds", "cost_usd"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("result lacks %q", k)
+		}
+	}
+	if res.FrameCount != 3 || len(res.Frames) != 3 || res.Cached || !strings.HasPrefix(res.Video, "file://") {
+		t.Errorf("result %+v: want 3 frames, not cached, a file:// video link", res)
+	}
+	if _, err := os.Stat(res.VideoPath); err != nil {
+		t.Errorf("video_path: %v", err)
+	}
+
+	again, err := exec.Command(bin, "render", scene, "--out", out, "--workers", "1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(again), "video: "+res.VideoPath+" (cached") {
+		t.Errorf("second run printed %q, want the cached video's absolute path %s", again, res.VideoPath)
+	}
+}
