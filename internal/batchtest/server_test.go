@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/sdkhttp"
 )
 
 // client is the real SDK client pointed at srv, without SDK retries so
@@ -28,24 +27,8 @@ func client(srv *batchtest.Server) *batch.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		BaseEndpoint: aws.String(srv.URL),
 		Retryer:      aws.NopRetryer{},
-		HTTPClient:   readOnlyBodyClient{http.DefaultClient},
+		HTTPClient:   sdkhttp.Client(nil),
 	})
-}
-
-// readOnlyBodyClient hides the request body's WriteTo: smithy-go closes the
-// body when the response headers arrive, its WriteTo then fails with io.EOF
-// and net/http drops the connection under a response still being read (seen
-// with large responses from a loopback server). pipeline/batch does the same.
-type readOnlyBodyClient struct{ next *http.Client }
-
-type readOnlyBody struct{ io.ReadCloser }
-
-func (c readOnlyBodyClient) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		r = r.Clone(r.Context())
-		r.Body = readOnlyBody{r.Body}
-	}
-	return c.next.Do(r)
 }
 
 func register(t *testing.T, c *batch.Client, rs *types.RetryStrategy) string {

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/sdkhttp"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
@@ -115,7 +117,7 @@ func New(cfg aws.Config, opts Options) (*Engine, error) {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 		if o.HTTPClient != nil {
-			o.HTTPClient = readOnlyBodyClient{o.HTTPClient}
+			o.HTTPClient = sdkhttp.Client(o.HTTPClient)
 		}
 		o.Retryer = retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
 			ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) {

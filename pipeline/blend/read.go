@@ -216,7 +216,7 @@ func sniff(p []byte) (string, error) {
 		return "zstd", nil // starts with a skippable frame
 	case bytes.HasPrefix(p, []byte("version https://git-lfs")):
 		return "", &FormatError{Kind: ErrGitLFSPointer, Offset: -1,
-			Detail: "this is a Git LFS pointer, not the .blend",
+			Detail: "this is the small text pointer Git LFS leaves when the real file was not fetched, not the .blend",
 			Fix:    fixFor(ErrGitLFSPointer)}
 	}
 	return "", newError(ErrNotBlend, 0, "data starts with %q; a .blend starts with BLENDER (or is gzip/zstd compressed)", printable(p[:min(len(p), 12)]))

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/sdkhttp"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -135,6 +137,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	}
 
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.HTTPClient = sdkhttp.Client(o.HTTPClient)
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
