@@ -59,10 +59,10 @@ hyperfine --shell=none --runs "$runs" \
 	--export-markdown "$out/render-makespan.md" --export-json "$out/render-makespan.json" \
 	-n "blender -a" \
 	"blender -b -Y $scene --python-expr '$pyexpr' -o $frames_dir/frame_#### -F PNG -x 1 -s $first -e $last -a" \
-	-n "framefleet render (default workers)" \
-	"$bin render $scene --out $store --frames $frames --resolution $pct --samples $samples --force" \
 	-n "framefleet render --workers 1" \
-	"$bin render $scene --out $store --frames $frames --resolution $pct --samples $samples --workers 1 --force"
+	"$bin render $scene --out $store --frames $frames --resolution $pct --samples $samples --workers 1 --force" \
+	-n "framefleet render --workers 2" \
+	"$bin render $scene --out $store --frames $frames --resolution $pct --samples $samples --workers 2 --force"
 
 echo "== time to a cached result (same inputs again)"
 hyperfine --shell=none --warmup 1 --runs 10 \

@@ -207,3 +207,22 @@ func TestPreviewFrames(t *testing.T) {
 		}
 	}
 }
+
+func TestBlenderWarning(t *testing.T) {
+	tests := []struct {
+		line, want string
+		ok         bool
+	}{
+		{"WARNING: framefleet: denoising is off", "denoising is off", true},
+		{"Warning: Unable to open image '/tex/wood.png'", "blender: Warning: Unable to open image '/tex/wood.png'", true},
+		{"render | Warning: Unable to open image '/x.png'", "blender: Warning: Unable to open image '/x.png'", true},
+		{"Fra:1 Mem:10M | Rendering 1 / 4 samples", "", false},
+		{"Saved: '/w/frame_000001.png'", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := blenderWarning(tt.line)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("blenderWarning(%q) = %q, %v; want %q, %v", tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+}

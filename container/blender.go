@@ -142,6 +142,15 @@ if r.engine == "CYCLES":
 elif r.engine in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"):
     if o["samples"]:
         s.eevee.taa_render_samples = o["samples"]
+# Blender renders a missing image as magenta without a word; say so.
+import os
+for img in bpy.data.images:
+    if img.source == "FILE" and img.users and img.filepath and not img.packed_file and not img.library:
+        if not os.path.exists(bpy.path.abspath(img.filepath)):
+            print("WARNING: framefleet: image %%r is missing (%%s) and renders as magenta: pack it into the .blend (File > External Data > Pack Resources)" %% (img.name, img.filepath), flush=True)
+for lib in bpy.data.libraries:
+    if not os.path.exists(bpy.path.abspath(lib.filepath)):
+        print("WARNING: framefleet: linked library %%s is missing: its objects are not rendered" %% lib.filepath, flush=True)
 `
 
 // OverrideScript is the --python-expr that applies the plan's render

@@ -15,6 +15,7 @@ import (
 func command(ctx context.Context, path string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd)
 	cmd.Cancel = func() error {
 		// A negative pid signals the process group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

@@ -143,8 +143,7 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 			up.Saved(path)
 			return
 		}
-		if i := strings.Index(line, warnPrefix); i >= 0 {
-			msg := line[i+len(warnPrefix):]
+		if msg, ok := blenderWarning(line); ok && len(warnings) < maxWarnings && !slices.Contains(warnings, msg) {
 			warnings = append(warnings, msg)
 			log.Warn(msg)
 		}
@@ -160,6 +159,26 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 		return warnings, classify(stopped(ctx, uploadErr))
 	}
 	return warnings, nil
+}
+
+// maxWarnings caps the warnings kept per chunk (a missing texture warns on every frame).
+const maxWarnings = 20
+
+// blenderWarning picks the lines the user should see even when the chunk
+// succeeds: our override script's notes and Blender's own warnings (missing
+// textures, for one, which otherwise render as pink or black).
+func blenderWarning(line string) (string, bool) {
+	if i := strings.Index(line, warnPrefix); i >= 0 {
+		return line[i+len(warnPrefix):], true
+	}
+	line = strings.TrimSpace(line)
+	if _, rest, ok := strings.Cut(line, "| "); ok && strings.HasPrefix(rest, "Warning: ") {
+		line = rest // Blender 5's "render | " prefix
+	}
+	if strings.HasPrefix(line, "Warning: ") {
+		return "blender: " + line, true
+	}
+	return "", false
 }
 
 // blenderContext is Blender's own explanation for an error message: its
@@ -288,4 +307,13 @@ func (t *tail) Last(n int) []string {
 
 func (t *tail) Errors() []string { return t.errors }
 
-func (t *tail) String() string { return strings.Join(t.lines, "\n") + "\n" }
+// String is the stored log: Blender's error lines first (they may have
+// scrolled out of the tail), then the tail.
+func (t *tail) String() string {
+	var b strings.Builder
+	if len(t.errors) > 0 {
+		b.WriteString("== error lines ==\n" + strings.Join(t.errors, "\n") + "\n== last lines ==\n")
+	}
+	b.WriteString(strings.Join(t.lines, "\n") + "\n")
+	return b.String()
+}

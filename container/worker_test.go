@@ -316,7 +316,7 @@ func TestRenderChunkBlenderErrors(t *testing.T) {
 
 // Cycles denoising needs OpenImageDenoise, which Debian's Blender lacks: the
 // chunk renders anyway and says why its frames are noisier. A scene whose
-// output is a video renders PNG frames.
+// output is a video renders PNG frames. A missing texture is reported.
 func TestRenderChunkSceneQuirks(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -326,6 +326,7 @@ func TestRenderChunkSceneQuirks(t *testing.T) {
 	}{
 		{"denoising without OIDN", map[string]any{"denoise": true, "start": 1, "end": 1}, "PNG", "OpenImageDenoise"},
 		{"ffmpeg output", map[string]any{"format": "FFMPEG", "start": 1, "end": 1}, "FFMPEG", ""},
+		{"missing texture", map[string]any{"texture": "/nonexistent/wood.png", "start": 1, "end": 1}, "PNG", "wood.png) and renders as magenta"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,9 +85,9 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	return cmd
 }
 
-// defaultWorkers runs at least two Blenders when there are two cores, so the
-// single-threaded parts of one (start-up, scene sync, saving PNGs) overlap the
-// rendering of the other (measured in docs/BENCHMARKS.md); one per two cores
+// defaultWorkers runs two Blenders on two cores, so the single-threaded
+// parts of one (start-up, scene sync, saving PNGs) overlap the rendering of
+// the other (docs/BENCHMARKS.md, "framefleet render"); one per two cores
 // beyond that, at most 8 (each holds the whole scene in memory), and never
 // more than the cores, so each gets at least one thread.
 func defaultWorkers(cpus int) int { return min(max(cpus/2, 2), cpus, 8) }

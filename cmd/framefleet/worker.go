@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/framefleet/framefleet/pipeline/config"
+
 	"github.com/spf13/cobra"
 
 	"github.com/framefleet/framefleet/container"
@@ -54,7 +56,13 @@ func (f *workerFlags) worker(cmd *cobra.Command, g *globalFlags) (*container.Wor
 	if f.run == "" {
 		return nil, &container.Error{Code: container.ExitPermanent, Err: fmt.Errorf("no run id: set FRAMEFLEET_RUN_ID or pass --run")}
 	}
-	st, err := store.Open(cmd.Context(), f.store, store.Options{})
+	// Workers have no framefleet.yaml in the image: S3 settings (region,
+	// endpoint, path style) arrive as FRAMEFLEET_* environment variables.
+	cfg, err := config.Load("", os.Getenv)
+	if err != nil {
+		return nil, &container.Error{Code: container.ExitPermanent, Err: err}
+	}
+	st, err := store.Open(cmd.Context(), f.store, cfg.StoreOptions())
 	if err != nil {
 		return nil, &container.Error{Code: container.ExitPermanent, Err: err}
 	}

@@ -1,7 +1,8 @@
 # Builds a tiny test scene and saves it. Run as:
 #   blender -b -Y --factory-startup --python make_scene.py -- out.blend '{"start": 5, ...}'
 # Options (all optional): name, start, end, step, fps, fps_base, width, height,
-# samples, denoise (bool), format ("PNG", "FFMPEG", ...).
+# samples, denoise (bool), format ("PNG", "FFMPEG", ...), texture (an image
+# path for the cube's colour, e.g. one that does not exist).
 import json
 import sys
 
@@ -34,6 +35,18 @@ cube.location.x = -1.5
 cube.keyframe_insert("location", frame=scene.frame_start)
 cube.location.x = 1.5
 cube.keyframe_insert("location", frame=scene.frame_end)
+
+if opt.get("texture"):
+    mat = bpy.data.materials.new("Textured")
+    mat.use_nodes = True
+    tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+    img = bpy.data.images.new("missing", 4, 4)
+    img.source = "FILE"
+    img.filepath = opt["texture"]
+    tex.image = img
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    cube.data.materials.append(mat)
 
 bpy.ops.object.camera_add(location=(0, -6, 0), rotation=(1.5708, 0, 0))
 scene.camera = bpy.context.object

@@ -50,6 +50,7 @@ func realEngine(t *testing.T, workers int) *Engine {
 		Workers:       workers,
 		Blender:       testenv.Blender(t),
 		LogDir:        t.TempDir(),
+		VersionCache:  "-",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +378,7 @@ func TestBadInputFailsBeforeAnythingRuns(t *testing.T) {
 			if bl == "" {
 				bl = testenv.Blender(t)
 			}
-			e, err := New(Options{WorkerCommand: []string{"/bin/false"}, Blender: bl})
+			e, err := New(Options{WorkerCommand: []string{"/bin/false"}, Blender: bl, VersionCache: "-"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -102,6 +102,7 @@ func fakeEngine(t *testing.T, workers int) (*Engine, string) {
 		Workers:       workers,
 		KillGrace:     200 * time.Millisecond,
 		LogDir:        t.TempDir(),
+		VersionCache:  "-",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +462,7 @@ func TestParseBlenderVersion(t *testing.T) {
 }
 
 func TestBlenderVersionOfRealBlender(t *testing.T) {
-	e, err := New(Options{Blender: testenv.Blender(t)})
+	e, err := New(Options{Blender: testenv.Blender(t), VersionCache: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,12 +476,49 @@ func TestBlenderVersionOfRealBlender(t *testing.T) {
 }
 
 func TestBlenderVersionMissingBlender(t *testing.T) {
-	e, err := New(Options{Blender: filepath.Join(t.TempDir(), "no-blender")})
+	e, err := New(Options{Blender: filepath.Join(t.TempDir(), "no-blender"), VersionCache: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "--blender") {
 		t.Errorf("err = %v, want one telling how to point at a Blender", err)
+	}
+}
+
+// TestBlenderVersionIsCachedPerBinary: a second engine (a new framefleet
+// process) asks the cache, not Blender; a replaced Blender is asked again.
+func TestBlenderVersionIsCachedPerBinary(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	fake := filepath.Join(dir, "blender")
+	write := func(version string) {
+		script := "#!/bin/sh\necho x >> " + calls + "\necho 'Blender " + version + "'\n"
+		if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func() string {
+		e, err := New(Options{Blender: fake, VersionCache: filepath.Join(dir, "cache", "versions.json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.BlenderVersion(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ran := func() int {
+		b, _ := os.ReadFile(calls)
+		return strings.Count(string(b), "x")
+	}
+	write("4.1.0")
+	if v1, v2 := version(), version(); v1 != "4.1.0" || v2 != "4.1.0" || ran() != 1 {
+		t.Errorf("versions %s, %s with %d Blender runs; want 4.1.0 twice from one run", v1, v2, ran())
+	}
+	write("4.2.10 LTS") // a different binary (size changed)
+	if v := version(); v != "4.2.10" || ran() != 2 {
+		t.Errorf("after replacing Blender: version %s with %d runs; want 4.2.10 from a second run", v, ran())
 	}
 }
 
