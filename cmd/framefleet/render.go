@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/framefleet/framefleet/pipeline/batch"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/spf13/pflag"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -38,15 +44,17 @@ type renderFlags struct {
 	blender    string
 	engine     string
 	poll       time.Duration
+	configPath string
 }
 
-// engineFactory builds an engine from the render flags; one per --engine name.
-type engineFactory func(f *renderFlags, log *slog.Logger) (pipeline.Engine, error)
+// engineFactory builds an engine from the configuration and render flags; one per --engine name.
+type engineFactory func(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error)
 
 // engines lists the engines `render --engine` accepts.
 func engines() map[string]engineFactory {
 	return map[string]engineFactory{
-		local.Name: newLocalEngine,
+		local.Name:         newLocalEngine,
+		config.EngineBatch: newBatchEngine,
 	}
 }
 
@@ -63,7 +71,7 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
   framefleet render shot.blend --json > result.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRender(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runRender(cmd.Context(), g, cmd.Flags(), f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -80,6 +88,7 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
 	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(engineNames(), ", "))
+	fl.StringVar(&f.configPath, "config", "", "configuration file (default: $FRAMEFLEET_CONFIG, else ./framefleet.yaml if present)")
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
 	_ = fl.MarkHidden("poll")
 	return cmd
@@ -101,9 +110,72 @@ func engineNames() []string {
 	return names
 }
 
-func newLocalEngine(f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
+func newLocalEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
 	return local.New(local.Options{Workers: f.workers, Blender: f.blender, Logger: log})
 }
+
+func newBatchEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if cfg.Region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
+	}
+	opts := batch.OptionsFromConfig(cfg)
+	opts.Logger = log
+	return batch.New(awsCfg, opts)
+}
+
+// applyFlags lays the flags the user gave over the configuration
+// (defaults < framefleet.yaml < FRAMEFLEET_* < flags).
+func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
+	if fl.Changed("engine") {
+		cfg.Engine = f.engine
+	}
+	if fl.Changed("out") {
+		cfg.Store, cfg.Bucket, cfg.Prefix = f.out, "", ""
+	}
+	if fl.Changed("chunk") {
+		cfg.Render.Chunk = f.chunk
+	}
+	if fl.Changed("workers") {
+		cfg.Render.Workers = f.workers
+	}
+	if fl.Changed("resolution") {
+		cfg.Render.Resolution = f.resolution
+	}
+	if fl.Changed("samples") {
+		cfg.Render.Samples = f.samples
+	}
+	if fl.Changed("stitch") {
+		cfg.Render.Stitch = f.stitch
+	}
+	if fl.Changed("attempts") {
+		cfg.Batch.Attempts = f.attempts
+	}
+	if fl.Changed("timeout") {
+		cfg.Batch.AttemptTimeout = config.Duration(f.timeout)
+	}
+	// Read back so the rest of the command sees one set of values.
+	f.engine, f.chunk, f.resolution, f.samples, f.stitch = cfg.Engine, cfg.Render.Chunk, cfg.Render.Resolution, cfg.Render.Samples, cfg.Render.Stitch
+	if cfg.Render.Workers > 0 {
+		f.workers = cfg.Render.Workers
+	}
+	if cfg.Batch.Attempts > 0 {
+		f.attempts = cfg.Batch.Attempts
+	}
+	f.timeout = time.Duration(cfg.Batch.AttemptTimeout)
+}
+
+// batchParallelism is the number of children Batch is assumed to run at
+// once when chunks are sized automatically: enough to spread a film over a
+// Spot fleet, while each child still renders several frames per Blender start.
+const batchParallelism = 50
 
 func (f *renderFlags) validate() error {
 	switch {
@@ -122,7 +194,12 @@ func (f *renderFlags) validate() error {
 	return err
 }
 
-func runRender(ctx context.Context, g *globalFlags, f *renderFlags, file string, stdout, stderr io.Writer) error {
+func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *renderFlags, file string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(f.configPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	f.applyFlags(fl, cfg)
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -130,15 +207,31 @@ func runRender(ctx context.Context, g *globalFlags, f *renderFlags, file string,
 	if !ok {
 		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(engineNames(), ", "))
 	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	storeURI, err := cfg.StoreURI()
+	if err != nil {
+		return err
+	}
+	isBatch := f.engine == config.EngineBatch
+	switch {
+	case storeURI == "" && isBatch:
+		return errors.New("the batch engine needs an S3 store its containers can reach: set bucket in framefleet.yaml, FRAMEFLEET_BUCKET, or --out s3://bucket/prefix")
+	case storeURI == "":
+		storeURI = f.out
+	case isBatch && !strings.HasPrefix(storeURI, "s3://"):
+		return fmt.Errorf("store %q: the batch engine's containers cannot see a local directory: use an s3:// store", storeURI)
+	}
 	if _, err := os.Stat(file); err != nil {
 		return fmt.Errorf("scene file: %w", err)
 	}
 	log := g.logger(stderr)
-	eng, err := factory(f, log)
+	eng, err := factory(ctx, cfg, f, log)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, f.out, store.Options{})
+	st, err := store.Open(ctx, storeURI, cfg.StoreOptions())
 	if err != nil {
 		return err
 	}
@@ -155,9 +248,36 @@ func runRender(ctx context.Context, g *globalFlags, f *renderFlags, file string,
 		Attempts:             f.attempts,
 		AttemptTimeout:       f.timeout,
 		PollInterval:         f.poll,
+		LinkExpiry:           time.Duration(cfg.LinkExpiry),
+		PricePerVCPUHour:     cfg.PricePerVCPUHour,
+		Env:                  map[string]string{},
+	}
+	if isBatch {
+		// Each container gets its job's vCPUs (Blender's -t 0 would take the
+		// whole host), and the job definition's retry strategy applies unless
+		// --attempts asked for another.
+		if !fl.Changed("workers") && cfg.Render.Workers == 0 {
+			req.Parallelism = batchParallelism
+		}
+		req.Threads = max(1, int(cfg.Batch.VCPUs))
+		if !fl.Changed("attempts") {
+			req.Attempts = 0
+		}
+		if req.PollInterval == time.Second && !fl.Changed("poll") {
+			req.PollInterval = 10 * time.Second
+		}
+	}
+	// Workers reach the same S3-compatible store the client uses.
+	for k, v := range map[string]string{"FRAMEFLEET_REGION": cfg.Region, "FRAMEFLEET_S3_ENDPOINT": cfg.S3.Endpoint} {
+		if v != "" {
+			req.Env[k] = v
+		}
+	}
+	if cfg.S3.PathStyle {
+		req.Env["FRAMEFLEET_S3_PATH_STYLE"] = "true"
 	}
 	if f.blender != "" {
-		req.Env = map[string]string{"FRAMEFLEET_BLENDER": f.blender}
+		req.Env["FRAMEFLEET_BLENDER"] = f.blender
 	}
 
 	rep := newReporter(stderr, log, f.jsonOut)

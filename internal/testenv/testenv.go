@@ -43,15 +43,24 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Shared is ../shared beside the repository (real .blend files, notes).
+// Shared is ../shared beside the repository (real .blend files, notes), or
+// $FRAMEFLEET_SHARED when the checkout lives elsewhere.
 func Shared(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(RepoRoot(), "..", "shared")
+	dir := SharedDir()
 	if _, err := os.Stat(dir); err != nil {
 		if CI() {
-			t.Fatalf("shared data missing at %s", dir)
+			t.Fatalf("shared data missing at %s: check out the repository beside shared/ or set FRAMEFLEET_SHARED", dir)
 		}
-		t.Skipf("shared data missing at %s", dir)
+		t.Skipf("shared data missing at %s (set FRAMEFLEET_SHARED)", dir)
 	}
 	return dir
+}
+
+// SharedDir is where Shared looks, without checking that it exists.
+func SharedDir() string {
+	if dir := os.Getenv("FRAMEFLEET_SHARED"); dir != "" {
+		return dir
+	}
+	return filepath.Join(RepoRoot(), "..", "shared")
 }

@@ -1,7 +1,6 @@
 package batch_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,47 +55,6 @@ func buildFramefleet(t *testing.T) string {
 	return b.path
 }
 
-// workerExecutor runs each Batch attempt as the container would: the real
-// `framefleet worker render|stitch` with the job's environment (plus PATH,
-// HOME and TMPDIR of this machine).
-func workerExecutor(t *testing.T, bin string) batchtest.Executor {
-	var mu sync.Mutex
-	return func(ctx context.Context, j batchtest.ExecJob) (int, error) {
-		args := j.Command
-		if len(args) > 0 && args[0] == "framefleet" {
-			args = args[1:]
-		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, j.Environ()...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
-		cmd.WaitDelay = 10 * time.Second
-		err := cmd.Run()
-		mu.Lock()
-		t.Logf("%s attempt %d (%s): %v\n%s", j.JobID, j.Attempt, strings.Join(j.Command, " "), err, tail(out.String(), 2000))
-		mu.Unlock()
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			return 0, nil
-		case errors.As(err, &exit):
-			if code := exit.ExitCode(); code >= 0 {
-				return code, nil
-			}
-			return 137, nil // killed by a signal
-		}
-		return 0, err
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
 // TestRenderEndToEnd renders a real scene through the Batch engine: the
 // real SDK against the Batch test server, the real worker binary in each
 // attempt, Blender and ffmpeg, and an S3 store on gofakes3. One child loses
@@ -124,7 +81,7 @@ func TestRenderEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := batchtest.Start(t, batchtest.Options{Executor: workerExecutor(t, bin), MaxRunning: 2})
+	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
 	srv.SetReclaim(func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 })
 	e := newEngine(t, srv, testSpec())
 
@@ -188,4 +145,14 @@ func TestRenderEndToEnd(t *testing.T) {
 		t.Errorf("vCPU seconds %v: want the attempts' time", res.VCPUSeconds)
 	}
 	t.Logf("result: video %s, %d frames, %.1f vCPU-s, $%.5f, %d events; Batch calls %v", res.Video, res.FrameCount, res.VCPUSeconds, res.CostUSD, len(events), srv.Calls())
+}
+
+// syncLogf serialises t.Logf calls from concurrent attempts.
+func syncLogf(t *testing.T) func(string, ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf(format, args...)
+	}
 }

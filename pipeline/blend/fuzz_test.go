@@ -76,7 +76,7 @@ func checkOutcome(t *testing.T, via string, info *Info, err error) {
 // compactCorpus returns every corpus file compacted (see compactBlend), plus
 // a gzip and a zstd one; nothing when the corpus is absent.
 func compactCorpus(tb testing.TB) [][]byte {
-	dir := filepath.Join(testenv.RepoRoot(), "..", "shared", "blendfiles")
+	dir := filepath.Join(testenv.SharedDir(), "blendfiles")
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.blend"))
 	var seeds [][]byte
 	for _, p := range paths {
