@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -20,8 +21,9 @@ const (
 	ExitOK        = 0
 	ExitPermanent = 1
 	// ExitTransient (EX_TEMPFAIL) means "try again": a store or network error,
-	// or the job was stopped (SIGTERM) before it finished.
-	ExitTransient = 75
+	// or the job was stopped (SIGTERM) before it finished. The retry policy
+	// lives in pipeline (DefaultRetryRules), beside this code.
+	ExitTransient = pipeline.ExitTransient
 )
 
 // Error is a worker failure with the exit status the process should end with.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
+
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -22,8 +24,8 @@ const tailLines = 60
 // uploading each as soon as Blender saves it, then encodes the whole chunk
 // into its video segment. It always tries to store the chunk report and
 // the log tail, also when it fails.
-func (w *Worker) RenderChunk(ctx context.Context, index int) (report ChunkReport, err error) {
-	report = ChunkReport{Index: index, Attempt: w.Attempt, StartedAt: w.now()}
+func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.ChunkReport, err error) {
+	report = pipeline.ChunkReport{Index: index, Attempt: w.Attempt, StartedAt: w.now()}
 	log := w.log().With("run", w.RunID, "chunk", index)
 	tail := newTail(tailLines)
 	defer func() {

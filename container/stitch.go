@@ -11,23 +11,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
+
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // Stitch makes the run's video from its stored frames, plus the preview GIF,
 // the thumbnail and the manifest. mode "" uses the plan's stitch mode.
-func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, error) {
+func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (pipeline.Manifest, error) {
 	started := time.Now()
 	p, err := w.LoadPlan(ctx)
 	if err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
 	if mode == "" {
 		mode = p.Stitch
 	}
 	if mode, err = plan.ParseStitchMode(string(mode)); err != nil {
-		return Manifest{}, permanent("%w", err)
+		return pipeline.Manifest{}, permanent("%w", err)
 	}
 	log := w.log().With("run", p.RunID, "stitch", mode)
 	_, ext := FrameFormat(p.Render.ImageFormat)
@@ -36,16 +38,16 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 	// with a silent gap is worse than no video.
 	have, err := w.storedFrames(ctx, p.RunID, ext)
 	if err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
 	if miss := missingFrames(p.Frames, have); len(miss) > 0 {
-		return Manifest{}, permanent("%d of %d frames are missing from the store: %s (re-run the chunks that own them)",
+		return pipeline.Manifest{}, permanent("%d of %d frames are missing from the store: %s (re-run the chunks that own them)",
 			len(miss), len(p.Frames), plan.Format(miss))
 	}
 
 	dir, cleanup, err := w.workDir("stitch")
 	if err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
 	defer cleanup()
 	framesDir := filepath.Join(dir, "frames")
@@ -55,57 +57,57 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 	switch mode {
 	case plan.StitchConcat:
 		if info, err = w.concat(ctx, p, ext, dir, framesDir, video); err != nil {
-			return Manifest{}, err
+			return pipeline.Manifest{}, err
 		}
 	case plan.StitchEncode:
 		log.Info("encoding all frames in one pass", "frames", len(p.Frames))
 		if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, p.Frames); err != nil {
-			return Manifest{}, err
+			return pipeline.Manifest{}, err
 		}
 		if info, err = w.encodeAndProbe(ctx, framesDir, ext, p.Frames, p.FrameRate, video); err != nil {
-			return Manifest{}, err
+			return pipeline.Manifest{}, err
 		}
 	}
 	if info.Frames != len(p.Frames) {
-		return Manifest{}, permanent("the stitched video has %d frames, the plan %d", info.Frames, len(p.Frames))
+		return pipeline.Manifest{}, permanent("the stitched video has %d frames, the plan %d", info.Frames, len(p.Frames))
 	}
 	if !sameRate(info.FrameRate, p.FrameRate) {
-		return Manifest{}, permanent("the stitched video runs at %s fps, the scene at %s", info.FrameRate, p.FrameRate)
+		return pipeline.Manifest{}, permanent("the stitched video runs at %s fps, the scene at %s", info.FrameRate, p.FrameRate)
 	}
 	videoKey := store.VideoKey(p.RunID, p.Scene)
 	if err := w.Store.PutFile(ctx, videoKey, video); err != nil {
-		return Manifest{}, classify(stopped(ctx, fmt.Errorf("store video: %w", err)))
+		return pipeline.Manifest{}, classify(stopped(ctx, fmt.Errorf("store video: %w", err)))
 	}
 
 	// The preview and thumbnail use a few frames, never the whole animation.
 	sampled, gifFPS := PreviewFrames(p.Frames, p.FrameRate)
 	last := p.Frames[len(p.Frames)-1]
 	if err := w.fetchFrames(ctx, p.RunID, ext, framesDir, append(sampled, last)); err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
 	gif := filepath.Join(dir, "preview.gif")
 	seq, err := linkSequence(framesDir, ext, sampled, filepath.Join(dir, "preview-seq"))
 	if err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
 	if err := w.FFmpeg.Run(ctx, PreviewArgs(seq, gifFPS, gif)); err != nil {
-		return Manifest{}, stoppedOr(ctx, fmt.Errorf("preview: %w", err), true)
+		return pipeline.Manifest{}, stoppedOr(ctx, fmt.Errorf("preview: %w", err), true)
 	}
 	thumb := filepath.Join(dir, "thumbnail.png")
 	if err := w.FFmpeg.Run(ctx, ThumbnailArgs(filepath.Join(framesDir, store.FrameName(last, ext)), thumb)); err != nil {
-		return Manifest{}, stoppedOr(ctx, fmt.Errorf("thumbnail: %w", err), true)
+		return pipeline.Manifest{}, stoppedOr(ctx, fmt.Errorf("thumbnail: %w", err), true)
 	}
 	for key, path := range map[string]string{store.PreviewKey(p.RunID): gif, store.ThumbnailKey(p.RunID): thumb} {
 		if err := w.Store.PutFile(ctx, key, path); err != nil {
-			return Manifest{}, classify(stopped(ctx, fmt.Errorf("store %s: %w", key, err)))
+			return pipeline.Manifest{}, classify(stopped(ctx, fmt.Errorf("store %s: %w", key, err)))
 		}
 	}
 
 	reports, err := w.chunkReports(ctx, p)
 	if err != nil {
-		return Manifest{}, err
+		return pipeline.Manifest{}, err
 	}
-	m := Manifest{
+	m := pipeline.Manifest{
 		RunID:           p.RunID,
 		Scene:           p.Scene,
 		VideoKey:        videoKey,
@@ -127,7 +129,7 @@ func (w *Worker) Stitch(ctx context.Context, mode plan.StitchMode) (Manifest, er
 	}
 	m.StitchSeconds = time.Since(started).Seconds()
 	if err := w.putJSON(ctx, store.ManifestKey(p.RunID), m); err != nil {
-		return Manifest{}, classify(stopped(ctx, fmt.Errorf("store manifest: %w", err)))
+		return pipeline.Manifest{}, classify(stopped(ctx, fmt.Errorf("store manifest: %w", err)))
 	}
 	log.Info("stitched", "video", videoKey, "frames", m.FrameCount, "fps", m.FPS, "seconds", m.StitchSeconds)
 	return m, nil
@@ -210,8 +212,8 @@ func (w *Worker) reencodeSegment(ctx context.Context, p *plan.Plan, i int, ext, 
 }
 
 // chunkReports reads every chunk's report; missing ones are left out.
-func (w *Worker) chunkReports(ctx context.Context, p *plan.Plan) ([]ChunkReport, error) {
-	var out []ChunkReport
+func (w *Worker) chunkReports(ctx context.Context, p *plan.Plan) ([]pipeline.ChunkReport, error) {
+	var out []pipeline.ChunkReport
 	for i := range p.NumChunks() {
 		rc, err := w.Store.Get(ctx, store.ChunkReportKey(p.RunID, i))
 		if errors.Is(err, store.ErrNotFound) {
@@ -220,7 +222,7 @@ func (w *Worker) chunkReports(ctx context.Context, p *plan.Plan) ([]ChunkReport,
 		if err != nil {
 			return nil, classify(stopped(ctx, fmt.Errorf("read chunk report %d: %w", i, err)))
 		}
-		var r ChunkReport
+		var r pipeline.ChunkReport
 		err = json.NewDecoder(rc).Decode(&r)
 		rc.Close()
 		if err != nil {

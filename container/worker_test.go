@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
+
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
@@ -78,7 +80,7 @@ func TestRenderAndStitchStepNTSC(t *testing.T) {
 			if !slices.Equal(m.Frames, keysInFrameOrder(r.plan)) {
 				t.Errorf("manifest frames %v", m.Frames)
 			}
-			var stored Manifest
+			var stored pipeline.Manifest
 			readJSON(t, r.store, store.ManifestKey(r.plan.RunID), &stored)
 			if stored.VideoKey != m.VideoKey || stored.FrameCount != m.FrameCount {
 				t.Errorf("stored manifest %+v differs from returned %+v", stored, m)
@@ -200,7 +202,7 @@ func TestRenderChunkResumes(t *testing.T) {
 	if got, want := r.storedFrameKeys(t), r.plannedFrameKeys(); !slices.Equal(got, want) {
 		t.Errorf("stored %v, want %v", got, want)
 	}
-	var stored ChunkReport
+	var stored pipeline.ChunkReport
 	readJSON(t, r.store, store.ChunkReportKey(r.plan.RunID, 0), &stored)
 	if !slices.Equal(stored.Skipped, []int{1, 3}) || stored.FinishedAt.Before(stored.StartedAt) || stored.Error != "" {
 		t.Errorf("stored report %+v", stored)
@@ -293,7 +295,7 @@ func TestRenderChunkBlenderErrors(t *testing.T) {
 			if code := exitCode(err); code != ExitPermanent {
 				t.Errorf("exit code %d, want %d", code, ExitPermanent)
 			}
-			var rep ChunkReport
+			var rep pipeline.ChunkReport
 			readJSON(t, r.store, store.ChunkReportKey(r.plan.RunID, 0), &rep)
 			if rep.Error == "" || rep.ExitCode != ExitPermanent {
 				t.Errorf("stored report %+v has no error", rep)
@@ -383,7 +385,7 @@ func TestRenderChunkCancelIsTransient(t *testing.T) {
 	if code := exitCode(err); code != ExitTransient {
 		t.Errorf("exit code %d, want %d (%v)", code, ExitTransient, err)
 	}
-	var rep ChunkReport
+	var rep pipeline.ChunkReport
 	readJSON(t, r.store, store.ChunkReportKey(r.plan.RunID, 0), &rep)
 	if rep.ExitCode != ExitTransient {
 		t.Errorf("stored report exit code %d", rep.ExitCode)

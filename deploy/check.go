@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/framefleet/framefleet/internal/textdist"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -772,38 +774,8 @@ func keysOf[V any](m map[string]V) map[string]bool {
 // suggest names the closest known word, for messages like
 // `unknown property "BucketEncription" (did you mean BucketEncryption?)`.
 func suggest(word string, known map[string]bool) string {
-	best, bestDist := "", 4
-	for _, k := range sortedKeys(known) {
-		if strings.EqualFold(k, word) {
-			return " (did you mean " + k + "?)"
-		}
-		if d := distance(strings.ToLower(word), strings.ToLower(k)); d < bestDist {
-			best, bestDist = k, d
-		}
+	if best := textdist.Closest(word, sortedKeys(known), 4); best != "" {
+		return " (did you mean " + best + "?)"
 	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

@@ -7,7 +7,7 @@ import (
 
 // ExitTransient is the worker's exit code for a failure worth retrying
 // (a store hiccup, a lost download); every other non-zero code is permanent.
-// It mirrors container.ExitTransient (EX_TEMPFAIL).
+// The worker exits with it (container.ExitTransient); EX_TEMPFAIL in sysexits.h.
 const ExitTransient = 75
 
 // RetryAction is what an evaluateOnExit rule decides.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -99,46 +100,13 @@ type Result struct {
 	DurationSeconds float64       `json:"duration_seconds"`
 	Width           int           `json:"width,omitempty"`
 	Height          int           `json:"height,omitempty"`
-	Chunks          []ChunkTiming `json:"chunks"`
+	Chunks          []ChunkReport `json:"chunks"`
 	Warnings        []string      `json:"warnings,omitempty"`
 	Cached          bool          `json:"cached"`
 	Store           string        `json:"store"`
 	VCPUSeconds     float64       `json:"vcpu_seconds"`
 	CostUSD         float64       `json:"cost_usd"`
 	WallSeconds     float64       `json:"wall_seconds"`
-}
-
-// ChunkTiming is one chunk's report as the worker stored it.
-type ChunkTiming struct {
-	Index         int       `json:"index"`
-	Attempt       int       `json:"attempt"`
-	Frames        []int     `json:"frames"`
-	Rendered      []int     `json:"rendered"`
-	Skipped       []int     `json:"skipped"`
-	StartedAt     time.Time `json:"started_at"`
-	FinishedAt    time.Time `json:"finished_at"`
-	RenderSeconds float64   `json:"render_seconds"`
-	EncodeSeconds float64   `json:"encode_seconds"`
-	Warnings      []string  `json:"warnings,omitempty"`
-}
-
-// manifest is the part of the stitch job's manifest.json that Run reads.
-type manifest struct {
-	RunID           string        `json:"run_id"`
-	Scene           string        `json:"scene"`
-	VideoKey        string        `json:"video_key"`
-	PreviewKey      string        `json:"preview_key"`
-	ThumbnailKey    string        `json:"thumbnail_key"`
-	Frames          []string      `json:"frames"`
-	FrameCount      int           `json:"frame_count"`
-	FPS             string        `json:"fps"`
-	FPSFloat        float64       `json:"fps_float"`
-	DurationSeconds float64       `json:"duration_seconds"`
-	Width           int           `json:"width"`
-	Height          int           `json:"height"`
-	Chunks          []ChunkTiming `json:"chunks"`
-	VCPUSeconds     float64       `json:"vcpu_seconds"`
-	CostUSD         float64       `json:"cost_usd"`
 }
 
 // cacheEntry is stored at store.CacheKey.
@@ -405,7 +373,7 @@ func cachedResult(ctx context.Context, st store.Store, key string, expiry time.D
 		// A damaged cache entry only costs a re-render.
 		return nil, nil
 	}
-	var m manifest
+	var m Manifest
 	if err := getJSON(ctx, st, store.ManifestKey(entry.RunID), &m); errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
@@ -531,30 +499,23 @@ func childFailed(s Status, index int) bool {
 
 // finishRun reads the manifest, adds the cost, and records the cache entry.
 func finishRun(ctx context.Context, st store.Store, runID, key string, s Status, req Request) (*Result, error) {
-	var raw map[string]json.RawMessage
-	if err := getJSON(ctx, st, store.ManifestKey(runID), &raw); err != nil {
+	var m Manifest
+	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
 	}
-	vcpuSeconds := 0.0
 	for _, a := range s.Attempts {
 		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {
-			vcpuSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
+			m.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
 		}
 	}
-	cost := vcpuSeconds / 3600 * req.PricePerVCPUHour
-	raw["vcpu_seconds"], _ = json.Marshal(vcpuSeconds)
-	raw["cost_usd"], _ = json.Marshal(cost)
-	raw["attempts"], _ = json.Marshal(s.Attempts)
-	updated, err := json.MarshalIndent(raw, "", "  ")
+	m.CostUSD = m.VCPUSeconds / 3600 * req.PricePerVCPUHour
+	m.Attempts = s.Attempts
+	updated, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
-	if err := st.Put(ctx, store.ManifestKey(runID), strings.NewReader(string(updated))); err != nil {
+	if err := st.Put(ctx, store.ManifestKey(runID), bytes.NewReader(updated)); err != nil {
 		return nil, fmt.Errorf("store the manifest's cost: %w", err)
-	}
-	var m manifest
-	if err := json.Unmarshal(updated, &m); err != nil {
-		return nil, fmt.Errorf("run %s: manifest: %w", runID, err)
 	}
 	if m.RunID == "" {
 		m.RunID = runID
@@ -570,7 +531,7 @@ func finishRun(ctx context.Context, st store.Store, runID, key string, s Status,
 	return res, nil
 }
 
-func resultFromManifest(ctx context.Context, st store.Store, m manifest, expiry time.Duration) (*Result, error) {
+func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry time.Duration) (*Result, error) {
 	if m.VideoKey == "" {
 		return nil, fmt.Errorf("run %s: manifest names no video", m.RunID)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/framefleet/framefleet/container"
 	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -69,7 +70,7 @@ func TestWorkerCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep container.ChunkReport
+	var rep pipeline.ChunkReport
 	err = json.NewDecoder(rc).Decode(&rep)
 	rc.Close()
 	if err != nil || rep.Index != 1 || rep.Attempt != 2 || len(rep.Frames) != 1 || rep.Frames[0] != 2 {

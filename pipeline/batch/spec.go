@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/config"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/batch/types"
@@ -49,7 +52,7 @@ const (
 const BlenderVersionEnv = "FRAMEFLEET_BLENDER_VERSION"
 
 // TransientExitCode is the worker's "try again" exit status; the definition retries it.
-const TransientExitCode = 75
+const TransientExitCode = pipeline.ExitTransient
 
 // Spec describes the job definition framefleet registers: one definition for
 // both stages, whose default command renders; the stitch job overrides the
@@ -112,27 +115,6 @@ func (s Spec) withDefaults() Spec {
 	return s
 }
 
-// fargateMemory lists Fargate's memory choices (MiB) per vCPU value.
-func fargateMemory(vcpus float64) (min, max, step int, ok bool) {
-	switch vcpus {
-	case 0.25:
-		return 512, 2048, 512, true // 512, 1024, 2048 (1536 is not offered)
-	case 0.5:
-		return 1024, 4096, 1024, true
-	case 1:
-		return 2048, 8192, 1024, true
-	case 2:
-		return 4096, 16384, 1024, true
-	case 4:
-		return 8192, 30720, 1024, true
-	case 8:
-		return 16384, 61440, 4096, true
-	case 16:
-		return 32768, 122880, 8192, true
-	}
-	return 0, 0, 0, false
-}
-
 // Validate checks a spec (after defaults) and names the fix for each problem.
 func (s Spec) Validate() error {
 	s = s.withDefaults()
@@ -169,7 +151,7 @@ func (s Spec) Validate() error {
 		if s.GPUs > 0 {
 			errs = append(errs, errors.New("Fargate has no GPUs: use the EC2 platform for GPU rendering or set GPUs to 0"))
 		}
-		lo, hi, step, ok := fargateMemory(s.VCPUs)
+		lo, hi, step, ok := config.FargateMemory(s.VCPUs)
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%g vCPUs is not a Fargate size: use 0.25, 0.5, 1, 2, 4, 8 or 16", s.VCPUs))
@@ -182,15 +164,30 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RetryRules is the definition's evaluateOnExit policy: a Spot host loss and
-// the worker's transient exit code are retried, everything else fails at once
-// (a failure matching no rule would otherwise be retried).
+// RetryRules is the definition's evaluateOnExit policy, pipeline's shared
+// one (the local engine applies the same rules): a Spot host loss and the
+// worker's transient exit code are retried, everything else fails at once
+// (a failure matching no rule would otherwise be retried). Rules that can
+// only match the local engine's reasons are left out.
 func RetryRules() []types.EvaluateOnExit {
-	return []types.EvaluateOnExit{
-		{OnStatusReason: aws.String("Host EC2*"), Action: types.RetryActionRetry},
-		{OnExitCode: aws.String(strconv.Itoa(TransientExitCode)), Action: types.RetryActionRetry},
-		{OnReason: aws.String("*"), Action: types.RetryActionExit},
+	var out []types.EvaluateOnExit
+	for _, r := range pipeline.DefaultRetryRules() {
+		if strings.HasPrefix(r.OnStatusReason, "Host local") {
+			continue
+		}
+		e := types.EvaluateOnExit{Action: types.RetryAction(r.Action)}
+		if r.OnStatusReason != "" {
+			e.OnStatusReason = aws.String(r.OnStatusReason)
+		}
+		if r.OnReason != "" {
+			e.OnReason = aws.String(r.OnReason)
+		}
+		if r.OnExitCode != "" {
+			e.OnExitCode = aws.String(r.OnExitCode)
+		}
+		out = append(out, e)
 	}
+	return out
 }
 
 // registerInput builds the RegisterJobDefinition request for a validated,

@@ -1,8 +1,9 @@
-package container
+package pipeline
 
 import "time"
 
-// ChunkReport is what one array child writes to store.ChunkReportKey: which
+// ChunkReport is the stored format both the worker (writer) and Run
+// (reader) use. It is what one array child writes to store.ChunkReportKey: which
 // frames it owned, which it rendered and which an earlier attempt had already
 // stored, and how long each step took.
 type ChunkReport struct {
@@ -50,4 +51,8 @@ type Manifest struct {
 	// missing, e.g. one stitched from an earlier run's frames, is left out).
 	Chunks    []ChunkReport `json:"chunks"`
 	CreatedAt time.Time     `json:"created_at"`
+	// Cost, added by Run from the engine's attempts once the stitch succeeded.
+	VCPUSeconds float64   `json:"vcpu_seconds"`
+	CostUSD     float64   `json:"cost_usd"`
+	Attempts    []Attempt `json:"attempts,omitempty"`
 }
