@@ -50,7 +50,7 @@ func (s *File) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
+	tmp, err := createTemp(dst)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
@@ -170,7 +170,7 @@ func writeFileAtomic(ctx context.Context, path string, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := createTemp(path)
 	if err != nil {
 		return err
 	}
@@ -196,4 +196,19 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// createTemp makes the temporary file that is renamed to path. CreateTemp's
+// 0600 would make renders unreadable to anyone the user shares them with.
+func createTemp(path string) (*os.File, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return tmp, nil
 }

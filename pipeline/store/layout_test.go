@@ -1,6 +1,11 @@
 package store
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestLayoutKeys(t *testing.T) {
 	tests := []struct{ got, want string }{
@@ -38,6 +43,31 @@ func TestIsIntermediate(t *testing.T) {
 	} {
 		if got := IsIntermediate(key); got != want {
 			t.Errorf("IsIntermediate(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+// Renders are shared with other people: stored files must be readable by them.
+func TestFileStoreObjectsAreReadable(t *testing.T) {
+	st, err := NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := st.Put(ctx, "runs/r/a.mp4", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "copy.mp4")
+	if err := st.GetFile(ctx, "runs/r/a.mp4", out); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{st.Path("runs/r/a.mp4"), out} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o044 != 0o044 {
+			t.Errorf("%s has mode %v, want group and others to read it", p, fi.Mode().Perm())
 		}
 	}
 }
