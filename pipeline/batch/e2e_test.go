@@ -60,6 +60,17 @@ func buildFramefleet(t *testing.T) string {
 // attempt, Blender and ffmpeg, and an S3 store on gofakes3. One child loses
 // its Spot host on its first attempt and is retried.
 func TestRenderEndToEnd(t *testing.T) {
+	renderEndToEnd(t, 0)
+}
+
+// TestRenderEndToEndUnderFaults is the same run with 20% of the S3 and
+// Batch calls (client's and workers') answered 500/503/429: the SDKs'
+// retries carry the run to a complete video.
+func TestRenderEndToEndUnderFaults(t *testing.T) {
+	renderEndToEnd(t, 0.2)
+}
+
+func renderEndToEnd(t *testing.T, faultRate float64) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
@@ -73,7 +84,7 @@ func TestRenderEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	s3 := s3test.Start(t)
+	s3 := s3test.Start(t, s3test.WithFaults(faultRate, 7))
 	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
 		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
 	})
@@ -83,6 +94,7 @@ func TestRenderEndToEnd(t *testing.T) {
 
 	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
 	srv.SetReclaim(func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 })
+	srv.SetFaults(faultRate, 7)
 	e := newEngine(t, srv, testSpec())
 
 	var events []pipeline.Event
@@ -143,6 +155,9 @@ func TestRenderEndToEnd(t *testing.T) {
 	}
 	if res.VCPUSeconds <= 0 {
 		t.Errorf("vCPU seconds %v: want the attempts' time", res.VCPUSeconds)
+	}
+	if faultRate > 0 && (len(srv.Faulted()) == 0 || s3.Faults() == 0) {
+		t.Errorf("no faults were injected (Batch %v, S3 %d): the test proves nothing", srv.Faulted(), s3.Faults())
 	}
 	t.Logf("result: video %s, %d frames, %.1f vCPU-s, $%.5f, %d events; Batch calls %v", res.Video, res.FrameCount, res.VCPUSeconds, res.CostUSD, len(events), srv.Calls())
 }
