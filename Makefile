@@ -15,14 +15,14 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install Blender and FFmpeg (Debian packages) when missing
+deps: ## install Blender and FFmpeg (Debian packages) when missing; check Go
+	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.21 or newer (https://go.dev/dl); it fetches the Go version go.mod names by itself"; exit 1; }
 	@missing=""; \
 	for p in blender ffmpeg ffprobe; do command -v $$p >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing blender and ffmpeg (apt-get)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender ffmpeg; \
 	fi
-	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.24+ from your package manager"; exit 1; }
 
 .PHONY: build
 build: ## build bin/framefleet

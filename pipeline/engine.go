@@ -83,6 +83,10 @@ type ChildFailure struct {
 	Reason    string `json:"reason"`
 	ExitCode  *int   `json:"exit_code,omitempty"`
 	LogStream string `json:"log_stream,omitempty"`
+	// WorkerError is the worker's own message from its chunk report, and Log
+	// the store key of Blender's log tail (filled by Run, not by engines).
+	WorkerError string `json:"worker_error,omitempty"`
+	Log         string `json:"log,omitempty"`
 }
 
 // Attempt is one run of one child (Index -1 is the stitch job).

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,10 @@ type Request struct {
 	LinkExpiry time.Duration
 	// PricePerVCPUHour turns vCPU time into the cost figure (0 locally).
 	PricePerVCPUHour float64
+	// WatchErrorBudget is how long the watcher keeps retrying when the engine
+	// or the store cannot be asked (throttling, a network outage) before it
+	// cancels the jobs and gives up (default 5 minutes).
+	WatchErrorBudget time.Duration
 }
 
 // EventKind names a step of a run.
@@ -66,6 +71,9 @@ const (
 	EventStitching    EventKind = "stitching"
 	EventSucceeded    EventKind = "succeeded"
 	EventFailed       EventKind = "failed"
+	// EventWatchError says the run could not be checked for a while; it is
+	// retried until Request.WatchErrorBudget runs out.
+	EventWatchError EventKind = "watch_error"
 )
 
 // Event tells a front-end what a run is doing.
@@ -142,8 +150,14 @@ func (e *RunFailedError) Error() string {
 			continue
 		}
 		fmt.Fprintf(&b, "\n  chunk %d failed after %d attempt(s): %s", f.Index, f.Attempts, f.Reason)
-		if f.LogStream != "" {
-			fmt.Fprintf(&b, " (log: %s)", f.LogStream)
+		if f.WorkerError != "" && !strings.Contains(f.Reason, f.WorkerError) {
+			fmt.Fprintf(&b, "\n    %s", strings.ReplaceAll(f.WorkerError, "\n", "\n    "))
+		}
+		switch {
+		case f.LogStream != "":
+			fmt.Fprintf(&b, "\n    log stream: %s", f.LogStream)
+		case f.Log != "":
+			fmt.Fprintf(&b, "\n    Blender's log: %s in the store", f.Log)
 		}
 	}
 	if e.StitchReason != "" {
@@ -236,7 +250,7 @@ func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(
 	}
 	emit(Event{Kind: EventSubmitted, RunID: p.RunID, FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Handle: &h})
 
-	status, err := watch(ctx, eng, st, h, p, req.PollInterval, emit)
+	status, err := watch(ctx, eng, st, h, p, req.PollInterval, req.WatchErrorBudget, emit)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller's context is gone; stopping the workers must not be.
@@ -272,6 +286,9 @@ func withDefaults(req Request) Request {
 	}
 	if req.Stitch == "" {
 		req.Stitch = plan.StitchConcat
+	}
+	if req.WatchErrorBudget <= 0 {
+		req.WatchErrorBudget = 5 * time.Minute
 	}
 	return req
 }
@@ -393,7 +410,7 @@ func cachedResult(ctx context.Context, st store.Store, key string, expiry time.D
 
 // watch polls until the stitch job succeeded (returning the final status)
 // or anything failed for good. Each poll costs one Status and one List.
-func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Plan, every time.Duration, emit func(Event)) (Status, error) {
+func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Plan, every, errorBudget time.Duration, emit func(Event)) (Status, error) {
 	want := make(map[string]bool, len(p.Frames))
 	for _, f := range p.Frames {
 		want[store.FrameName(f, "png")] = true
@@ -403,6 +420,8 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 	seenAttempts := 0
 	failed := map[int]bool{}
 	stitching := false
+	var failingSince time.Time // start of the current run of failed checks
+	var backoff time.Duration
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	notifier, _ := eng.(ChangeNotifier)
@@ -412,19 +431,40 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 			changed = notifier.Changes(h)
 		}
 		s, err := eng.Status(ctx, h)
+		var objs []store.Object
+		if err == nil {
+			objs, err = st.List(ctx, prefix)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return s, ctx.Err()
 			}
-			return s, fmt.Errorf("watch run %s: %w", p.RunID, err)
-		}
-		objs, err := st.List(ctx, prefix)
-		if err != nil {
-			if ctx.Err() != nil {
-				return s, ctx.Err()
+			// The jobs keep running (and costing) whether or not we can see
+			// them: keep asking with backoff, and cancel them if we must give up.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+				emit(Event{Kind: EventWatchError, RunID: p.RunID, FramesTotal: len(p.Frames), Handle: &h,
+					Message: fmt.Sprintf("cannot check the run, retrying for up to %s: %v", errorBudget, err)})
 			}
-			return s, fmt.Errorf("watch run %s: %w", p.RunID, err)
+			if time.Since(failingSince) >= errorBudget {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				cerr := eng.Cancel(cctx, h, "framefleet lost track of the run: "+err.Error())
+				cancel()
+				if cerr != nil {
+					return s, fmt.Errorf("watch run %s: gave up after %s: %w; cancelling its jobs also failed (%v): cancel render job %s and stitch job %s yourself",
+						p.RunID, errorBudget, err, cerr, h.RenderID, h.StitchID)
+				}
+				return s, fmt.Errorf("watch run %s: gave up after %s and cancelled its jobs: %w", p.RunID, errorBudget, err)
+			}
+			backoff = min(max(backoff*2, every), time.Minute)
+			select {
+			case <-ctx.Done():
+				return s, ctx.Err()
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		failingSince, backoff = time.Time{}, 0
 		done := 0
 		for _, o := range objs {
 			if want[strings.TrimPrefix(o.Key, prefix)] {
@@ -454,7 +494,7 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 		case s.Stitch == StateSucceeded:
 			return s, nil
 		case s.Render == StateFailed || s.Stitch == StateFailed:
-			return s, &RunFailedError{RunID: p.RunID, Failures: s.Failures, StitchReason: s.StitchReason}
+			return s, &RunFailedError{RunID: p.RunID, Failures: workerErrors(ctx, st, p.RunID, s.Failures), StitchReason: s.StitchReason}
 		case len(failed) > 0:
 			// The stitch job can no longer run: stop paying for the rest.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -466,7 +506,7 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 					fs = append(fs, f)
 				}
 			}
-			return s, errors.Join(&RunFailedError{RunID: p.RunID, Failures: fs,
+			return s, errors.Join(&RunFailedError{RunID: p.RunID, Failures: workerErrors(ctx, st, p.RunID, fs),
 				StitchReason: "not run: a render chunk failed"}, cerr)
 		case !stitching && s.Render == StateSucceeded:
 			stitching = true
@@ -486,6 +526,28 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 // its next poll. Engines that cannot (Batch) are simply polled.
 type ChangeNotifier interface {
 	Changes(h Handle) <-chan struct{}
+}
+
+// maxFailureReports bounds the store reads a failed run makes to explain itself.
+const maxFailureReports = 20
+
+// workerErrors adds each failed chunk's own error (the worker stores it in its
+// chunk report) to what the engine knows: on Batch that is only "Essential
+// container in task exited" and an exit code, while the report says "Blender:
+// cannot read file …".
+func workerErrors(ctx context.Context, st store.Store, runID string, fs []ChildFailure) []ChildFailure {
+	out := slices.Clone(fs)
+	for i := range out {
+		if i >= maxFailureReports || out[i].Index < 0 {
+			continue
+		}
+		var r ChunkReport
+		if err := getJSON(ctx, st, store.ChunkReportKey(runID, out[i].Index), &r); err == nil && r.Error != "" {
+			out[i].WorkerError = r.Error
+			out[i].Log = store.ChunkLogKey(runID, out[i].Index)
+		}
+	}
+	return out
 }
 
 func childFailed(s Status, index int) bool {
@@ -549,6 +611,11 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 	if res.FPS == 0 && m.FPS != "" {
 		res.FPS = parseRate(m.FPS)
 	}
+	// Links are only signed; existence is checked with one Stat for the
+	// video and one listing for all frames, not a request per frame.
+	if _, err := st.Stat(ctx, m.VideoKey); err != nil {
+		return nil, fmt.Errorf("run %s video: %w", m.RunID, err)
+	}
 	var err error
 	if res.Video, err = link(m.VideoKey); err != nil {
 		return nil, fmt.Errorf("run %s video: %w", m.RunID, err)
@@ -556,15 +623,37 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 	if lp, ok := st.(interface{ Path(string) string }); ok {
 		res.VideoPath = lp.Path(m.VideoKey)
 	}
-	// Preview and thumbnail are nice to have; a missing one is not an error.
-	res.Preview, _ = link(m.PreviewKey)
-	res.Thumbnail, _ = link(m.ThumbnailKey)
-	for _, k := range m.Frames {
-		l, err := link(k)
-		if err != nil {
-			return nil, fmt.Errorf("run %s frame: %w", m.RunID, err)
+	// Preview and thumbnail are nice to have; a missing one is left out.
+	for _, o := range []struct {
+		key string
+		dst *string
+	}{{m.PreviewKey, &res.Preview}, {m.ThumbnailKey, &res.Thumbnail}} {
+		if o.key == "" {
+			continue
 		}
-		res.Frames = append(res.Frames, l)
+		if _, err := st.Stat(ctx, o.key); err == nil {
+			*o.dst, _ = link(o.key)
+		}
+	}
+	if len(m.Frames) > 0 {
+		stored, err := st.List(ctx, store.FramesPrefix(m.RunID))
+		if err != nil {
+			return nil, fmt.Errorf("run %s frames: %w", m.RunID, err)
+		}
+		have := make(map[string]bool, len(stored))
+		for _, o := range stored {
+			have[o.Key] = true
+		}
+		for _, k := range m.Frames {
+			if !have[k] {
+				return nil, fmt.Errorf("run %s frame %s: %w (frames may have expired: render again with --force)", m.RunID, k, store.ErrNotFound)
+			}
+			l, err := link(k)
+			if err != nil {
+				return nil, fmt.Errorf("run %s frame: %w", m.RunID, err)
+			}
+			res.Frames = append(res.Frames, l)
+		}
 	}
 	seen := map[string]bool{}
 	for _, c := range m.Chunks {

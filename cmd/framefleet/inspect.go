@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/framefleet/framefleet/pipeline/blend"
 )
@@ -31,10 +32,12 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 		Short: "Show a .blend file's render settings, read without Blender",
 		Long: `Inspect reads each .blend file directly (plain, gzip or zstd; Blender 2.4 to 5.x)
 and prints the active scene's render settings: frame range, frame rate,
-resolution, engine and output format. Blender is not needed and not started.`,
+resolution, engine and output format. Blender is not needed and not started.
+FILE - reads the .blend from standard input.`,
 		Example: `  framefleet inspect scene.blend
   framefleet inspect --json shots/*.blend
-  framefleet inspect --thumbnail preview.png scene.blend`,
+  framefleet inspect --thumbnail preview.png scene.blend
+  aws s3 cp s3://bucket/scene.blend - | framefleet inspect -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return errors.New("inspect needs at least one .blend file: framefleet inspect FILE...")
@@ -47,7 +50,7 @@ resolution, engine and output format. Blender is not needed and not started.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(cmd.ErrOrStderr())
 			log.Debug("inspect", "files", len(args), "json", opts.json)
-			return runInspect(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opts)
+			return runInspect(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object per file, one per line")
@@ -89,25 +92,29 @@ func workDir() string {
 	return "the current directory"
 }
 
+// stdinName is the FILE argument that means standard input.
+const stdinName = "-"
+
 // runInspect reports every file, even after one fails, and fails at the end
 // if any did.
-func runInspect(ctx context.Context, stdout, stderr io.Writer, files []string, opts inspectOptions) error {
+func runInspect(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, files []string, opts inspectOptions) error {
+	if opts.thumbnail != "" {
+		if err := checkThumbnailOut(opts.thumbnail); err != nil {
+			return err
+		}
+	}
 	failed, printed := 0, 0
 	for _, path := range files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		info, err := blend.ReadFile(path)
-		if err == nil && opts.thumbnail != "" {
-			err = writeThumbnail(info, opts.thumbnail)
-		}
-		if err == nil {
-			// The path as given, not the reader's base name: it tells
-			// shots/a/scene.blend from shots/b/scene.blend.
-			info.File = path
+		info, out, err := inspectOne(stdin, path, opts)
+		var outErr *thumbnailOutError
+		if errors.As(err, &outErr) {
+			return err // about the output, not the input file
 		}
 		if err != nil {
-			ferr := &fileError{path: path, err: err}
+			ferr := &fileError{path: displayName(path), err: err}
 			if len(files) == 1 {
 				return ferr
 			}
@@ -116,7 +123,7 @@ func runInspect(ctx context.Context, stdout, stderr io.Writer, files []string, o
 			continue
 		}
 		if opts.json {
-			if err := json.NewEncoder(stdout).Encode(info); err != nil {
+			if _, err := stdout.Write(out); err != nil {
 				return err
 			}
 			continue
@@ -135,6 +142,76 @@ func runInspect(ctx context.Context, stdout, stderr io.Writer, files []string, o
 	return nil
 }
 
+// inspectOne reads one file, writes its thumbnail if asked, and with --json
+// encodes it (out), so an Info that cannot be encoded fails that file only.
+func inspectOne(stdin io.Reader, path string, opts inspectOptions) (*blend.Info, []byte, error) {
+	info, err := readInput(stdin, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.thumbnail != "" {
+		if err := writeThumbnail(info, opts.thumbnail); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The path as given, not the reader's base name: it tells
+	// shots/a/scene.blend from shots/b/scene.blend.
+	info.File = path
+	if !opts.json {
+		return info, nil, nil
+	}
+	out, err := json.Marshal(info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot print its settings as JSON: %w", err)
+	}
+	return info, append(out, '\n'), nil
+}
+
+// readInput reads path, or standard input for "-".
+func readInput(stdin io.Reader, path string) (*blend.Info, error) {
+	if path != stdinName {
+		return blend.ReadFile(path)
+	}
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return nil, errors.New("standard input is a terminal, not a .blend: pipe the file in (framefleet inspect - < scene.blend)")
+	}
+	return blend.ReadStream(stdin)
+}
+
+func displayName(path string) string {
+	if path == stdinName {
+		return "standard input"
+	}
+	return path
+}
+
+// thumbnailOutError is a problem with the --thumbnail output path; it must
+// not be reported as a problem with the .blend.
+type thumbnailOutError struct{ msg string }
+
+func (e *thumbnailOutError) Error() string { return e.msg }
+
+// checkThumbnailOut fails early, before any file is read, when the
+// --thumbnail path cannot be written: a directory, or in a missing one.
+func checkThumbnailOut(out string) error {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return &thumbnailOutError{fmt.Sprintf("--thumbnail %s is a directory: give the PNG's file name, e.g. --thumbnail %s",
+			out, filepath.Join(out, "thumbnail.png"))}
+	}
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &thumbnailOutError{fmt.Sprintf("cannot write thumbnail %s: directory %s does not exist: create it (mkdir -p %s) or choose another path",
+			out, dir, dir)}
+	case err != nil:
+		return &thumbnailOutError{fmt.Sprintf("cannot write thumbnail %s: %v", out, err)}
+	case !st.IsDir():
+		return &thumbnailOutError{fmt.Sprintf("cannot write thumbnail %s: %s is not a directory", out, dir)}
+	}
+	return nil
+}
+
 // writeThumbnail saves the embedded preview as a PNG. It writes a temporary
 // file beside out and renames it, so a failure never leaves half an image.
 func writeThumbnail(info *blend.Info, out string) error {
@@ -142,20 +219,35 @@ func writeThumbnail(info *blend.Info, out string) error {
 		return errors.New("the file has no embedded thumbnail (Blender before 2.5 stores none, and newer ones skip it " +
 			"when Preferences > Save & Load > Save Preview Images is off): turn that on and save the file again in Blender")
 	}
+	if err := checkThumbnailOut(out); err != nil {
+		return err
+	}
+	outErr := func(err error) error {
+		msg := fmt.Sprintf("cannot write thumbnail %s: %v", out, err)
+		if errors.Is(err, fs.ErrPermission) {
+			msg += ": check that this user may write to " + filepath.Dir(out)
+		}
+		return &thumbnailOutError{msg}
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".thumbnail-*.png")
 	if err != nil {
-		return fmt.Errorf("writing thumbnail: %w", err)
+		return outErr(err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	// CreateTemp makes the file 0600; an image is for everyone to read.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return outErr(err)
+	}
 	if err := info.Thumbnail.PNG(tmp); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing thumbnail %s: %w", out, err)
+		return outErr(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing thumbnail %s: %w", out, err)
+		return outErr(err)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("writing thumbnail: %w", err)
+		return outErr(err)
 	}
 	return nil
 }

@@ -507,3 +507,89 @@ func TestInspectBlenderScenes(t *testing.T) {
 		})
 	}
 }
+
+// TestInspectStdin: FILE - reads standard input, which has no size to trust.
+func TestInspectStdin(t *testing.T) {
+	dir, expected := sharedExpected(t)
+	name := "00_slide_negative_frames.blend"
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := runInspect(t.Context(), bytes.NewReader(data), &stdout, &stderr, []string{"-"}, inspectOptions{json: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	want := expected[name]
+	if got["file"] != "-" || got["scene"] != want["scene"] || got["frame_end"] != want["frame_end"] {
+		t.Errorf("got %v, want file - and %v", got, want)
+	}
+
+	err = runInspect(t.Context(), strings.NewReader("not a blend"), &stdout, &stderr, []string{"-"}, inspectOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), "standard input: not a .blend file") {
+		t.Errorf("bad stdin: %v", err)
+	}
+}
+
+// TestInspectJSONBadValuesPerFile: a file whose settings cannot be printed
+// (fps_base NaN, which Blender saves if told to) fails alone, named; the
+// other files are still printed.
+func TestInspectJSONBadValuesPerFile(t *testing.T) {
+	blender := testenv.Blender(t)
+	dir, _ := sharedExpected(t)
+	nan := filepath.Join(t.TempDir(), "nan.blend")
+	cmd := exec.CommandContext(t.Context(), blender, "-b", "-Y", "--factory-startup", "--python-expr",
+		"import bpy, sys; bpy.context.scene.render.fps_base = float('nan'); "+
+			"bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1], compress=False)", "--", nan)
+	cmd.WaitDelay = 10 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	good1 := filepath.Join(dir, "00_slide_negative_frames.blend")
+	good2 := filepath.Join(dir, "yxa_1.blend")
+	code, stdout, stderr := inspectRun(t, "--json", good1, nan, good2)
+	if code == 0 {
+		t.Error("exit status 0")
+	}
+	if n := strings.Count(stdout, "\n"); n != 2 || !strings.Contains(stdout, good1) || !strings.Contains(stdout, good2) {
+		t.Errorf("want the two good files on stdout, got:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "framefleet: "+nan+": corrupt .blend file") || !strings.Contains(stderr, "fps_base = NaN") {
+		t.Errorf("stderr does not name the file and the field:\n%s", stderr)
+	}
+}
+
+func TestInspectThumbnailOutputErrors(t *testing.T) {
+	dir, _ := sharedExpected(t)
+	src := filepath.Join(dir, "00_slide_negative_frames.blend")
+	tmp := t.TempDir()
+	missingDir := filepath.Join(tmp, "no-such-dir")
+	out := filepath.Join(missingDir, "thumb.png")
+
+	code, _, stderr := inspectRun(t, "--thumbnail", out, src)
+	want := "cannot write thumbnail " + out + ": directory " + missingDir + " does not exist"
+	if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "file not found") || strings.Contains(stderr, src) {
+		t.Errorf("missing output directory: exit %d, stderr %q, want %q and no blame on the input", code, stderr, want)
+	}
+
+	code, _, stderr = inspectRun(t, "--thumbnail", tmp, src)
+	if code == 0 || !strings.Contains(stderr, "--thumbnail "+tmp+" is a directory: give the PNG's file name") {
+		t.Errorf("--thumbnail DIR: exit %d, stderr %q", code, stderr)
+	}
+
+	good := filepath.Join(tmp, "thumb.png")
+	if code, _, stderr := inspectRun(t, "--thumbnail", good, src); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	st, err := os.Stat(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := st.Mode().Perm(); perm != 0o644 {
+		t.Errorf("thumbnail mode %v, want 0644", perm)
+	}
+}

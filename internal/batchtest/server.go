@@ -4,9 +4,10 @@
 // evaluateOnExit, job definition revisions, terminate and cancel). Jobs are
 // executed by an injected Executor, so tests can run the real worker binary.
 //
-// Test hooks: Spot reclaim of chosen attempts, seeded fault injection (500 /
-// 429 answers), per-API call counters and inspection of registered job
-// definitions.
+// Test hooks: Spot reclaim of chosen attempts (at start or mid-attempt),
+// seeded fault injection (500 / 429 answers before the call takes effect, and
+// 500 answers after it did, as a lost response), per-API call counters and
+// inspection of registered job definitions.
 package batchtest
 
 import (
@@ -69,8 +70,28 @@ func (j ExecJob) Environ() []string {
 
 // Executor runs one attempt and returns the container's exit code. An error
 // means the container could not run at all (its text becomes the container
-// reason). It must return promptly when ctx is cancelled (terminate, Spot reclaim, timeout).
+// reason). It must return promptly when ctx is cancelled; context.Cause(ctx)
+// then says how Batch stops the container: ErrJobTerminated and
+// ErrAttemptTimedOut stop it gracefully (SIGTERM, SIGKILL after a grace
+// period), ErrHostReclaimed kills it at once (the host is gone).
 type Executor func(ctx context.Context, job ExecJob) (exitCode int, err error)
+
+// Why a running attempt's context was cancelled (context.Cause).
+var (
+	// ErrJobTerminated: TerminateJob. Batch sends SIGTERM, then SIGKILL 30 s later.
+	ErrJobTerminated = errors.New("batchtest: job terminated")
+	// ErrAttemptTimedOut: the attempt outlived timeout.attemptDurationSeconds;
+	// stopped like a terminated job.
+	ErrAttemptTimedOut = errors.New("batchtest: attempt duration exceeded timeout")
+	// ErrHostReclaimed: a Spot interruption; the container dies with its host, without a signal to handle.
+	ErrHostReclaimed = errors.New("batchtest: Spot host reclaimed")
+	// ErrServerClosed: the test server shut down.
+	ErrServerClosed = errors.New("batchtest: server closed")
+)
+
+// Graceful reports whether an attempt whose context ended with cause is
+// stopped gracefully (SIGTERM first) rather than killed at once.
+func Graceful(cause error) bool { return !errors.Is(cause, ErrHostReclaimed) }
 
 // Options configure a Server.
 type Options struct {
@@ -92,7 +113,7 @@ type Server struct {
 	http   *httptest.Server
 	opts   Options
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 	wake   chan struct{}
 
@@ -105,7 +126,9 @@ type Server struct {
 	calls    map[string]int
 	faulted  map[string]int
 	running  int
-	fault    float64
+	fault    float64 // fraction of calls failed before they take effect
+	late     float64 // fraction of calls failed after they took effect
+	lateNext map[string]int
 	rng      *rand.Rand
 	reclaim  func(ExecJob) bool
 	reject   func(jobName string) bool
@@ -152,7 +175,7 @@ type job struct {
 	stopReason           string // TerminateJob/CancelJob reason of an array parent
 
 	// set while an attempt runs
-	stop       context.CancelFunc
+	stop       context.CancelCauseFunc
 	killReason string // why the running attempt is being stopped (terminate, reclaim)
 	terminated bool   // killed by TerminateJob: not retried
 }
@@ -179,7 +202,7 @@ func New(opts Options) *Server {
 	if opts.Executor == nil {
 		opts.Executor = func(context.Context, ExecJob) (int, error) { return 0, nil }
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{
 		opts:    opts,
 		ctx:     ctx,
@@ -188,7 +211,8 @@ func New(opts Options) *Server {
 		jobs:    map[string]*job{},
 		defs:    map[string][]*JobDefinition{},
 		calls:   map[string]int{},
-		faulted: map[string]int{},
+		faulted:  map[string]int{},
+		lateNext: map[string]int{},
 		rng:     rand.New(rand.NewPCG(1, 2)),
 	}
 	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
@@ -200,7 +224,7 @@ func New(opts Options) *Server {
 
 // Close stops the scheduler, cancels running attempts and shuts the server down.
 func (s *Server) Close() {
-	s.cancel()
+	s.cancel(ErrServerClosed)
 	s.http.Close()
 	s.wg.Wait()
 }
@@ -215,13 +239,49 @@ func (s *Server) SetFaults(rate float64, seed uint64) {
 	s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
+// SetFaultsAfterWork makes the given fraction of API calls take effect and
+// then answer HTTP 500 (ServerException), as when the response is lost: a
+// SubmitJob answered so has created its job all the same. Chosen by the
+// same seeded source as SetFaults; both modes can be on at once.
+func (s *Server) SetFaultsAfterWork(rate float64, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.late = rate
+	s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// FailAfterWork makes the next n calls of op (e.g. "SubmitJob") that succeed
+// answer HTTP 500 all the same: the call takes effect, the client sees an error.
+func (s *Server) FailAfterWork(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lateNext[op] += n
+}
+
 // SetReclaim makes every attempt for which match returns true lose its host
 // right after it started running: the attempt is killed and fails with
-// status reason SpotReclaimReason, as a Spot interruption does.
+// status reason SpotReclaimReason, as a Spot interruption does. See Reclaim
+// for a reclaim in the middle of an attempt.
 func (s *Server) SetReclaim(match func(ExecJob) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reclaim = match
+}
+
+// Reclaim makes the running attempt of job id (a plain job or a child
+// "<parent>:<i>") lose its Spot host now: the container is killed at once
+// (context cause ErrHostReclaimed) and the attempt fails with status reason
+// SpotReclaimReason. It reports false when no attempt of id is running.
+func (s *Server) Reclaim(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok || j.status != Running || j.stop == nil || j.killReason != "" {
+		return false
+	}
+	j.killReason = SpotReclaimReason
+	j.stop(ErrHostReclaimed)
+	return true
 }
 
 // SetRejectSubmit makes SubmitJob answer ClientException for every job name
@@ -239,7 +299,8 @@ func (s *Server) Calls() map[string]int {
 	return maps.Clone(s.calls)
 }
 
-// Faulted returns how many calls of each API were answered with an injected fault.
+// Faulted returns how many calls of each API were answered with an injected
+// fault (before or after the call took effect).
 func (s *Server) Faulted() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,8 +436,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "DescribeJobQueues":
 		out, err = s.describeJobQueues(buf)
 	}
+	lost := false
+	if err == nil {
+		if s.lateNext[op] > 0 {
+			s.lateNext[op]--
+			lost = true
+		} else if s.late > 0 && s.rng.Float64() < s.late {
+			lost = true
+		}
+		if lost {
+			s.faulted[op]++
+		}
+	}
 	s.mu.Unlock()
 	s.kick()
+	if lost {
+		writeErr(w, &apiError{http.StatusInternalServerError, "ServerException", "injected server error after the call took effect"})
+		return
+	}
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
@@ -864,9 +941,36 @@ func (s *Server) listJobs(buf []byte) (any, error) {
 		JobStatus      string `json:"jobStatus"`
 		MaxResults     int    `json:"maxResults"`
 		NextToken      string `json:"nextToken"`
+		Filters        []struct {
+			Name   string   `json:"name"`
+			Values []string `json:"values"`
+		} `json:"filters"`
 	}
 	if err := decode(buf, &in); err != nil {
 		return nil, err
+	}
+	if in.MaxResults < 0 {
+		return nil, clientErr("maxResults must be at least 1, got %d", in.MaxResults)
+	}
+	// Only JOB_NAME is modelled: a case-insensitive match, a prefix when the
+	// value ends in '*'. A filter replaces jobStatus (every status is listed)
+	// and does not apply to array children.
+	var nameFilter string
+	switch {
+	case len(in.Filters) > 1:
+		return nil, clientErr("only one filter can be used at a time, got %d", len(in.Filters))
+	case len(in.Filters) == 1:
+		f := in.Filters[0]
+		if f.Name != "JOB_NAME" {
+			return nil, clientErr("filter %q is not supported by the test server (only JOB_NAME)", f.Name)
+		}
+		if len(f.Values) != 1 || f.Values[0] == "" {
+			return nil, clientErr("filter JOB_NAME needs exactly one non-empty value, got %q", f.Values)
+		}
+		if in.ArrayJobID != "" || in.MultiNodeJobID != "" {
+			return nil, clientErr("filters do not apply to child jobs: list a job queue")
+		}
+		nameFilter = f.Values[0]
 	}
 	n := 0
 	for _, v := range []string{in.JobQueue, in.ArrayJobID, in.MultiNodeJobID} {
@@ -898,9 +1002,17 @@ func (s *Server) listJobs(buf []byte) (any, error) {
 		}
 		sort.SliceStable(cands, func(a, b int) bool { return cands[a].createdAt < cands[b].createdAt })
 	}
+	if nameFilter != "" {
+		// Most recent first, as Batch sorts filtered results.
+		slices.Reverse(cands)
+	}
 	var match []jobSummary
 	for _, j := range cands {
-		if j.status != status {
+		if nameFilter != "" {
+			if !nameMatch(nameFilter, j.name) {
+				continue
+			}
+		} else if j.status != status {
 			continue
 		}
 		sm := jobSummary{JobArn: j.arn, JobID: j.id, JobName: j.name, CreatedAt: j.createdAt, Status: j.status,
@@ -917,7 +1029,11 @@ func (s *Server) listJobs(buf []byte) (any, error) {
 		}
 		match = append(match, sm)
 	}
-	page, next, err := paginate(match, in.MaxResults, 100, in.NextToken)
+	max := in.MaxResults
+	if nameFilter != "" && (max == 0 || max > 100) {
+		max = 100 // Batch returns at most 100 filtered jobs per page
+	}
+	page, next, err := paginate(match, max, 100, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
@@ -926,6 +1042,16 @@ func (s *Server) listJobs(buf []byte) (any, error) {
 		out["nextToken"] = next
 	}
 	return out, nil
+}
+
+// nameMatch applies a JOB_NAME filter value: case-insensitive, exact or, with
+// a trailing '*', a prefix.
+func nameMatch(filter, name string) bool {
+	filter, name = strings.ToLower(filter), strings.ToLower(name)
+	if p, ok := strings.CutSuffix(filter, "*"); ok {
+		return strings.HasPrefix(name, p)
+	}
+	return filter == name
 }
 
 // terminateJob implements TerminateJob (terminate=true: running attempts are
@@ -969,7 +1095,7 @@ func (s *Server) terminateJob(buf []byte, terminate bool) (any, error) {
 		case Running:
 			if terminate && t.stop != nil {
 				t.isTerminated, t.terminated, t.killReason = true, true, in.Reason
-				t.stop()
+				t.stop(ErrJobTerminated)
 			}
 		}
 	}
@@ -1136,12 +1262,12 @@ func (s *Server) launch(j *job) {
 			TaskArn:       fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s", s.opts.Region, s.opts.AccountID, task),
 		},
 	})
-	var ctx context.Context
-	var cancel context.CancelFunc
+	// The executor reads why it was stopped from context.Cause(ctx).
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	stopTimer := func() bool { return false }
 	if j.timeout > 0 {
-		ctx, cancel = context.WithTimeout(s.ctx, time.Duration(j.timeout)*time.Second)
-	} else {
-		ctx, cancel = context.WithCancel(s.ctx)
+		t := time.AfterFunc(time.Duration(j.timeout)*time.Second, func() { cancel(ErrAttemptTimedOut) })
+		stopTimer = t.Stop
 	}
 	j.stop = cancel
 	if s.reclaim != nil && s.reclaim(ej) {
@@ -1165,11 +1291,12 @@ func (s *Server) launch(j *job) {
 		reclaim := j.killReason == SpotReclaimReason
 		s.mu.Unlock()
 		if reclaim {
-			cancel() // the host dies under the running container
+			cancel(ErrHostReclaimed) // the host dies under the running container
 		}
 		<-done
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
-		cancel()
+		stopTimer()
+		timedOut := errors.Is(context.Cause(ctx), ErrAttemptTimedOut)
+		cancel(nil)
 		s.mu.Lock()
 		s.finish(j, code, err, timedOut)
 		s.mu.Unlock()

@@ -43,8 +43,7 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Shared is ../shared beside the repository (real .blend files, notes), or
-// $FRAMEFLEET_SHARED when the checkout lives elsewhere.
+// Shared is the directory of real .blend files and scenes (see SharedDir).
 func Shared(t testing.TB) string {
 	t.Helper()
 	dir := SharedDir()
@@ -57,10 +56,16 @@ func Shared(t testing.TB) string {
 	return dir
 }
 
-// SharedDir is where Shared looks, without checking that it exists.
+// SharedDir is where Shared looks, without checking that it exists:
+// $FRAMEFLEET_SHARED, else ../shared beside the checkout, else the copy in
+// testdata/shared (for CI services that only have the repository).
 func SharedDir() string {
 	if dir := os.Getenv("FRAMEFLEET_SHARED"); dir != "" {
 		return dir
 	}
-	return filepath.Join(RepoRoot(), "..", "shared")
+	beside := filepath.Join(RepoRoot(), "..", "shared")
+	if _, err := os.Stat(filepath.Join(beside, "blendfiles")); err == nil {
+		return beside
+	}
+	return filepath.Join(RepoRoot(), "testdata", "shared")
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync/atomic"
 	"testing"
 
@@ -165,4 +166,172 @@ func BenchmarkReadAtHugeUncompressed(b *testing.B) {
 	}
 	b.ReportMetric(float64(cr.bytes.Load())/float64(b.N), "bytes-read/op")
 	b.ReportMetric(float64(st.Size()), "file-bytes")
+}
+
+// sparseFile is an io.ReaderAt over data pieces at given offsets with zeros
+// (holes) everywhere else: a 1 GiB .blend without 1 GiB of memory or disk.
+type sparseFile struct {
+	pieces []sparsePiece // ascending, non-overlapping
+	size   int64
+}
+
+type sparsePiece struct {
+	off  int64
+	data []byte
+}
+
+func (f *sparseFile) write(p []byte) {
+	f.pieces = append(f.pieces, sparsePiece{off: f.size, data: p})
+	f.size += int64(len(p))
+}
+
+func (f *sparseFile) hole(n int64) { f.size += n }
+
+func (f *sparseFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), f.size-off))
+	p = p[:n]
+	clear(p)
+	i := sort.Search(len(f.pieces), func(i int) bool {
+		pc := f.pieces[i]
+		return pc.off+int64(len(pc.data)) > off
+	})
+	for ; i < len(f.pieces) && f.pieces[i].off < off+int64(n); i++ {
+		pc := f.pieces[i]
+		lo := max(off, pc.off)
+		hi := min(off+int64(n), pc.off+int64(len(pc.data)))
+		copy(p[lo-off:hi-off], pc.data[lo-pc.off:hi-pc.off])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// scaledBlend is a real uncompressed .blend (SmallBHead8 or BHead4) grown
+// to about target bytes with the same blocks in the same order: every DATA
+// payload of at least minScaled bytes is scaled by one common factor, the
+// added bytes being a hole. It is how a big production file looks: the
+// same structure as a small one, with far bigger mesh and image arrays.
+func scaledBlend(t testing.TB, src []byte, target int64, minScaled int) (*sparseFile, int) {
+	t.Helper()
+	l := walkTest(t, src)
+	var scalable, fixed int64
+	for _, b := range l.blocks {
+		if b.code == "DATA" && b.payload >= minScaled {
+			scalable += int64(b.payload)
+		}
+	}
+	fixed = int64(len(src)) - scalable
+	if scalable == 0 {
+		t.Fatal("no DATA payload to scale")
+	}
+	factor := float64(target-fixed) / float64(scalable)
+	f := &sparseFile{}
+	f.write(src[:l.headerLen])
+	scaled := 0
+	for _, b := range l.blocks {
+		if b.code != "DATA" || b.payload < minScaled {
+			f.write(src[b.off:min(b.end(), len(src))])
+			continue
+		}
+		n := min(int64(float64(b.payload)*factor), 1<<31-1)
+		hdr := bytes.Clone(src[b.off : b.off+b.headerLen])
+		l.setLen(hdr, testBlock{lenOff: b.lenOff - b.off, lenSize: b.lenSize}, n)
+		f.write(hdr)
+		f.write(src[b.off+b.headerLen : b.end()])
+		f.hole(n - int64(b.payload))
+		scaled++
+	}
+	if rest := l.blocks[len(l.blocks)-1].end(); rest < len(src) {
+		f.write(src[rest:])
+	}
+	return f, scaled
+}
+
+// manyBlocksBlend inserts count DATA blocks of size bytes (holes) before
+// DNA1: the audit's case of many mid-size blocks, each larger than the
+// read window.
+func manyBlocksBlend(t testing.TB, src []byte, count int, size int64) *sparseFile {
+	t.Helper()
+	l := walkTest(t, src)
+	if l.headerLen != 12 || l.ptrSize != 8 || l.order != binary.LittleEndian {
+		t.Fatal("need a SmallBHead8 little-endian file")
+	}
+	at := l.find(t, "DNA1").off
+	f := &sparseFile{}
+	f.write(src[:at])
+	for i := range count {
+		bh := make([]byte, 24)
+		copy(bh, "DATA")
+		binary.LittleEndian.PutUint32(bh[4:], uint32(size))
+		binary.LittleEndian.PutUint64(bh[8:], 0x7f0000000000+uint64(i)*0x100)
+		binary.LittleEndian.PutUint32(bh[20:], 1)
+		f.write(bh)
+		f.hole(size)
+	}
+	f.write(src[at:])
+	return f
+}
+
+// TestBigFilesReadLittle: inspecting ~1 GiB uncompressed files shaped like
+// real ones must read less than 1% of them, and bytes read must follow the
+// number of block headers, not the read window.
+func TestBigFilesReadLittle(t *testing.T) {
+	pottery, err := os.ReadFile(filepath.Join(testenv.Shared(t), "scenes", "pottery.blend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	normals := readCorpus(t, "10_custom_normals.blend")
+	scaled, n := scaledBlend(t, pottery, 1<<30, 1024)
+	t.Logf("pottery scaled: %d DATA payloads scaled, %d blocks", n, len(walkTest(t, pottery).blocks))
+	for _, tc := range []struct {
+		name   string
+		file   *sparseFile
+		src    []byte
+		blocks int
+	}{
+		{"pottery with DATA payloads scaled to 1 GiB", scaled, pottery, len(walkTest(t, pottery).blocks)},
+		{"20,000 DATA blocks of 50 KB", manyBlocksBlend(t, normals, 20000, 50_000), normals, 20000 + len(walkTest(t, normals).blocks)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.file.size < 1<<30*9/10 {
+				t.Fatalf("file is only %d bytes", tc.file.size)
+			}
+			cr := &countingReaderAt{r: tc.file}
+			got, err := ReadAt(cr, tc.file.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := mustRead(t, tc.src); !infoEqual(*got, *want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			read := cr.bytes.Load()
+			t.Logf("read %d of %d bytes (%.3f%%, %.0f bytes per block) in %d ReadAt calls",
+				read, tc.file.size, 100*float64(read)/float64(tc.file.size), float64(read)/float64(tc.blocks), cr.calls.Load())
+			if read >= tc.file.size/100 {
+				t.Errorf("read %d bytes of %d, want < 1%%", read, tc.file.size)
+			}
+		})
+	}
+}
+
+func BenchmarkReadAtScaledPottery(b *testing.B) {
+	pottery, err := os.ReadFile(filepath.Join(testenv.Shared(b), "scenes", "pottery.blend"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, _ := scaledBlend(b, pottery, 1<<30, 1024)
+	cr := &countingReaderAt{r: f}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadAt(cr, f.size); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cr.bytes.Load())/float64(b.N), "bytes-read/op")
+	b.ReportMetric(float64(cr.calls.Load())/float64(b.N), "reads/op")
+	b.ReportMetric(float64(f.size), "file-bytes")
 }

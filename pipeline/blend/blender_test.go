@@ -45,9 +45,9 @@ func TestAgainstBlender(t *testing.T) {
 	if err := json.Unmarshal(raw, &expected); err != nil {
 		t.Fatalf("expected.json from make_scenes.py: %v", err)
 	}
-	// make_scenes.py defines 13 cases; fewer means it silently skipped some.
-	if len(expected) < 13 {
-		t.Fatalf("make_scenes.py answered for %d files, want 13", len(expected))
+	// make_scenes.py defines 14 cases; fewer means it silently skipped some.
+	if len(expected) < 14 {
+		t.Fatalf("make_scenes.py answered for %d files, want 14", len(expected))
 	}
 
 	// Guard the script itself: the interesting cases must really be there.

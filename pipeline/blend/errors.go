@@ -9,11 +9,16 @@ import (
 // Kinds of format errors. A *FormatError's Kind is one of these, so callers
 // branch with errors.Is(err, blend.ErrTruncated) and friends.
 var (
-	ErrEmpty             = errors.New("empty file")
-	ErrNotBlend          = errors.New("not a .blend file")
-	ErrGitLFSPointer     = errors.New("Git LFS pointer instead of a .blend")
-	ErrTruncated         = errors.New("truncated .blend file")
-	ErrCorrupt           = errors.New("corrupt .blend file")
+	ErrEmpty         = errors.New("empty file")
+	ErrNotBlend      = errors.New("not a .blend file")
+	ErrGitLFSPointer = errors.New("Git LFS pointer instead of a .blend")
+	ErrTruncated     = errors.New("truncated .blend file")
+	ErrCorrupt       = errors.New("corrupt .blend file")
+	// ErrUnsupportedFormat is only for headers that follow the 17-byte
+	// scheme ("BLENDER" + 2-digit header size + "-" + 2-digit format
+	// version) with a size or format version this reader does not know:
+	// those are newer files. Anything else after "BLENDER" (BLENDERv304,
+	// BLENDER_X304) matches no Blender's header and is ErrCorrupt.
 	ErrUnsupportedFormat = errors.New("unsupported (newer) .blend format")
 	ErrNoScene           = errors.New("no scene in .blend file")
 	ErrTooLarge          = errors.New(".blend data too large")
@@ -21,20 +26,30 @@ var (
 
 // FormatError says what is wrong with the input, where, and how to fix it.
 type FormatError struct {
-	Kind   error  // one of the Err* sentinels above
-	Offset int64  // byte offset in the (decompressed) file; negative when not applicable
-	Detail string // what exactly was found
-	Fix    string // what the user should do
+	Kind   error // one of the Err* sentinels above
+	Offset int64 // byte offset in the (decompressed) file; negative when not applicable
+	// Decompressed says Offset counts bytes of the decompressed data of a
+	// gzip or zstd file, not of the file on disk.
+	Decompressed bool
+	Detail       string // what exactly was found
+	Fix          string // what the user should do
 }
 
 func (e *FormatError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.Kind.Error())
+	if e.Kind != nil {
+		b.WriteString(e.Kind.Error())
+	} else {
+		b.WriteString("bad .blend file")
+	}
 	if e.Detail != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Detail)
 	}
-	if e.Offset >= 0 {
+	switch {
+	case e.Offset >= 0 && e.Decompressed:
+		fmt.Fprintf(&b, " (at decompressed byte offset %d)", e.Offset)
+	case e.Offset >= 0:
 		fmt.Fprintf(&b, " (at byte offset %d)", e.Offset)
 	}
 	if e.Fix != "" {

@@ -41,12 +41,17 @@ func FuzzRead(f *testing.F) {
 	}
 	capMinimizeTime()
 	// A small cap keeps each run fast; the code path is the one ReadStream uses.
-	lim := limits{maxDecompressed: 64 << 20}
+	lim := defaultLimits()
+	lim.maxDecompressed = 64 << 20
 	f.Fuzz(func(t *testing.T, data []byte) {
-		info, err := readAt(bytes.NewReader(data), int64(len(data)), lim)
-		checkOutcome(t, "ReadAt", info, err)
-		info, err = readStream(bytes.NewReader(data), lim)
-		checkOutcome(t, "ReadStream", info, err)
+		atInfo, err := readAt(bytes.NewReader(data), int64(len(data)), lim)
+		checkOutcome(t, "ReadAt", atInfo, err)
+		streamInfo, err := readStream(bytes.NewReader(data), lim)
+		checkOutcome(t, "ReadStream", streamInfo, err)
+		// Both paths walk the same blocks: when both accept, they agree.
+		if atInfo != nil && streamInfo != nil && !reflect.DeepEqual(atInfo, streamInfo) {
+			t.Fatalf("ReadAt %+v and ReadStream %+v differ", atInfo, streamInfo)
+		}
 	})
 }
 
@@ -65,7 +70,8 @@ func checkOutcome(t *testing.T, via string, info *Info, err error) {
 	if info == nil {
 		t.Fatalf("%s returned neither an Info nor an error", via)
 	}
-	if !slices.Contains(info.Scenes, info.Scene) || info.FrameStep < 1 {
+	if !slices.Contains(info.Scenes, info.Scene) || info.FrameStep < 0 || info.FPS < 1 || !(info.FPSBase > 0) ||
+		info.ResolutionX < 1 || info.ResolutionY < 1 || info.ResolutionPercentage < 1 {
 		t.Fatalf("%s returned an inconsistent Info %+v", via, info)
 	}
 	if th := info.Thumbnail; th != nil && len(th.RGBA) != th.Width*th.Height*4 {

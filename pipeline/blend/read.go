@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -18,20 +19,39 @@ import (
 // guard). Real compressed .blend files rarely exceed a few hundred MB.
 const maxDecompressed = 4 << 30
 
+// Caps on what the walk keeps in memory: every SC block is kept (to list
+// the scenes), so without them a small zstd file of millions of empty SC
+// headers could take gigabytes.
+const (
+	maxScenes    = 4096
+	maxKeptBytes = 128 << 20
+)
+
+// maxZstdWindow bounds the zstd window (the decoder's history buffer).
+// Blender writes ~128 KiB windows; the format allows up to 3.75 TiB, which a
+// crafted file could use to make the decoder allocate gigabytes.
+const maxZstdWindow = 64 << 20
+
 // limits are the reader's size caps; tests shrink them.
 type limits struct {
 	maxDecompressed int64
+	maxScenes       int
+	maxKeptBytes    int64
 }
 
-func defaultLimits() limits { return limits{maxDecompressed: maxDecompressed} }
+func defaultLimits() limits {
+	return limits{maxDecompressed: maxDecompressed, maxScenes: maxScenes, maxKeptBytes: maxKeptBytes}
+}
 
 // ReadFile reads the scene settings of the .blend at path. Info.File is the
-// path's base name. Uncompressed files are read by seeking from block header
-// to block header; compressed ones are decompressed as a stream.
+// path's base name. Uncompressed regular files are read by seeking from
+// block header to block header; compressed ones, and pipes, devices and
+// other files whose size is not known up front (/dev/stdin, <(cat f)), are
+// read as a stream.
 func ReadFile(path string) (*Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, openError(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -41,12 +61,25 @@ func ReadFile(path string) (*Info, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("%s: %w", path, newError(ErrNotBlend, -1, "%s is a directory", path))
 	}
-	info, err := ReadAt(f, st.Size())
+	var info *Info
+	if st.Mode().IsRegular() {
+		info, err = ReadAt(f, st.Size())
+	} else {
+		info, err = ReadStream(f)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	info.File = filepath.Base(path)
 	return info, nil
+}
+
+// openError adds the fix to an open error that has an obvious one.
+func openError(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w; fix: check the file's permissions (this user must be able to read it)", err)
+	}
+	return err
 }
 
 // ReadAt reads the scene settings from r, which holds size bytes. For
@@ -73,7 +106,7 @@ func readAt(r io.ReaderAt, size int64, lim limits) (*Info, error) {
 		return nil, err
 	}
 	if kind == "none" {
-		bs, err := walk(newAtCursor(r, size))
+		bs, err := walk(newAtCursor(r, size), lim)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +140,12 @@ func readStream(r io.Reader, lim limits) (*Info, error) {
 		if src.err != nil {
 			return fmt.Errorf("reading .blend: %w", src.err)
 		}
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded) {
+		if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return &FormatError{Kind: ErrTooLarge, Offset: -1,
+				Detail: fmt.Sprintf("the zstd data asks for a decompression window larger than the %d MiB this reader allows (Blender writes windows of about 128 KiB)", maxZstdWindow>>20),
+				Fix:    "this file was not compressed by Blender: open it in Blender and save it again (File > Save), with or without Compress"}
+		}
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded) {
 			return newError(ErrTooLarge, -1, "%s data: %v (limit %d bytes)", kind, err, lim.maxDecompressed)
 		}
 		return newError(ErrCorrupt, -1, "%s data does not decode: %v", kind, err)
@@ -128,7 +166,7 @@ func readStream(r io.Reader, lim limits) (*Info, error) {
 		data = zr
 	case "zstd":
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(uint64(lim.maxDecompressed)))
+			zstd.WithDecoderMaxMemory(uint64(lim.maxDecompressed)), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, classify(err)
 		}
@@ -148,14 +186,22 @@ func readStream(r io.Reader, lim limits) (*Info, error) {
 			if bytes.HasPrefix([]byte("BLENDER"), p) && errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, newError(ErrTruncated, int64(len(p)), "the %s stream ends before the .blend header is complete", kind)
 			}
-			return nil, newError(ErrNotBlend, 0, "%s data decompresses to %q, not a .blend (BLENDER...)", kind, printable(p))
+			return nil, newError(ErrNotBlend, 0, "%s data decompresses to %s, not a .blend (BLENDER...)", kind, quoted(p))
 		}
 	}
-	bs, err := walk(&streamCursor{r: inner, classify: classify})
-	if err != nil {
-		return nil, err
+	bs, err := walk(&streamCursor{r: inner, classify: classify}, lim)
+	if err == nil {
+		var info *Info
+		info, err = extract(bs, kind)
+		if err == nil {
+			return info, nil
+		}
 	}
-	return extract(bs, kind)
+	var fe *FormatError
+	if kind != "none" && errors.As(err, &fe) {
+		fe.Decompressed = true
+	}
+	return nil, err
 }
 
 // sourceReader remembers the underlying reader's own error, to tell I/O
@@ -219,5 +265,5 @@ func sniff(p []byte) (string, error) {
 			Detail: "this is the small text pointer Git LFS leaves when the real file was not fetched, not the .blend",
 			Fix:    fixFor(ErrGitLFSPointer)}
 	}
-	return "", newError(ErrNotBlend, 0, "data starts with %q; a .blend starts with BLENDER (or is gzip/zstd compressed)", printable(p[:min(len(p), 12)]))
+	return "", newError(ErrNotBlend, 0, "data starts with %s; a .blend starts with BLENDER (or is gzip/zstd compressed)", quoted(p[:min(len(p), 12)]))
 }

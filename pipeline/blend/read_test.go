@@ -159,7 +159,7 @@ func TestActiveSceneFromGLOB(t *testing.T) {
 
 func walkKept(t testing.TB, raw []byte) (*blocks, *sdna) {
 	t.Helper()
-	bs, err := walk(newAtCursor(bytes.NewReader(raw), int64(len(raw))))
+	bs, err := walk(newAtCursor(bytes.NewReader(raw), int64(len(raw))), defaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

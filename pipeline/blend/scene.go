@@ -3,6 +3,8 @@ package blend
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"strconv"
 )
 
 // extract turns the kept blocks into Info, reading every field through the
@@ -140,8 +142,10 @@ func readRenderData(info *Info, d *sdna, b *block) error {
 	} else if ok {
 		info.FrameStep = int(v)
 	}
-	if info.FrameStep < 1 {
-		return newError(ErrCorrupt, b.offset, "scene %q has frame_step %d; it must be at least 1", info.Scene, info.FrameStep)
+	// Blender allows frame_step 0 (the RNA range starts at 0) and then
+	// renders only the first frame; negative steps it cannot store.
+	if info.FrameStep < 0 {
+		return newError(ErrCorrupt, b.offset, "scene %q has frame_step %d; it must be 0 or more", info.Scene, info.FrameStep)
 	}
 	info.FPSBase = 1 // 2.41 has no frs_sec_base
 	if f, ok, err := d.lookup("Scene", "r", "frs_sec_base"); err != nil {
@@ -150,6 +154,9 @@ func readRenderData(info *Info, d *sdna, b *block) error {
 		if v, ok := d.readFloat(p, f); ok {
 			info.FPSBase = v
 		}
+	}
+	if err := checkRenderValues(info, b); err != nil {
+		return err
 	}
 	if f, ok, err := d.lookup("Scene", "r", "engine"); err != nil {
 		return err
@@ -171,8 +178,34 @@ func readRenderData(info *Info, d *sdna, b *block) error {
 		return newError(ErrCorrupt, b.offset, "DNA1 has neither Scene.r.im_format.imtype nor Scene.r.imtype")
 	}
 	info.FileFormat = imtypeName(imtype)
-	if info.FrameEnd >= info.FrameStart {
+	switch {
+	case info.FrameEnd < info.FrameStart:
+	case info.FrameStep == 0:
+		info.FrameCount = 1 // Blender renders the first frame only
+	default:
 		info.FrameCount = (info.FrameEnd-info.FrameStart)/info.FrameStep + 1
+	}
+	return nil
+}
+
+// checkRenderValues rejects settings Blender cannot store (its RNA ranges
+// start at 1, or above 0 for fps_base): they would divide by zero or yield
+// an empty image later.
+func checkRenderValues(info *Info, b *block) error {
+	bad := func(field, value, want string) error {
+		return newError(ErrCorrupt, b.offset, "scene %q has render.%s = %s; it must be %s", info.Scene, field, value, want)
+	}
+	switch {
+	case info.FPS <= 0:
+		return bad("fps", strconv.Itoa(info.FPS), "at least 1")
+	case math.IsNaN(info.FPSBase) || math.IsInf(info.FPSBase, 0) || info.FPSBase <= 0:
+		return bad("fps_base", strconv.FormatFloat(info.FPSBase, 'g', -1, 64), "a finite number above 0")
+	case info.ResolutionX <= 0:
+		return bad("resolution_x", strconv.Itoa(info.ResolutionX), "at least 1")
+	case info.ResolutionY <= 0:
+		return bad("resolution_y", strconv.Itoa(info.ResolutionY), "at least 1")
+	case info.ResolutionPercentage <= 0:
+		return bad("resolution_percentage", strconv.Itoa(info.ResolutionPercentage), "at least 1")
 	}
 	return nil
 }

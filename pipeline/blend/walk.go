@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // maxKeptBlock bounds a payload the reader keeps in memory (REND, TEST, GLOB,
@@ -44,23 +46,13 @@ type bhead struct {
 	offset int64 // offset of the block header in the (decompressed) file
 }
 
-func (b bhead) name() string { return printable(b.code[:]) }
+// name is the block code for messages, without the NUL padding of 2-char
+// codes ("SC", not "SC\x00\x00").
+func (b bhead) name() string { return strings.TrimRight(string(b.code[:]), "\x00") }
 
-// printable renders bytes for an error message without control characters.
-func printable(p []byte) string {
-	var b bytes.Buffer
-	for _, c := range p {
-		switch {
-		case c == 0:
-			b.WriteString(`\0`)
-		case c >= 0x20 && c < 0x7f:
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		}
-	}
-	return b.String()
-}
+// quoted renders raw bytes for an error message: quoted once, with control
+// characters and invalid UTF-8 escaped Go-style.
+func quoted(p []byte) string { return strconv.Quote(string(p)) }
 
 func isDigits(p []byte) bool {
 	for _, c := range p {
@@ -92,7 +84,7 @@ func parseHeader(c cursor) (*header, error) {
 		return nil, newError(ErrTruncated, int64(len(p)), "file ends inside the %d-byte file header (%d bytes present)", 12, len(p))
 	}
 	if string(p[:7]) != "BLENDER" {
-		return nil, newError(ErrNotBlend, 0, "data starts with %q, not BLENDER", printable(p))
+		return nil, newError(ErrNotBlend, 0, "data starts with %s, not BLENDER", quoted(p))
 	}
 	switch p[7] {
 	case '_', '-':
@@ -105,16 +97,16 @@ func parseHeader(c cursor) (*header, error) {
 		case 'V':
 			h.order = binary.BigEndian
 		default:
-			return nil, newError(ErrCorrupt, 8, "header %q has endianness byte %q, want v or V", printable(p), printable(p[8:9]))
+			return nil, newError(ErrCorrupt, 8, "header %s has endianness byte %s, want v or V", quoted(p), quoted(p[8:9]))
 		}
 		if !isDigits(p[9:12]) {
-			return nil, newError(ErrCorrupt, 9, "header %q has no 3-digit version", printable(p))
+			return nil, newError(ErrCorrupt, 9, "header %s has no 3-digit version", quoted(p))
 		}
 		h.version = atoiDigits(p[9:12])
 		return h, nil
 	}
 	if !isDigits(p[7:9]) {
-		return nil, newError(ErrCorrupt, 7, "header %q starts with BLENDER but is neither the legacy 12-byte nor the 17-byte header", printable(p))
+		return nil, newError(ErrCorrupt, 7, "header %s starts with BLENDER but is neither the legacy 12-byte nor the 17-byte header", quoted(p))
 	}
 	hdrSize := atoiDigits(p[7:9])
 	full := bytes.Clone(p) // the next read may reuse p's memory
@@ -129,19 +121,34 @@ func parseHeader(c cursor) (*header, error) {
 		return nil, unsupportedHeader(full, hdrSize)
 	}
 	if len(rest) < 5 {
-		return nil, newError(ErrTruncated, int64(len(full)), "file ends inside the 17-byte file header %q", printable(full))
+		return nil, newError(ErrTruncated, int64(len(full)), "file ends inside the 17-byte file header %s", quoted(full))
 	}
 	if full[9] == '-' && isDigits(full[10:12]) && string(full[10:12]) != "01" {
 		return nil, unsupportedHeader(full, hdrSize)
 	}
 	if string(full[9:12]) != "-01" || full[12] != 'v' || !isDigits(full[13:17]) {
-		return nil, newError(ErrCorrupt, 9, "header %q: want -01v and a 4-digit version after BLENDER17", printable(full))
+		return nil, newError(ErrCorrupt, 9, "header %s: want -01v and a 4-digit version after BLENDER17", quoted(full))
 	}
 	return &header{size: 17, ptrSize: 8, order: binary.LittleEndian, version: atoiDigits(full[13:17]), large: true}, nil
 }
 
+// unsupportedHeader explains a header of the 17-byte scheme with a header
+// size or file-format version this reader does not know, decoding what it
+// can: "BLENDER17-02v0600" is format 02 saved by Blender 6.0.
 func unsupportedHeader(found []byte, hdrSize int) error {
-	return newError(ErrUnsupportedFormat, 0, "found header %q (header size %d); this framefleet reads the legacy BLENDER_/BLENDER- header and BLENDER17-01, so a newer framefleet is needed for this file", printable(found), hdrSize)
+	var what string
+	if len(found) >= 17 && found[9] == '-' && isDigits(found[10:12]) && found[12] == 'v' && isDigits(found[13:17]) {
+		v := atoiDigits(found[13:17])
+		what = fmt.Sprintf("file-format version %s, saved by Blender %d.%d (header %s)", found[10:12], v/100, v%100, found[:17])
+		if hdrSize != 17 {
+			what = fmt.Sprintf("%d-byte header, %s", hdrSize, what)
+		}
+	} else {
+		what = fmt.Sprintf("a %d-byte header %s", hdrSize, quoted(found))
+	}
+	return &FormatError{Kind: ErrUnsupportedFormat, Offset: 0,
+		Detail: what + ": this framefleet reads the 12-byte header and the 17-byte header with file-format versions up to 01",
+		Fix:    "upgrade framefleet to a release that reads this format, or save the file from a Blender whose format this framefleet reads"}
 }
 
 // decodeBHead decodes a complete block header of h.bheadSize() bytes.
@@ -203,13 +210,14 @@ type blocks struct {
 	glob   *block
 	dna1   *block
 	scenes []*block
-	count  int // blocks walked
+	count  int   // blocks walked
+	kept   int64 // payload bytes kept in memory
 }
 
 func isCode(c [4]byte, s string) bool { return string(c[:]) == s }
 
 // walk reads block headers up to ENDB, keeping only the payloads needed.
-func walk(c cursor) (*blocks, error) {
+func walk(c cursor, lim limits) (*blocks, error) {
 	h, err := parseHeader(c)
 	if err != nil {
 		return nil, err
@@ -255,10 +263,14 @@ func walk(c cursor) (*blocks, error) {
 		}
 		switch {
 		case keep != nil && *keep == nil, isCode(b.code, "SC\x00\x00"):
+			if err := bs.checkKeep(b, lim); err != nil {
+				return nil, err
+			}
 			data, err := c.payload(b.length, b)
 			if err != nil {
 				return nil, err
 			}
+			bs.kept += int64(len(data))
 			kb := &block{bhead: b, data: data}
 			if keep != nil {
 				*keep = kb
@@ -274,6 +286,23 @@ func walk(c cursor) (*blocks, error) {
 	}
 }
 
+// checkKeep enforces the caps on what the walk keeps before keeping b: a
+// crafted file of millions of (empty) SC blocks must not exhaust memory.
+// REND, TEST, GLOB and DNA1 are kept once each, so only scenes accumulate.
+func (bs *blocks) checkKeep(b bhead, lim limits) error {
+	if isCode(b.code, "SC\x00\x00") && len(bs.scenes) >= lim.maxScenes {
+		return &FormatError{Kind: ErrTooLarge, Offset: b.offset,
+			Detail: fmt.Sprintf("more than %d scene (SC) blocks; real files have a handful", lim.maxScenes),
+			Fix:    "the file is corrupt or was not written by Blender: re-save it from Blender, or restore it from a backup"}
+	}
+	if n := min(b.length, maxKeptBlock); bs.kept+n > lim.maxKeptBytes {
+		return &FormatError{Kind: ErrTooLarge, Offset: b.offset,
+			Detail: fmt.Sprintf("the scene and settings blocks add up to more than %d bytes (%d kept before block %q of %d bytes); real files need well under 1 MiB", lim.maxKeptBytes, bs.kept, b.name(), b.length),
+			Fix:    "the file is corrupt or was not written by Blender: re-save it from Blender, or restore it from a backup"}
+	}
+	return nil
+}
+
 func tooLargeBlock(b bhead, n int64) error {
 	return newError(ErrTooLarge, b.offset, "block %q claims %d payload bytes, more than the %d this reader keeps in memory", b.name(), n, maxKeptBlock)
 }
@@ -284,15 +313,28 @@ func truncatedPayload(b bhead, got int64) error {
 
 // atCursor reads an io.ReaderAt through a small window, so walking block
 // headers touches only the headers and the small payloads between them.
+//
+// Bytes read must follow the number of block headers, not the window size:
+// after a skip that jumps past the window (a payload of more than
+// sparseSkip bytes), the cursor reads exactly what is asked for (the next
+// header, bhead-sized) until it sees a run of denseRun small blocks again;
+// only then does it go back to whole windows, which keep the syscall count
+// low on the long runs of small blocks typical files are made of.
 type atCursor struct {
 	r      io.ReaderAt
 	size   int64
 	off    int64
 	buf    []byte
 	bufOff int64
+	sparse bool // read exactly what is asked for, no window
+	small  int  // consecutive small skips while sparse
 }
 
-const atWindow = 16 << 10
+const (
+	atWindow   = 16 << 10
+	sparseSkip = 4 << 10 // a larger skipped payload switches to exact reads
+	denseRun   = 4       // this many small blocks in a row switch back
+)
 
 func newAtCursor(r io.ReaderAt, size int64) *atCursor {
 	return &atCursor{r: r, size: size, buf: make([]byte, 0, atWindow)}
@@ -301,9 +343,12 @@ func newAtCursor(r io.ReaderAt, size int64) *atCursor {
 func (c *atCursor) offset() int64    { return c.off }
 func (c *atCursor) remaining() int64 { return c.size - c.off }
 
-// fill loads the window starting at the current offset.
+// fill loads want bytes (a whole window unless sparse) at the current offset.
 func (c *atCursor) fill(want int) error {
-	n := int64(max(want, atWindow))
+	n := int64(want)
+	if !c.sparse {
+		n = int64(max(want, atWindow))
+	}
 	n = min(n, c.size-c.off)
 	if n < 0 {
 		n = 0
@@ -340,7 +385,21 @@ func (c *atCursor) skip(n int64, b bhead) error {
 		return truncatedPayload(b, c.size-c.off)
 	}
 	c.off += n
+	c.track(n)
 	return nil
+}
+
+// track switches between window and exact reads by the payload sizes seen.
+func (c *atCursor) track(n int64) {
+	switch {
+	case n > sparseSkip:
+		c.sparse, c.small = true, 0
+	case c.sparse:
+		c.small++
+		if c.small >= denseRun {
+			c.sparse, c.small = false, 0
+		}
+	}
 }
 
 func (c *atCursor) payload(n int64, b bhead) ([]byte, error) {
@@ -350,6 +409,7 @@ func (c *atCursor) payload(n int64, b bhead) ([]byte, error) {
 	if n > maxKeptBlock {
 		return nil, tooLargeBlock(b, n)
 	}
+	c.track(n)
 	if n <= atWindow {
 		p, err := c.read(int(n))
 		if err != nil {

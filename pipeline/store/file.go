@@ -160,7 +160,7 @@ func (s *File) List(ctx context.Context, prefix string) ([]Object, error) {
 
 // Link implements Store; local files need no signing, so expiry is ignored.
 func (s *File) Link(ctx context.Context, key string, expiry time.Duration) (string, error) {
-	if _, err := s.Stat(ctx, key); err != nil {
+	if err := checkKey(key); err != nil {
 		return "", err
 	}
 	return (&url.URL{Scheme: "file", Path: s.Path(key)}).String(), nil

@@ -347,7 +347,7 @@ func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string
 	if err := checkExpiry(expiry); err != nil {
 		return "", fmt.Errorf("link to %s: %w", key, err)
 	}
-	if _, err := s.Stat(ctx, key); err != nil {
+	if err := checkKey(key); err != nil {
 		return "", err
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{

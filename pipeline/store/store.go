@@ -41,7 +41,9 @@ type Store interface {
 	// List returns every object whose key starts with prefix, sorted by key.
 	List(ctx context.Context, prefix string) ([]Object, error)
 	// Link returns a URL a person can open: a file:// URL for local stores,
-	// a presigned GET URL (expiry at most 7 days) for S3.
+	// a presigned GET URL (expiry at most 7 days) for S3. It only signs: it
+	// does not check that key exists (use Stat or List), so linking ten
+	// thousand frames costs no request.
 	Link(ctx context.Context, key string, expiry time.Duration) (string, error)
 	// URI is the store's own address, e.g. file:///home/me/renders or s3://bucket/prefix.
 	URI() string

@@ -115,6 +115,15 @@ def case_long_range():
     return configure(fresh(), start=1, end=20000, step=7, engine="CYCLES", fmt="PNG").name
 
 
+def case_step_0():
+    # Blender (3.4 at least) accepts and saves frame_step 0, then renders
+    # only the first frame.
+    s = configure(fresh(), start=5, end=40, step=0, engine="CYCLES", fmt="PNG")
+    if s.frame_step != 0:
+        raise SystemExit("make_scenes.py: this Blender stored frame_step %d for 0" % s.frame_step)
+    return s.name
+
+
 def case_unicode_name():
     s = configure(fresh(), end=12, engine="CYCLES", fmt="PNG")
     s.name = LONG_UNICODE_NAME
@@ -136,6 +145,7 @@ CASES = {
     "eevee_exr": (case_eevee_exr, False),
     "workbench_ffmpeg_zstd": (case_workbench_ffmpeg, True),
     "range_20000_step_7": (case_long_range, False),
+    "step_0": (case_step_0, False),
     "unicode_name": (case_unicode_name, False),
     "unicode_name_zstd": (case_unicode_name, True),
 }
@@ -174,8 +184,10 @@ def answers(path):
         "resolution_percentage": r.resolution_percentage,
         "engine": r.engine,
         "file_format": r.image_settings.file_format,
-        # Blender renders start, start+step, ... up to end.
-        "frame_count": len(range(scene.frame_start, scene.frame_end + 1, scene.frame_step)),
+        # Blender renders start, start+step, ... up to end; with step 0
+        # only start (range() would raise on a 0 step).
+        "frame_count": (len(range(scene.frame_start, scene.frame_end + 1, scene.frame_step))
+                        if scene.frame_step > 0 else int(scene.frame_end >= scene.frame_start)),
     }
 
 
