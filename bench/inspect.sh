@@ -3,8 +3,11 @@
 # docs/BENCHMARKS.md, section "framefleet inspect"):
 #  1. time: framefleet inspect --json vs asking Blender for the same fields
 #     (blender -b -Y FILE --python-expr ...), with hyperfine;
-#  2. memory: peak RSS and wall time of framefleet inspect on a sparse 1 GiB
-#     uncompressed .blend (bench/mkbigblend), with /usr/bin/time -v.
+#  2. memory and bytes read: peak RSS, wall time and pread64 bytes of
+#     framefleet inspect on two sparse 1 GiB uncompressed .blend files made by
+#     bench/mkbigblend: one huge DATA block (-mode insert, the best case) and
+#     the scene's own blocks with their DATA payloads scaled up (-mode scale,
+#     the realistic case), with /usr/bin/time -v and strace.
 # Usage: bash bench/inspect.sh   (SCENE=path/to.blend to use another file;
 # BENCH_OUT=dir for the result files, default bin/bench, ignored by git)
 set -euo pipefail
@@ -76,18 +79,28 @@ ff, bl = r[0]["median"], r[1]["median"]
 print("median: framefleet %.1f ms, blender %.0f ms: %.0fx faster (goal: at least 100x)" % (ff * 1e3, bl * 1e3, bl / ff))
 EOF
 
-echo "== memory: framefleet inspect on a sparse 1 GiB .blend"
+echo "== memory and bytes read: framefleet inspect on sparse 1 GiB .blend files"
+need strace strace
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go run ./bench/mkbigblend -in "$scene" -out "$tmp/big.blend" -size $((1 << 30))
-printf 'file size %s bytes, on disk %s\n' "$(stat -c %s "$tmp/big.blend")" "$(du -h "$tmp/big.blend" | cut -f1)"
-for f in "$scene" "$tmp/big.blend"; do
+go run ./bench/mkbigblend -mode insert -in "$scene" -out "$tmp/big.blend" -size $((1 << 30))
+go run ./bench/mkbigblend -mode scale -in "$scene" -out "$tmp/scaled.blend" -size $((1 << 30))
+for f in "$tmp/big.blend" "$tmp/scaled.blend"; do
+	printf '%s: file size %s bytes, on disk %s\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(du -h "$f" | cut -f1)"
+done
+for f in "$scene" "$tmp/big.blend" "$tmp/scaled.blend"; do
 	/usr/bin/time -v "$bin" inspect --json "$f" >"$tmp/out.json" 2>"$tmp/time.txt"
 	rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time.txt")
-	printf '%-16s %13d bytes  peak RSS %6d KiB  frames %s\n' "$(basename "$f")" "$(stat -c %s "$f")" "$rss" \
+	strace -f -e trace=pread64 -o "$tmp/trace.txt" "$bin" inspect --json "$f" >/dev/null
+	preads=$(grep -c 'pread64(' "$tmp/trace.txt" || true)
+	bytes=$(sed -n 's/^.*pread64(.*= \([0-9]*\)$/\1/p' "$tmp/trace.txt" | awk '{s += $1} END {print s + 0}')
+	printf '%-16s %13d bytes  peak RSS %6d KiB  %5d pread64 reading %9d bytes (%.3f%%)  frames %s\n' \
+		"$(basename "$f")" "$(stat -c %s "$f")" "$rss" "$preads" "$bytes" \
+		"$(python3 -c 'import sys; print(100 * int(sys.argv[1]) / int(sys.argv[2]))' "$bytes" "$(stat -c %s "$f")")" \
 		"$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["frame_start"], "-", d["frame_end"])' "$tmp/out.json")"
 done | tee "$out/inspect-memory.txt"
 # /usr/bin/time shows wall time in 10 ms steps; hyperfine resolves it.
 hyperfine --shell=none --warmup 3 --min-runs 20 --export-markdown "$out/inspect-big.md" --export-json "$out/inspect-big.json" \
 	-n "inspect $(basename "$scene")" "$(printf '%q ' "$bin" inspect --json "$scene")" \
-	-n "inspect 1 GiB big.blend" "$(printf '%q ' "$bin" inspect --json "$tmp/big.blend")"
+	-n "inspect 1 GiB big.blend" "$(printf '%q ' "$bin" inspect --json "$tmp/big.blend")" \
+	-n "inspect 1 GiB scaled.blend" "$(printf '%q ' "$bin" inspect --json "$tmp/scaled.blend")"

@@ -29,17 +29,19 @@ type ChunkReport struct {
 // Manifest is the run's result, stored at store.ManifestKey by the stitch job.
 // Keys are store keys (turn them into links with Store.Link).
 type Manifest struct {
-	RunID        string `json:"run_id"`
-	Scene        string `json:"scene"`
-	VideoKey     string `json:"video_key"`
-	PreviewKey   string `json:"preview_key"`
-	ThumbnailKey string `json:"thumbnail_key"`
+	RunID string `json:"run_id"`
+	Scene string `json:"scene"`
+	// VideoKey, PreviewKey and ThumbnailKey are store keys; the result
+	// (framefleet render --json) carries links under the same names.
+	VideoKey     string `json:"video"`
+	PreviewKey   string `json:"preview"`
+	ThumbnailKey string `json:"thumbnail"`
 	// Frames are the store keys of every frame, in frame order.
 	Frames     []string `json:"frames"`
 	FrameCount int      `json:"frame_count"`
 	// FPS is the exact rate as FFmpeg writes it ("30000/1001"); FPSFloat is the same in frames per second.
-	FPS             string  `json:"fps"`
-	FPSFloat        float64 `json:"fps_float"`
+	FPS             string  `json:"frame_rate"`
+	FPSFloat        float64 `json:"fps"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	// Width and Height are the video's pixel size (padded to even numbers).
 	Width  int `json:"width"`

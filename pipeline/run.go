@@ -131,7 +131,8 @@ type BlenderTooOldError struct {
 
 func (e *BlenderTooOldError) Error() string {
 	return fmt.Sprintf("%s was saved by Blender %s but the workers run Blender %s, which cannot read it reliably: "+
-		"install Blender %s or newer, or point --blender (local) or the worker image's BLENDER_VERSION build arg (Batch) at one",
+		"install Blender %s or newer (https://download.blender.org/release/), then point --blender at it (local) "+
+		"or build the worker image with the build args BLENDER_SOURCE=official BLENDER_VERSION=<that version> (Batch)",
 		e.Path, e.File, e.Blender, majorMinor(e.File))
 }
 
@@ -194,6 +195,17 @@ func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(
 	if err != nil {
 		return nil, err
 	}
+	// The workers' Blender must read the file, and is part of the cache key.
+	// (Engines keep the version cheap to ask: the local engine caches it per
+	// binary, Batch reads it from the job definition.)
+	bv, err := eng.BlenderVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find the workers' Blender version: %w", err)
+	}
+	if newer(info.Version, bv) {
+		return nil, &BlenderTooOldError{File: info.Version, Blender: bv, Path: req.BlendPath}
+	}
+	p.Blender = bv
 	key := cacheKey(p)
 
 	if !req.Force {
@@ -207,15 +219,6 @@ func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(
 				Message: "identical render found; use --force to render again"})
 			return res, nil
 		}
-	}
-
-	// A cached render needs no Blender; a new one needs one that reads the file.
-	bv, err := eng.BlenderVersion(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("find the workers' Blender version: %w", err)
-	}
-	if newer(info.Version, bv) {
-		return nil, &BlenderTooOldError{File: info.Version, Blender: bv, Path: req.BlendPath}
 	}
 
 	if _, err := st.Stat(ctx, p.Blend.Key); errors.Is(err, store.ErrNotFound) {
@@ -375,7 +378,8 @@ func cacheKey(p plan.Plan) string {
 		Samples    int             `json:"samples"`
 		Format     string          `json:"image_format"`
 		Stitch     plan.StitchMode `json:"stitch"`
-	}{plan.Schema, p.Blend.SHA256, p.Scene, plan.Format(p.Frames), p.Render.ResolutionPercentage, p.Render.Samples, p.Render.ImageFormat, p.Stitch}
+		Blender    string          `json:"blender"`
+	}{plan.Schema, p.Blend.SHA256, p.Scene, plan.Format(p.Frames), p.Render.ResolutionPercentage, p.Render.Samples, p.Render.ImageFormat, p.Stitch, p.Blender}
 	b, _ := json.Marshal(k) // plain values: cannot fail
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])

@@ -104,6 +104,7 @@ func TestCacheKey(t *testing.T) {
 		func(p *plan.Plan) { p.Render.Samples = 3 },
 		func(p *plan.Plan) { p.Render.ResolutionPercentage = 10 },
 		func(p *plan.Plan) { p.Stitch = plan.StitchEncode },
+		func(p *plan.Plan) { p.Blender = "4.2.3" },
 	}
 	for i, f := range differ {
 		p := base

@@ -30,8 +30,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "framefleet:", err)
 		var ec exitCoder
-		if errors.As(err, &ec) {
+		switch {
+		case errors.As(err, &ec):
 			return ec.ExitCode()
+		case ctx.Err() != nil:
+			return 130 // interrupted, as shells report Ctrl-C
 		}
 		return 1
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime"
@@ -155,21 +156,16 @@ func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 	if fl.Changed("stitch") {
 		cfg.Render.Stitch = f.stitch
 	}
-	if fl.Changed("attempts") {
-		cfg.Batch.Attempts = f.attempts
-	}
-	if fl.Changed("timeout") {
-		cfg.Batch.AttemptTimeout = config.Duration(f.timeout)
-	}
+	// --attempts and --timeout are this run's own: they are not written into
+	// the Batch settings, whose job definition every run shares.
 	// Read back so the rest of the command sees one set of values.
 	f.engine, f.chunk, f.resolution, f.samples, f.stitch = cfg.Engine, cfg.Render.Chunk, cfg.Render.Resolution, cfg.Render.Samples, cfg.Render.Stitch
 	if cfg.Render.Workers > 0 {
 		f.workers = cfg.Render.Workers
 	}
-	if cfg.Batch.Attempts > 0 {
-		f.attempts = cfg.Batch.Attempts
+	if !fl.Changed("timeout") && cfg.Engine == config.EngineBatch {
+		f.timeout = time.Duration(cfg.Batch.AttemptTimeout)
 	}
-	f.timeout = time.Duration(cfg.Batch.AttemptTimeout)
 }
 
 // batchParallelism is the number of children Batch is assumed to run at
@@ -189,9 +185,15 @@ func (f *renderFlags) validate() error {
 		return fmt.Errorf("--chunk %d: give a positive number of frames per chunk", f.chunk)
 	case f.poll <= 0:
 		return fmt.Errorf("--poll %s: give a positive duration", f.poll)
+	case f.resolution < 0 || f.resolution > 32767:
+		return fmt.Errorf("--resolution %d: give a percentage from 1 to 32767 (e.g. 25 for a quick preview)", f.resolution)
+	case f.samples < 0:
+		return fmt.Errorf("--samples %d: give a positive number of samples, or leave it out to keep the scene's", f.samples)
 	}
-	_, err := plan.ParseStitchMode(f.stitch)
-	return err
+	if _, err := plan.ParseStitchMode(f.stitch); err != nil {
+		return fmt.Errorf("--stitch: %w", err)
+	}
+	return nil
 }
 
 func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *renderFlags, file string, stdout, stderr io.Writer) error {
@@ -199,10 +201,12 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	if err != nil {
 		return err
 	}
-	f.applyFlags(fl, cfg)
+	// The user's flags are checked as flags, so errors name them; what the
+	// file or the environment set is checked as configuration below.
 	if err := f.validate(); err != nil {
 		return err
 	}
+	f.applyFlags(fl, cfg)
 	factory, ok := engines()[f.engine]
 	if !ok {
 		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(engineNames(), ", "))
@@ -223,8 +227,12 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	case isBatch && !strings.HasPrefix(storeURI, "s3://"):
 		return fmt.Errorf("store %q: the batch engine's containers cannot see a local directory: use an s3:// store", storeURI)
 	}
-	if _, err := os.Stat(file); err != nil {
+	if fi, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("scene file %s does not exist: check the path", file)
+	} else if err != nil {
 		return fmt.Errorf("scene file: %w", err)
+	} else if fi.IsDir() {
+		return fmt.Errorf("scene file %s is a directory: give the .blend file inside it", file)
 	}
 	log := g.logger(stderr)
 	eng, err := factory(ctx, cfg, f, log)
@@ -261,7 +269,10 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		}
 		req.Threads = max(1, int(cfg.Batch.VCPUs))
 		if !fl.Changed("attempts") {
-			req.Attempts = 0
+			req.Attempts = 0 // the job definition's retry strategy
+		}
+		if f.timeout > 0 && f.timeout < time.Minute {
+			return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
 		}
 		if req.PollInterval == time.Second && !fl.Changed("poll") {
 			req.PollInterval = 10 * time.Second
@@ -318,7 +329,13 @@ type reporter struct {
 	quiet bool // --json: no progress bar, only the log lines on stderr
 	tty   bool
 	bar   *progressbar.ProgressBar
+
+	lastChunks string    // chunk states at the last plain progress line
+	lastLine   time.Time // when it was printed
 }
+
+// progressEvery spaces plain progress lines when chunk states do not change.
+const progressEvery = 10 * time.Second
 
 func newReporter(stderr io.Writer, log *slog.Logger, jsonOut bool) *reporter {
 	r := &reporter{w: stderr, log: log, quiet: jsonOut}
@@ -349,7 +366,14 @@ func (r *reporter) event(ev pipeline.Event) {
 			r.bar.Describe(fmt.Sprintf("chunks %s", chunkSummary(ev.Chunks)))
 			return
 		}
-		r.log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", chunkSummary(ev.Chunks))
+		// Logs (CI, files) get a line when chunks change state or every
+		// progressEvery, not one per frame.
+		summary := chunkSummary(ev.Chunks)
+		if summary == r.lastChunks && time.Since(r.lastLine) < progressEvery && ev.FramesDone < ev.FramesTotal {
+			return
+		}
+		r.lastChunks, r.lastLine = summary, time.Now()
+		r.log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", summary)
 	case pipeline.EventPlanned:
 		r.log.Info("planned", "run", ev.RunID, "plan", ev.Message)
 	case pipeline.EventCached:

@@ -335,3 +335,19 @@ func BenchmarkReadAtScaledPottery(b *testing.B) {
 	b.ReportMetric(float64(cr.calls.Load())/float64(b.N), "reads/op")
 	b.ReportMetric(float64(f.size), "file-bytes")
 }
+
+// BenchmarkReadAtManyBlocks: 20,000 DATA blocks of 50 KB (1 GB), each
+// larger than the read window: bytes read must follow the headers.
+func BenchmarkReadAtManyBlocks(b *testing.B) {
+	f := manyBlocksBlend(b, readCorpus(b, "10_custom_normals.blend"), 20000, 50_000)
+	cr := &countingReaderAt{r: f}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadAt(cr, f.size); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cr.bytes.Load())/float64(b.N), "bytes-read/op")
+	b.ReportMetric(float64(cr.calls.Load())/float64(b.N), "reads/op")
+	b.ReportMetric(float64(f.size), "file-bytes")
+}

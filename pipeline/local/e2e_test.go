@@ -153,8 +153,9 @@ func TestRenderEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
-	if m["cost_usd"] != res.CostUSD || m["video_key"] == nil {
-		t.Errorf("manifest cost_usd %v video_key %v: want the cost added and the worker's fields kept", m["cost_usd"], m["video_key"])
+	if m["cost_usd"] != res.CostUSD || m["video"] == nil || m["fps"] != res.FPS || m["frame_rate"] != res.FrameRate {
+		t.Errorf("manifest cost_usd %v video %v fps %v frame_rate %v: want the cost added, the worker's fields kept, and the result's names and types",
+			m["cost_usd"], m["video"], m["fps"], m["frame_rate"])
 	}
 	for _, k := range []pipeline.EventKind{pipeline.EventPlanned, pipeline.EventSubmitted, pipeline.EventProgress, pipeline.EventSucceeded} {
 		if !slices.Contains(kinds, k) {

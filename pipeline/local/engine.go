@@ -51,8 +51,9 @@ type Options struct {
 	KillGrace time.Duration
 	// Blender is the Blender program the workers run, for BlenderVersion (default "blender").
 	Blender string
-	// LogDir keeps each attempt's stdout and stderr (default: a temp
-	// directory per run, removed when the run succeeds).
+	// LogDir keeps the stdout and stderr of failed attempts (default: the
+	// run's temp directory, removed when the run succeeds). Only the last
+	// keptLogBytes of each log are kept.
 	LogDir string
 	// Logger receives state changes at debug level (default: discard).
 	Logger *slog.Logger
@@ -86,7 +87,7 @@ func New(o Options) (*Engine, error) {
 		out.Workers = 1
 	}
 	if out.VCPUsPerWorker <= 0 {
-		out.VCPUsPerWorker = max(1, float64(runtime.NumCPU())/float64(out.Workers))
+		out.VCPUsPerWorker = defaultVCPUs(runtime.NumCPU(), out.Workers)
 	}
 	if out.Attempts <= 0 {
 		out.Attempts = pipeline.DefaultAttempts
@@ -106,12 +107,43 @@ func New(o Options) (*Engine, error) {
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
+	// A killed framefleet (kill -9, a crash) cannot remove its run's temp
+	// directory; the next engine does, once it is surely not in use.
+	pruneRunDirs(os.TempDir(), staleRunDir, time.Now())
 	if out.VersionCache == "" {
 		if dir, err := os.UserCacheDir(); err == nil {
 			out.VersionCache = filepath.Join(dir, "framefleet", "blender-versions.json")
 		}
 	}
 	return out, nil
+}
+
+// defaultVCPUs is the Blender threads each worker gets by default: the
+// render command gives Blender -t NumCPU/workers (at least 1), so that is
+// what an attempt costs, not a fraction of a core.
+func defaultVCPUs(numCPU, workers int) float64 {
+	return float64(max(1, numCPU/max(1, workers)))
+}
+
+// runDirPattern names a run's temp directory (work directories, and the
+// logs when Options.LogDir is unset).
+const runDirPattern = "framefleet-local-"
+
+// staleRunDir is how old a run's temp directory must be before a later
+// engine removes it: no live run goes that long without a new attempt.
+const staleRunDir = 24 * time.Hour
+
+// pruneRunDirs removes run temp directories in dir last modified before
+// now-age: the leftovers of killed framefleet processes and failed runs.
+func pruneRunDirs(dir string, age time.Duration, now time.Time) {
+	olds, _ := filepath.Glob(filepath.Join(dir, runDirPattern+"*"))
+	for _, d := range olds {
+		fi, err := os.Lstat(d)
+		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < age {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // job is one schedulable unit: an array child, or the stitch job (index -1).
@@ -134,8 +166,9 @@ type run struct {
 	handle   pipeline.Handle
 	spec     pipeline.Job
 	attempts int
+	tmpDir   string // the run's temp directory: attempts' work directories (and logs)
 	logDir   string
-	tempLogs bool // logDir is ours to remove
+	tempLogs bool // logDir is tmpDir
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -178,20 +211,23 @@ func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle
 	if err != nil {
 		return pipeline.Handle{}, err
 	}
-	logDir := e.LogDir
-	if logDir == "" {
-		logDir, err = os.MkdirTemp("", "framefleet-local-")
-	} else {
-		logDir = filepath.Join(logDir, id)
-		err = os.MkdirAll(logDir, 0o755)
-	}
+	tmpDir, err := os.MkdirTemp("", runDirPattern)
 	if err != nil {
-		return pipeline.Handle{}, fmt.Errorf("local engine: log directory: %w", err)
+		return pipeline.Handle{}, fmt.Errorf("local engine: temp directory: %w", err)
+	}
+	logDir := tmpDir
+	if e.LogDir != "" {
+		logDir = filepath.Join(e.LogDir, id)
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			os.RemoveAll(tmpDir)
+			return pipeline.Handle{}, fmt.Errorf("local engine: log directory: %w", err)
+		}
 	}
 	r := &run{
 		handle:   pipeline.Handle{Engine: Name, RenderID: id, StitchID: id + "-stitch"},
 		spec:     spec,
 		attempts: attempts,
+		tmpDir:   tmpDir,
 		logDir:   logDir,
 		tempLogs: e.LogDir == "",
 		render:   pipeline.StateSubmitted,
@@ -261,6 +297,7 @@ func (e *Engine) execute(r *run) {
 		r.notify()
 		r.mu.Unlock()
 		e.Logger.Debug("render failed", "render_job", r.handle.RenderID, "failed_children", failed)
+		r.cleanup(false)
 		return
 	}
 	r.render = pipeline.StateSucceeded
@@ -272,11 +309,17 @@ func (e *Engine) execute(r *run) {
 	r.mu.Lock()
 	ok := r.stitch.state == pipeline.StateSucceeded
 	r.mu.Unlock()
-	if ok && r.tempLogs {
-		// Attempt logs matter only for failures (the workers store Blender's
-		// log tail with each chunk); a failed run keeps them for its error.
-		_ = os.RemoveAll(r.logDir)
+	r.cleanup(ok)
+}
+
+// cleanup removes the run's temp directory, or when the run failed and its
+// logs live there, everything but the failed attempts' logs.
+func (r *run) cleanup(succeeded bool) {
+	if succeeded || !r.tempLogs {
+		_ = os.RemoveAll(r.tmpDir)
+		return
 	}
+	_ = os.RemoveAll(filepath.Join(r.tmpDir, "work"))
 }
 
 // workLoop takes RUNNABLE children off the queue until none is left.
@@ -329,20 +372,29 @@ func (e *Engine) runAttempt(r *run, j *job, sub string) bool {
 	number := j.attempts
 	r.mu.Unlock()
 
+	name := fmt.Sprintf("chunk-%05d", j.index)
+	if j.index < 0 {
+		name = "stitch"
+	}
+	attemptName := fmt.Sprintf("%s.attempt-%d", name, number)
+	// The worker's downloads and frames live in a directory of the attempt
+	// that the engine removes after it, however the worker ended (kill -9
+	// included), instead of a temp directory only the worker knows.
+	workDir := filepath.Join(r.tmpDir, "work", attemptName)
+	defer os.RemoveAll(workDir)
+
 	argv := append(append([]string{}, e.WorkerCommand...), sub)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// Its own process group, so a timeout or a cancel kills Blender too, and a
 	// Ctrl-C on the terminal reaches only us (we then cancel).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = e.env(r, j, number)
-	name := fmt.Sprintf("chunk-%05d", j.index)
-	if j.index < 0 {
-		name = "stitch"
-	}
-	base := filepath.Join(r.logDir, fmt.Sprintf("%s.attempt-%d", name, number))
+	dieWithParent(cmd.SysProcAttr)
+	cmd.Env = e.env(r, j, number, workDir)
+	base := filepath.Join(r.logDir, attemptName)
 	stdout, err1 := os.Create(base + ".out")
 	stderr, err2 := os.Create(base + ".err")
-	if err := errors.Join(err1, err2); err != nil {
+	err3 := os.MkdirAll(workDir, 0o755)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		closeAll(stdout, stderr)
 		return e.finish(r, j, pipeline.Attempt{Index: j.index, Number: number, StartedAt: time.Now(), StoppedAt: time.Now(), VCPUs: e.VCPUsPerWorker},
 			"CannotStartContainerError: "+err.Error(), nil, "")
@@ -359,6 +411,11 @@ func (e *Engine) runAttempt(r *run, j *job, sub string) bool {
 			"cancelled: "+r.cancelled, nil, "")
 	}
 	att := pipeline.Attempt{Index: j.index, Number: number, StartedAt: time.Now(), VCPUs: e.VCPUsPerWorker}
+	// Pdeathsig is tied to the thread that forks the worker: hold this thread
+	// until the worker is reaped, so no other goroutine can lock it and end
+	// it (which would SIGTERM a healthy worker).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	err := cmd.Start()
 	if err == nil {
 		j.state = pipeline.StateRunning
@@ -422,11 +479,18 @@ func (e *Engine) runAttempt(r *run, j *job, sub string) bool {
 		statusReason = "worker failed: " + waitErr.Error()
 	}
 	if exitCode != nil && *exitCode == 0 {
+		// Only failures need a log (the worker stores Blender's log tail
+		// with each chunk).
+		_ = os.Remove(base + ".out")
+		_ = os.Remove(base + ".err")
 		return e.finish(r, j, att, "", exitCode, "")
 	}
 	if tail := tailLines(base+".err", 5); tail != "" {
 		reason = strings.TrimSpace(reason + ": " + tail)
 	}
+	keepTail(base+".out", keptLogBytes)
+	keepTail(base+".err", keptLogBytes)
+	reason += " (worker log: " + base + ".err)"
 	return e.finish(r, j, att, statusReason, exitCode, reason)
 }
 
@@ -495,7 +559,7 @@ func (e *Engine) kill(r *run, j *job, why string) {
 
 // env is the worker's environment: ours, the job's, then Batch's own
 // variables, which a job cannot override (as on Batch).
-func (e *Engine) env(r *run, j *job, attempt int) []string {
+func (e *Engine) env(r *run, j *job, attempt int, workDir string) []string {
 	vars := map[string]string{}
 	for k, v := range r.spec.Env {
 		if !strings.HasPrefix(k, "AWS_BATCH_") {
@@ -504,6 +568,7 @@ func (e *Engine) env(r *run, j *job, attempt int) []string {
 	}
 	vars["FRAMEFLEET_STORE"] = r.spec.StoreURI
 	vars["FRAMEFLEET_RUN_ID"] = r.spec.RunID
+	vars["FRAMEFLEET_WORKDIR"] = workDir
 	vars["AWS_BATCH_JOB_ID"] = j.id
 	vars["AWS_BATCH_JOB_ATTEMPT"] = strconv.Itoa(attempt)
 	vars[markerVar] = attemptMarker(j, attempt)
@@ -804,10 +869,47 @@ func tailLines(path string, n int) string {
 	}
 	var lines []string
 	for _, l := range strings.Split(string(buf), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = strings.TrimSpace(l); l != "" && !isProgressLine(l) {
 			lines = append(lines, l)
 		}
 	}
 	lines = lines[max(0, len(lines)-n):]
 	return strings.Join(lines, " | ")
+}
+
+// isProgressLine tells Blender's per-tile progress ("Fra:3 Mem:... | Sample
+// 5/16"), which would push the worker's own error out of a short tail.
+func isProgressLine(l string) bool {
+	if _, rest, ok := strings.Cut(l, "| "); ok && strings.HasPrefix(rest, "Fra:") {
+		return true // Blender 5's "render | " prefix
+	}
+	return strings.HasPrefix(l, "Fra:")
+}
+
+// keptLogBytes bounds what a failed attempt's log keeps: its end, which
+// holds the error; Blender's progress before it can run to megabytes.
+const keptLogBytes = 64 << 10
+
+// keepTail cuts the file at path down to its last n bytes.
+func keepTail(path string, n int64) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= n {
+		return
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, fi.Size()-n); err != nil {
+		return
+	}
+	if i := bytes.IndexByte(buf, '\n'); i >= 0 && i < len(buf)-1 {
+		buf = buf[i+1:] // start at a whole line
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return
+	}
+	_ = f.Truncate(int64(len(buf)))
 }

@@ -15,13 +15,34 @@ const MaxFrames = 1_000_000
 // ErrInvalidFrames is wrapped by every frame-spec parsing error.
 var ErrInvalidFrames = errors.New("invalid frame list")
 
-// SceneFrames lists start..end every step, like Blender's own animation render.
+// Blender's frame limits (MINAFRAME and MAXFRAME): Blender clamps anything
+// outside them and would save a different frame than the one planned.
+const (
+	MinFrame = -1048574
+	MaxFrame = 1048574
+)
+
+func checkFrameLimits(start, end int) error {
+	if start < MinFrame || end > MaxFrame {
+		return fmt.Errorf("frames %d-%d: %w: Blender renders frames %d to %d only", start, end, ErrInvalidFrames, MinFrame, MaxFrame)
+	}
+	return nil
+}
+
+// SceneFrames lists start..end every step, like Blender's own animation
+// render. Step 0, which Blender saves when asked, renders the start frame only.
 func SceneFrames(start, end, step int) ([]int, error) {
-	if step <= 0 {
+	if step < 0 {
 		return nil, fmt.Errorf("frame step %d: %w: the step must be at least 1", step, ErrInvalidFrames)
 	}
 	if end < start {
 		return nil, fmt.Errorf("frame range %d-%d ends before it starts: %w", start, end, ErrInvalidFrames)
+	}
+	if err := checkFrameLimits(start, end); err != nil {
+		return nil, err
+	}
+	if step == 0 {
+		return []int{start}, nil
 	}
 	n := (end-start)/step + 1
 	if n > MaxFrames {
@@ -46,7 +67,10 @@ func ParseFrames(spec string) ([]int, error) {
 		part = strings.TrimSpace(part)
 		start, end, step, err := parseRange(part)
 		if err != nil {
-			return nil, fmt.Errorf("frames %q: %w: %v (examples: 1-100, 1-100x5, 3,7,12-20)", part, ErrInvalidFrames, err)
+			return nil, fmt.Errorf("frames %q: %w: item %q: %v (examples: 1-100, 1-100x5, 3,7,12-20)", spec, ErrInvalidFrames, part, err)
+		}
+		if err := checkFrameLimits(start, end); err != nil {
+			return nil, err
 		}
 		if n := (end-start)/step + 1; len(out)+n > MaxFrames {
 			return nil, fmt.Errorf("frames %q: %w: more than %d frames", spec, ErrInvalidFrames, MaxFrames)

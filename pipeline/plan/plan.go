@@ -28,11 +28,14 @@ type Plan struct {
 	ChunkSize int       `json:"chunk_size"`
 	FrameRate FrameRate `json:"frame_rate"`
 	// Width and Height are the output pixel size after the resolution percentage.
-	Width  int            `json:"width"`
-	Height int            `json:"height"`
-	Engine string         `json:"engine"`
-	Render RenderSettings `json:"render"`
-	Stitch StitchMode     `json:"stitch"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Engine string `json:"engine"`
+	// Blender is the version the workers run (e.g. "3.4.1"): part of what a
+	// render is, so a different Blender does not reuse a cached result.
+	Blender string         `json:"blender,omitempty"`
+	Render  RenderSettings `json:"render"`
+	Stitch  StitchMode     `json:"stitch"`
 }
 
 // Blend identifies the stored scene file.

@@ -38,7 +38,7 @@ func TestParseFrames(t *testing.T) {
 }
 
 func TestParseFramesErrors(t *testing.T) {
-	for _, spec := range []string{"", "a", "1-", "5-1", "1-10x0", "1-10x-2", "1x2", "1,,2", "1-2-3", "0-2000000"} {
+	for _, spec := range []string{"", "a", "1-", "5-1", "1-10x0", "1-10x-2", "1x2", "1,,2", "1-2-3", "0-2000000", "1048575", "-1048575..0"} {
 		t.Run(spec, func(t *testing.T) {
 			_, err := ParseFrames(spec)
 			if !errors.Is(err, ErrInvalidFrames) {
@@ -79,7 +79,11 @@ func TestSceneFrames(t *testing.T) {
 	if len(big) != (20000-1)/7+1 || big[len(big)-1] > 20000 {
 		t.Fatalf("20,000-frame range with step 7: %d frames ending %d", len(big), big[len(big)-1])
 	}
-	for _, bad := range [][3]int{{1, 10, 0}, {10, 1, 1}, {0, MaxFrames + 5, 1}} {
+	one, err := SceneFrames(7, 20, 0)
+	if err != nil || !slices.Equal(one, []int{7}) {
+		t.Fatalf("step 0 (Blender renders the start frame only): %v, %v", one, err)
+	}
+	for _, bad := range [][3]int{{1, 10, -1}, {10, 1, 1}, {0, MaxFrames + 5, 1}, {1, MaxFrame + 1, 1}} {
 		if _, err := SceneFrames(bad[0], bad[1], bad[2]); !errors.Is(err, ErrInvalidFrames) {
 			t.Errorf("SceneFrames%v error = %v, want ErrInvalidFrames", bad, err)
 		}
