@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/store"
@@ -30,9 +31,16 @@ const (
 type Error struct {
 	Code int
 	Err  error
+	// Detail is the tool's own explanation (Blender's error lines and the end
+	// of its log), many lines long. It is kept out of Error, which is one
+	// line: the worker prints that line last, where a log tail (the local
+	// engine's failure reason, a CloudWatch glance) finds it. The chunk
+	// report stores both (Full).
+	Detail string
 }
 
-func (e *Error) Error() string { return e.Err.Error() }
+// Error is the failure on one line.
+func (e *Error) Error() string { return oneLine(e.Err.Error()) }
 func (e *Error) Unwrap() error { return e.Err }
 
 // ExitCode is the process exit status (cmd/framefleet uses it).
@@ -72,4 +80,43 @@ func stopped(ctx context.Context, err error) error {
 		return &Error{Code: ExitTransient, Err: fmt.Errorf("stopped before finishing (%v): %w", context.Cause(ctx), err)}
 	}
 	return err
+}
+
+// Full is err's message followed by its Detail, for the chunk report.
+func Full(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Detail != "" {
+		return err.Error() + "\n" + e.Detail
+	}
+	return err.Error()
+}
+
+// oneLine joins the non-empty lines of s with " | ".
+func oneLine(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, " | ")
+}
+
+// asError makes sure err is an *Error at the top, so its message is one line.
+func asError(err error) error {
+	var e *Error
+	if err == nil {
+		return nil
+	}
+	if top, ok := err.(*Error); ok {
+		return top
+	}
+	code := ExitPermanent
+	if errors.As(err, &e) {
+		code = e.Code
+	}
+	return &Error{Code: code, Err: err}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,8 @@ func command(ctx context.Context, path string, args ...string) *exec.Cmd {
 // runLines runs cmd and calls onLine for every line of its combined stdout
 // and stderr, in order of arrival.
 func runLines(cmd *exec.Cmd, onLine func(string)) error {
+	runtime.LockOSThread() // see runCmd
+	defer runtime.UnlockOSThread()
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
@@ -50,4 +53,14 @@ func runLines(cmd *exec.Cmd, onLine func(string)) error {
 	pw.Close()
 	<-done
 	return err
+}
+
+// runCmd runs cmd with the calling goroutine locked to its OS thread from
+// Start to Wait: Pdeathsig (dieWithParent) fires when the thread that forked
+// the child exits, and the Go runtime ends a thread that another goroutine
+// locked and left locked; held by us, this one cannot be.
+func runCmd(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return cmd.Run()
 }

@@ -49,7 +49,7 @@ func (f ExecFFmpeg) Run(ctx context.Context, args []string) error {
 	cmd := command(ctx, path, args...)
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
+	if err := runCmd(cmd); err != nil {
 		return fmt.Errorf("ffmpeg %s: %w: %s", strings.Join(args, " "), err, lastLines(out.String(), 20))
 	}
 	return nil
@@ -67,7 +67,7 @@ func (f ExecFFmpeg) Probe(ctx context.Context, path string) (VideoInfo, error) {
 		"-of", "json", path)
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
-	if err := cmd.Run(); err != nil {
+	if err := runCmd(cmd); err != nil {
 		return VideoInfo{}, fmt.Errorf("ffprobe %s: %w: %s", path, err, lastLines(errb.String(), 10))
 	}
 	var r struct {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
@@ -31,7 +33,8 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 	defer func() {
 		report.FinishedAt = w.now()
 		if err != nil {
-			report.Error = err.Error()
+			err = asError(err)
+			report.Error = Full(err)
 			report.ExitCode = ExitPermanent
 			var e *Error
 			if errors.As(err, &e) {
@@ -74,7 +77,7 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 		return report, err
 	}
 	todo := missingFrames(frames, have)
-	report.Rendered = append([]int{}, todo...)
+	report.Rendered = []int{} // the frames this attempt stored, filled in by render
 	report.Skipped = []int{}
 	for _, f := range frames {
 		if have[f] {
@@ -85,8 +88,9 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 
 	if len(todo) > 0 {
 		t0 := time.Now()
-		warnings, err := w.render(ctx, p, todo, format, ext, dir, framesDir, tail)
+		warnings, stored, err := w.render(ctx, p, todo, format, ext, dir, framesDir, tail)
 		report.Warnings = warnings
+		report.Rendered = stored
 		report.RenderSeconds = time.Since(t0).Seconds()
 		if err != nil {
 			return report, err
@@ -99,8 +103,15 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 		return report, err
 	}
 	if miss := missingFrames(frames, have); len(miss) > 0 {
-		return report, permanent("chunk %d: frames %s are missing from the store after rendering%s",
-			index, plan.Format(miss), blenderContext(tail))
+		return report, withDetail(permanent("chunk %d: frames %s are missing from the store after rendering",
+			index, plan.Format(miss)), tail)
+	}
+	if p.Stitch == plan.StitchEncode {
+		// The stitch encodes the whole video from the frames; a segment per
+		// chunk would be encoded for nothing.
+		log.Info("chunk done", "rendered", len(report.Rendered), "skipped", len(report.Skipped),
+			"render_seconds", report.RenderSeconds)
+		return report, nil
 	}
 
 	t0 := time.Now()
@@ -121,15 +132,16 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 }
 
 // render fetches the blend and runs Blender on frames, uploading every frame
-// as soon as it is saved.
-func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format, ext, dir, framesDir string, tail *tail) (warnings []string, err error) {
+// as soon as it is saved. stored is the frames it uploaded, also on failure.
+func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format, ext, dir, framesDir string, tail *tail) (warnings []string, stored []int, err error) {
 	log := w.log().With("run", p.RunID)
+	stored = []int{}
 	blend := filepath.Join(dir, "scene.blend")
 	if err := w.Store.GetFile(ctx, p.Blend.Key, blend); err != nil {
-		return nil, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
+		return nil, stored, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
 	}
 	if err := os.MkdirAll(framesDir, 0o755); err != nil {
-		return nil, &Error{Code: ExitTransient, Err: err}
+		return nil, stored, &Error{Code: ExitTransient, Err: err}
 	}
 
 	up := newUploader(ctx, w.Store, p.RunID, ext, frames, log)
@@ -151,16 +163,54 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 		}
 	})
 	uploadErr := up.Wait()
+	stored = up.Stored()
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return warnings, stopped(ctx, runErr)
+			return warnings, stored, stopped(ctx, runErr)
 		}
-		return warnings, permanent("blender failed rendering frames %s: %v%s", plan.Format(frames), runErr, blenderContext(tail))
+		if sig, ok := killedBySignal(runErr); ok {
+			// Not Blender's verdict on the scene: something outside killed it
+			// (the OOM killer, an operator). A retry resumes from the stored frames.
+			return warnings, stored, withDetail(&Error{Code: ExitTransient, Err: fmt.Errorf(
+				"blender was killed by signal %s rendering frames %s (out of memory? the retry resumes from the %d stored frames): %w",
+				sig, plan.Format(frames), len(stored), runErr)}, tail)
+		}
+		return warnings, stored, withDetail(permanent("blender failed rendering frames %s: %w%s",
+			plan.Format(frames), runErr, blenderSaid(tail)), tail)
 	}
 	if uploadErr != nil {
-		return warnings, classify(stopped(ctx, uploadErr))
+		return warnings, stored, classify(stopped(ctx, uploadErr))
 	}
-	return warnings, nil
+	return warnings, stored, nil
+}
+
+// killedBySignal reports whether err is a process that a signal ended.
+func killedBySignal(err error) (syscall.Signal, bool) {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return 0, false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return 0, false
+	}
+	return ws.Signal(), true
+}
+
+// blenderSaid is Blender's last error line, for a one-line message.
+func blenderSaid(t *tail) string {
+	if errs := t.Errors(); len(errs) > 0 {
+		return ": " + errs[len(errs)-1]
+	}
+	return ""
+}
+
+// withDetail adds Blender's explanation to err (an *Error) as its Detail.
+func withDetail(err error, t *tail) error {
+	if e, ok := err.(*Error); ok {
+		e.Detail = blenderContext(t)
+	}
+	return err
 }
 
 // maxWarnings caps the warnings kept per chunk (a missing texture warns on every frame).
@@ -191,10 +241,11 @@ func blenderContext(t *tail) string {
 	}
 	var b strings.Builder
 	if errs := t.Errors(); len(errs) > 0 {
-		b.WriteString("\nblender errors:\n  ")
+		b.WriteString("blender errors:\n  ")
 		b.WriteString(strings.Join(errs, "\n  "))
+		b.WriteString("\n")
 	}
-	b.WriteString("\nend of blender's log:\n  ")
+	b.WriteString("end of blender's log:\n  ")
 	b.WriteString(strings.Join(t.Last(15), "\n  "))
 	return b.String()
 }
@@ -268,6 +319,13 @@ func (u *uploader) loop() {
 	}
 }
 
+// Stored is the frames uploaded so far, in order of upload.
+func (u *uploader) Stored() []int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]int{}, u.stored...)
+}
+
 // Wait finishes the queued uploads and returns the first error.
 func (u *uploader) Wait() error {
 	close(u.queue)
@@ -297,14 +355,26 @@ func (t *tail) Add(line string) {
 
 func (t *tail) Len() int { return len(t.lines) }
 
+// Last is the last n lines that are not Blender's per-tile progress
+// ("Fra:3 Mem:... | Sample 5/16"), which say nothing about a failure.
 func (t *tail) Last(n int) []string {
 	var out []string
-	for _, l := range t.lines[max(0, len(t.lines)-n):] {
-		if strings.TrimSpace(l) != "" {
+	for i := len(t.lines) - 1; i >= 0 && len(out) < n; i-- {
+		if l := t.lines[i]; strings.TrimSpace(l) != "" && !isProgress(l) {
 			out = append(out, l)
 		}
 	}
+	slices.Reverse(out)
 	return out
+}
+
+// isProgress tells Blender's progress lines (Blender 5 prefixes "render | ").
+func isProgress(line string) bool {
+	line = strings.TrimSpace(line)
+	if _, rest, ok := strings.Cut(line, "| "); ok && strings.HasPrefix(rest, "Fra:") {
+		return true
+	}
+	return strings.HasPrefix(line, "Fra:")
 }
 
 func (t *tail) Errors() []string { return t.errors }

@@ -56,6 +56,9 @@ type Request struct {
 	// or the store cannot be asked (throttling, a network outage) before it
 	// cancels the jobs and gives up (default 5 minutes).
 	WatchErrorBudget time.Duration
+	// StallWarning is how long chunks may wait for capacity, none running,
+	// before an EventStalled (default 15 minutes).
+	StallWarning time.Duration
 }
 
 // EventKind names a step of a run.
@@ -74,6 +77,10 @@ const (
 	// EventWatchError says the run could not be checked for a while; it is
 	// retried until Request.WatchErrorBudget runs out.
 	EventWatchError EventKind = "watch_error"
+	// EventStalled says chunks have waited for capacity (RUNNABLE) with none
+	// running for Request.StallWarning: on Batch, a compute environment that
+	// cannot start instances (quota, instance types, Spot capacity).
+	EventStalled EventKind = "stalled"
 )
 
 // Event tells a front-end what a run is doing.
@@ -253,7 +260,7 @@ func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(
 	}
 	emit(Event{Kind: EventSubmitted, RunID: p.RunID, FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Handle: &h})
 
-	status, err := watch(ctx, eng, st, h, p, req.PollInterval, req.WatchErrorBudget, emit)
+	status, err := watch(ctx, eng, st, h, p, req, emit)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller's context is gone; stopping the workers must not be.
@@ -292,6 +299,9 @@ func withDefaults(req Request) Request {
 	}
 	if req.WatchErrorBudget <= 0 {
 		req.WatchErrorBudget = 5 * time.Minute
+	}
+	if req.StallWarning <= 0 {
+		req.StallWarning = 15 * time.Minute
 	}
 	return req
 }
@@ -414,7 +424,8 @@ func cachedResult(ctx context.Context, st store.Store, key string, expiry time.D
 
 // watch polls until the stitch job succeeded (returning the final status)
 // or anything failed for good. Each poll costs one Status and one List.
-func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Plan, every, errorBudget time.Duration, emit func(Event)) (Status, error) {
+func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Plan, req Request, emit func(Event)) (Status, error) {
+	every, errorBudget := req.PollInterval, req.WatchErrorBudget
 	want := make(map[string]bool, len(p.Frames))
 	for _, f := range p.Frames {
 		want[store.FrameName(f, "png")] = true
@@ -425,6 +436,7 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 	failed := map[int]bool{}
 	stitching := false
 	var failingSince time.Time // start of the current run of failed checks
+	lastChange, stallWarned := time.Now(), false
 	var backoff time.Duration
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -490,9 +502,16 @@ func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Pla
 			}
 		}
 		if k := fmt.Sprint(s.Children); done != lastDone || k != lastKey {
-			lastDone, lastKey = done, k
+			lastDone, lastKey, lastChange, stallWarned = done, k, time.Now(), false
 			emit(Event{Kind: EventProgress, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames),
 				Chunks: s.Children, ChunkTotal: p.NumChunks()})
+		}
+		if waiting := s.Children[StateRunnable]; !stallWarned && waiting > 0 && s.Children[StateRunning]+s.Children[StateStarting] == 0 &&
+			time.Since(lastChange) >= req.StallWarning {
+			stallWarned = true
+			emit(Event{Kind: EventStalled, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames), Chunks: s.Children, Handle: &h,
+				Message: fmt.Sprintf("%d chunk(s) have waited %s for capacity with none running: check the job queue's compute environments (instance types, vCPU limits, EC2 quotas, Spot capacity)",
+					waiting, time.Since(lastChange).Round(time.Second))})
 		}
 		switch {
 		case s.Stitch == StateSucceeded:

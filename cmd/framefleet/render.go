@@ -127,6 +127,9 @@ func newBatchEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log
 	if awsCfg.Region == "" {
 		return nil, errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
 	}
+	// Workers must reach the bucket in the region the client resolved
+	// (profile, environment), not guess their own.
+	cfg.Region = awsCfg.Region
 	opts := batch.OptionsFromConfig(cfg)
 	opts.Logger = log
 	return batch.New(awsCfg, opts)
@@ -379,7 +382,7 @@ func (r *reporter) event(ev pipeline.Event) {
 	case pipeline.EventCached:
 		r.log.Info("cached", "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSubmitted:
-		r.log.Debug("submitted", "run", ev.RunID, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
+		r.log.Info("submitted", "run", ev.RunID, "engine", ev.Handle.Engine, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
 	case pipeline.EventChunkRetried:
 		r.clearBar()
 		r.log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
@@ -392,6 +395,9 @@ func (r *reporter) event(ev pipeline.Event) {
 		} else {
 			r.log.Info("stitching", "run", ev.RunID)
 		}
+	case pipeline.EventWatchError, pipeline.EventStalled:
+		r.clearBar()
+		r.log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSucceeded:
 		if r.bar != nil {
 			_ = r.bar.Finish()
