@@ -198,15 +198,23 @@ func TestRenderEndToEnd(t *testing.T) {
 
 // TestKilledWorkerIsRetriedWithoutRerendering kills -9 a worker's whole
 // process group (Blender included) once it stored its first frame, as a Spot
-// reclaim would: the attempt is retried and only the missing frames render.
+// reclaim would: the attempt is retried, only the missing frames render, and
+// the killed worker's work directory does not outlive it.
 func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
-	scene := makeScene(t, map[string]any{"start": 1, "end": 6, "width": 128, "height": 72, "samples": 8})
+	const frames = 12 // a chunk that cannot finish between its first stored frame and the kill
+	scene := makeScene(t, map[string]any{"start": 1, "end": frames, "width": 128, "height": 72, "samples": 8})
 	e := realEngine(t, 1)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // after the build: the run's and the workers' temp files land here
 	st, err := store.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := pipeline.Request{BlendPath: scene, Chunk: 6, Parallelism: 1, Threads: 1, PollInterval: 100 * time.Millisecond}
+	req := pipeline.Request{BlendPath: scene, Chunk: frames, Parallelism: 1, Threads: 1, PollInterval: 100 * time.Millisecond}
+	all := make([]int, frames)
+	for i := range all {
+		all[i] = i + 1
+	}
 
 	var mu sync.Mutex
 	var events []pipeline.Event
@@ -247,6 +255,9 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	}
 	killedAt := time.Now()
 	before := storedFrames(t, st, runID)
+	if len(before) == frames {
+		t.Fatalf("all %d frames were stored before the kill landed: the test needs a longer chunk", frames)
+	}
 	// Blender runs in a group of its own; the engine sweeps it up once the worker is gone.
 	waitFor(t, func() bool { return len(markedProcesses(jobID+"#1")) == 0 })
 
@@ -260,9 +271,6 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 		t.Fatal(out.err)
 	}
 	res := out.res
-	if len(before) == len([]int{1, 2, 3, 4, 5, 6}) {
-		t.Skip("the chunk finished before the kill landed; nothing to retry")
-	}
 	if len(res.Chunks) != 1 || res.Chunks[0].Attempt != 2 {
 		t.Fatalf("chunk reports %+v: want chunk 0 finished by attempt 2", res.Chunks)
 	}
@@ -271,8 +279,7 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	if !slices.Equal(c.Skipped, before) {
 		t.Errorf("attempt 2 skipped %v, want the frames stored before the kill %v", c.Skipped, before)
 	}
-	all := slices.Sorted(slices.Values(append(slices.Clone(c.Skipped), c.Rendered...)))
-	if !slices.Equal(all, []int{1, 2, 3, 4, 5, 6}) {
+	if got := slices.Sorted(slices.Values(append(slices.Clone(c.Skipped), c.Rendered...))); !slices.Equal(got, all) {
 		t.Errorf("skipped %v + rendered %v is not every frame exactly once", c.Skipped, c.Rendered)
 	}
 	for _, f := range before {
@@ -284,8 +291,13 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 			t.Errorf("frame %d was written again after the kill", f)
 		}
 	}
-	if n, _ := probe(t, res.VideoPath); n != 6 {
-		t.Errorf("video has %d frames, want 6", n)
+	if n, _ := probe(t, res.VideoPath); n != frames {
+		t.Errorf("video has %d frames, want %d", n, frames)
+	}
+	// The killed worker's copy of the scene and its frames went with the
+	// attempt; the successful run's temp directory went with the run.
+	if left, _ := filepath.Glob(filepath.Join(tmp, "framefleet-*")); len(left) != 0 {
+		t.Errorf("temp files left behind: %v", left)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,6 +52,13 @@ func fakeWorker(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// Like the real worker, leave downloads in the work directory the engine gave.
+	if wd := os.Getenv("FRAMEFLEET_WORKDIR"); wd != "" {
+		if err := os.WriteFile(filepath.Join(wd, "scene.blend"), []byte("a copy of the scene"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	behaviour := os.Getenv("FAKE_WORKER_" + index)
 	if sub == "stitch" {
 		behaviour = os.Getenv("FAKE_WORKER_STITCH")
@@ -60,6 +68,20 @@ func fakeWorker(dir string) int {
 		return 0
 	case "exit1":
 		fmt.Fprintln(os.Stderr, "rendering chunk\nError: boom, the scene is broken")
+		return 1
+	case "error-then-progress":
+		// The real reason, then Blender's progress lines after it.
+		fmt.Fprintln(os.Stderr, "framefleet: the real reason")
+		for i := range 10 {
+			fmt.Fprintf(os.Stderr, "Fra:1 Mem:12.00M (Peak 12.00M) | Time:00:00.%02d | Sample %d/16\n", i, i)
+		}
+		return 1
+	case "loud-exit1":
+		line := strings.Repeat("x", 99) + "\n"
+		for range 2000 { // ~200 KiB
+			fmt.Fprint(os.Stderr, line)
+		}
+		fmt.Fprintln(os.Stderr, "framefleet: loud failure")
 		return 1
 	case "kill-first":
 		if attempt == 1 {
@@ -537,5 +559,149 @@ func TestSubmitRejectsBadJobs(t *testing.T) {
 	}
 	if _, err := e.Status(context.Background(), pipeline.Handle{Engine: Name, RenderID: "local-unknown"}); err == nil {
 		t.Error("Status of an unknown handle succeeded")
+	}
+}
+
+func TestFailureReasonSkipsProgressLines(t *testing.T) {
+	e, dir := fakeEngine(t, 1)
+	st := waitDone(t, e, submitFake(t, e, dir, 1, map[string]string{"0": "error-then-progress"}, nil))
+	if len(st.Failures) != 1 {
+		t.Fatalf("failures %+v, want chunk 0", st.Failures)
+	}
+	if r := st.Failures[0].Reason; !strings.Contains(r, "the real reason") || strings.Contains(r, "Fra:") {
+		t.Errorf("reason %q: want the worker's error and no progress lines", r)
+	}
+}
+
+// Work directories go with their attempt, whatever its end; logs stay only
+// for failed attempts, bounded, and the failure says where they are.
+func TestAttemptLeftoversAreRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	e, dir := fakeEngine(t, 2)
+	e.LogDir = "" // logs in the run's temp directory
+	h := submitFake(t, e, dir, 3, map[string]string{"0": "kill-first", "1": "loud-exit1"}, nil)
+	st := waitDone(t, e, h)
+
+	for _, rec := range []string{"render-0.attempt-1", "render-0.attempt-2", "render-1.attempt-1", "render-2.attempt-1"} {
+		b, err := os.ReadFile(filepath.Join(dir, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wd string
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "FRAMEFLEET_WORKDIR="); ok {
+				wd = v
+			}
+		}
+		if !strings.HasPrefix(wd, tmp+string(filepath.Separator)) {
+			t.Errorf("%s had FRAMEFLEET_WORKDIR %q, want a directory under the run's temp dir in %s", rec, wd, tmp)
+		}
+		if _, err := os.Stat(wd); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left its work directory %s (%v)", rec, wd, err)
+		}
+	}
+
+	if len(st.Failures) != 1 || st.Failures[0].Index != 1 {
+		t.Fatalf("failures %+v, want chunk 1", st.Failures)
+	}
+	f := st.Failures[0]
+	if !strings.Contains(f.Reason, "worker log: "+f.LogStream) || !strings.Contains(f.Reason, "loud failure") {
+		t.Errorf("reason %q: want the worker's error and where its log is (%s)", f.Reason, f.LogStream)
+	}
+	fi, err := os.Stat(f.LogStream)
+	if err != nil {
+		t.Fatalf("the failed attempt's log: %v", err)
+	}
+	if fi.Size() > keptLogBytes {
+		t.Errorf("failed attempt's log is %d bytes, want at most %d", fi.Size(), keptLogBytes)
+	}
+	if b, _ := os.ReadFile(f.LogStream); !strings.HasSuffix(string(b), "framefleet: loud failure\n") {
+		t.Errorf("kept log does not end with the worker's error")
+	}
+	// Only the failed attempts' logs are kept.
+	var kept []string
+	filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			kept = append(kept, filepath.Base(p))
+		}
+		return nil
+	})
+	slices.Sort(kept)
+	want := []string{"chunk-00000.attempt-1.err", "chunk-00000.attempt-1.out", "chunk-00001.attempt-1.err", "chunk-00001.attempt-1.out"}
+	if !slices.Equal(kept, want) {
+		t.Errorf("temp files left %v, want only the failed attempts' logs %v", kept, want)
+	}
+
+	// A run that succeeds leaves nothing.
+	h = submitFake(t, e, dir, 2, nil, nil)
+	waitDone(t, e, h)
+	runs, _ := filepath.Glob(filepath.Join(tmp, runDirPattern+"*"))
+	if len(runs) != 1 {
+		t.Errorf("run directories %v, want only the failed run's", runs)
+	}
+}
+
+func TestKeepTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keepTail(path, 1000)
+	got, _ := os.ReadFile(path)
+	if len(got) > 1000 || !strings.HasSuffix(string(got), "line 4999\n") || !strings.HasPrefix(string(got), "line ") {
+		t.Errorf("kept %d bytes starting %q: want at most 1000 whole lines ending with the last", len(got), string(got[:min(20, len(got))]))
+	}
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("one\n"), 0o644)
+	keepTail(short, 1000)
+	if got, _ := os.ReadFile(short); string(got) != "one\n" {
+		t.Errorf("short log changed to %q", got)
+	}
+}
+
+func TestPruneRunDirs(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, age := range map[string]time.Duration{
+		runDirPattern + "old":   48 * time.Hour,
+		runDirPattern + "fresh": time.Hour,
+		"someone-else-old":      48 * time.Hour,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(p, "work"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneRunDirs(dir, staleRunDir, now)
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{runDirPattern + "fresh", "someone-else-old"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+}
+
+// The vCPUs an attempt is charged are the Blender threads it runs with
+// (the render command's -t is NumCPU/workers, at least 1).
+func TestDefaultVCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		cpus, workers int
+		want          float64
+	}{
+		{2, 1, 2}, {2, 2, 1}, {2, 3, 1}, {4, 3, 1}, {8, 3, 2}, {16, 8, 2},
+	} {
+		if got := defaultVCPUs(tc.cpus, tc.workers); got != tc.want {
+			t.Errorf("defaultVCPUs(%d cpus, %d workers) = %v, want %v", tc.cpus, tc.workers, got, tc.want)
+		}
 	}
 }
