@@ -394,6 +394,8 @@ func (e *Engine) runAttempt(r *run, j *job, sub string) bool {
 	stdout, err1 := os.Create(base + ".out")
 	stderr, err2 := os.Create(base + ".err")
 	err3 := os.MkdirAll(workDir, 0o755)
+	// A fresh modification time tells pruneRunDirs this run is alive.
+	_ = os.Chtimes(r.tmpDir, time.Now(), time.Now())
 	if err := errors.Join(err1, err2, err3); err != nil {
 		closeAll(stdout, stderr)
 		return e.finish(r, j, pipeline.Attempt{Index: j.index, Number: number, StartedAt: time.Now(), StoppedAt: time.Now(), VCPUs: e.VCPUsPerWorker},

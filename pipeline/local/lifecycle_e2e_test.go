@@ -46,8 +46,9 @@ func taggedProcesses(tag string) []int {
 // (SIGHUP) takes its workers and their Blenders with it.
 func TestDeadRenderStopsItsWorkers(t *testing.T) {
 	bin := buildFramefleet(t)
-	// Long enough that a worker left running is still running seconds later.
-	scene := makeScene(t, map[string]any{"start": 1, "end": 300, "width": 64, "height": 36, "samples": 4})
+	// Far more frames than a worker renders in the seconds it gets to stop.
+	const frames = 300
+	scene := makeScene(t, map[string]any{"start": 1, "end": frames, "width": 96, "height": 54, "samples": 16})
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			tag := fmt.Sprintf("FRAMEFLEET_TEST_TAG=%s-%d", t.Name(), time.Now().UnixNano())
@@ -56,8 +57,8 @@ func TestDeadRenderStopsItsWorkers(t *testing.T) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			})
-			tmp := t.TempDir()
-			cmd := exec.Command(bin, "render", scene, "--out", t.TempDir(), "--workers", "1", "--chunk", "300")
+			tmp, out := t.TempDir(), t.TempDir()
+			cmd := exec.Command(bin, "render", scene, "--out", out, "--workers", "1", "--chunk", strconv.Itoa(frames))
 			cmd.Env = append(os.Environ(), tag, "TMPDIR="+tmp)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -102,6 +103,20 @@ func TestDeadRenderStopsItsWorkers(t *testing.T) {
 					t.Fatalf("processes %v of the run still run 15 s after framefleet ended", left)
 				}
 				time.Sleep(50 * time.Millisecond)
+			}
+			// They were stopped, not left to finish the chunk.
+			st, err := store.NewFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := runIDs(t, st)
+			if len(ids) != 1 {
+				t.Fatalf("runs %v in the store, want one", ids)
+			}
+			if n := len(storedFrames(t, st, ids[0])); n == frames {
+				t.Errorf("the worker rendered all %d frames after framefleet ended: nothing stopped it", n)
+			} else {
+				t.Logf("%d of %d frames stored before the workers stopped", n, frames)
 			}
 		})
 	}
