@@ -212,6 +212,44 @@ func TestLaunchTemplateDrainsSpotInstances(t *testing.T) {
 	}
 }
 
+// Containers get JobRole's credentials from the ECS agent; with hop limit 1
+// they cannot reach IMDS and borrow the instance role instead.
+func TestLaunchTemplateKeepsContainersFromIMDS(t *testing.T) {
+	data := props(t, decodeTemplate(t), "LaunchTemplate")["LaunchTemplateData"].(map[string]any)
+	md, _ := data["MetadataOptions"].(map[string]any)
+	if md["HttpTokens"] != "required" {
+		t.Errorf("HttpTokens = %v, want required (IMDSv2 only)", md["HttpTokens"])
+	}
+	if !equal(md["HttpPutResponseHopLimit"], 1) {
+		t.Errorf("HttpPutResponseHopLimit = %v, want 1 (containers must not reach IMDS)", md["HttpPutResponseHopLimit"])
+	}
+}
+
+// A tag names one image for good: job definitions name tags.
+func TestRepositoryTagsAreImmutable(t *testing.T) {
+	if m := props(t, decodeTemplate(t), "Repository")["ImageTagMutability"]; m != "IMMUTABLE" {
+		t.Errorf("ImageTagMutability = %v, want IMMUTABLE", m)
+	}
+}
+
+// With immutable tags the image workflow must push only tags that name one
+// build: no moving tag (latest, main, …), and a check that the tag is new.
+func TestImageWorkflowPushesOnlyNewTags(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", ".github", "workflows", "image.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := string(b)
+	for _, moving := range []string{":latest", ":main", ":stable", ":edge"} {
+		if strings.Contains(wf, moving) {
+			t.Errorf("image.yml pushes the moving tag %s, which an immutable repository refuses the second time", moving)
+		}
+	}
+	if !strings.Contains(wf, "ecr describe-images") {
+		t.Error("image.yml does not check that its tags are new before pushing (aws ecr describe-images)")
+	}
+}
+
 func TestJobQueueTriesSpotFirst(t *testing.T) {
 	p := props(t, decodeTemplate(t), "JobQueue")
 	orders := alternatives(p["ComputeEnvironmentOrder"])

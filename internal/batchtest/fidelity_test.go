@@ -149,7 +149,7 @@ func TestStopCause(t *testing.T) {
 		{"reclaim", func(id string) { srv.Reclaim(id) }, batchtest.ErrHostReclaimed, false},
 	} {
 		id := submit(t, c, &batch.SubmitJobInput{JobName: aws.String(tc.name)})
-		for srv.Running() == 0 {
+		for srv.Attempts(id) == 0 {
 			time.Sleep(time.Millisecond)
 		}
 		tc.stop(id)

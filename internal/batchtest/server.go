@@ -129,6 +129,7 @@ type Server struct {
 	fault    float64 // fraction of calls failed before they take effect
 	late     float64 // fraction of calls failed after they took effect
 	lateNext map[string]int
+	failNext map[string][]int // HTTP statuses the next calls of an op answer before taking effect
 	rng      *rand.Rand
 	reclaim  func(ExecJob) bool
 	reject   func(jobName string) bool
@@ -204,16 +205,17 @@ func New(opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{
-		opts:    opts,
-		ctx:     ctx,
-		cancel:  cancel,
-		wake:    make(chan struct{}, 1),
-		jobs:    map[string]*job{},
-		defs:    map[string][]*JobDefinition{},
-		calls:   map[string]int{},
+		opts:     opts,
+		ctx:      ctx,
+		cancel:   cancel,
+		wake:     make(chan struct{}, 1),
+		jobs:     map[string]*job{},
+		defs:     map[string][]*JobDefinition{},
+		calls:    map[string]int{},
 		faulted:  map[string]int{},
 		lateNext: map[string]int{},
-		rng:     rand.New(rand.NewPCG(1, 2)),
+		failNext: map[string][]int{},
+		rng:      rand.New(rand.NewPCG(1, 2)),
 	}
 	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.http.URL
@@ -248,6 +250,16 @@ func (s *Server) SetFaultsAfterWork(rate float64, seed uint64) {
 	defer s.mu.Unlock()
 	s.late = rate
 	s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// FailBeforeWork makes the next n calls of op answer status without taking
+// effect: 429 (TooManyRequestsException) or 500 (ServerException).
+func (s *Server) FailBeforeWork(op string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failNext[op] = append(s.failNext[op], status)
+	}
 }
 
 // FailAfterWork makes the next n calls of op (e.g. "SubmitJob") that succeed
@@ -404,6 +416,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls[op]++
+	if next := s.failNext[op]; len(next) > 0 {
+		s.failNext[op] = next[1:]
+		s.faulted[op]++
+		s.mu.Unlock()
+		if next[0] == http.StatusTooManyRequests {
+			writeErr(w, &apiError{http.StatusTooManyRequests, "TooManyRequestsException", "Too Many Requests"})
+		} else {
+			writeErr(w, &apiError{http.StatusInternalServerError, "ServerException", "injected server error"})
+		}
+		return
+	}
 	if s.fault > 0 && s.rng.Float64() < s.fault {
 		s.faulted[op]++
 		throttle := s.rng.IntN(2) == 0

@@ -1,8 +1,6 @@
 package batch
 
 import (
-	"time"
-
 	"github.com/framefleet/framefleet/pipeline/config"
 )
 
@@ -20,7 +18,8 @@ func SpecFromConfig(b config.Batch) Spec {
 		ExecutionRoleARN: b.ExecutionRoleARN,
 		BlenderVersion:   b.BlenderVersion,
 		Attempts:         b.Attempts,
-		Timeout:          time.Duration(b.AttemptTimeout),
+		// b.AttemptTimeout is not the definition's: the render submission
+		// carries it (pipeline.Request.AttemptTimeout), the stitch does not.
 	}
 	if s.Platform == PlatformFargate {
 		// Tasks in a default VPC's public subnets reach ECR and S3 only with a

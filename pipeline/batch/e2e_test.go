@@ -2,10 +2,15 @@ package batch_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +100,11 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
 	srv.SetReclaim(func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 })
 	srv.SetFaults(faultRate, 7)
+	if faultRate > 0 {
+		// Some calls also take effect and then answer 500 (a lost
+		// response): a lost SubmitJob answer must not create a second array.
+		srv.SetFaultsAfterWork(faultRate/2, 8)
+	}
 	e := newEngine(t, srv, testSpec())
 
 	var events []pipeline.Event
@@ -170,4 +180,175 @@ func syncLogf(t *testing.T) func(string, ...any) {
 		defer mu.Unlock()
 		t.Logf(format, args...)
 	}
+}
+
+// TestRenderEndToEndReclaimMidChunk loses child 0's Spot host after its
+// first frame reached S3: the retry must render only the frames still
+// missing, and the video holds every planned frame exactly once.
+func TestRenderEndToEndReclaimMidChunk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders with Blender")
+	}
+	testenv.Blender(t)
+	_, ffprobe := testenv.FFmpeg(t)
+	scene := filepath.Join(testenv.Shared(t), "scenes", "pottery.blend")
+	if _, err := os.Stat(scene); err != nil {
+		t.Skipf("scene missing: %v", err)
+	}
+	bin := buildFramefleet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	s3 := s3test.Start(t)
+	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
+		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
+	e := newEngine(t, srv, testSpec())
+
+	// Watch the store; reclaim child 0's host once one of its frames is stored.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	reclaimed := make(chan reclaimResult, 1)
+	go func() {
+		reclaimed <- reclaimAfterFirstFrame(watchCtx, srv, st, []int{1, 2, 3})
+	}()
+
+	res, err := pipeline.Run(ctx, e, st, pipeline.Request{
+		BlendPath:            scene,
+		Frames:               "1-6",
+		Chunk:                3,
+		ResolutionPercentage: 4,
+		Samples:              1,
+		Threads:              1,
+		PollInterval:         50 * time.Millisecond,
+		Env: map[string]string{
+			"AWS_ENDPOINT_URL_S3":       s3.Endpoint,
+			"AWS_ACCESS_KEY_ID":         s3test.AccessKeyID,
+			"AWS_SECRET_ACCESS_KEY":     s3test.SecretKey,
+			"AWS_REGION":                s3.Region,
+			"AWS_EC2_METADATA_DISABLED": "true",
+		},
+	}, nil)
+	stopWatch()
+	r := <-reclaimed
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r.err != nil || !r.ok {
+		t.Fatalf("child 0 was not reclaimed mid-chunk (%v): the test proves nothing", r.err)
+	}
+	subs := srv.Submissions()
+	if n := srv.Attempts(subs[0].JobID + ":0"); n != 2 {
+		t.Errorf("reclaimed child made %d attempts, want 2", n)
+	}
+
+	var report pipeline.ChunkReport
+	rc, err := st.Get(ctx, store.ChunkReportKey(res.RunID, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(rc).Decode(&report)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Attempt != 2 || len(report.Skipped) == 0 {
+		t.Errorf("chunk 0 report (attempt %d): rendered %v, skipped %v; want attempt 2 skipping the stored frames", report.Attempt, report.Rendered, report.Skipped)
+	}
+	done := append(slices.Clone(report.Rendered), report.Skipped...)
+	slices.Sort(done)
+	if !slices.Equal(done, []int{1, 2, 3}) {
+		t.Errorf("chunk 0: rendered %v + skipped %v, want frames 1-3 once each", report.Rendered, report.Skipped)
+	}
+
+	var video string
+	objs, err := st.List(ctx, store.RunPrefix(res.RunID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".mp4") && !strings.Contains(o.Key, "/segments/") {
+			video = o.Key
+		}
+	}
+	if video == "" {
+		t.Fatalf("no video in %v", objs)
+	}
+	path := filepath.Join(t.TempDir(), "video.mp4")
+	if err := download(ctx, st, video, path); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n != 6 {
+		t.Errorf("video has %q frames, want the 6 planned", out)
+	}
+	t.Logf("reclaimed with %d of chunk 0's frames stored; retry rendered %v, skipped %v", r.stored, report.Rendered, report.Skipped)
+}
+
+type reclaimResult struct {
+	ok     bool
+	stored int // child 0's frames in the store when it was reclaimed
+	err    error
+}
+
+// reclaimAfterFirstFrame polls the store until one of frames (child 0's) is
+// stored, then reclaims child 0's running attempt.
+func reclaimAfterFirstFrame(ctx context.Context, srv *batchtest.Server, st store.Store, frames []int) (r reclaimResult) {
+	for {
+		select {
+		case <-ctx.Done():
+			r.err = errors.New("no frame of child 0 appeared while it ran")
+			return r
+		case <-time.After(10 * time.Millisecond):
+		}
+		subs := srv.Submissions()
+		if len(subs) == 0 {
+			continue
+		}
+		runID := subs[0].Env["FRAMEFLEET_RUN_ID"]
+		objs, err := st.List(ctx, store.FramesPrefix(runID))
+		if err != nil {
+			continue // the run may not have written anything yet
+		}
+		for _, o := range objs {
+			for _, f := range frames {
+				if strings.HasPrefix(o.Key, store.FrameKey(runID, f, "")) {
+					r.stored++
+				}
+			}
+		}
+		if r.stored == 0 {
+			continue
+		}
+		r.ok = srv.Reclaim(subs[0].JobID + ":0")
+		if !r.ok {
+			r.err = fmt.Errorf("child 0 had already finished with %d frames stored", r.stored)
+		}
+		return r
+	}
+}
+
+func download(ctx context.Context, st store.Store, key, path string) error {
+	rc, err := st.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -3,6 +3,11 @@
 // is registered only when the wanted spec changed; retries are the
 // definition's (Spot reclaims and the worker's transient exit code), never
 // overridden at submit time.
+//
+// SubmitJob has no idempotency token, so it is never retried blindly: the SDK
+// retries it only when throttled (the call was refused), and after any other
+// failure the engine looks the job up by its name, unique per run, before
+// submitting again.
 package batch
 
 import (
@@ -25,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/plan"
@@ -41,6 +47,17 @@ const (
 
 // describeBatch is DescribeJobs' limit on job IDs per call.
 const describeBatch = 100
+
+// ListJobs page sizes: Batch returns at most 1000 jobs per page when listing
+// by status, 100 when a filter is used.
+const (
+	listByStatusMax = 1000
+	listFilteredMax = 100
+)
+
+// submitTries bounds the submissions of one job after failures that may have
+// taken effect (each followed by a look-up by name).
+const submitTries = 5
 
 // ErrJobNotFound is returned (wrapped) when Batch no longer knows a job of a handle.
 var ErrJobNotFound = errors.New("job not found on AWS Batch")
@@ -74,9 +91,10 @@ type API interface {
 
 // Engine implements pipeline.Engine on AWS Batch.
 type Engine struct {
-	api  API
-	opts Options
-	log  *slog.Logger
+	api        API
+	opts       Options
+	log        *slog.Logger
+	maxBackoff time.Duration
 
 	mu      sync.Mutex
 	defs    map[int]string // ensured definition ARN per attempts value
@@ -135,7 +153,11 @@ func NewWithAPI(api API, opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{api: api, opts: opts, log: log, defs: map[int]string{}, watches: map[string]*watch{}}
+	maxBackoff := opts.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 20 * time.Second
+	}
+	return &Engine{api: api, opts: opts, log: log, maxBackoff: maxBackoff, defs: map[int]string{}, watches: map[string]*watch{}}
 }
 
 func orDefault(v, def int) int {
@@ -266,14 +288,17 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 	if job.Chunks > 1 {
 		render.ArrayProperties = &types.ArrayProperties{Size: aws.Int32(int32(job.Chunks))}
 	}
+	// The attempt timeout bounds each render attempt only: the definition
+	// carries none, so the stitch (one job over every frame) is not held to a
+	// chunk's budget.
 	if job.AttemptTimeout > 0 {
 		render.Timeout = &types.JobTimeout{AttemptDurationSeconds: aws.Int32(int32(math.Ceil(job.AttemptTimeout.Seconds())))}
 	}
-	rout, err := e.api.SubmitJob(ctx, render)
+	renderID, err := e.submit(ctx, render)
 	if err != nil {
 		return pipeline.Handle{}, fmt.Errorf("submitting render job for run %s: %w", job.RunID, err)
 	}
-	h := pipeline.Handle{Engine: EngineName, RenderID: aws.ToString(rout.JobId)}
+	h := pipeline.Handle{Engine: EngineName, RenderID: renderID}
 
 	stitch := &batch.SubmitJobInput{
 		JobName:       aws.String(jobName(job.RunID, "stitch")),
@@ -284,7 +309,7 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 		ContainerOverrides: &types.ContainerOverrides{Command: []string{"worker", "stitch"}, Environment: env},
 		Tags:               tags("stitch"),
 	}
-	sout, err := e.api.SubmitJob(ctx, stitch)
+	stitchID, err := e.submit(ctx, stitch)
 	if err != nil {
 		// Without a stitch job the render would run (and cost) for nothing.
 		reason := "framefleet: stitch submission failed"
@@ -294,9 +319,126 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 		}
 		return pipeline.Handle{}, errors.Join(fmt.Errorf("submitting stitch job for run %s: %w", job.RunID, err), terr)
 	}
-	h.StitchID = aws.ToString(sout.JobId)
+	h.StitchID = stitchID
 	e.log.Info("submitted", "run", job.RunID, "render", h.RenderID, "stitch", h.StitchID, "chunks", job.Chunks)
 	return h, nil
+}
+
+// submit submits in and returns the job's ID. A throttled call is retried by
+// the SDK (Batch refused it); after any other failure that may have taken
+// effect (5xx, timeout, reset connection) the job is looked up by its name
+// and adopted if it exists, else submitted again, at most submitTries times.
+func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, error) {
+	name := aws.ToString(in.JobName)
+	var lastErr error
+	for try := 1; try <= submitTries; try++ {
+		out, err := e.api.SubmitJob(ctx, in, retryThrottlesOnly)
+		if err == nil {
+			return aws.ToString(out.JobId), nil
+		}
+		lastErr = err
+		if !mayHaveTakenEffect(ctx, err) {
+			return "", err
+		}
+		e.log.Warn("job submission failed; checking whether Batch created the job", "job", name, "try", try, "err", err)
+		// Give Batch's job list a moment to show a job the call created.
+		if err := sleep(ctx, e.backoff(try)); err != nil {
+			return "", errors.Join(lastErr, err)
+		}
+		id, err := e.findJob(ctx, name)
+		if err != nil {
+			return "", fmt.Errorf("%w; then %w", lastErr, err)
+		}
+		if id != "" {
+			e.log.Info("the failed submission had created the job: using it", "job", name, "id", id)
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("%d submissions failed, none created the job: %w", submitTries, lastErr)
+}
+
+// retryThrottlesOnly is the per-call option that lets the SDK retry a
+// SubmitJob only when Batch throttled it (and so did not run it).
+func retryThrottlesOnly(o *batch.Options) {
+	switch r := o.Retryer.(type) {
+	case nil:
+	case aws.RetryerV2:
+		o.Retryer = throttleRetryer{r}
+	default:
+		o.Retryer = throttleRetryer{retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = r.MaxAttempts()
+		})}
+	}
+}
+
+// throttleRetryer retries only throttling errors (TooManyRequestsException, …).
+type throttleRetryer struct{ aws.RetryerV2 }
+
+func (throttleRetryer) IsErrorRetryable(err error) bool {
+	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
+}
+
+// mayHaveTakenEffect reports whether a failed call may still have been
+// carried out: any failure but a client error (Batch refused the request,
+// throttling included) or our own cancellation.
+func mayHaveTakenEffect(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
+		return false
+	}
+	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary {
+		return false
+	}
+	return true
+}
+
+// findJob returns the ID of the job named name in the engine's queue, or ""
+// when there is none. Names are unique per run ("ff-<run>-render").
+func (e *Engine) findJob(ctx context.Context, name string) (string, error) {
+	p := batch.NewListJobsPaginator(e.api, &batch.ListJobsInput{
+		JobQueue:   aws.String(e.opts.Queue),
+		Filters:    []types.KeyValuesPair{{Name: aws.String("JOB_NAME"), Values: []string{name}}},
+		MaxResults: aws.Int32(listFilteredMax),
+	})
+	var found *types.JobSummary
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("looking up job %s in queue %s: %w", name, e.opts.Queue, err)
+		}
+		for i := range page.JobSummaryList {
+			s := &page.JobSummaryList[i]
+			// The filter ignores case; the name is ours exactly. Should two
+			// exist, the oldest is the one the first call created.
+			if aws.ToString(s.JobName) == name && (found == nil || aws.ToInt64(s.CreatedAt) < aws.ToInt64(found.CreatedAt)) {
+				found = s
+			}
+		}
+	}
+	if found == nil {
+		return "", nil
+	}
+	return aws.ToString(found.JobId), nil
+}
+
+// backoff is the wait before the look-up that follows failed try n (1-based).
+func (e *Engine) backoff(n int) time.Duration {
+	d := 500 * time.Millisecond << (n - 1)
+	return min(d, e.maxBackoff)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func checkJob(job pipeline.Job) error {
@@ -456,7 +598,7 @@ func (e *Engine) watchFor(renderID string) *watch {
 // children lists the IDs of the array's children in the given state.
 func (e *Engine) children(ctx context.Context, arrayID string, state types.JobStatus) ([]string, error) {
 	var ids []string
-	p := batch.NewListJobsPaginator(e.api, &batch.ListJobsInput{ArrayJobId: aws.String(arrayID), JobStatus: state})
+	p := batch.NewListJobsPaginator(e.api, &batch.ListJobsInput{ArrayJobId: aws.String(arrayID), JobStatus: state, MaxResults: aws.Int32(listByStatusMax)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -152,8 +152,10 @@ func TestJobDefinitionContents(t *testing.T) {
 	gpu := testSpec()
 	gpu.Name = "ff-gpu"
 	gpu.GPUs = 1
-	gpu.Timeout = 90 * time.Minute
-	gpu.Environment = map[string]string{"CYCLES_DEVICE": "OPTIX"}
+	gpu.Environment = map[string]string{"EXTRA": "1"}
+	optix := gpu
+	optix.Name = "ff-optix"
+	optix.Environment = map[string]string{batch.CyclesDeviceEnv: "OPTIX"}
 
 	tests := []struct {
 		name      string
@@ -161,11 +163,13 @@ func TestJobDefinitionContents(t *testing.T) {
 		platform  string
 		resources map[string]string
 		publicIP  string
-		timeout   int
+		device    string // FRAMEFLEET_CYCLES_DEVICE
 	}{
-		{"ec2", testSpec(), "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": ""}, "", 0},
-		{"fargate", fargate, "FARGATE", map[string]string{"VCPU": "1", "MEMORY": "2048", "GPU": ""}, "ENABLED", 0},
-		{"gpu", gpu, "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": "1"}, "", 5400},
+		{"ec2", testSpec(), "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": ""}, "", ""},
+		{"fargate", fargate, "FARGATE", map[string]string{"VCPU": "1", "MEMORY": "2048", "GPU": ""}, "ENABLED", ""},
+		// Reserved GPUs are used: the worker is told to render on them.
+		{"gpu", gpu, "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": "1"}, "", "GPU"},
+		{"gpu with device chosen", optix, "EC2", map[string]string{"VCPU": "2", "MEMORY": "4096", "GPU": "1"}, "", "OPTIX"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,8 +214,12 @@ func TestJobDefinitionContents(t *testing.T) {
 			if got := d.JobRoleArn(); got != tc.spec.JobRoleARN {
 				t.Errorf("jobRoleArn = %q, want %q", got, tc.spec.JobRoleARN)
 			}
-			if got := d.TimeoutSeconds(); got != tc.timeout {
-				t.Errorf("timeout = %d, want %d", got, tc.timeout)
+			// The definition serves the stitch too: a chunk's timeout is sent with the render only.
+			if got := d.TimeoutSeconds(); got != 0 {
+				t.Errorf("definition timeout = %d, want none", got)
+			}
+			if got, ok := d.Env()[batch.CyclesDeviceEnv]; got != tc.device || ok != (tc.device != "") {
+				t.Errorf("%s = %q (set %v), want %q", batch.CyclesDeviceEnv, got, ok, tc.device)
 			}
 			attempts, rules := d.Retry()
 			if attempts != 3 {
@@ -241,7 +249,8 @@ func TestSpecValidation(t *testing.T) {
 		{"valid", func(*batch.Spec) {}, ""},
 		{"bad name", func(s *batch.Spec) { s.Name = "frame fleet" }, "job definition name"},
 		{"too many attempts", func(s *batch.Spec) { s.Attempts = 11 }, "1 to 10"},
-		{"short timeout", func(s *batch.Spec) { s.Timeout = 30 * time.Second }, "60s minimum"},
+		{"ec2 memory below the minimum", func(s *batch.Spec) { s.MemoryMiB = 256 }, "at least 512"},
+		{"ec2 memory at the minimum", func(s *batch.Spec) { s.MemoryMiB = 512 }, ""},
 		{"fractional ec2 vcpus", func(s *batch.Spec) { s.VCPUs = 1.5 }, "whole number"},
 		{"reserved env", func(s *batch.Spec) { s.Environment = map[string]string{"AWS_BATCH_X": "1"} }, "AWS_BATCH"},
 		{"fargate without execution role", func(s *batch.Spec) {
@@ -545,6 +554,13 @@ func TestSubmitRequests(t *testing.T) {
 	if !render.HasTimeoutOption || render.TimeoutSeconds != 600 {
 		t.Errorf("render timeout %d, want 600", render.TimeoutSeconds)
 	}
+	// The stitch encodes every frame: a chunk's budget does not apply to it.
+	if stitch.HasTimeoutOption {
+		t.Errorf("stitch sent with a %d s timeout, want none", stitch.TimeoutSeconds)
+	}
+	if d := srv.JobDefinitions("framefleet-test"); len(d) != 1 || d[0].TimeoutSeconds() != 0 {
+		t.Errorf("definition carries a timeout: %+v", d)
+	}
 	for _, s := range subs {
 		if s.Tags["framefleet-run"] != job.RunID || s.Tags["framefleet-scene"] != "Scene" {
 			t.Errorf("%s tags %v", s.JobName, s.Tags)
@@ -658,9 +674,109 @@ func TestStitchSubmissionFailureTerminatesRender(t *testing.T) {
 	}
 }
 
+// TestSubmitIsNotDuplicated: SubmitJob has no idempotency token, so a
+// submission whose answer is lost must not be sent again blindly. Throttled
+// calls (refused) are retried by the SDK; after any other failure the engine
+// looks the job up by name and adopts it, or submits again if it is missing.
+func TestSubmitIsNotDuplicated(t *testing.T) {
+	tests := []struct {
+		name       string
+		fail       func(*batchtest.Server)
+		wantSubmit int // SubmitJob calls
+		wantLookup bool
+	}{
+		{"render answer lost", func(s *batchtest.Server) { s.FailAfterWork("SubmitJob", 1) }, 2, true},
+		{"both answers lost", func(s *batchtest.Server) { s.FailAfterWork("SubmitJob", 2) }, 2, true},
+		{"render refused with 500", func(s *batchtest.Server) { s.FailBeforeWork("SubmitJob", 1, 500) }, 3, true},
+		{"render refused with 500 then lost", func(s *batchtest.Server) {
+			s.FailBeforeWork("SubmitJob", 1, 500)
+			s.FailAfterWork("SubmitJob", 1)
+		}, 3, true},
+		{"render throttled", func(s *batchtest.Server) { s.FailBeforeWork("SubmitJob", 2, 429) }, 4, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := batchtest.Start(t, batchtest.Options{})
+			e := newEngine(t, srv, testSpec())
+			// Register first, so the injected faults hit SubmitJob alone.
+			if _, _, err := e.EnsureJobDefinition(context.Background(), testSpec()); err != nil {
+				t.Fatal(err)
+			}
+			tc.fail(srv)
+			h, err := e.Submit(context.Background(), testJob("lost-"+strings.ReplaceAll(tc.name, " ", "-"), 3))
+			if err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			subs := srv.Submissions()
+			if len(subs) != 2 || subs[0].ArraySize != 3 || subs[1].ArraySize != 0 {
+				t.Fatalf("jobs created: %v; want one render array and one stitch", jobNames(subs))
+			}
+			if h.RenderID != subs[0].JobID || h.StitchID != subs[1].JobID {
+				t.Errorf("handle %+v, created %s and %s", h, subs[0].JobID, subs[1].JobID)
+			}
+			if !slices.Equal(subs[1].DependsOn, []batchtest.Dependency{{JobID: subs[0].JobID}}) {
+				t.Errorf("stitch depends on %v, want the one render job", subs[1].DependsOn)
+			}
+			calls := srv.Calls()
+			if calls["SubmitJob"] != tc.wantSubmit {
+				t.Errorf("SubmitJob calls %d, want %d", calls["SubmitJob"], tc.wantSubmit)
+			}
+			if got := calls["ListJobs"] > 0; got != tc.wantLookup {
+				t.Errorf("looked the job up: %v, want %v (calls %v)", got, tc.wantLookup, calls)
+			}
+			st := wait(t, e, h)
+			if st.Render != pipeline.StateSucceeded || st.Stitch != pipeline.StateSucceeded {
+				t.Errorf("status %+v, want both SUCCEEDED", st)
+			}
+		})
+	}
+}
+
+func jobNames(subs []batchtest.SubmitRecord) []string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.JobName+"="+s.JobID)
+	}
+	return out
+}
+
+// TestSubmitGivesUpOnClientErrors: a refused submission (4xx) is not looked
+// up or sent again.
+func TestSubmitGivesUpOnClientErrors(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	srv.SetRejectSubmit(func(string) bool { return true })
+	e := newEngine(t, srv, testSpec())
+	if _, err := e.Submit(context.Background(), testJob("refused", 2)); err == nil {
+		t.Fatal("Submit succeeded")
+	}
+	if c := srv.Calls(); c["SubmitJob"] != 1 || c["ListJobs"] != 0 {
+		t.Errorf("calls %v: want one SubmitJob and no look-up", c)
+	}
+}
+
+// TestSubmitBoundsResubmissions: when every submission fails without effect,
+// the engine stops after a bounded number of tries.
+func TestSubmitBoundsResubmissions(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	e := newEngine(t, srv, testSpec())
+	if _, _, err := e.EnsureJobDefinition(context.Background(), testSpec()); err != nil {
+		t.Fatal(err)
+	}
+	srv.FailBeforeWork("SubmitJob", 100, 500)
+	_, err := e.Submit(context.Background(), testJob("down", 2))
+	if err == nil || !strings.Contains(err.Error(), "none created the job") {
+		t.Fatalf("error %v, want the tries to give up", err)
+	}
+	if c := srv.Calls(); c["SubmitJob"] != 5 || c["ListJobs"] != 5 || len(srv.Submissions()) != 0 {
+		t.Errorf("calls %v, %d jobs: want 5 submissions, each followed by a look-up, and no job", c, len(srv.Submissions()))
+	}
+}
+
 func TestRunCompletesDespiteFaultyAPI(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	srv.SetFaults(0.2, 42)
+	// Some calls also take effect and answer 500 (a lost response).
+	srv.SetFaultsAfterWork(0.2, 43)
 	e := newEngine(t, srv, testSpec())
 	h, err := e.Submit(context.Background(), testJob("faulty", 6))
 	if err != nil {
@@ -679,6 +795,9 @@ func TestRunCompletesDespiteFaultyAPI(t *testing.T) {
 	}
 	if srv.Calls()["SubmitJob"] < 2 || srv.Calls()["RegisterJobDefinition"] < 1 {
 		t.Errorf("calls %v", srv.Calls())
+	}
+	if subs := srv.Submissions(); len(subs) != 2 || subs[0].JobID != h.RenderID || subs[1].JobID != h.StitchID {
+		t.Errorf("jobs created %v, handle %+v: want exactly one render and one stitch", jobNames(subs), h)
 	}
 	t.Logf("calls %v, faulted %v", srv.Calls(), srv.Faulted())
 }
@@ -784,6 +903,26 @@ func TestStatusCallsDoNotGrowWithChunks(t *testing.T) {
 	}
 	if calls[20]["DescribeJobs"] > 11 || calls[20]["ListJobs"] > 1 {
 		t.Errorf("10 polls made %v: want one DescribeJobs per poll plus one failure lookup", calls[20])
+	}
+}
+
+// TestChildListingUsesFullPages: listing an array's children by status asks
+// for Batch's largest page (1000), so a 250-child array takes one ListJobs
+// call per status, not one per 100 children.
+func TestChildListingUsesFullPages(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{MaxRunning: 250})
+	e := newEngine(t, srv, testSpec())
+	h, err := e.Submit(context.Background(), testJob("pages", 250))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, e, h)
+	if st.Render != pipeline.StateSucceeded || len(st.Attempts) != 251 {
+		t.Fatalf("render %s with %d attempts, want SUCCEEDED with 250 children and the stitch", st.Render, len(st.Attempts))
+	}
+	// The final poll lists SUCCEEDED and FAILED children once each.
+	if n := srv.Calls()["ListJobs"]; n != 2 {
+		t.Errorf("ListJobs calls = %d, want 2 (one page of up to 1000 per status)", n)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
@@ -51,6 +50,11 @@ const (
 // BlenderVersionEnv is the job definition variable naming the Blender the image carries.
 const BlenderVersionEnv = "FRAMEFLEET_BLENDER_VERSION"
 
+// CyclesDeviceEnv tells the worker which Cycles device to render on. A
+// definition reserving GPUs sets it to "GPU" (unless Environment sets it),
+// since a reserved GPU is otherwise idle.
+const CyclesDeviceEnv = "FRAMEFLEET_CYCLES_DEVICE"
+
 // TransientExitCode is the worker's "try again" exit status; the definition retries it.
 const TransientExitCode = pipeline.ExitTransient
 
@@ -85,8 +89,9 @@ type Spec struct {
 	// Attempts per child (1–10, default 3). Spot reclaims and exit code 75
 	// are retried; any other failure ends the child at once.
 	Attempts int
-	// Timeout bounds each attempt (≥ 60 s); 0 = none.
-	Timeout time.Duration
+	// There is deliberately no timeout: the definition serves both stages,
+	// and a chunk's attempt budget (pipeline.Job.AttemptTimeout) is sent
+	// with the render submission only.
 }
 
 // Registers reports whether the spec describes a definition to register
@@ -125,9 +130,6 @@ func (s Spec) Validate() error {
 	if s.Attempts < 1 || s.Attempts > 10 {
 		errs = append(errs, fmt.Errorf("attempts %d is out of range: AWS Batch allows 1 to 10", s.Attempts))
 	}
-	if s.Timeout != 0 && s.Timeout < time.Minute {
-		errs = append(errs, fmt.Errorf("attempt timeout %s is below AWS Batch's 60s minimum: use 0 (none) or at least 1m", s.Timeout))
-	}
 	if s.MemoryMiB < 0 || s.GPUs < 0 || s.VCPUs < 0 {
 		errs = append(errs, errors.New("vCPUs, memory and GPUs cannot be negative"))
 	}
@@ -141,8 +143,8 @@ func (s Spec) Validate() error {
 		if s.VCPUs != math.Trunc(s.VCPUs) || s.VCPUs < 1 {
 			errs = append(errs, fmt.Errorf("%g vCPUs: EC2 jobs need a whole number of vCPUs (1, 2, 4 …)", s.VCPUs))
 		}
-		if s.MemoryMiB < 4 {
-			errs = append(errs, fmt.Errorf("memory %d MiB is too small: use at least 512", s.MemoryMiB))
+		if s.MemoryMiB < config.MinMemoryMiB {
+			errs = append(errs, fmt.Errorf("memory %d MiB is too small: use at least %d (Blender needs 2048 or more for most scenes)", s.MemoryMiB, config.MinMemoryMiB))
 		}
 	case PlatformFargate:
 		if s.ExecutionRoleARN == "" {
@@ -200,6 +202,9 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 	if s.BlenderVersion != "" {
 		env[BlenderVersionEnv] = s.BlenderVersion
 	}
+	if _, set := env[CyclesDeviceEnv]; !set && s.GPUs > 0 {
+		env[CyclesDeviceEnv] = "GPU"
+	}
 	var kvs []types.KeyValuePair
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		kvs = append(kvs, types.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})
@@ -237,9 +242,6 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 		ContainerProperties:  cp,
 		PlatformCapabilities: []types.PlatformCapability{types.PlatformCapability(s.Platform)},
 		RetryStrategy:        &types.RetryStrategy{Attempts: aws.Int32(int32(s.Attempts)), EvaluateOnExit: RetryRules()},
-	}
-	if s.Timeout > 0 {
-		in.Timeout = &types.JobTimeout{AttemptDurationSeconds: aws.Int32(int32(math.Ceil(s.Timeout.Seconds())))}
 	}
 	return in
 }
