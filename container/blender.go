@@ -46,6 +46,10 @@ type RenderJob struct {
 	Format  string
 	Threads int // 0 = all cores
 	Render  plan.RenderSettings
+	// CyclesDevice is "" (the scene's own device setting, CPU on Debian's
+	// Blender), or GPU, CUDA, OPTIX, HIP, ONEAPI, METAL to render Cycles on
+	// this machine's GPUs (the job definition sets FRAMEFLEET_CYCLES_DEVICE).
+	CyclesDevice string
 }
 
 // framePattern is the output name; Blender replaces the #s with the frame
@@ -139,6 +143,28 @@ if r.engine == "CYCLES":
         for vl in s.view_layers:
             vl.cycles.use_denoising = False
         print("WARNING: framefleet: this Blender has no OpenImageDenoise, so Cycles denoising is turned off; frames will be noisier than in the scene's own renders", flush=True)
+    if o["device"]:
+        # A GPU job: use every GPU of the first backend this Blender has, or fail
+        # loudly rather than render slowly on the CPU of a GPU instance.
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        kinds = [o["device"]] if o["device"] != "GPU" else ["OPTIX", "CUDA", "HIP", "ONEAPI", "METAL"]
+        chosen = None
+        for kind in kinds:
+            try:
+                prefs.compute_device_type = kind
+            except TypeError:
+                continue
+            prefs.get_devices()
+            gpus = [d for d in prefs.devices if d.type == kind]
+            if gpus:
+                for d in prefs.devices:
+                    d.use = d.type == kind
+                chosen = kind
+                break
+        if chosen is None:
+            sys.exit("Error: framefleet: FRAMEFLEET_CYCLES_DEVICE=%%s but this Blender finds no such GPU: use an official Blender build (BLENDER_SOURCE=official) on a GPU instance with NVIDIA drivers" %% o["device"])
+        s.cycles.device = "GPU"
+        print("framefleet: Cycles renders on %%s" %% chosen, flush=True)
 elif r.engine in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"):
     if o["samples"]:
         s.eevee.taa_render_samples = o["samples"]
@@ -161,6 +187,7 @@ func OverrideScript(j RenderJob) string {
 		"percentage": j.Render.ResolutionPercentage,
 		"samples":    j.Render.Samples,
 		"negative":   len(j.Frames) > 0 && j.Frames[0] < 0,
+		"device":     strings.ToUpper(j.CyclesDevice),
 	})
 	// The settings go in as one JSON document inside a Python string
 	// literal, so no scene name can break out of the script.

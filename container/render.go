@@ -146,7 +146,7 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 
 	up := newUploader(ctx, w.Store, p.RunID, ext, frames, log)
 	job := RenderJob{Blend: blend, Scene: p.Scene, Frames: frames, OutDir: framesDir,
-		Format: format, Threads: p.Render.Threads, Render: p.Render}
+		Format: format, Threads: p.Render.Threads, Render: p.Render, CyclesDevice: w.CyclesDevice}
 	log.Info("running blender", "frames", plan.Format(frames))
 	runErr := w.Blender.Run(ctx, BlenderArgs(job), func(line string) {
 		tail.Add(line)

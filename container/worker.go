@@ -33,6 +33,8 @@ type Worker struct {
 	BlenderLog io.Writer
 	// Attempt is AWS_BATCH_JOB_ATTEMPT, recorded in the chunk report.
 	Attempt int
+	// CyclesDevice selects GPU rendering (see RenderJob.CyclesDevice).
+	CyclesDevice string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

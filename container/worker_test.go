@@ -271,17 +271,22 @@ func exitCode(err error) int {
 func TestRenderChunkBlenderErrors(t *testing.T) {
 	good := makeScene(t, map[string]any{"start": 1, "end": 2, "name": "Shot"})
 	tests := []struct {
-		name  string
-		blend string
-		scene string
-		want  []string
+		name   string
+		blend  string
+		scene  string
+		device string
+		want   []string
 	}{
-		{"not a blend file", makeFakeBlend(t), "Scene", []string{"File format is not supported", "frames 1,2"}},
-		{"unknown scene", good, "Nope", []string{"'Nope' is not in this file", "'Shot'"}},
+		{"not a blend file", makeFakeBlend(t), "Scene", "", []string{"File format is not supported", "frames 1,2"}},
+		{"unknown scene", good, "Nope", "", []string{"'Nope' is not in this file", "'Shot'"}},
+		// A GPU job on a machine (or Blender build) without that GPU must not
+		// quietly render on the CPU of an expensive GPU instance.
+		{"GPU asked, none found", good, "Shot", "CUDA", []string{"FRAMEFLEET_CYCLES_DEVICE=CUDA", "finds no such GPU"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRun(t, tt.blend, plan.Plan{Frames: []int{1, 2}, ChunkSize: 2, Scene: tt.scene})
+			r.worker.CyclesDevice = tt.device
 			ctx := context.Background()
 			_, err := r.worker.RenderChunk(ctx, 0)
 			if err == nil {

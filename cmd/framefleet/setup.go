@@ -114,9 +114,6 @@ func runSetup(ctx context.Context, g *globalFlags, path string, stdout, stderr i
 		what = "registered"
 	}
 	fmt.Fprintf(stdout, "job definition %s: %s (%s)\n", cfg.Batch.JobDefinition, what, arn)
-	if cfg.Batch.BlenderVersion == "" {
-		fmt.Fprintln(stdout, "warning       batch.blender_version is empty: framefleet cannot refuse scenes saved by a newer Blender than the image's; set it (e.g. 3.4.1)")
-	}
 	fmt.Fprintln(stdout, "ready         render on AWS Batch with engine: batch in framefleet.yaml (FRAMEFLEET_ENGINE=batch)")
 	return nil
 }

@@ -76,6 +76,8 @@ func (f *workerFlags) worker(cmd *cobra.Command, g *globalFlags) (*container.Wor
 		Log:        g.logger(cmd.ErrOrStderr()),
 		BlenderLog: cmd.ErrOrStderr(),
 		Attempt:    attempt,
+		// Set by the job definition when it reserves GPUs (pipeline/batch).
+		CyclesDevice: os.Getenv("FRAMEFLEET_CYCLES_DEVICE"),
 	}, nil
 }
 

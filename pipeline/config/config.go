@@ -251,6 +251,11 @@ func (c *Config) validateBatch(bad func(string, ...any)) {
 	if b.BlenderVersion != "" && !validVersion(b.BlenderVersion) {
 		bad("batch.blender_version %q is not a version: give the Blender the image carries, e.g. 3.4.1", b.BlenderVersion)
 	}
+	if c.Engine == EngineBatch && b.Image != "" && b.BlenderVersion == "" {
+		// Without it, a scene saved by a newer Blender would be submitted and
+		// fail in every child instead of being refused up front.
+		bad("batch.blender_version is empty: give the Blender the image carries (the image records it in /etc/framefleet/blender-version and its FRAMEFLEET_BLENDER_VERSION), e.g. 3.4.1")
+	}
 	if b.GPUs < 0 {
 		bad("batch.gpus %d is negative: give 0 or more", b.GPUs)
 	}
