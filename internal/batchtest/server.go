@@ -270,6 +270,16 @@ func (s *Server) FailAfterWork(op string, n int) {
 	s.lateNext[op] += n
 }
 
+// SetCapacity changes how many attempts may run at once. 0 models a compute
+// environment that cannot start instances (no quota, no Spot capacity, bad
+// instance types): jobs wait in RUNNABLE, as they do on AWS, indefinitely.
+func (s *Server) SetCapacity(n int) {
+	s.mu.Lock()
+	s.opts.MaxRunning = max(n, 0)
+	s.mu.Unlock()
+	s.kick()
+}
+
 // SetReclaim makes every attempt for which match returns true lose its host
 // right after it started running: the attempt is killed and fails with
 // status reason SpotReclaimReason, as a Spot interruption does. See Reclaim

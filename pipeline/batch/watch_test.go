@@ -212,3 +212,41 @@ func TestRunFailureNamesTheWorkersError(t *testing.T) {
 		t.Errorf("the failed chunk ran %d times, want 1 (exit 1 is not retried)", n)
 	}
 }
+
+// Chunks that wait for capacity with none running (a compute environment
+// that cannot start instances) are reported once, with what to check, and
+// the run goes on when capacity arrives.
+func TestRunWarnsWhenChunksWaitForCapacity(t *testing.T) {
+	scene, _, st := runFixture(t, store.Options{})
+	srv := batchtest.Start(t, batchtest.Options{Executor: fakeWorkers(t, st, -1, nil)})
+	srv.SetCapacity(0)
+	e := newEngine(t, srv, testSpec())
+	events := newEventLog()
+	var mu sync.Mutex
+	var stalled []pipeline.Event
+	go func() {
+		events.waitFor(t, pipeline.EventStalled)
+		srv.SetCapacity(4)
+	}()
+	res, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+		BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond, StallWarning: 200 * time.Millisecond,
+	}, func(ev pipeline.Event) {
+		if ev.Kind == pipeline.EventStalled {
+			mu.Lock()
+			stalled = append(stalled, ev)
+			mu.Unlock()
+		}
+		events.add(ev)
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.FrameCount != 15 {
+		t.Errorf("result has %d frames, want 15", res.FrameCount)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stalled) != 1 || !strings.Contains(stalled[0].Message, "compute environments") || stalled[0].Chunks[pipeline.StateRunnable] != 3 {
+		t.Fatalf("stall events %+v: want one naming the 3 waiting chunks and what to check", stalled)
+	}
+}
