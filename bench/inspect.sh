@@ -16,16 +16,9 @@ cd "$(dirname "$0")/.."
 scene=${SCENE:-../shared/scenes/pottery.blend}
 out=${BENCH_OUT:-bin/bench}
 bin=bin/framefleet
-sudo=""
-if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
 
-need() { # need COMMAND PACKAGE
-	if ! command -v "$1" >/dev/null; then
-		echo "bench/inspect.sh: installing $2 (apt-get)"
-		$sudo apt-get update -qq
-		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"
-	fi
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 need hyperfine hyperfine
 need blender blender
 if [ ! -x /usr/bin/time ]; then need /usr/bin/time time; fi

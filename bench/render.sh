@@ -18,16 +18,9 @@ samples=${SAMPLES:-4}
 runs=${RUNS:-3}
 out=${BENCH_OUT:-bin/bench}
 bin=bin/framefleet
-sudo=""
-if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
 
-need() { # need COMMAND PACKAGE
-	if ! command -v "$1" >/dev/null; then
-		echo "bench/render.sh: installing $2 (apt-get)"
-		$sudo apt-get update -qq
-		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"
-	fi
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 need hyperfine hyperfine
 need blender blender
 need ffmpeg ffmpeg

@@ -237,15 +237,7 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	}()
 
 	// Wait for chunk 0's first stored frame, then kill its worker's group.
-	var runID string
-	waitFor(t, func() bool {
-		ids := runIDs(t, st)
-		if len(ids) == 0 {
-			return false
-		}
-		runID = ids[0]
-		return len(storedFrames(t, st, runID)) > 0
-	})
+	runID := waitForFirstFrame(t, st)
 	mu.Lock()
 	jobID := handle.RenderID // one chunk: a plain job, as on Batch
 	mu.Unlock()
@@ -520,4 +512,20 @@ func markedProcesses(marker string) []int {
 		}
 	}
 	return out
+}
+
+// waitForFirstFrame waits until the store's only run has a stored frame and
+// returns that run's id.
+func waitForFirstFrame(t *testing.T, st *store.File) string {
+	t.Helper()
+	var runID string
+	waitFor(t, func() bool {
+		ids := runIDs(t, st)
+		if len(ids) == 0 {
+			return false
+		}
+		runID = ids[0]
+		return len(storedFrames(t, st, runID)) > 0
+	})
+	return runID
 }

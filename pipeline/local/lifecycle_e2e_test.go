@@ -154,15 +154,7 @@ func TestKilledBlenderIsRetried(t *testing.T) {
 		})
 		done <- outcome{res, err}
 	}()
-	var runID string
-	waitFor(t, func() bool {
-		ids := runIDs(t, st)
-		if len(ids) == 0 {
-			return false
-		}
-		runID = ids[0]
-		return len(storedFrames(t, st, runID)) > 0
-	})
+	runID := waitForFirstFrame(t, st)
 	mu.Lock()
 	marker := handle.RenderID + "#1"
 	mu.Unlock()
