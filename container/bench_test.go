@@ -15,12 +15,15 @@ import (
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
-// benchFrames and benchChunk shape the stitch benchmarks: 500 frames of
-// 640x360 in segments of 50, as ten render children would leave them.
+// benchFrames and benchChunk shape the stitch benchmarks: 500 frames in
+// segments of 50, as ten render children would leave them, at a preview size
+// and at full HD (the encode's cost grows with pixels, the concat's does not).
 const (
 	benchFrames = 500
 	benchChunk  = 50
 )
+
+var benchSizes = []struct{ w, h int }{{640, 360}, {1920, 1080}}
 
 // BenchmarkStitchConcat joins ten ready segments with stream copy.
 // "video" is the video step alone (fetch the segments, concat, check the frame
@@ -33,7 +36,15 @@ func BenchmarkStitchConcat(b *testing.B) { benchmarkStitch(b, plan.StitchConcat)
 func BenchmarkStitchEncode(b *testing.B) { benchmarkStitch(b, plan.StitchEncode) }
 
 func benchmarkStitch(b *testing.B, mode plan.StitchMode) {
-	w, p := benchRun(b)
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("%dx%d", size.w, size.h), func(b *testing.B) {
+			benchmarkStitchSize(b, mode, size.w, size.h)
+		})
+	}
+}
+
+func benchmarkStitchSize(b *testing.B, mode plan.StitchMode, width, height int) {
+	w, p := benchRun(b, width, height)
 	ctx := context.Background()
 	b.Run("video", func(b *testing.B) {
 		defer reportChildCPU(b)()
@@ -70,9 +81,9 @@ func benchmarkStitch(b *testing.B, mode plan.StitchMode) {
 	})
 }
 
-// benchRun stores 500 synthetic frames (FFmpeg's test pattern) and their
+// benchRun stores 500 synthetic frames of width x height (FFmpeg's test pattern) and their
 // ten segments in a file store, as a finished render leaves them.
-func benchRun(b *testing.B) (*Worker, *plan.Plan) {
+func benchRun(b *testing.B, width, height int) (*Worker, *plan.Plan) {
 	b.Helper()
 	ffmpeg, ffprobe := testenv.FFmpeg(b)
 	st, err := store.NewFile(b.TempDir())
@@ -84,7 +95,7 @@ func benchRun(b *testing.B) (*Worker, *plan.Plan) {
 		frames[i] = 1001 + i
 	}
 	p := &plan.Plan{Schema: plan.Schema, RunID: "bench", Blend: plan.Blend{Key: store.BlendKey("bench")}, Scene: "Bench",
-		Frames: frames, ChunkSize: benchChunk, FrameRate: plan.FrameRate{Num: 24, Den: 1}, Width: 640, Height: 360,
+		Frames: frames, ChunkSize: benchChunk, FrameRate: plan.FrameRate{Num: 24, Den: 1}, Width: width, Height: height,
 		Render: plan.RenderSettings{ImageFormat: "PNG"}, Stitch: plan.StitchConcat}
 	ctx := context.Background()
 	dir := st.Path(store.FramesPrefix(p.RunID))
@@ -92,7 +103,7 @@ func benchRun(b *testing.B) (*Worker, *plan.Plan) {
 		b.Fatal(err)
 	}
 	// testsrc2 draws moving content, so the encoder has real work to do.
-	out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=24",
+	out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=24", width, height),
 		"-frames:v", fmt.Sprint(benchFrames), "-start_number", "1001", filepath.Join(dir, "frame_%06d.png")).CombinedOutput()
 	if err != nil {
 		b.Fatalf("synthesize frames: %v\n%s", err, out)
