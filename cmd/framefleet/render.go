@@ -45,7 +45,7 @@ type renderFlags struct {
 	blender    string
 	engine     string
 	poll       time.Duration
-	configPath string
+	config     configFlags
 }
 
 // engineFactory builds an engine from the configuration and render flags; one per --engine name.
@@ -89,7 +89,7 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
 	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(engineNames(), ", "))
-	fl.StringVar(&f.configPath, "config", "", "configuration file (default: $FRAMEFLEET_CONFIG, else ./framefleet.yaml if present)")
+	f.config.register(fl)
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
 	_ = fl.MarkHidden("poll")
 	return cmd
@@ -200,7 +200,7 @@ func (f *renderFlags) validate() error {
 }
 
 func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *renderFlags, file string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(f.configPath, os.Getenv)
+	cfg, err := f.config.load()
 	if err != nil {
 		return err
 	}

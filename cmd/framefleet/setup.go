@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +19,7 @@ import (
 )
 
 func newSetupCmd(g *globalFlags) *cobra.Command {
-	var path string
+	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Check the AWS resources a Batch render needs and register the job definition",
@@ -35,15 +34,15 @@ the bucket, the queue and the roles.`,
   FRAMEFLEET_JOB_QUEUE=renders FRAMEFLEET_IMAGE=ghcr.io/me/framefleet:1 framefleet setup`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSetup(cmd.Context(), g, path, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runSetup(cmd.Context(), g, &cf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVar(&path, "config", "", "configuration file (default: $FRAMEFLEET_CONFIG, else ./framefleet.yaml)")
+	cf.register(cmd.Flags())
 	return cmd
 }
 
-func runSetup(ctx context.Context, g *globalFlags, path string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(path, os.Getenv)
+func runSetup(ctx context.Context, g *globalFlags, cf *configFlags, stdout, stderr io.Writer) error {
+	cfg, err := cf.load()
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,8 @@ func TestSetup(t *testing.T) {
 	steps := []struct {
 		name      string
 		config    string
-		image     string // FRAMEFLEET_IMAGE override
+		image     string   // FRAMEFLEET_IMAGE override
+		sets      []string // --set flags
 		wantErr   string
 		wantOut   []string
 		registers int // RegisterJobDefinition calls so far
@@ -84,13 +85,26 @@ func TestSetup(t *testing.T) {
 			"job definition framefleet: registered (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:2)",
 		}},
 		{name: "missing queue", config: writeSetupConfig(t, s3, s3.Bucket, "nope"), registers: 2, wantErr: "job queue nope not found"},
+		// --set overrides the file (the queue is right again). Going back to
+		// image :1 reuses revision 1, which has the same spec.
+		{name: "--set overrides the file", config: writeSetupConfig(t, s3, s3.Bucket, "nope"), sets: []string{"batch.job_queue=renders"}, registers: 2, wantOut: []string{
+			"job queue     renders: ENABLED, VALID",
+			"job definition framefleet: unchanged (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:1)",
+		}},
+		{name: "--set without =", config: good, sets: []string{"batch.job_queue"}, registers: 2, wantErr: `--set "batch.job_queue": give KEY=VALUE`},
+		{name: "--set unknown key", config: good, sets: []string{"batch.jobqueue=x"}, registers: 2, wantErr: "--set batch.jobqueue=x"},
+		{name: "--set bad value", config: good, sets: []string{"batch.memory_mib=lots"}, registers: 2, wantErr: "--set batch.memory_mib=lots"},
 		{name: "missing bucket", config: writeSetupConfig(t, s3, "no-such-bucket", "renders"), registers: 2, wantErr: "create it (aws s3 mb s3://no-such-bucket)"},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			t.Setenv("FRAMEFLEET_IMAGE", s.image)
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), []string{"setup", "--config", s.config}, &stdout, &stderr)
+			args := []string{"setup", "--config", s.config}
+			for _, kv := range s.sets {
+				args = append(args, "--set", kv)
+			}
+			code := run(context.Background(), args, &stdout, &stderr)
 			if s.wantErr != "" {
 				if code == 0 || !strings.Contains(stderr.String(), s.wantErr) {
 					t.Fatalf("exit %d, stderr %q; want a failure mentioning %q", code, stderr.String(), s.wantErr)

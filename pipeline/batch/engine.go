@@ -178,13 +178,22 @@ func (e *Engine) EnsureJobDefinition(ctx context.Context, spec Spec) (arn string
 	in := spec.registerInput()
 	hash := specHash(in)
 
-	latest, err := e.latestDefinition(ctx, spec.Name)
+	// Any ACTIVE revision with the same spec will do (e.g. going back to an
+	// earlier image), not only the latest: every registration is a new
+	// revision, and submissions name the exact one.
+	defs, err := e.activeDefinitions(ctx, spec.Name)
 	if err != nil {
 		return "", false, err
 	}
-	if latest != nil && latest.Tags[SpecHashTag] == hash {
-		e.log.Debug("job definition unchanged", "arn", aws.ToString(latest.JobDefinitionArn))
-		return aws.ToString(latest.JobDefinitionArn), false, nil
+	var match *types.JobDefinition
+	for i := range defs {
+		if d := &defs[i]; d.Tags[SpecHashTag] == hash && (match == nil || aws.ToInt32(d.Revision) > aws.ToInt32(match.Revision)) {
+			match = d
+		}
+	}
+	if match != nil {
+		e.log.Debug("job definition unchanged", "arn", aws.ToString(match.JobDefinitionArn))
+		return aws.ToString(match.JobDefinitionArn), false, nil
 	}
 	in.Tags = map[string]string{SpecHashTag: hash, ManagedTag: "true"}
 	out, err := e.api.RegisterJobDefinition(ctx, in)
@@ -196,8 +205,9 @@ func (e *Engine) EnsureJobDefinition(ctx context.Context, spec Spec) (arn string
 }
 
 // latestDefinition returns the highest ACTIVE revision of name, or nil.
-func (e *Engine) latestDefinition(ctx context.Context, name string) (*types.JobDefinition, error) {
-	var latest *types.JobDefinition
+// activeDefinitions lists every ACTIVE revision of the named definition.
+func (e *Engine) activeDefinitions(ctx context.Context, name string) ([]types.JobDefinition, error) {
+	var defs []types.JobDefinition
 	p := batch.NewDescribeJobDefinitionsPaginator(e.api, &batch.DescribeJobDefinitionsInput{
 		JobDefinitionName: aws.String(name),
 		Status:            aws.String("ACTIVE"),
@@ -207,11 +217,21 @@ func (e *Engine) latestDefinition(ctx context.Context, name string) (*types.JobD
 		if err != nil {
 			return nil, fmt.Errorf("describing job definition %s: %w", name, err)
 		}
-		for i := range page.JobDefinitions {
-			d := &page.JobDefinitions[i]
-			if latest == nil || aws.ToInt32(d.Revision) > aws.ToInt32(latest.Revision) {
-				latest = d
-			}
+		defs = append(defs, page.JobDefinitions...)
+	}
+	return defs, nil
+}
+
+// latestDefinition is the highest ACTIVE revision, which SubmitJob uses for a bare name.
+func (e *Engine) latestDefinition(ctx context.Context, name string) (*types.JobDefinition, error) {
+	defs, err := e.activeDefinitions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var latest *types.JobDefinition
+	for i := range defs {
+		if d := &defs[i]; latest == nil || aws.ToInt32(d.Revision) > aws.ToInt32(latest.Revision) {
+			latest = d
 		}
 	}
 	return latest, nil

@@ -99,7 +99,8 @@ func TestEnsureJobDefinitionRegistersOnlyWhenSpecChanges(t *testing.T) {
 		{"new image registers", newImage, true, 2},
 		{"unchanged after change reuses", newImage, false, 2},
 		{"attempts change registers", moreAttempts, true, 3},
-		{"going back registers again (only the latest is reused)", base, true, 4},
+		{"going back reuses the ACTIVE revision with that spec", base, false, 1},
+		{"and forward again reuses too", moreAttempts, false, 3},
 	}
 	for _, s := range steps {
 		arn, registered, err := e.EnsureJobDefinition(ctx, s.spec)
@@ -113,11 +114,11 @@ func TestEnsureJobDefinitionRegistersOnlyWhenSpecChanges(t *testing.T) {
 			t.Errorf("%s: arn %s, want revision %d", s.name, arn, s.wantRevision)
 		}
 	}
-	if got := srv.Calls()["RegisterJobDefinition"]; got != 4 {
-		t.Errorf("RegisterJobDefinition calls = %d, want 4", got)
+	if got := srv.Calls()["RegisterJobDefinition"]; got != 3 {
+		t.Errorf("RegisterJobDefinition calls = %d, want 3", got)
 	}
-	if got := len(srv.JobDefinitions("framefleet-test")); got != 4 {
-		t.Errorf("revisions = %d, want 4", got)
+	if got := len(srv.JobDefinitions("framefleet-test")); got != 3 {
+		t.Errorf("revisions = %d, want 3", got)
 	}
 }
 
