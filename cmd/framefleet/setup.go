@@ -100,8 +100,18 @@ func runSetup(ctx context.Context, g *globalFlags, cf *configFlags, stdout, stde
 	}
 	fmt.Fprintf(stdout, "job queue     %s: %s, %s\n", q.Name, q.State, q.Status)
 
-	// 3. The image: framefleet cannot look into registries, so it only says which.
-	fmt.Fprintf(stdout, "image         %s (not checked: the execution role must be able to pull it)\n", cfg.Batch.Image)
+	// 3. The image: an ECR tag that was never pushed would fail every child
+	// with CannotPullContainerError; other registries are only named.
+	if img, ok := batch.ParseECRImage(cfg.Batch.Image); ok {
+		info, err := batch.CheckECRImage(ctx, awsCfg, img, "")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "image         %s: pushed %s (%s, %d MiB)\n", cfg.Batch.Image,
+			info.PushedAt.UTC().Format("2006-01-02 15:04 UTC"), info.Digest, info.Size>>20)
+	} else {
+		fmt.Fprintf(stdout, "image         %s (not an ECR image, not checked: the instances must be able to pull it)\n", cfg.Batch.Image)
+	}
 
 	// 4. The job definition.
 	arn, registered, err := eng.EnsureJobDefinition(ctx, opts.Definition)

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/framefleet/framefleet/internal/ecrtest"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/internal/s3test"
@@ -61,6 +64,10 @@ func TestSetup(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{Queues: []string{"renders"}})
 	setupEnv(t, srv.URL)
 	good := writeSetupConfig(t, s3, s3.Bucket, "renders")
+	ecr := ecrtest.Start(t, []string{"framefleet"}, ecrtest.Image{Repository: "framefleet", Tag: "3.4.1",
+		Digest: "sha256:" + strings.Repeat("0f", 32), Size: 900 << 20, PushedAt: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)})
+	t.Setenv("AWS_ENDPOINT_URL_ECR", ecr.URL)
+	const ecrImage = "123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet"
 
 	steps := []struct {
 		name      string
@@ -91,10 +98,15 @@ func TestSetup(t *testing.T) {
 			"job queue     renders: ENABLED, VALID",
 			"job definition framefleet: unchanged (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:1)",
 		}},
-		{name: "--set without =", config: good, sets: []string{"batch.job_queue"}, registers: 2, wantErr: `--set "batch.job_queue": give KEY=VALUE`},
-		{name: "--set unknown key", config: good, sets: []string{"batch.jobqueue=x"}, registers: 2, wantErr: "--set batch.jobqueue=x"},
-		{name: "--set bad value", config: good, sets: []string{"batch.memory_mib=lots"}, registers: 2, wantErr: "--set batch.memory_mib=lots"},
-		{name: "missing bucket", config: writeSetupConfig(t, s3, "no-such-bucket", "renders"), registers: 2, wantErr: "create it (aws s3 mb s3://no-such-bucket)"},
+		// An ECR image is looked up: a pushed tag is reported, a missing one stops setup.
+		{name: "pushed ECR image", config: good, image: ecrImage + ":3.4.1", registers: 3, wantOut: []string{
+			"image         " + ecrImage + ":3.4.1: pushed 2026-11-20 12:00 UTC (sha256:0f0f",
+		}},
+		{name: "ECR tag never pushed", config: good, image: ecrImage + ":3.5.0", registers: 3, wantErr: "framefleet:3.5.0 is not in ECR repository framefleet: image not found: build and push it"},
+		{name: "--set without =", config: good, sets: []string{"batch.job_queue"}, registers: 3, wantErr: `--set "batch.job_queue": give KEY=VALUE`},
+		{name: "--set unknown key", config: good, sets: []string{"batch.jobqueue=x"}, registers: 3, wantErr: "--set batch.jobqueue=x"},
+		{name: "--set bad value", config: good, sets: []string{"batch.memory_mib=lots"}, registers: 3, wantErr: "--set batch.memory_mib=lots"},
+		{name: "missing bucket", config: writeSetupConfig(t, s3, "no-such-bucket", "renders"), registers: 3, wantErr: "create it (aws s3 mb s3://no-such-bucket)"},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -123,7 +135,7 @@ func TestSetup(t *testing.T) {
 			}
 		})
 	}
-	if defs := srv.JobDefinitions("framefleet"); len(defs) != 2 || defs[1].Image() != "registry.example/framefleet:2" || defs[1].Env()["FRAMEFLEET_BLENDER_VERSION"] != "3.4.1" {
+	if defs := srv.JobDefinitions("framefleet"); len(defs) != 3 || defs[1].Image() != "registry.example/framefleet:2" || defs[1].Env()["FRAMEFLEET_BLENDER_VERSION"] != "3.4.1" {
 		t.Errorf("definitions %+v", defs)
 	}
 }
