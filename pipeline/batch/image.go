@@ -1,17 +1,23 @@
 package batch
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-
-	"github.com/framefleet/framefleet/internal/sdkhttp"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // ECRImage is an image reference in an Amazon ECR private registry.
@@ -21,7 +27,7 @@ type ECRImage struct {
 }
 
 // ecrRef matches <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>[:tag|@sha256:…].
-var ecrRef = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([a-z0-9._/-]+?)(?::([\w][\w.-]{0,127})|@(sha256:[a-f0-9]{64}))?$`)
+var ecrRef = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9._/-]+?)(?::([\w][\w.-]{0,127})|@(sha256:[a-f0-9]{64}))?$`)
 
 // ParseECRImage recognises an ECR image reference; other registries return false.
 func ParseECRImage(image string) (ECRImage, bool) {
@@ -29,7 +35,7 @@ func ParseECRImage(image string) (ECRImage, bool) {
 	if m == nil {
 		return ECRImage{}, false
 	}
-	img := ECRImage{Account: m[1], Region: m[2], Repository: m[3], Tag: m[4], Digest: m[5]}
+	img := ECRImage{Account: m[1], Region: m[2], Repository: m[4], Tag: m[5], Digest: m[6]}
 	if img.Tag == "" && img.Digest == "" {
 		img.Tag = "latest" // what a pull without a tag asks for
 	}
@@ -48,42 +54,106 @@ var ErrImageNotFound = errors.New("image not found")
 
 // CheckECRImage asks ECR (ecr:DescribeImages) whether the image was pushed,
 // so a typo in the tag fails at setup instead of as CannotPullContainerError
-// in every child. endpoint overrides the ECR endpoint (tests); "" uses AWS's.
+// in every child. endpoint overrides the ECR endpoint (tests); "" uses
+// AWS_ENDPOINT_URL_ECR or AWS's.
+//
+// It makes this one awsJson1_1 call itself, signed with the SDK's SigV4
+// signer and credentials, rather than through service/ecr: linking that
+// client adds 0.5 ms of package initialisation (its schema tables) to every
+// framefleet command, inspect included, for a call only setup makes.
 func CheckECRImage(ctx context.Context, cfg aws.Config, img ECRImage, endpoint string) (ImageInfo, error) {
-	client := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
-		o.Region = img.Region
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-		o.HTTPClient = sdkhttp.Client(o.HTTPClient)
-	})
-	id := ecrtypes.ImageIdentifier{}
-	if img.Digest != "" {
-		id.ImageDigest = aws.String(img.Digest)
-	} else {
-		id.ImageTag = aws.String(img.Tag)
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_ECR")
 	}
-	out, err := client.DescribeImages(ctx, &ecr.DescribeImagesInput{
-		RegistryId:     aws.String(img.Account),
-		RepositoryName: aws.String(img.Repository),
-		ImageIds:       []ecrtypes.ImageIdentifier{id},
+	if endpoint == "" {
+		endpoint = "https://api.ecr." + img.Region + ".amazonaws.com"
+		if strings.HasPrefix(img.Region, "cn-") {
+			endpoint += ".cn"
+		}
+	}
+	id := map[string]string{"imageTag": img.Tag}
+	if img.Digest != "" {
+		id = map[string]string{"imageDigest": img.Digest}
+	}
+	body, _ := json.Marshal(map[string]any{ // plain values: cannot fail
+		"registryId": img.Account, "repositoryName": img.Repository, "imageIds": []map[string]string{id},
 	})
-	var noRepo *ecrtypes.RepositoryNotFoundException
-	var noImage *ecrtypes.ImageNotFoundException
+	var out struct {
+		ImageDetails []struct {
+			ImageDigest      string  `json:"imageDigest"`
+			ImageSizeInBytes int64   `json:"imageSizeInBytes"`
+			ImagePushedAt    float64 `json:"imagePushedAt"`
+		} `json:"imageDetails"`
+	}
+	code, msg, err := ecrCall(ctx, cfg, img.Region, endpoint, "DescribeImages", body, &out)
 	switch {
-	case errors.As(err, &noRepo):
-		return ImageInfo{}, fmt.Errorf("ECR repository %s does not exist in account %s, %s: %w: create it (deploy/framefleet.yaml does) and push the worker image",
-			img.Repository, img.Account, img.Region, ErrImageNotFound)
-	case errors.As(err, &noImage):
-		return ImageInfo{}, fmt.Errorf("%s is not in ECR repository %s: %w: build and push it (container/Dockerfile, .github/workflows/image.yml) or fix batch.image",
-			img.ref(), img.Repository, ErrImageNotFound)
 	case err != nil:
 		return ImageInfo{}, fmt.Errorf("look up image %s in ECR: %w", img.ref(), err)
+	case code == "RepositoryNotFoundException":
+		return ImageInfo{}, fmt.Errorf("ECR repository %s does not exist in account %s, %s: %w: create it (deploy/framefleet.yaml does) and push the worker image",
+			img.Repository, img.Account, img.Region, ErrImageNotFound)
+	case code == "ImageNotFoundException":
+		return ImageInfo{}, fmt.Errorf("%s is not in ECR repository %s: %w: build and push it (container/Dockerfile, .github/workflows/image.yml) or fix batch.image",
+			img.ref(), img.Repository, ErrImageNotFound)
+	case code != "":
+		return ImageInfo{}, fmt.Errorf("look up image %s in ECR: %s: %s", img.ref(), code, msg)
 	case len(out.ImageDetails) == 0:
 		return ImageInfo{}, fmt.Errorf("%s: %w", img.ref(), ErrImageNotFound)
 	}
 	d := out.ImageDetails[0]
-	return ImageInfo{Digest: aws.ToString(d.ImageDigest), Size: aws.ToInt64(d.ImageSizeInBytes), PushedAt: aws.ToTime(d.ImagePushedAt)}, nil
+	sec, frac := math.Modf(d.ImagePushedAt)
+	return ImageInfo{Digest: d.ImageDigest, Size: d.ImageSizeInBytes, PushedAt: time.Unix(int64(sec), int64(frac*1e9)).UTC()}, nil
+}
+
+// ecrCall makes one signed awsJson1_1 request. It returns the service's
+// error code and message (e.g. ImageNotFoundException) when ECR answered
+// with one, and err when the call itself failed.
+func ecrCall(ctx context.Context, cfg aws.Config, region, endpoint, op string, body []byte, out any) (code, msg string, err error) {
+	if cfg.Credentials == nil {
+		return "", "", errors.New("no AWS credentials")
+	}
+	creds, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("AWS credentials: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+"/", bytes.NewReader(body))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921."+op)
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ecr", region, time.Now()); err != nil {
+		return "", "", fmt.Errorf("sign request: %w", err)
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return "", "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Type == "" {
+			return "", "", fmt.Errorf("ECR answered %s", resp.Status)
+		}
+		// __type may be namespaced: "com.amazonaws.ecr#ImageNotFoundException".
+		return e.Type[strings.LastIndexByte(e.Type, '#')+1:], e.Message, nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return "", "", fmt.Errorf("decode ECR %s answer: %w", op, err)
+	}
+	return "", "", nil
 }
 
 func (i ECRImage) ref() string {
