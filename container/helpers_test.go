@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,15 +21,7 @@ import (
 // header for the options) and returns the .blend path.
 func makeScene(t *testing.T, opts map[string]any) string {
 	t.Helper()
-	blender := testenv.Blender(t)
-	out := filepath.Join(t.TempDir(), "scene.blend")
-	o, _ := json.Marshal(opts)
-	script, _ := filepath.Abs(filepath.Join("testdata", "make_scene.py"))
-	cmd := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", out, string(o))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make scene: %v\n%s", err, b)
-	}
-	return out
+	return testenv.MakeScene(t, opts)
 }
 
 // testRun is a run in a temporary file store, with a worker using the real

@@ -449,14 +449,9 @@ func isUniform(img image.Image) bool {
 // (pipeline/blend/testdata/make_scenes.py): the active scene of several, and
 // an NTSC rate, which no shared sample has.
 func TestInspectBlenderScenes(t *testing.T) {
-	blender := testenv.Blender(t)
 	dir := t.TempDir()
 	script := filepath.Join(testenv.RepoRoot(), "pipeline", "blend", "testdata", "make_scenes.py")
-	cmd := exec.CommandContext(t.Context(), blender, "-b", "-Y", "--factory-startup", "--python", script, "--", dir)
-	cmd.WaitDelay = 10 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
+	testenv.BlenderScript(t, script, dir)
 	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	if err != nil {
 		t.Fatal(err)

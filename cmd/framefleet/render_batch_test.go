@@ -28,19 +28,14 @@ func TestRenderBatchEngine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
-	blender := testenv.Blender(t)
+	testenv.Blender(t)
 	testenv.FFmpeg(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "framefleet")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	scene := filepath.Join(dir, "scene.blend")
-	script := filepath.Join(testenv.RepoRoot(), "container", "testdata", "make_scene.py")
-	if out, err := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python", script, "--",
-		scene, `{"start": 1, "end": 4}`).CombinedOutput(); err != nil {
-		t.Fatalf("make scene: %v\n%s", err, out)
-	}
+	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 
 	s3 := s3test.Start(t)
 	creds := map[string]string{

@@ -74,7 +74,7 @@ func TestDefaultWorkersLeaveAThreadEach(t *testing.T) {
 // --json prints only the result; a second run is a cache hit that prints
 // where the video is.
 func TestRenderCommand(t *testing.T) {
-	blender := testenv.Blender(t)
+	testenv.Blender(t)
 	testenv.FFmpeg(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "framefleet")
@@ -82,12 +82,7 @@ func TestRenderCommand(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	scene := filepath.Join(dir, "scene.blend")
-	script := filepath.Join(testenv.RepoRoot(), "container", "testdata", "make_scene.py")
-	if out, err := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python", script, "--",
-		scene, `{"start": 1, "end": 3}`).CombinedOutput(); err != nil {
-		t.Fatalf("make scene: %v\n%s", err, out)
-	}
+	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 3})
 	out := filepath.Join(dir, "renders")
 
 	cmd := exec.Command(bin, "render", scene, "--out", out, "--workers", "1", "--json")

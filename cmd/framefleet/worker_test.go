@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,14 +25,8 @@ func workerRun(t *testing.T, ctx context.Context, args ...string) (int, string, 
 // workerStore stores a two-frame, two-chunk plan of a tiny scene and returns the store.
 func workerStore(t *testing.T) *store.File {
 	t.Helper()
-	blender := testenv.Blender(t)
 	testenv.FFmpeg(t)
-	blend := filepath.Join(t.TempDir(), "s.blend")
-	script := filepath.Join(testenv.RepoRoot(), "container", "testdata", "make_scene.py")
-	if out, err := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script,
-		"--", blend, `{"start": 1, "end": 2}`).CombinedOutput(); err != nil {
-		t.Fatalf("make scene: %v\n%s", err, out)
-	}
+	blend := testenv.MakeScene(t, map[string]any{"start": 1, "end": 2})
 	st, err := store.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,13 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // CI reports whether tests run in CI, where nothing may be skipped for a missing tool.
@@ -68,4 +70,33 @@ func SharedDir() string {
 		return beside
 	}
 	return filepath.Join(RepoRoot(), "testdata", "shared")
+}
+
+// BlenderScript runs a Python script in the real Blender, as every test that
+// makes scenes does: background, no embedded Python from files (-Y), factory
+// settings, and a Python error fails Blender. args follow "--". The test
+// fails with Blender's output if it does.
+func BlenderScript(t testing.TB, script string, args ...string) {
+	t.Helper()
+	blender := Blender(t)
+	argv := append([]string{"-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script, "--"}, args...)
+	cmd := exec.Command(blender, argv...)
+	cmd.WaitDelay = 10 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("blender %s: %v\n%s", filepath.Base(script), err, out)
+	}
+}
+
+// MakeScene saves a tiny Cycles scene made by container/testdata/make_scene.py
+// with the given options (see that script: start, end, step, fps, name, ...)
+// and returns its path.
+func MakeScene(t testing.TB, opts map[string]any) string {
+	t.Helper()
+	o, err := json.Marshal(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "scene.blend")
+	BlenderScript(t, filepath.Join(RepoRoot(), "container", "testdata", "make_scene.py"), out, string(o))
+	return out
 }

@@ -6,12 +6,10 @@ import (
 	"maps"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline/blend"
@@ -24,18 +22,12 @@ import (
 // PNG/JPEG/OPEN_EXR/FFMPEG, zstd and plain, a 20,000-frame range with step 7
 // and a 60-byte unicode scene name.
 func TestAgainstBlender(t *testing.T) {
-	blender := testenv.Blender(t)
 	dir := t.TempDir()
 	script, err := filepath.Abs(filepath.Join("testdata", "make_scenes.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	cmd := exec.CommandContext(ctx, blender, "-b", "-Y", "--factory-startup", "--python", script, "--", dir)
-	cmd.WaitDelay = 10 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
+	testenv.BlenderScript(t, script, dir)
 
 	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	if err != nil {

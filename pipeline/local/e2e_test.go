@@ -27,18 +27,7 @@ import (
 // (container/testdata/make_scene.py) and the given options.
 func makeScene(t *testing.T, opts map[string]any) string {
 	t.Helper()
-	bl := testenv.Blender(t)
-	out := filepath.Join(t.TempDir(), "scene.blend")
-	o, err := json.Marshal(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(testenv.RepoRoot(), "container", "testdata", "make_scene.py")
-	cmd := exec.Command(bl, "-b", "-Y", "--factory-startup", "--python", script, "--", out, string(o))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make scene: %v\n%s", err, b)
-	}
-	return out
+	return testenv.MakeScene(t, opts)
 }
 
 // realEngine runs the freshly built framefleet as the worker.
