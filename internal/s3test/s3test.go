@@ -142,6 +142,18 @@ func (s *Server) Credentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(AccessKeyID, SecretKey, "")
 }
 
+// WorkerEnv is the environment another process (a worker, as a container
+// would run it) needs to reach this server with the SDK's own settings.
+func (s *Server) WorkerEnv() map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL_S3":       s.Endpoint,
+		"AWS_ACCESS_KEY_ID":         AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":     SecretKey,
+		"AWS_REGION":                s.Region,
+		"AWS_EC2_METADATA_DISABLED": "true",
+	}
+}
+
 // SetFaultRate changes the fraction of requests that fail from now on.
 func (s *Server) SetFaultRate(rate float64) {
 	s.mu.Lock()

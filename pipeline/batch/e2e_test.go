@@ -118,13 +118,7 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 		PollInterval:         50 * time.Millisecond,
 		// The workers reach the same S3 server through the environment the
 		// job carries, as containers reach S3 on Batch.
-		Env: map[string]string{
-			"AWS_ENDPOINT_URL_S3":       s3.Endpoint,
-			"AWS_ACCESS_KEY_ID":         s3test.AccessKeyID,
-			"AWS_SECRET_ACCESS_KEY":     s3test.SecretKey,
-			"AWS_REGION":                s3.Region,
-			"AWS_EC2_METADATA_DISABLED": "true",
-		},
+		Env:              s3.WorkerEnv(),
 		PricePerVCPUHour: 0.1,
 	}, func(ev pipeline.Event) { events = append(events, ev) })
 	if err != nil {
@@ -225,13 +219,7 @@ func TestRenderEndToEndReclaimMidChunk(t *testing.T) {
 		Samples:              1,
 		Threads:              1,
 		PollInterval:         50 * time.Millisecond,
-		Env: map[string]string{
-			"AWS_ENDPOINT_URL_S3":       s3.Endpoint,
-			"AWS_ACCESS_KEY_ID":         s3test.AccessKeyID,
-			"AWS_SECRET_ACCESS_KEY":     s3test.SecretKey,
-			"AWS_REGION":                s3.Region,
-			"AWS_EC2_METADATA_DISABLED": "true",
-		},
+		Env:                  s3.WorkerEnv(),
 	}, nil)
 	stopWatch()
 	r := <-reclaimed

@@ -112,25 +112,32 @@ func skipIfNoRoomForHuge(t testing.TB) {
 	}
 }
 
+// openHugeBlend makes the sparse 1 GiB file and opens it behind a counting
+// reader; it also returns its size and the real file's bytes it was grown from.
+func openHugeBlend(tb testing.TB) (*countingReaderAt, int64, []byte) {
+	tb.Helper()
+	skipIfNoRoomForHuge(tb)
+	path, src := makeHugeBlend(tb, tb.TempDir())
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st.Size() < hugePayload {
+		tb.Fatalf("file is %d bytes", st.Size())
+	}
+	return &countingReaderAt{r: f}, st.Size(), src
+}
+
 // TestHugeUncompressedReadsLittle: inspecting a 1 GiB uncompressed file
 // must read less than 1% of it.
 func TestHugeUncompressedReadsLittle(t *testing.T) {
-	skipIfNoRoomForHuge(t)
-	path, src := makeHugeBlend(t, t.TempDir())
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Size() < hugePayload {
-		t.Fatalf("file is %d bytes", st.Size())
-	}
-	cr := &countingReaderAt{r: f}
-	got, err := ReadAt(cr, st.Size())
+	cr, size, src := openHugeBlend(t)
+	got, err := ReadAt(cr, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,33 +146,22 @@ func TestHugeUncompressedReadsLittle(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	read := cr.bytes.Load()
-	t.Logf("read %d of %d bytes (%.3f%%) in %d ReadAt calls", read, st.Size(), 100*float64(read)/float64(st.Size()), cr.calls.Load())
-	if read >= st.Size()/100 {
-		t.Errorf("read %d bytes of %d, want < 1%%", read, st.Size())
+	t.Logf("read %d of %d bytes (%.3f%%) in %d ReadAt calls", read, size, 100*float64(read)/float64(size), cr.calls.Load())
+	if read >= size/100 {
+		t.Errorf("read %d bytes of %d, want < 1%%", read, size)
 	}
 }
 
 func BenchmarkReadAtHugeUncompressed(b *testing.B) {
-	skipIfNoRoomForHuge(b)
-	path, _ := makeHugeBlend(b, b.TempDir())
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cr := &countingReaderAt{r: f}
+	cr, size, _ := openHugeBlend(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ReadAt(cr, st.Size()); err != nil {
+		if _, err := ReadAt(cr, size); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(cr.bytes.Load())/float64(b.N), "bytes-read/op")
-	b.ReportMetric(float64(st.Size()), "file-bytes")
+	b.ReportMetric(float64(size), "file-bytes")
 }
 
 // sparseFile is an io.ReaderAt over data pieces at given offsets with zeros
