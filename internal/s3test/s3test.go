@@ -12,6 +12,7 @@
 //	})
 //
 //	srv := s3test.Start(t, s3test.WithFaults(0.2, 1)) // 20% of requests fail with 500/503
+//	srv := s3test.Start(t, s3test.WithFaults(1, 1, 403)) // every request: 403 AccessDenied
 //
 //	srv.Down() ... srv.Up()                      // refuse connections for a while (an outage)
 //	srv.DownFor(3 * time.Second)                // the same, back on its own
@@ -110,7 +111,7 @@ func WithBucket(name string) Option { return func(s *settings) { s.bucket = name
 
 // WithFaults makes the server answer a fraction (0..1) of requests with an
 // S3 error instead of passing them on, choosing among statuses (default 500
-// InternalError and 503 SlowDown) with a rand seeded by seed, so a run is
+// InternalError and 503 SlowDown; 403 AccessDenied may be asked for) with a rand seeded by seed, so a run is
 // repeatable for the same request order.
 func WithFaults(rate float64, seed int64, statuses ...int) Option {
 	return func(s *settings) {
@@ -130,7 +131,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	for _, st := range cfg.statuses {
 		if _, ok := faultCodes[st]; !ok {
-			t.Fatalf("s3test: cannot inject status %d: use 500 or 503", st)
+			t.Fatalf("s3test: cannot inject status %d: use 500, 503 or 403", st)
 		}
 	}
 	backend := s3mem.New()
@@ -283,6 +284,8 @@ func (s *Server) Reset() {
 var faultCodes = map[int]struct{ code, message string }{
 	http.StatusInternalServerError: {"InternalError", "We encountered an internal error. Please try again."},
 	http.StatusServiceUnavailable:  {"SlowDown", "Please reduce your request rate."},
+	// As S3 answers credentials without the bucket's permissions.
+	http.StatusForbidden: {"AccessDenied", "Access Denied"},
 }
 
 func (s *Server) wrap(next http.Handler) http.Handler {

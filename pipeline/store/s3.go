@@ -57,6 +57,9 @@ type S3 struct {
 	bucket  string
 	prefix  string // no leading or trailing slash; "" is the bucket root
 	expiry  time.Duration
+	// endpoint and pathStyle are kept to explain addressing failures.
+	endpoint  string
+	pathStyle bool
 }
 
 // NewS3 opens the store s3://bucket/prefix. It does not contact S3.
@@ -164,6 +167,9 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		bucket:  bucket,
 		prefix:  prefix,
 		expiry:  expiry,
+
+		endpoint:  opts.Endpoint,
+		pathStyle: opts.UsePathStyle,
 	}, nil
 }
 
@@ -362,12 +368,14 @@ func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string
 	return req.URL, nil
 }
 
-// wrap maps "no such key" answers to ErrNotFound and names the object.
+// wrap maps "no such key" answers to ErrNotFound, names the object and
+// attaches a HintError when the failure has a likely fix.
 func (s *S3) wrap(op, key string, err error) error {
 	where := s.URI() + "/" + key
 	if isNotFound(err) {
 		return fmt.Errorf("%s: %w", where, ErrNotFound)
 	}
+	err = s.hint(err)
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket" {
 		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix the store URI: %w", op, where, s.bucket, err)
