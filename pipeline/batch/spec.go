@@ -84,6 +84,10 @@ type Spec struct {
 	// BlenderVersion is the Blender the image carries (e.g. "3.4.1"); stored
 	// as FRAMEFLEET_BLENDER_VERSION so clients can check scenes before submitting.
 	BlenderVersion string
+	// LogGroup is the CloudWatch Logs group the containers log to (the
+	// deploy/ stack's, which has a retention). Empty uses Batch's default
+	// group /aws/batch/job, which keeps logs forever.
+	LogGroup string
 	// Environment is passed to every container.
 	Environment map[string]string
 	// Attempts per child (1–10, default 3). Spot reclaims and exit code 75
@@ -192,6 +196,18 @@ func RetryRules() []types.EvaluateOnExit {
 	return out
 }
 
+// CheckForSetup refuses, before registering, a spec whose jobs could only
+// fail: with no job role a worker on EC2 falls back to the instance role (S3
+// answers AccessDenied on every chunk), and one on Fargate has no
+// credentials at all.
+func (s Spec) CheckForSetup() error {
+	if s.JobRoleARN == "" {
+		return fmt.Errorf("the %s job definition has no job role: its workers would use the instance role (or no credentials on Fargate) and S3 would refuse every chunk; "+
+			"set batch.job_role_arn (env FRAMEFLEET_JOB_ROLE_ARN) to a role that may read and write the bucket, e.g. the deploy/ stack's JobRoleArn output", s.withDefaults().Platform)
+	}
+	return nil
+}
+
 // registerInput builds the RegisterJobDefinition request for a validated,
 // defaulted spec, without tags.
 func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
@@ -224,6 +240,9 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 	}
 	if s.JobRoleARN != "" {
 		cp.JobRoleArn = aws.String(s.JobRoleARN)
+	}
+	if s.LogGroup != "" {
+		cp.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{"awslogs-group": s.LogGroup}}
 	}
 	if s.ExecutionRoleARN != "" {
 		cp.ExecutionRoleArn = aws.String(s.ExecutionRoleARN)
