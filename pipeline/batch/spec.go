@@ -197,13 +197,13 @@ func RetryRules() []types.EvaluateOnExit {
 }
 
 // CheckForSetup refuses, before registering, a spec whose jobs could only
-// fail: with no job role a worker on EC2 falls back to the instance role (S3
-// answers AccessDenied on every chunk), and one on Fargate has no
-// credentials at all.
+// fail: an EC2 definition with no job role leaves the workers the instance
+// role, which may not touch the bucket (S3 answers AccessDenied on every
+// chunk).
 func (s Spec) CheckForSetup() error {
-	if s.JobRoleARN == "" {
-		return fmt.Errorf("the %s job definition has no job role: its workers would use the instance role (or no credentials on Fargate) and S3 would refuse every chunk; "+
-			"set batch.job_role_arn (env FRAMEFLEET_JOB_ROLE_ARN) to a role that may read and write the bucket, e.g. the deploy/ stack's JobRoleArn output", s.withDefaults().Platform)
+	if s.withDefaults().Platform == PlatformEC2 && s.JobRoleARN == "" {
+		return errors.New("the EC2 job definition has no job role: its workers would fall back to the instance role, which may not use the bucket, and every chunk would fail with AccessDenied; " +
+			"set batch.job_role_arn (env FRAMEFLEET_JOB_ROLE_ARN) to a role that may read and write the bucket, e.g. the deploy/ stack's JobRoleArn output")
 	}
 	return nil
 }
