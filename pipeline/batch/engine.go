@@ -97,10 +97,10 @@ type Engine struct {
 	log        *slog.Logger
 	maxBackoff time.Duration
 
-	mu       sync.Mutex
-	def      string // verified definition ARN, once looked up
-	queueOK  bool   // the queue passed CheckQueue
-	watches  map[string]*watch
+	mu      sync.Mutex
+	def     string // verified definition ARN, once looked up
+	queueOK bool   // the queue passed CheckQueue
+	watches map[string]*watch
 }
 
 // watch remembers, per render job, what earlier polls learnt, so that child
@@ -998,7 +998,9 @@ func (e *Engine) CheckQueue(ctx context.Context) (Queue, error) {
 			"use a queue without a scheduling policy (the deploy/ template's queue has none)", q.Name, q.SchedulingPolicyARN, ErrQueueUnsuitable)
 	}
 	order := slices.Clone(d.ComputeEnvironmentOrder)
-	slices.SortFunc(order, func(a, b types.ComputeEnvironmentOrder) int { return int(aws.ToInt32(a.Order)) - int(aws.ToInt32(b.Order)) })
+	slices.SortFunc(order, func(a, b types.ComputeEnvironmentOrder) int {
+		return int(aws.ToInt32(a.Order)) - int(aws.ToInt32(b.Order))
+	})
 	var ces []string
 	for _, o := range order {
 		ces = append(ces, aws.ToString(o.ComputeEnvironment))

