@@ -1,13 +1,19 @@
 // Package batch runs framefleet plans on AWS Batch: one array job renders
-// (child i = chunk i), a dependent job stitches the video. The job definition
-// is registered only when the wanted spec changed; retries are the
-// definition's (Spot reclaims and the worker's transient exit code), never
-// overridden at submit time.
+// (child i = chunk i), a dependent job stitches the video. Retries are the
+// definition's (Spot reclaims and the worker's transient exit code); a job
+// asking for another number of attempts sends the same rules with its count.
+//
+// Registering job definitions belongs to `framefleet setup`
+// (EnsureJobDefinition), run with an administrator's credentials. The engine
+// never registers: it submits with an ACTIVE revision whose tag and contents
+// (image, roles, command, privileges, resources, …) match the configured
+// spec, so whoever may submit cannot choose what every render runs. Before
+// its first submission it also checks that the queue can run the jobs.
 //
 // SubmitJob has no idempotency token, so it is never retried blindly: the SDK
 // retries it only when throttled (the call was refused), and after any other
-// failure the engine looks the job up by its name, unique per run, before
-// submitting again.
+// failure the engine looks the job up by its name, unique per run, with
+// backoff over several seconds, before submitting again.
 package batch
 
 import (
@@ -66,8 +72,9 @@ var ErrJobNotFound = errors.New("job not found on AWS Batch")
 type Options struct {
 	// Queue is the job queue (name or ARN). Required.
 	Queue string
-	// Definition is the job definition to ensure before the first submit (or,
-	// with no Image, the name of an existing one).
+	// Definition is the job definition to submit with: the revision setup
+	// registered for this spec (or, with no Image, an existing definition
+	// by name, used as is).
 	Definition Spec
 	// Endpoint overrides the Batch endpoint (with scheme), e.g. a test server.
 	Endpoint string

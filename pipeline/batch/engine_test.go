@@ -1287,3 +1287,25 @@ func TestTagValuesAreValidEverywhere(t *testing.T) {
 	}
 	wait(t, e, h)
 }
+
+// A log group in the spec sends the workers' logs there (the stack's group,
+// which expires them), and the revision is still recognised as the spec's.
+func TestDefinitionLogsToTheLogGroup(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	spec := testSpec()
+	spec.LogGroup = "/aws/batch/framefleet"
+	e := newEngine(t, srv, spec)
+	if d := srv.JobDefinitions(spec.Name); len(d) != 1 || d[0].LogGroup() != spec.LogGroup {
+		t.Fatalf("definitions %+v: want one logging to %s", d, spec.LogGroup)
+	}
+	h, err := e.Submit(context.Background(), testJob("logs", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e, h)
+	other := spec
+	other.LogGroup = "/aws/batch/elsewhere"
+	if _, err := newEngineWithoutSetup(t, srv, other).Submit(context.Background(), testJob("other-logs", 2)); !errors.Is(err, batch.ErrDefinitionMismatch) {
+		t.Errorf("Submit with another log group: %v; want ErrDefinitionMismatch (setup has not registered it)", err)
+	}
+}
