@@ -61,7 +61,7 @@ func (s Spec) mismatches(d *types.JobDefinition) []string {
 	diff("resources", resourceString(got.ResourceRequirements, got.Vcpus, got.Memory), resourceString(wc.ResourceRequirements, nil, nil))
 	diff("platform", platformString(d.PlatformCapabilities), platformString(want.PlatformCapabilities))
 	diff("environment", envString(got.Environment), envString(wc.Environment))
-	diff("log configuration", logString(got.LogConfiguration), logString(wc.LogConfiguration))
+	diff("log group", logGroup(got.LogConfiguration), logGroup(wc.LogConfiguration))
 	diff("retry strategy", retryString(d.RetryStrategy), retryString(want.RetryStrategy))
 	return out
 }
@@ -71,7 +71,11 @@ func (s Spec) mismatches(d *types.JobDefinition) []string {
 func resourceString(rs []types.ResourceRequirement, vcpus, memory *int32) string {
 	m := map[string]string{}
 	for _, r := range rs {
-		m[string(r.Type)] = aws.ToString(r.Value)
+		v := aws.ToString(r.Value)
+		if f, err := strconv.ParseFloat(v, 64); err == nil { // "2" and "2.0" are one reservation
+			v = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		m[string(r.Type)] = v
 	}
 	if v := aws.ToInt32(vcpus); v > 0 {
 		m[string(types.ResourceTypeVcpu)] = strconv.Itoa(int(v))
@@ -98,24 +102,30 @@ func platformString(ps []types.PlatformCapability) string {
 	return strings.Join(s, ",")
 }
 
+// envString is a canonical form of an environment. Batch drops variables
+// with empty values, so they are left out on both sides.
 func envString(kvs []types.KeyValuePair) string {
 	var s []string
 	for _, kv := range kvs {
-		s = append(s, aws.ToString(kv.Name)+"="+aws.ToString(kv.Value))
+		if aws.ToString(kv.Value) != "" {
+			s = append(s, aws.ToString(kv.Name)+"="+aws.ToString(kv.Value))
+		}
 	}
 	slices.Sort(s)
 	return strings.Join(s, " ")
 }
 
-func logString(l *types.LogConfiguration) string {
-	if l == nil || l.LogDriver == "" {
+// logGroup is the CloudWatch Logs group a log configuration names, "" for
+// Batch's default. Only that is compared: Batch may fill in a default
+// configuration of its own.
+func logGroup(l *types.LogConfiguration) string {
+	if l == nil || (l.LogDriver != "" && l.LogDriver != types.LogDriverAwslogs) {
+		if l != nil {
+			return "driver " + string(l.LogDriver)
+		}
 		return ""
 	}
-	s := string(l.LogDriver)
-	for _, k := range slices.Sorted(maps.Keys(l.Options)) {
-		s += " " + k + "=" + l.Options[k]
-	}
-	return s
+	return l.Options["awslogs-group"]
 }
 
 func retryString(r *types.RetryStrategy) string {
