@@ -183,6 +183,20 @@ func TestSubmitRefusesRevisionsThatDifferFromTheSpec(t *testing.T) {
 		reason string
 	}{
 		{"faithful copy", func(*types.ContainerProperties) {}, ""},
+		// What Batch may hand back for the same request: numbers reformatted,
+		// a default log configuration, variables without value.
+		{"faithful copy as Batch normalises it", func(cp *types.ContainerProperties) {
+			cp.ResourceRequirements = []types.ResourceRequirement{{Type: types.ResourceTypeMemory, Value: aws.String("4096")}, {Type: types.ResourceTypeVcpu, Value: aws.String("2.0")}}
+			cp.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs}
+			cp.Environment = append(cp.Environment, types.KeyValuePair{Name: aws.String("UNSET"), Value: aws.String("")})
+			cp.Privileged = aws.Bool(false)
+		}, ""},
+		{"logs elsewhere", func(cp *types.ContainerProperties) {
+			cp.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{"awslogs-group": "/elsewhere"}}
+		}, "log group"},
+		{"extra environment", func(cp *types.ContainerProperties) {
+			cp.Environment = append(cp.Environment, types.KeyValuePair{Name: aws.String("LD_PRELOAD"), Value: aws.String("/tmp/x.so")})
+		}, "environment"},
 		{"other image", func(cp *types.ContainerProperties) { cp.Image = aws.String("attacker.example/evil:1") }, `image is "attacker.example/evil:1"`},
 		{"other job role", func(cp *types.ContainerProperties) {
 			cp.JobRoleArn = aws.String("arn:aws:iam::123456789012:role/admin")
