@@ -1017,6 +1017,10 @@ func (e *Engine) CheckQueue(ctx context.Context) (Queue, error) {
 	}
 	ceOut, err := e.api.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: ces})
 	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "AccessDenied") {
+			return q, fmt.Errorf("describing the compute environments of job queue %s: %w: the credentials need batch:DescribeComputeEnvironments (update the deploy/ stack: its render role has it)", q.Name, err)
+		}
 		return q, fmt.Errorf("describing the compute environments of job queue %s: %w", q.Name, err)
 	}
 	typeOf := map[string]string{}
