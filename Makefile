@@ -9,13 +9,17 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_TIMEOUT ?= 18m
 FUZZTIME  ?= 20s
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
+# cfn-lint checks deploy/framefleet.yaml (make lint, go test ./deploy). It is a Python package, not a
+# Debian one: when missing it is installed into .tools/cfn-lint (a virtualenv), which recipes find on PATH.
+CFN_LINT_VERSION ?= 1.51.0
+export PATH := $(CURDIR)/.tools/cfn-lint/bin:$(PATH)
 
 .PHONY: help
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install Blender and FFmpeg (Debian packages) when missing; check Go
+deps: cfn-lint ## install Blender and FFmpeg (Debian packages) and cfn-lint when missing; check Go
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.21 or newer (https://go.dev/dl); it fetches the Go version go.mod names by itself"; exit 1; }
 	@missing=""; \
 	for p in blender ffmpeg ffprobe; do command -v $$p >/dev/null || missing=1; done; \
@@ -23,6 +27,14 @@ deps: ## install Blender and FFmpeg (Debian packages) when missing; check Go
 	  echo "installing blender and ffmpeg (apt-get)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender ffmpeg; \
 	fi
+
+.PHONY: cfn-lint
+cfn-lint: ## install cfn-lint into .tools/cfn-lint when it is missing
+	@command -v cfn-lint >/dev/null || { \
+	  python3 -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }; \
+	  echo "installing cfn-lint $(CFN_LINT_VERSION) into .tools/cfn-lint"; \
+	  python3 -m venv .tools/cfn-lint && .tools/cfn-lint/bin/pip install -q "cfn-lint==$(CFN_LINT_VERSION)"; \
+	}
 
 .PHONY: build
 build: ## build bin/framefleet
@@ -44,7 +56,7 @@ bench: deps build ## Go benchmarks plus whole-command comparisons (see docs/BENC
 	bash bench/run.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
+lint: cfn-lint ## gofmt, go vet, actionlint, shellcheck, yamllint, cfn-lint
 	@# Tracked and new (not yet committed, not ignored) files alike.
 	@unformatted="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
 	test -z "$$unformatted" || { echo "not gofmt'd (run gofmt -w on them):"; echo "$$unformatted"; exit 1; }
@@ -53,6 +65,7 @@ lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
 	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml
 	shellcheck .ci/run $$(git ls-files --cached --others --exclude-standard '*.sh')
 	yamllint -c .yamllint.yml .
+	cfn-lint deploy/framefleet.yaml
 
 .PHONY: clean
 clean:

@@ -61,8 +61,7 @@ func TestRenderBatchEngine(t *testing.T) {
 		},
 	})
 
-	cmd := exec.Command(bin, "render", scene, "--engine", "batch", "--chunk", "2", "--resolution", "50", "--samples", "1", "--json")
-	cmd.Env = []string{
+	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
 		"FRAMEFLEET_BUCKET=" + s3.Bucket,
 		"FRAMEFLEET_PREFIX=cli",
@@ -70,13 +69,22 @@ func TestRenderBatchEngine(t *testing.T) {
 		"FRAMEFLEET_S3_ENDPOINT=" + s3.Endpoint,
 		"FRAMEFLEET_S3_PATH_STYLE=true",
 		"FRAMEFLEET_JOB_QUEUE=renders",
-		"FRAMEFLEET_IMAGE=123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet:test",
+		"FRAMEFLEET_IMAGE=registry.example/framefleet:test",
 		"FRAMEFLEET_BLENDER_VERSION=3.4.1",
+		"FRAMEFLEET_JOB_ROLE_ARN=arn:aws:iam::123456789012:role/framefleet-job",
 		"AWS_ENDPOINT_URL_BATCH=" + srv.URL,
 	}
 	for k, v := range creds {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		env = append(env, k+"="+v)
 	}
+	// An administrator registers the job definition; renders only use it.
+	setup := exec.Command(bin, "setup")
+	setup.Env = env
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "render", scene, "--engine", "batch", "--chunk", "2", "--resolution", "50", "--samples", "1", "--json")
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

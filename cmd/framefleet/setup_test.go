@@ -52,6 +52,7 @@ batch:
   job_definition: framefleet
   image: registry.example/framefleet:1
   blender_version: "3.4.1"
+  job_role_arn: arn:aws:iam::123456789012:role/framefleet-job
 `
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -106,6 +107,8 @@ func TestSetup(t *testing.T) {
 		{name: "--set without =", config: good, sets: []string{"batch.job_queue"}, registers: 3, wantErr: `--set "batch.job_queue": give KEY=VALUE`},
 		{name: "--set unknown key", config: good, sets: []string{"batch.jobqueue=x"}, registers: 3, wantErr: "--set batch.jobqueue=x"},
 		{name: "--set bad value", config: good, sets: []string{"batch.memory_mib=lots"}, registers: 3, wantErr: "--set batch.memory_mib=lots"},
+		// Workers without a job role would fall back to the instance role and fail every chunk.
+		{name: "EC2 definition without job role", config: good, sets: []string{"batch.job_role_arn="}, registers: 3, wantErr: "the EC2 job definition has no job role"},
 		{name: "missing bucket", config: writeSetupConfig(t, s3, "no-such-bucket", "renders"), registers: 3, wantErr: "create it (aws s3 mb s3://no-such-bucket)"},
 	}
 	for _, s := range steps {

@@ -473,3 +473,61 @@ func TestFaultsAndCounters(t *testing.T) {
 		t.Errorf("calls after reset: %v", srv.Calls())
 	}
 }
+
+// Queues are described with their scheduling policy and compute
+// environments; a fair-share queue refuses jobs without a share identifier
+// (and a plain queue jobs with one), as Batch does.
+func TestQueueSettings(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{QueueSettings: map[string]batchtest.QueueSettings{
+		"fair":    {SchedulingPolicyARN: "arn:aws:batch:us-east-1:123456789012:scheduling-policy/p"},
+		"fargate": {ComputeType: "FARGATE"},
+		"plain":   {},
+	}})
+	c := client(srv)
+	ctx := context.Background()
+	register(t, c, nil)
+	qs, err := c.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{"fair", "fargate", "plain", "missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs.JobQueues) != 3 {
+		t.Fatalf("%d queues described, want the 3 that exist", len(qs.JobQueues))
+	}
+	ceTypes := map[string]string{}
+	for _, q := range qs.JobQueues {
+		name := aws.ToString(q.JobQueueName)
+		if (name == "fair") != (aws.ToString(q.SchedulingPolicyArn) != "") {
+			t.Errorf("queue %s has scheduling policy %q", name, aws.ToString(q.SchedulingPolicyArn))
+		}
+		ce := aws.ToString(q.ComputeEnvironmentOrder[0].ComputeEnvironment)
+		out, err := c.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: []string{ce}})
+		if err != nil || len(out.ComputeEnvironments) != 1 {
+			t.Fatalf("DescribeComputeEnvironments(%s) = %+v, %v", ce, out, err)
+		}
+		ceTypes[name] = string(out.ComputeEnvironments[0].ComputeResources.Type)
+	}
+	if ceTypes["fargate"] != "FARGATE" || ceTypes["plain"] != "EC2" || ceTypes["fair"] != "EC2" {
+		t.Errorf("compute environment types %v", ceTypes)
+	}
+
+	tests := []struct {
+		queue, share string
+		ok           bool
+	}{
+		{"fair", "", false},
+		{"fair", "team1", true},
+		{"plain", "", true},
+		{"plain", "team1", false},
+		{"missing", "", false},
+	}
+	for _, tc := range tests {
+		in := &batch.SubmitJobInput{JobName: aws.String("j"), JobQueue: aws.String(tc.queue), JobDefinition: aws.String("def")}
+		if tc.share != "" {
+			in.ShareIdentifier = aws.String(tc.share)
+		}
+		_, err := c.SubmitJob(ctx, in)
+		if (err == nil) != tc.ok {
+			t.Errorf("SubmitJob to %s with share identifier %q: %v, want ok=%v", tc.queue, tc.share, err, tc.ok)
+		}
+	}
+}
