@@ -40,12 +40,14 @@ const (
 )
 
 // FontPaths are the fonts looked for when Options.Font is empty, in order:
-// Debian's fonts-dejavu-core, which the worker and action images install.
-var FontPaths = []string{
-	"/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-	"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-	"/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf", // Fedora, Alpine
-	"/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",    // Arch
+// Debian's fonts-dejavu-core first, which the worker and action images install.
+func FontPaths() []string {
+	return []string{
+		"/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+		"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+		"/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf", // Fedora, Alpine
+		"/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",    // Arch
+	}
 }
 
 // Options tune a comparison; the zero value is usable.
@@ -53,9 +55,11 @@ type Options struct {
 	// FFmpeg and FFprobe are the programs (default "ffmpeg", "ffprobe").
 	FFmpeg, FFprobe string
 	// Font is the TrueType font for the labels. Empty: the first of
-	// FontPaths that exists; when none does, the halves are left unlabelled
+	// FontSearch that exists; when none does, the halves are left unlabelled
 	// and Result.Warnings says so. A Font that does not exist is an error.
 	Font string
+	// FontSearch replaces FontPaths() as the fonts looked for.
+	FontSearch []string
 	// NoLabels leaves the labels out.
 	NoLabels bool
 	// LinkExpiry is passed to Store.Link (0: the store's default).
@@ -243,7 +247,7 @@ func Compose(ctx context.Context, st store.Store, in Input, opts Options) (*Resu
 	if !opts.NoLabels {
 		var warn string
 		var err error
-		if font, warn, err = findFont(opts.Font); err != nil {
+		if font, warn, err = findFont(opts.Font, opts.FontSearch); err != nil {
 			return nil, err
 		}
 		if warn != "" {
@@ -329,7 +333,7 @@ func link(ctx context.Context, st store.Store, res *Result, expiry time.Duration
 }
 
 // findFont returns the label font, or "" and a warning when none is installed.
-func findFont(explicit string) (font, warning string, err error) {
+func findFont(explicit string, search []string) (font, warning string, err error) {
 	if explicit != "" {
 		if _, err := os.Stat(explicit); err != nil {
 			return "", "", fmt.Errorf("compare: label font %s: %w: give an existing .ttf file, or leave it empty to use DejaVu Sans (apt-get install fonts-dejavu-core)", explicit, err)
@@ -339,12 +343,15 @@ func findFont(explicit string) (font, warning string, err error) {
 		}
 		return explicit, "", nil
 	}
-	for _, p := range FontPaths {
-		if _, err := os.Stat(p); err == nil {
+	if search == nil {
+		search = FontPaths()
+	}
+	for _, p := range search {
+		if _, err := os.Stat(p); err == nil && !strings.ContainsAny(p, "'\\") {
 			return p, "", nil
 		}
 	}
-	return "", "no font for the labels (looked for " + FontPaths[0] + "): the comparison is unlabelled, base on the left and head on the right; install fonts-dejavu-core to label it", nil
+	return "", "no font for the labels (looked for " + strings.Join(search, ", ") + "): the comparison is unlabelled, base on the left and head on the right; install fonts-dejavu-core to label it", nil
 }
 
 func or(s, def string) string {
@@ -557,4 +564,3 @@ func StillArgs(video string, l Layout, out string) []string {
 	at := strconv.FormatFloat(l.Duration/2, 'f', 3, 64)
 	return []string{"-ss", at, "-i", video, "-frames:v", "1", "-update", "1", "-f", "image2", "-c:v", "png", out}
 }
-
