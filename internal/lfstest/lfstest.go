@@ -71,7 +71,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 // RepoURL is the clone URL of a repository on this server, e.g.
 // http://127.0.0.1:43121/owner/repo.git; git-lfs derives the LFS endpoint
 // <RepoURL>/info/lfs from it.
-func (s *Server) RepoURL(repo string) string { return s.URL + "/" + strings.TrimSuffix(repo, ".git") + ".git" }
+func (s *Server) RepoURL(repo string) string {
+	return s.URL + "/" + strings.TrimSuffix(repo, ".git") + ".git"
+}
 
 // AuthHeader is the header value actions/checkout would configure.
 func (s *Server) AuthHeader() string {
