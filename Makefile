@@ -50,7 +50,7 @@ lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
 	test -z "$$unformatted" || { echo "not gofmt'd (run gofmt -w on them):"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
 	@command -v shellcheck >/dev/null && command -v yamllint >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck yamllint; }
-	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml
+	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml examples/workflows/*.yml
 	shellcheck .ci/run $$(git ls-files --cached --others --exclude-standard '*.sh')
 	yamllint -c .yamllint.yml .
 
