@@ -14,6 +14,10 @@ from cfnlint.version import __version__ as cfnlint_version
 TYPES = [
     "AWS::Batch::ComputeEnvironment",
     "AWS::Batch::JobQueue",
+    "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::KeyGroup",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::PublicKey",
     "AWS::EC2::InternetGateway",
     "AWS::EC2::LaunchTemplate",
     "AWS::EC2::Route",
