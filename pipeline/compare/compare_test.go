@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/compare"
@@ -231,6 +232,44 @@ func TestSideBySide(t *testing.T) {
 		_, err = compare.SideBySide(ctx, st, base.RunID, head.RunID, compare.Options{Font: "/nonexistent/font.ttf", Force: true})
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/font.ttf") {
 			t.Errorf("a missing explicit font: err = %v, want one naming it", err)
+		}
+	})
+
+	t.Run("S3 store", func(t *testing.T) {
+		srv := s3test.Start(t)
+		s3, err := store.NewS3(ctx, srv.Bucket, "team", store.Options{Region: srv.Region, Endpoint: srv.Endpoint,
+			UsePathStyle: true, Credentials: srv.Credentials()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The two finished runs, as a Batch render leaves them in S3.
+		for _, r := range []*pipeline.Result{base, head} {
+			objs, err := st.List(ctx, store.RunPrefix(r.RunID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				if !strings.Contains(o.Key, "/compare/") {
+					if err := s3.PutFile(ctx, o.Key, st.Path(o.Key)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		r, err := compare.SideBySide(ctx, s3, base.RunID, head.RunID, compare.Options{LinkExpiry: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(r.Video, srv.Endpoint) || !strings.Contains(r.Video, "X-Amz-Signature=") || r.VideoPath != "" {
+			t.Errorf("video link %q (path %q), want a presigned URL of the S3 server and no local path", r.Video, r.VideoPath)
+		}
+		if r.LinksExpireAt == nil || time.Until(*r.LinksExpireAt) > time.Hour || time.Until(*r.LinksExpireAt) < 58*time.Minute {
+			t.Errorf("links expire at %v, want in an hour", r.LinksExpireAt)
+		}
+		for _, k := range []string{r.VideoKey, r.PreviewKey, r.StillKey, compare.RecordKey(head.RunID, base.RunID)} {
+			if _, err := s3.Stat(ctx, k); err != nil {
+				t.Errorf("%s: %v", k, err)
+			}
 		}
 	})
 
