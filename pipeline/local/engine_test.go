@@ -502,7 +502,7 @@ func TestBlenderVersionMissingBlender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "--blender") {
+	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "blender setting") {
 		t.Errorf("err = %v, want one telling how to point at a Blender", err)
 	}
 }
