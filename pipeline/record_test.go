@@ -223,7 +223,9 @@ func TestValidateNamesTheSettingKey(t *testing.T) {
 		{"stitch unknown", func(r *Request) { r.Stitch = "zip" }, KeyStitch},
 		{"frames backwards", func(r *Request) { r.Frames = "5-1" }, KeyFrames},
 		{"no file", func(r *Request) { r.BlendPath = "" }, KeySource},
-		{"fine", func(r *Request) { r.Attempts, r.ResolutionPercentage, r.AttemptTimeout, r.Frames = 10, 32767, 30 * time.Second, "1-3" }, ""},
+		{"fine", func(r *Request) {
+			r.Attempts, r.ResolutionPercentage, r.AttemptTimeout, r.Frames = 10, 32767, 30*time.Second, "1-3"
+		}, ""},
 		{"fine on batch", func(r *Request) { r.Engine = "batch"; r.AttemptTimeout = time.Minute }, ""},
 	}
 	for _, tc := range tests {

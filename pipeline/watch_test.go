@@ -73,7 +73,7 @@ func TestWatchMachine(t *testing.T) {
 					}
 				}},
 			{at: 4 * time.Second, obs: watchObservation{Status: Status{Render: StateSucceeded, Stitch: StateRunning, Children: map[JobState]int{StateSucceeded: 2}},
-				Objects: []store.Object{frameObj(1, t0), frameObj(2, t0), frameObj(3, t0), frameObj(4, t0.Add(2 * time.Second)), thumbObj(3)}},
+				Objects: []store.Object{frameObj(1, t0), frameObj(2, t0), frameObj(3, t0), frameObj(4, t0.Add(2*time.Second)), thumbObj(3)}},
 				events: []EventKind{EventProgress, EventStitching}, state: RunStitching, check: func(t *testing.T, d watchDecision) {
 					if d.Progress.LatestFrame != 4 || d.Progress.LatestThumbnailKey != "" {
 						t.Errorf("progress %+v: newest frame 4 has no thumbnail yet", d.Progress)
