@@ -39,6 +39,7 @@ func realEngine(t *testing.T, workers int) *Engine {
 		Workers:       workers,
 		Blender:       testenv.Blender(t),
 		LogDir:        t.TempDir(),
+		RetryBackoff:  100 * time.Millisecond,
 		VersionCache:  "-",
 	})
 	if err != nil {
