@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("FAKE_WORKER_DIR"); dir != "" {
 		os.Exit(fakeWorker(dir))
 	}
+	if os.Getenv(hostEnv) != "" {
+		os.Exit(hostMain())
+	}
 	code := m.Run()
 	cleanupBinary()
 	os.Exit(code)
