@@ -57,8 +57,9 @@ func TestCloudFrontLinks(t *testing.T) {
 		allow := ifs[1].(map[string]any)
 		src := fmt.Sprint(allow["Condition"])
 		if allow["Action"] != "s3:GetObject" || !strings.Contains(fmt.Sprint(allow["Resource"]), "${Bucket.Arn}/runs/*") ||
+			!strings.Contains(fmt.Sprint(allow["Resource"]), "${Bucket.Arn}/${StorePrefix}/runs/*") ||
 			!strings.Contains(src, "AWS:SourceArn") || !strings.Contains(src, "distribution/${LinkDistribution}") {
-			t.Errorf("CloudFront's bucket access %v: want s3:GetObject on runs/* for this distribution only", allow)
+			t.Errorf("CloudFront's bucket access %v: want s3:GetObject on the store's runs/* for this distribution only", allow)
 		}
 	}
 	if !found {

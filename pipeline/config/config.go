@@ -121,6 +121,9 @@ type Batch struct {
 	AttemptTimeout   Duration `yaml:"attempt_timeout"`
 	ExecutionRoleARN string   `yaml:"execution_role_arn"`
 	JobRoleARN       string   `yaml:"job_role_arn"`
+	// LogGroup is the CloudWatch Logs group the workers log to (empty:
+	// Batch's /aws/batch/job, which keeps logs forever).
+	LogGroup string `yaml:"log_group"`
 	// BlenderVersion is the Blender the image carries, e.g. "3.4.1".
 	BlenderVersion string `yaml:"blender_version"`
 }

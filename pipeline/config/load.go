@@ -48,6 +48,7 @@ func Keys() []Key {
 		{"batch.attempt_timeout", []string{"FRAMEFLEET_ATTEMPT_TIMEOUT"}, "time limit per attempt (0: none, else at least 1m)"},
 		{"batch.execution_role_arn", []string{"FRAMEFLEET_EXECUTION_ROLE_ARN"}, "execution role (Fargate: image pull, logs)"},
 		{"batch.job_role_arn", []string{"FRAMEFLEET_JOB_ROLE_ARN"}, "role the containers use (S3 access)"},
+		{"batch.log_group", []string{"FRAMEFLEET_LOG_GROUP"}, "CloudWatch Logs group of the workers (empty: /aws/batch/job)"},
 		{"batch.blender_version", []string{"FRAMEFLEET_BLENDER_VERSION"}, "Blender version the image carries, e.g. 3.4.1"},
 		{"render.chunk", []string{"FRAMEFLEET_CHUNK"}, "frames per job (0: automatic)"},
 		{"render.workers", []string{"FRAMEFLEET_WORKERS"}, "jobs at once (0: automatic)"},
