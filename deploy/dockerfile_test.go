@@ -232,7 +232,12 @@ func TestActionDockerfile(t *testing.T) {
 	if got := last["ENTRYPOINT"].args; got != `["/usr/local/bin/framefleet", "action"]` {
 		t.Errorf("ENTRYPOINT %s, want [\"/usr/local/bin/framefleet\", \"action\"]", got)
 	}
+	// The stages the action inherits must leave the user root and the working directory alone too.
+	inherited := map[string]bool{"base": true, "blender-debian": true, "blender-official": true, "tools": true}
 	for _, in := range parseDockerfileAt(t, filepath.Join("..", "container", "Dockerfile")) {
+		if inherited[in.stage] && (in.cmd == "USER" || in.cmd == "WORKDIR") {
+			t.Errorf("container/Dockerfile line %d: %s %s in stage %s, which the action image inherits: put it in runtime", in.line, in.cmd, in.args, in.stage)
+		}
 		if in.stage == "base" && in.cmd == "RUN" && strings.Contains(in.args, "apt-get install") && !strings.Contains(in.args, "fonts-dejavu-core") {
 			t.Errorf("container/Dockerfile line %d: the base stage lacks fonts-dejavu-core, which labels before/after comparisons", in.line)
 		}
