@@ -18,15 +18,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
-// Labels drawn over each half.
+// Labels drawn over each half unless Options say otherwise.
 const (
 	BaseLabel = "base"
 	HeadLabel = "head"
+	// MaxLabel is the longest label, in characters.
+	MaxLabel = 60
 )
 
 // Output size limits: small renders are scaled up so the labels stay
@@ -62,6 +65,9 @@ type Options struct {
 	FontSearch []string
 	// NoLabels leaves the labels out.
 	NoLabels bool
+	// BaseLabel and HeadLabel replace "base" and "head", e.g. with a branch
+	// or a short commit ("base 1a2b3c4"); any text, at most MaxLabel characters.
+	BaseLabel, HeadLabel string
 	// LinkExpiry is passed to Store.Link (0: the store's default).
 	LinkExpiry time.Duration
 	// Force composes again even when a stored comparison exists.
@@ -99,8 +105,10 @@ type Result struct {
 	FrameRate       string  `json:"frame_rate"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	// Labelled is false when no font was found for the labels.
-	Labelled bool     `json:"labelled"`
-	Warnings []string `json:"warnings,omitempty"`
+	Labelled  bool     `json:"labelled"`
+	BaseLabel string   `json:"base_label,omitempty"`
+	HeadLabel string   `json:"head_label,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	// Cached says the comparison was stored before and not composed again.
 	Cached bool `json:"cached"`
 }
@@ -256,12 +264,23 @@ func Compose(ctx context.Context, st store.Store, in Input, opts Options) (*Resu
 		}
 	}
 	res.Labelled = font != ""
+	baseLabel, err := labelText(opts.BaseLabel, BaseLabel)
+	if err != nil {
+		return nil, err
+	}
+	headLabel, err := labelText(opts.HeadLabel, HeadLabel)
+	if err != nil {
+		return nil, err
+	}
 
 	dir, err := os.MkdirTemp(opts.TempDir, "framefleet-compare-")
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if strings.ContainsAny(dir, "'\\") {
+		return nil, fmt.Errorf("compare: temporary directory %q contains a quote or backslash, which FFmpeg's filter syntax cannot carry: set TempDir to a plain path", dir)
+	}
 	basePath, headPath := filepath.Join(dir, "base.mp4"), filepath.Join(dir, "head.mp4")
 	if err := st.GetFile(ctx, in.BaseVideoKey, basePath); err != nil {
 		return nil, fmt.Errorf("compare: base run %s video: %w", in.BaseRunID, err)
@@ -279,6 +298,17 @@ func Compose(ctx context.Context, st store.Store, in Input, opts Options) (*Resu
 		return nil, fmt.Errorf("compare: head run %s: %w", in.HeadRunID, err)
 	}
 	l := Plan(base, head, font)
+	if font != "" {
+		// Labels go through files: no text a caller gives is ever parsed as filter syntax.
+		l.BaseLabelFile, l.HeadLabelFile = filepath.Join(dir, "base.txt"), filepath.Join(dir, "head.txt")
+		if err := os.WriteFile(l.BaseLabelFile, []byte(baseLabel), 0o600); err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+		if err := os.WriteFile(l.HeadLabelFile, []byte(headLabel), 0o600); err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+		res.BaseLabel, res.HeadLabel = baseLabel, headLabel
+	}
 	res.Width, res.Height, res.FrameRate, res.DurationSeconds = l.Width, l.Height, l.Rate, l.Duration
 	res.Warnings = append(res.Warnings, l.Notes...)
 
@@ -441,8 +471,10 @@ type Layout struct {
 	// BasePad and HeadPad are how long each input's last frame is held so
 	// both end together.
 	BasePad, HeadPad float64
-	// Font is the label font ("" for no labels).
-	Font string
+	// Font is the label font ("" for no labels); BaseLabelFile and
+	// HeadLabelFile hold each label's text.
+	Font                         string
+	BaseLabelFile, HeadLabelFile string
 	// Notes describe adjustments a viewer should know about.
 	Notes []string
 }
@@ -506,16 +538,29 @@ func rateValue(r string) float64 {
 
 func fpsText(r string) string { return strconv.FormatFloat(rateValue(r), 'f', -1, 64) }
 
-// label draws text at the top left of a half: white on a dark box, sized to
-// the height so it reads the same at any resolution.
-func label(font, text string, h int) string {
+// labelText checks a label, or gives the default.
+func labelText(s, def string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return def, nil
+	}
+	if strings.ContainsAny(s, "\n\r\x00") || utf8.RuneCountInString(s) > MaxLabel || !utf8.ValidString(s) {
+		return "", fmt.Errorf("compare: label %q must be one line of at most %d characters: shorten it, e.g. base 1a2b3c4", s, MaxLabel)
+	}
+	return s, nil
+}
+
+// label draws the text of a file at the top left of a half: white on a
+// dark box, sized to the height so it reads the same at any resolution.
+// expansion=none: a % in the text is just a %.
+func label(font, textFile string, h int) string {
 	size := max(12, h/14)
-	return fmt.Sprintf("drawtext=fontfile='%s':text='%s':fontsize=%d:fontcolor=white:box=1:boxcolor=black@0.65:boxborderw=%d:x=%d:y=%d",
-		font, text, size, max(2, size/4), size/2, size/2)
+	return fmt.Sprintf("drawtext=fontfile='%s':textfile='%s':expansion=none:fontsize=%d:fontcolor=white:box=1:boxcolor=black@0.65:boxborderw=%d:x=%d:y=%d",
+		font, textFile, size, max(2, size/4), size/2, size/2)
 }
 
 // half is one input's filter chain: frame rate, size, held last frame, label.
-func half(in, out string, w, h int, rate string, pad float64, font, text string) string {
+func half(in, out string, w, h int, rate string, pad float64, font, textFile string) string {
 	parts := []string{
 		"fps=" + rate,
 		fmt.Sprintf("scale=%d:%d:flags=bicubic", w, h),
@@ -524,8 +569,8 @@ func half(in, out string, w, h int, rate string, pad float64, font, text string)
 	if pad > 0 {
 		parts = append(parts, "tpad=stop_mode=clone:stop_duration="+strconv.FormatFloat(pad, 'f', 6, 64))
 	}
-	if font != "" {
-		parts = append(parts, label(font, text, h))
+	if font != "" && textFile != "" {
+		parts = append(parts, label(font, textFile, h))
 	}
 	return "[" + in + "]" + strings.Join(parts, ",") + "[" + out + "]"
 }
@@ -533,8 +578,8 @@ func half(in, out string, w, h int, rate string, pad float64, font, text string)
 // VideoArgs composes base (left) and head (right) into an H.264 MP4.
 func VideoArgs(base, head string, l Layout, out string) []string {
 	graph := strings.Join([]string{
-		half("0:v", "b", l.BaseWidth, l.Height, l.Rate, l.BasePad, l.Font, BaseLabel),
-		half("1:v", "h", l.HeadWidth, l.Height, l.Rate, l.HeadPad, l.Font, HeadLabel),
+		half("0:v", "b", l.BaseWidth, l.Height, l.Rate, l.BasePad, l.Font, l.BaseLabelFile),
+		half("1:v", "h", l.HeadWidth, l.Height, l.Rate, l.HeadPad, l.Font, l.HeadLabelFile),
 		"[b][h]hstack=inputs=2,format=yuv420p[v]",
 	}, ";")
 	return []string{

@@ -221,6 +221,31 @@ func TestSideBySide(t *testing.T) {
 		}
 	})
 
+	t.Run("labels are text, never filter syntax", func(t *testing.T) {
+		odd := "main: it's 100%, [x];\\ 'q'"
+		r, err := compare.SideBySide(ctx, st, base.RunID, head.RunID, compare.Options{BaseLabel: odd, HeadLabel: "feature/camera 1a2b3c4", Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.BaseLabel != odd || r.HeadLabel != "feature/camera 1a2b3c4" {
+			t.Errorf("labels %q | %q", r.BaseLabel, r.HeadLabel)
+		}
+		custom := decode(t, r.VideoPath, 0)
+		// Longer labels than "base" and "head": their boxes reach further right.
+		lw, lh := half/2, labelled.h/6
+		for _, x := range []int{0, half} {
+			if d := diff(custom, x, labelled, x, 0, lw, lh); d < 5 {
+				t.Errorf("label area at x=%d differs by only %.2f per channel from the default labels", x, d)
+			}
+		}
+		if _, err := compare.SideBySide(ctx, st, base.RunID, head.RunID, compare.Options{BaseLabel: strings.Repeat("x", 61), Force: true}); err == nil {
+			t.Error("a 61-character label was accepted")
+		}
+		if _, err := compare.SideBySide(ctx, st, base.RunID, head.RunID, compare.Options{HeadLabel: "two\nlines", Force: true}); err == nil {
+			t.Error("a two-line label was accepted")
+		}
+	})
+
 	t.Run("no font degrades to unlabelled with a warning", func(t *testing.T) {
 		r, err := compare.SideBySide(ctx, st, base.RunID, head.RunID, compare.Options{FontSearch: []string{"/nonexistent/DejaVuSans.ttf"}, Force: true})
 		if err != nil {
