@@ -56,7 +56,11 @@ func Keys() []Key {
 		{"render.samples", []string{"FRAMEFLEET_SAMPLES"}, "Cycles samples (0: the scene's)"},
 		{"render.stitch", []string{"FRAMEFLEET_STITCH"}, "concat or encode"},
 		{"price_per_vcpu_hour", []string{"FRAMEFLEET_PRICE_PER_VCPU_HOUR"}, "USD per vCPU hour, for the cost report"},
-		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d)"},
+		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d; 366d with CloudFront)"},
+		{"links.cloudfront_domain", []string{"FRAMEFLEET_CLOUDFRONT_DOMAIN"}, "CloudFront distribution domain: signed links that outlive the credentials"},
+		{"links.cloudfront_key_pair_id", []string{"FRAMEFLEET_CLOUDFRONT_KEY_PAIR_ID"}, "id of the CloudFront public key"},
+		{"links.cloudfront_private_key", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY"}, "RSA private key (PEM) for CloudFront links; use the environment"},
+		{"links.cloudfront_private_key_file", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY_FILE"}, "file holding that private key"},
 	}
 }
 
