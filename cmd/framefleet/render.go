@@ -10,23 +10,20 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/framefleet/framefleet/pipeline/batch"
-	"github.com/framefleet/framefleet/pipeline/config"
-	"github.com/spf13/pflag"
-
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
 	"github.com/framefleet/framefleet/pipeline/local"
 	"github.com/framefleet/framefleet/pipeline/plan"
-	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // renderFlags are `framefleet render`'s options.
@@ -46,17 +43,6 @@ type renderFlags struct {
 	engine     string
 	poll       time.Duration
 	config     configFlags
-}
-
-// engineFactory builds an engine from the configuration and render flags; one per --engine name.
-type engineFactory func(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error)
-
-// engines lists the engines `render --engine` accepts.
-func engines() map[string]engineFactory {
-	return map[string]engineFactory{
-		local.Name:         newLocalEngine,
-		config.EngineBatch: newBatchEngine,
-	}
 }
 
 func newRenderCmd(g *globalFlags) *cobra.Command {
@@ -79,7 +65,7 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.StringVar(&f.out, "out", "renders", "directory (or file:// / s3:// store) that keeps the frames and the video")
 	fl.StringVar(&f.frames, "frames", "", `frames to render, e.g. "1-100", "1-100x5", "3,7,12-20" (default: the scene's range)`)
 	fl.IntVar(&f.chunk, "chunk", 0, "frames per chunk (default: chosen from the frame count and --workers)")
-	fl.IntVar(&f.workers, "workers", defaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
+	fl.IntVar(&f.workers, "workers", fleet.DefaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
 	fl.IntVar(&f.resolution, "resolution", 0, "resolution percentage for a quicker preview, e.g. 25 (default: the scene's)")
 	fl.IntVar(&f.samples, "samples", 0, "render samples for a quicker preview (default: the scene's)")
 	fl.StringVar(&f.stitch, "stitch", string(plan.StitchConcat), "how the video is made: concat (join per-chunk segments) or encode (one pass over every frame)")
@@ -88,51 +74,11 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.IntVar(&f.attempts, "attempts", pipeline.DefaultAttempts, "attempts per chunk; a worker killed by a signal or failing transiently is retried (1-10)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
-	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(engineNames(), ", "))
+	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(fleet.EngineNames(), ", "))
 	f.config.register(fl)
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
 	_ = fl.MarkHidden("poll")
 	return cmd
-}
-
-// defaultWorkers runs two Blenders on two cores, so the single-threaded
-// parts of one (start-up, scene sync, saving PNGs) overlap the rendering of
-// the other (docs/BENCHMARKS.md, "framefleet render"); one per two cores
-// beyond that, at most 8 (each holds the whole scene in memory), and never
-// more than the cores, so each gets at least one thread.
-func defaultWorkers(cpus int) int { return min(max(cpus/2, 2), cpus, 8) }
-
-func engineNames() []string {
-	var names []string
-	for n := range engines() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func newLocalEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
-	return local.New(local.Options{Workers: f.workers, Blender: f.blender, Logger: log})
-}
-
-func newBatchEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		return nil, errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
-	}
-	// Workers must reach the bucket in the region the client resolved
-	// (profile, environment), not guess their own.
-	cfg.Region = awsCfg.Region
-	opts := batch.OptionsFromConfig(cfg)
-	opts.Logger = log
-	return batch.New(awsCfg, opts)
 }
 
 // applyFlags lays the flags the user gave over the configuration
@@ -161,20 +107,8 @@ func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 	}
 	// --attempts and --timeout are this run's own: they are not written into
 	// the Batch settings, whose job definition every run shares.
-	// Read back so the rest of the command sees one set of values.
-	f.engine, f.chunk, f.resolution, f.samples, f.stitch = cfg.Engine, cfg.Render.Chunk, cfg.Render.Resolution, cfg.Render.Samples, cfg.Render.Stitch
-	if cfg.Render.Workers > 0 {
-		f.workers = cfg.Render.Workers
-	}
-	if !fl.Changed("timeout") && cfg.Engine == config.EngineBatch {
-		f.timeout = time.Duration(cfg.Batch.AttemptTimeout)
-	}
+	f.engine = cfg.Engine
 }
-
-// batchParallelism is the number of children Batch is assumed to run at
-// once when chunks are sized automatically: enough to spread a film over a
-// Spot fleet, while each child still renders several frames per Blender start.
-const batchParallelism = 50
 
 func (f *renderFlags) validate() error {
 	switch {
@@ -205,30 +139,16 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		return err
 	}
 	// The user's flags are checked as flags, so errors name them; what the
-	// file or the environment set is checked as configuration below.
+	// file or the environment set is checked as configuration by fleet.Open.
 	if err := f.validate(); err != nil {
 		return err
 	}
 	f.applyFlags(fl, cfg)
-	factory, ok := engines()[f.engine]
-	if !ok {
-		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(engineNames(), ", "))
+	if !slices.Contains(fleet.EngineNames(), f.engine) {
+		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(fleet.EngineNames(), ", "))
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	storeURI, err := cfg.StoreURI()
-	if err != nil {
-		return err
-	}
-	isBatch := f.engine == config.EngineBatch
-	switch {
-	case storeURI == "" && isBatch:
-		return errors.New("the batch engine needs an S3 store its containers can reach: set bucket in framefleet.yaml, FRAMEFLEET_BUCKET, or --out s3://bucket/prefix")
-	case storeURI == "":
-		storeURI = f.out
-	case isBatch && !strings.HasPrefix(storeURI, "s3://"):
-		return fmt.Errorf("store %q: the batch engine's containers cannot see a local directory: use an s3:// store", storeURI)
+	if f.engine == config.EngineBatch && f.timeout > 0 && f.timeout < config.MinAttemptTimeout {
+		return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
 	}
 	if fi, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("scene file %s does not exist: check the path", file)
@@ -238,64 +158,26 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		return fmt.Errorf("scene file %s is a directory: give the .blend file inside it", file)
 	}
 	log := g.logger(stderr)
-	eng, err := factory(ctx, cfg, f, log)
+	flt, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: f.blender})
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, storeURI, cfg.StoreOptions())
-	if err != nil {
-		return err
+	req := flt.NewRequest(file)
+	req.Frames = f.frames
+	req.Force = f.force
+	// Per-run flags win over the engine's defaults only when given.
+	if fl.Changed("attempts") {
+		req.Attempts = f.attempts
 	}
-	req := pipeline.Request{
-		BlendPath:            file,
-		Frames:               f.frames,
-		Chunk:                f.chunk,
-		Parallelism:          f.workers,
-		ResolutionPercentage: f.resolution,
-		Samples:              f.samples,
-		Threads:              max(1, runtime.NumCPU()/f.workers),
-		Stitch:               plan.StitchMode(f.stitch),
-		Force:                f.force,
-		Attempts:             f.attempts,
-		AttemptTimeout:       f.timeout,
-		PollInterval:         f.poll,
-		LinkExpiry:           time.Duration(cfg.LinkExpiry),
-		PricePerVCPUHour:     cfg.PricePerVCPUHour,
-		Env:                  map[string]string{},
+	if fl.Changed("timeout") {
+		req.AttemptTimeout = f.timeout
 	}
-	if isBatch {
-		// Each container gets its job's vCPUs (Blender's -t 0 would take the
-		// whole host), and the job definition's retry strategy applies unless
-		// --attempts asked for another.
-		if !fl.Changed("workers") && cfg.Render.Workers == 0 {
-			req.Parallelism = batchParallelism
-		}
-		req.Threads = max(1, int(cfg.Batch.VCPUs))
-		if !fl.Changed("attempts") {
-			req.Attempts = 0 // the job definition's retry strategy
-		}
-		if f.timeout > 0 && f.timeout < time.Minute {
-			return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
-		}
-		if req.PollInterval == time.Second && !fl.Changed("poll") {
-			req.PollInterval = 10 * time.Second
-		}
-	}
-	// Workers reach the same S3-compatible store the client uses.
-	for k, v := range map[string]string{"FRAMEFLEET_REGION": cfg.Region, "FRAMEFLEET_S3_ENDPOINT": cfg.S3.Endpoint} {
-		if v != "" {
-			req.Env[k] = v
-		}
-	}
-	if cfg.S3.PathStyle {
-		req.Env["FRAMEFLEET_S3_PATH_STYLE"] = "true"
-	}
-	if f.blender != "" {
-		req.Env["FRAMEFLEET_BLENDER"] = f.blender
+	if fl.Changed("poll") {
+		req.PollInterval = f.poll
 	}
 
 	rep := newReporter(stderr, log, f.jsonOut)
-	res, err := pipeline.Run(ctx, eng, st, req, rep.event)
+	res, err := flt.Render(ctx, req, rep.event)
 	rep.close()
 	if err != nil {
 		if ctx.Err() != nil {

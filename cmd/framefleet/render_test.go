@@ -61,15 +61,6 @@ func TestRenderRefusesBadInput(t *testing.T) {
 	}
 }
 
-func TestDefaultWorkersLeaveAThreadEach(t *testing.T) {
-	for cpus, want := range map[int]int{1: 1, 2: 2, 3: 2, 4: 2, 6: 3, 16: 8, 64: 8} {
-		got := defaultWorkers(cpus)
-		if got != want || cpus/got < 1 {
-			t.Errorf("defaultWorkers(%d) = %d, want %d", cpus, got, want)
-		}
-	}
-}
-
 // TestRenderCommand runs the built binary (its workers are the same binary):
 // --json prints only the result; a second run is a cache hit that prints
 // where the video is.
