@@ -7,17 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
@@ -157,7 +154,11 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	} else if fi.IsDir() {
 		return fmt.Errorf("scene file %s is a directory: give the .blend file inside it", file)
 	}
-	log := g.logger(stderr)
+	con, err := g.console(stderr)
+	if err != nil {
+		return err
+	}
+	log := con.log
 	flt, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: f.blender})
 	if err != nil {
 		return err
@@ -176,9 +177,9 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		req.PollInterval = f.poll
 	}
 
-	rep := newReporter(stderr, log, f.jsonOut)
+	rep := newReporter(con, f.jsonOut)
 	res, err := flt.Render(ctx, req, rep.event)
-	rep.close()
+	con.endBar()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("render cancelled; every worker was stopped: %w", err)
@@ -207,13 +208,11 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	return nil
 }
 
-// reporter shows a run's events: a progress bar on a terminal, log lines otherwise.
+// reporter shows a run's events: sentences above a progress bar for a
+// person at a terminal, structured log lines otherwise.
 type reporter struct {
-	w     io.Writer
-	log   *slog.Logger
-	quiet bool // --json: no progress bar, only the log lines on stderr
-	tty   bool
-	bar   *progressbar.ProgressBar
+	c     *console
+	quiet bool // --json: no progress bar (the sentences stay on stderr)
 
 	lastChunks string    // chunk states at the last plain progress line
 	lastLine   time.Time // when it was printed
@@ -222,35 +221,18 @@ type reporter struct {
 // progressEvery spaces plain progress lines when chunk states do not change.
 const progressEvery = 10 * time.Second
 
-func newReporter(stderr io.Writer, log *slog.Logger, jsonOut bool) *reporter {
-	r := &reporter{w: stderr, log: log, quiet: jsonOut}
-	if f, ok := stderr.(*os.File); ok && !jsonOut {
-		r.tty = term.IsTerminal(int(f.Fd()))
-	}
-	return r
+func newReporter(c *console, jsonOut bool) *reporter {
+	return &reporter{c: c, quiet: jsonOut}
 }
 
 func (r *reporter) event(ev pipeline.Event) {
+	if r.c.human {
+		r.say(ev)
+		return
+	}
+	log := r.c.log
 	switch ev.Kind {
 	case pipeline.EventProgress:
-		if r.tty {
-			if r.bar == nil {
-				r.bar = progressbar.NewOptions(ev.FramesTotal,
-					progressbar.OptionSetWriter(r.w),
-					progressbar.OptionSetDescription("rendering"),
-					progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(),
-					progressbar.OptionSetItsString("frames"),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionFullWidth(),
-					progressbar.OptionThrottle(100*time.Millisecond),
-				)
-			}
-			_ = r.bar.Set(ev.FramesDone)
-			r.bar.Describe(fmt.Sprintf("chunks %s", chunkSummary(ev.Chunks)))
-			return
-		}
 		// Logs (CI, files) get a line when chunks change state or every
 		// progressEvery, not one per frame.
 		summary := chunkSummary(ev.Chunks)
@@ -258,53 +240,80 @@ func (r *reporter) event(ev pipeline.Event) {
 			return
 		}
 		r.lastChunks, r.lastLine = summary, time.Now()
-		r.log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", summary)
+		log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", summary)
 	case pipeline.EventPlanned:
-		r.log.Info("planned", "run", ev.RunID, "plan", ev.Message)
+		log.Info("planned", "run", ev.RunID, "plan", ev.Message)
 	case pipeline.EventCached:
-		r.log.Info("cached", "run", ev.RunID, "note", ev.Message)
+		log.Info("cached", "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSubmitted:
-		r.log.Info("submitted", "run", ev.RunID, "engine", ev.Handle.Engine, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
+		log.Info("submitted", "run", ev.RunID, "engine", ev.Handle.Engine, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
 	case pipeline.EventChunkRetried:
-		r.clearBar()
-		r.log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+		log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
 	case pipeline.EventChunkFailed:
-		r.clearBar()
-		r.log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+		log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
 	case pipeline.EventStitching:
-		if r.bar != nil {
-			r.bar.Describe("stitching")
-		} else {
-			r.log.Info("stitching", "run", ev.RunID)
-		}
+		log.Info("stitching", "run", ev.RunID)
 	case pipeline.EventWatchError, pipeline.EventStalled:
-		r.clearBar()
-		r.log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
+		log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSucceeded:
-		if r.bar != nil {
-			_ = r.bar.Finish()
-			fmt.Fprintln(r.w)
-			r.bar = nil
+		log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
+	}
+}
+
+// say tells a person what happened, in a sentence above the progress bar.
+func (r *reporter) say(ev pipeline.Event) {
+	c := r.c
+	switch ev.Kind {
+	case pipeline.EventProgress:
+		if !r.quiet && ev.FramesTotal > 0 {
+			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
-		r.log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
+	case pipeline.EventPlanned:
+		c.say("Planned %s.", plannedSentence(ev.Message))
+	case pipeline.EventCached:
+		c.say("Found an identical render, run %s: %d frames (--force renders again).", ev.RunID, ev.FramesTotal)
+	case pipeline.EventSubmitted:
+		if ev.Handle != nil && ev.Handle.Engine == config.EngineBatch {
+			c.say("Submitted run %s to AWS Batch: render job %s, stitch job %s.", ev.RunID, ev.Handle.RenderID, ev.Handle.StitchID)
+		} else {
+			c.say("Started run %s on this machine.", ev.RunID)
+		}
+	case pipeline.EventChunkRetried:
+		c.say("Chunk %d attempt %d failed, retrying: %s", ev.Failure.Index, ev.Failure.Attempts, ev.Failure.Reason)
+	case pipeline.EventChunkFailed:
+		c.say("Chunk %d failed after %s: %s", ev.Failure.Index, plural(ev.Failure.Attempts, "attempt"), ev.Failure.Reason)
+	case pipeline.EventStitching:
+		if !r.quiet && ev.FramesTotal > 0 {
+			c.progress(ev.FramesTotal, ev.FramesTotal, "stitching")
+		}
+		c.say("Every frame is rendered; stitching the video.")
+	case pipeline.EventWatchError:
+		c.say("Cannot check the run right now, still trying: %s", ev.Message)
+	case pipeline.EventStalled:
+		c.say("Warning: %s", ev.Message)
+	case pipeline.EventSucceeded:
+		c.endBar()
+		c.say("Run %s finished: %s rendered.", ev.RunID, plural(ev.FramesDone, "frame"))
 	case pipeline.EventFailed:
-		r.clearBar()
+		c.endBar()
 	}
 }
 
-func (r *reporter) clearBar() {
-	if r.bar != nil {
-		_ = r.bar.Clear()
-		fmt.Fprintln(r.w)
+// plannedSentence turns the plan event's "48 frames (1-48) in 4 chunk(s) of
+// 12, 320x180 at 24 fps" into "48 frames (1-48) in 4 chunks of 12, ...".
+func plannedSentence(msg string) string {
+	if strings.Contains(msg, " 1 chunk(s)") {
+		return strings.Replace(msg, " 1 chunk(s)", " 1 chunk", 1)
 	}
+	return strings.Replace(msg, " chunk(s)", " chunks", 1)
 }
 
-func (r *reporter) close() {
-	if r.bar != nil {
-		_ = r.bar.Exit()
-		fmt.Fprintln(r.w)
-		r.bar = nil
+// plural is "1 frame", "3 frames".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // chunkSummary formats Batch's statusSummary, e.g. "2 RUNNING, 1 SUCCEEDED".
