@@ -77,6 +77,7 @@ type Fleet struct {
 	mu      sync.Mutex
 	engines map[string]pipeline.Engine
 	aws     *aws.Config
+	logs    logEventsAPI
 }
 
 // Open checks the configuration and opens the store. Engines are built when
