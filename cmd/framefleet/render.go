@@ -319,6 +319,14 @@ func (r *reporter) event(ev pipeline.Event) {
 		log.Info("stitching", "run", ev.RunID)
 	case pipeline.EventWatchError, pipeline.EventStalled:
 		log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
+	case pipeline.EventResumed:
+		log.Info("resumed", "run", ev.RunID, "frames_stored", ev.FramesDone, "frames_total", ev.FramesTotal)
+	case pipeline.EventFirstFrame:
+		if ev.Preview != nil {
+			log.Info("first frame", "run", ev.RunID, "frame", ev.Preview.Frame, "key", ev.Preview.FrameKey)
+		}
+	case pipeline.EventCancelled:
+		log.Warn("cancelled", "run", ev.RunID, "reason", ev.Message)
 	case pipeline.EventSucceeded:
 		log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
 	}
@@ -333,7 +341,21 @@ func (r *reporter) say(ev pipeline.Event) {
 			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
 	case pipeline.EventPlanned:
-		c.say("Planned %s.", plannedSentence(ev.Message))
+		if rec := ev.Record; rec != nil && rec.Width > 0 {
+			c.say("Planned %s in %s, %dx%d at %s fps (run %s).", plural(rec.FramesTotal, "frame"), plural(rec.ChunkTotal, "chunk"),
+				rec.Width, rec.Height, rec.FrameRate, ev.RunID)
+		} else {
+			c.say("Planned %s.", plannedSentence(ev.Message))
+		}
+	case pipeline.EventResumed:
+		c.say("Resumed run %s: %d of %d frames were already stored; only the missing ones render.", ev.RunID, ev.FramesDone, ev.FramesTotal)
+	case pipeline.EventFirstFrame:
+		if ev.Preview != nil {
+			c.say("First frame stored: frame %d.", ev.Preview.Frame)
+		}
+	case pipeline.EventCancelled:
+		c.endBar()
+		c.say("Run %s was cancelled: %s.", ev.RunID, ev.Message)
 	case pipeline.EventCached:
 		c.say("Found an identical render, run %s: %d frames (--force renders again).", ev.RunID, ev.FramesTotal)
 	case pipeline.EventSubmitted:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/logstest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 )
@@ -248,10 +249,9 @@ type batchRig struct {
 	env []string
 }
 
-func startBatchRig(t *testing.T, capacity int) *batchRig {
+// startBatchRig starts the servers; exec nil runs the real worker (Blender).
+func startBatchRig(t *testing.T, capacity int, exec batchtest.Executor) *batchRig {
 	t.Helper()
-	testenv.Blender(t)
-	testenv.FFmpeg(t)
 	bin := framefleetBinary(t)
 	s3 := s3test.Start(t)
 	creds := map[string]string{
@@ -267,14 +267,16 @@ func startBatchRig(t *testing.T, capacity int) *batchRig {
 		defer logMu.Unlock()
 		t.Logf(format, args...)
 	})
-	srv := batchtest.Start(t, batchtest.Options{
-		MaxRunning: capacity,
-		Executor: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+	if exec == nil {
+		testenv.Blender(t)
+		testenv.FFmpeg(t)
+		exec = func(ctx context.Context, j batchtest.ExecJob) (int, error) {
 			j.Env = maps.Clone(j.Env)
 			maps.Copy(j.Env, creds)
 			return worker(ctx, j)
-		},
-	})
+		}
+	}
+	srv := batchtest.Start(t, batchtest.Options{MaxRunning: capacity, Executor: exec})
 	srv.SetCapacity(capacity) // Options reads 0 as its default
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
@@ -310,7 +312,7 @@ func TestBatchDetachedRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
-	rig := startBatchRig(t, 0) // no capacity yet: the run waits in RUNNABLE
+	rig := startBatchRig(t, 0, nil) // no capacity yet: the run waits in RUNNABLE
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--resolution", "50", "--samples", "1",
 		"--detach", "--label", "ticket=PRJ-7", "--json"))
@@ -389,7 +391,7 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
-	rig := startBatchRig(t, 0)
+	rig := startBatchRig(t, 0, nil)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--json"))
 	w := startFF(t, rig.env, "watch", rec.ID)
@@ -419,5 +421,67 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 	again := startFF(t, rig.env, "cancel", rec.ID)
 	if err := again.wait(t, time.Minute); err == nil || !strings.Contains(again.stderr.String(), "already cancelled") {
 		t.Errorf("second cancel: %v %q, want it refused as already cancelled", err, again.stderr.String())
+	}
+}
+
+// TestBatchLogsOfAFailedChunk: `framefleet logs` shows a failed Batch
+// attempt's CloudWatch Logs stream (read from the CloudWatch Logs test
+// server) beside the stored Blender log, and `status` names the stream.
+func TestBatchLogsOfAFailedChunk(t *testing.T) {
+	// The "container" of chunk 1 fails before it could store anything, as an
+	// image that cannot reach the store does; chunk 0 and stitch succeed.
+	rig := startBatchRig(t, 2, func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+		if j.ArrayIndex == 1 {
+			return 1, nil
+		}
+		return 0, nil
+	})
+	logs := logstest.Start(t)
+	rig.env = append(rig.env, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS="+logs.URL)
+	scene := filepath.Join(testenv.RepoRoot(), "examples", "demo.blend")
+
+	p := startFF(t, rig.env, "render", scene, "--frames", "1-4", "--chunk", "2", "--attempts", "1", "--json")
+	if err := p.wait(t, 2*time.Minute); err == nil {
+		t.Fatalf("render succeeded with a failing chunk:\n%s", p.stdout.String())
+	}
+	var id string
+	for _, r := range decodeJSON[struct {
+		Runs []cliRecord `json:"runs"`
+	}](t, ff(t, rig.env, "runs", "--state", "failed", "--json")).Runs {
+		id = r.ID
+	}
+	if id == "" {
+		t.Fatalf("no failed run listed; render said:\n%s", p.stderr.String())
+	}
+	st := decodeJSON[struct {
+		Run struct {
+			Failure struct {
+				Failures []struct {
+					Index     int    `json:"index"`
+					LogStream string `json:"log_stream"`
+				} `json:"failures"`
+			} `json:"failure"`
+		} `json:"run"`
+	}](t, ff(t, rig.env, "status", id, "--json"))
+	if fs := st.Run.Failure.Failures; len(fs) != 1 || fs[0].Index != 1 || fs[0].LogStream == "" {
+		t.Fatalf("status failures %+v: want chunk 1 with its log stream", fs)
+	}
+	stream := st.Run.Failure.Failures[0].LogStream
+	logs.Append("/aws/batch/job", stream, "framefleet worker: chunk 1", "framefleet: open store: connection refused")
+
+	got := decodeJSON[[]chunkLogs](t, ff(t, rig.env, "logs", id, "--json"))
+	if len(got) != 1 || got[0].Chunk != 1 || got[0].Stream != stream || len(got[0].StreamLines) != 2 ||
+		got[0].StreamLines[1].Message != "framefleet: open store: connection refused" {
+		t.Fatalf("logs %+v: want chunk 1's two stream lines", got)
+	}
+	text := ff(t, rig.env, "logs", id, "--chunk", "1")
+	for _, want := range []string{"==> chunk 1: CloudWatch Logs /aws/batch/job " + stream, "open store: connection refused", "no stored Blender log"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("logs output lacks %q:\n%s", want, text)
+		}
+	}
+	reqs := logs.Requests()
+	if len(reqs) != 2 || reqs[0].LogGroupName != "/aws/batch/job" || reqs[0].LogStreamName != stream {
+		t.Errorf("CloudWatch Logs requests %+v: want two GetLogEvents of the stream", reqs)
 	}
 }
