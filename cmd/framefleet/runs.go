@@ -297,7 +297,9 @@ func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string
 // found is noted, not fatal: the record alone is worth showing.
 func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) *runStatus {
 	st := &runStatus{Run: rec, Links: map[string]string{}, LogTails: map[int]string{}}
-	if c, err := flt.CostSoFar(ctx, rec); err != nil {
+	if c, err := flt.CostSoFar(ctx, rec); errors.Is(err, pipeline.ErrUnknownJob) && rec.HostBound {
+		st.Notes = append(st.Notes, "cost: known when the run ends (its workers are children of another framefleet process)")
+	} else if err != nil {
 		st.Notes = append(st.Notes, "cost: "+err.Error())
 	} else {
 		st.Cost = &c
