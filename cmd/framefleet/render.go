@@ -51,7 +51,10 @@ func newRenderCmd(g *globalFlags) *cobra.Command {
 		Short: "Render a scene to a video",
 		Long: `Render a .blend file's animation into a video: the frames are split into
 chunks rendered in parallel by Blender workers, then stitched with FFmpeg at
-the scene's frame rate. An identical earlier render is reused (see --force).`,
+the scene's frame rate. Every render is a run recorded in the store, with a
+short id. An identical earlier render is reused (see --force); an identical
+unfinished one is joined, or resumed if its process stopped, so only the
+frames not yet stored are rendered.`,
 		Example: `  framefleet render examples/demo.blend
   framefleet render shot.blend --resolution 25 --samples 8 --frames 1-48
   framefleet render shot.blend --json > result.json

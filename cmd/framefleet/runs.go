@@ -571,7 +571,7 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 	f := &logsFlags{}
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
-		Short: "Show the workers' logs of a run: Blender's stored log and, on AWS Batch, the CloudWatch Logs of a failed attempt",
+		Short: "Show a run's worker logs: Blender's, and on AWS Batch CloudWatch Logs",
 		Long: `Logs prints the tail of Blender's log that each chunk's worker stored, for
 the failed chunks of a failed run, else for every chunk that stored one.
 On AWS Batch it adds the CloudWatch Logs stream (group /aws/batch/job) of each
