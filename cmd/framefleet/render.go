@@ -300,6 +300,9 @@ func (r *reporter) event(ev pipeline.Event) {
 	log := r.c.log
 	switch ev.Kind {
 	case pipeline.EventProgress:
+		if ev.Message != "" {
+			log.Info("progress", "run", ev.RunID, "note", ev.Message)
+		}
 		// Logs (CI, files) get a line when chunks change state or every
 		// progressEvery, not one per frame.
 		summary := chunkSummary(ev.Chunks)
@@ -340,6 +343,9 @@ func (r *reporter) say(ev pipeline.Event) {
 	c := r.c
 	switch ev.Kind {
 	case pipeline.EventProgress:
+		if ev.Message != "" { // e.g. attached to an identical unfinished run
+			c.say("%s.", capitalize(ev.Message))
+		}
 		if !r.quiet && ev.FramesTotal > 0 {
 			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
