@@ -556,11 +556,14 @@ type logsFlags struct {
 	jsonOut bool
 }
 
+// stitchIndex stands for the stitch job where chunks are numbered, as in pipeline.ChildFailure.
+const stitchIndex = -1
+
 // chunkLogs are one chunk's logs: Blender's stored log tail and, on Batch,
 // the CloudWatch Logs stream of its failed attempt.
 type chunkLogs struct {
-	Chunk       int             `json:"chunk"`
-	StoredKey   string          `json:"stored_key"`
+	Chunk       int             `json:"chunk"` // -1: the stitch job
+	StoredKey   string          `json:"stored_key,omitempty"`
 	Stored      string          `json:"stored,omitempty"`
 	Stream      string          `json:"stream,omitempty"`
 	StreamLines []fleet.LogLine `json:"stream_lines,omitempty"`
@@ -633,8 +636,21 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 		}
 	}
 	var out []chunkLogs
+	if _, ok := streams[stitchIndex]; ok && f.chunk < 0 {
+		chunks = append(chunks, stitchIndex)
+	}
 	for _, c := range chunks {
-		cl := chunkLogs{Chunk: c, StoredKey: store.ChunkLogKey(rec.ID, c), Stream: streams[c]}
+		cl := chunkLogs{Chunk: c, Stream: streams[c]}
+		if c == stitchIndex {
+			if ls, err := flt.StreamTail(ctx, cl.Stream, f.lines); err == nil {
+				cl.StreamLines = ls
+			} else {
+				cl.Notes = append(cl.Notes, err.Error())
+			}
+			out = append(out, cl)
+			continue
+		}
+		cl.StoredKey = store.ChunkLogKey(rec.ID, c)
 		if text, err := flt.StoredLog(ctx, rec.ID, c); err == nil {
 			cl.Stored = text
 		} else if errors.Is(err, store.ErrNotFound) {
@@ -665,12 +681,17 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "==> chunk %d: Blender's log (%s)\n", cl.Chunk, cl.StoredKey)
+		what := fmt.Sprintf("chunk %d", cl.Chunk)
+		if cl.Chunk == stitchIndex {
+			what = "stitch job"
+		} else {
+			fmt.Fprintf(stdout, "==> %s: Blender's log (%s)\n", what, cl.StoredKey)
+		}
 		if cl.Stored != "" {
 			fmt.Fprintln(stdout, strings.TrimRight(cl.Stored, "\n"))
 		}
 		if cl.Stream != "" {
-			fmt.Fprintf(stdout, "==> chunk %d: CloudWatch Logs %s %s\n", cl.Chunk, fleet.BatchLogGroup, cl.Stream)
+			fmt.Fprintf(stdout, "==> %s: CloudWatch Logs %s %s\n", what, fleet.BatchLogGroup, cl.Stream)
 			for _, l := range cl.StreamLines {
 				fmt.Fprintf(stdout, "%s %s\n", l.Time.Format("15:04:05"), l.Message)
 			}
@@ -701,7 +722,7 @@ func failedStreams(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecor
 		}
 	}
 	for _, cf := range failures {
-		if cf.Index >= 0 && cf.LogStream != "" {
+		if cf.LogStream != "" {
 			streams[cf.Index] = cf.LogStream
 		}
 	}
