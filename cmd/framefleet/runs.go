@@ -250,6 +250,8 @@ type runStatus struct {
 	Links map[string]string   `json:"links,omitempty"` // video, preview, thumbnail, latest_frame, latest_thumbnail
 	// LogTails are the failed chunks' stored Blender log tails, by chunk.
 	LogTails map[int]string `json:"log_tails,omitempty"`
+	// LogGroup is the CloudWatch Logs group of Batch attempts' streams.
+	LogGroup string `json:"log_group,omitempty"`
 	// Notes are what could not be looked up (cost, a log), and why.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -297,6 +299,9 @@ func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string
 // found is noted, not fatal: the record alone is worth showing.
 func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) *runStatus {
 	st := &runStatus{Run: rec, Links: map[string]string{}, LogTails: map[int]string{}}
+	if rec.Engine == config.EngineBatch {
+		st.LogGroup = flt.LogGroup()
+	}
 	if c, err := flt.CostSoFar(ctx, rec); errors.Is(err, pipeline.ErrUnknownJob) && rec.HostBound {
 		st.Notes = append(st.Notes, "cost: known when the run ends (its workers are children of another framefleet process)")
 	} else if err != nil {
@@ -400,7 +405,7 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 				fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(cf.WorkerError, "\n", "\n  "))
 			}
 			if cf.LogStream != "" {
-				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", fleet.BatchLogGroup, cf.LogStream, r.ID, cf.Index)
+				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", st.LogGroup, cf.LogStream, r.ID, cf.Index)
 			}
 			if tail := lastLines(st.LogTails[cf.Index], lines); tail != "" {
 				fmt.Fprintf(w, "  Blender's log, last lines:\n    %s\n", strings.ReplaceAll(tail, "\n", "\n    "))
@@ -691,7 +696,7 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 			fmt.Fprintln(stdout, strings.TrimRight(cl.Stored, "\n"))
 		}
 		if cl.Stream != "" {
-			fmt.Fprintf(stdout, "==> %s: CloudWatch Logs %s %s\n", what, fleet.BatchLogGroup, cl.Stream)
+			fmt.Fprintf(stdout, "==> %s: CloudWatch Logs %s %s\n", what, flt.LogGroup(), cl.Stream)
 			for _, l := range cl.StreamLines {
 				fmt.Fprintf(stdout, "%s %s\n", l.Time.Format("15:04:05"), l.Message)
 			}
