@@ -112,7 +112,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -315,7 +315,7 @@ func TestBatchDetachedRun(t *testing.T) {
 	rig := startBatchRig(t, 0, nil) // no capacity yet: the run waits in RUNNABLE
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--resolution", "50", "--samples", "1",
-		"--detach", "--label", "ticket=PRJ-7", "--json"))
+		"--detach", "--label", "ticket=PRJ-7", "--poll", "500ms", "--json"))
 	if rec.ID == "" || rec.RawHandle.RenderID == "" || rec.State != "submitted" {
 		t.Fatalf("detached render returned %+v: want a submitted run with its jobs", rec)
 	}
@@ -367,7 +367,7 @@ func TestBatchDetachedRun(t *testing.T) {
 
 	// Identical renders started together make one run (this one cached).
 	t.Run("identical renders together", func(t *testing.T) {
-		args := []string{"render", scene, "--frames", "1-2", "--resolution", "50", "--samples", "1", "--json"}
+		args := []string{"render", scene, "--frames", "1-2", "--resolution", "50", "--samples", "1", "--poll", "500ms", "--json"}
 		a, b := startFF(t, rig.env, args...), startFF(t, rig.env, args...)
 		for _, p := range []*proc{a, b} {
 			if err := p.wait(t, 5*time.Minute); err != nil {
@@ -393,7 +393,7 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 	}
 	rig := startBatchRig(t, 0, nil)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
-	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--json"))
+	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--poll", "500ms", "--json"))
 	w := startFF(t, rig.env, "watch", rec.ID)
 	eventually(t, time.Minute, "the watcher to start", func() bool { return strings.Contains(w.stderr.String(), "progress") })
 
