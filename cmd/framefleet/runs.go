@@ -394,6 +394,16 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 			row("logs", "%s", f.Logs)
 		}
 	}
+	switch r.State {
+	case pipeline.RunInterrupted:
+		row("next", "framefleet watch %s resumes it (only missing frames render)", r.ID)
+	case pipeline.RunFailed:
+		row("next", "framefleet logs %s shows the workers' logs", r.ID)
+	default:
+		if !r.State.Final() {
+			row("next", "framefleet watch %s follows it; framefleet cancel %s stops it", r.ID, r.ID)
+		}
+	}
 	_ = tw.Flush()
 	if r.Failure != nil {
 		for _, cf := range r.Failure.Failures {
