@@ -485,3 +485,45 @@ func TestBatchLogsOfAFailedChunk(t *testing.T) {
 		t.Errorf("CloudWatch Logs requests %+v: want two GetLogEvents of the stream", reqs)
 	}
 }
+
+// TestDamagedRecordsDoNotHideOtherRuns: a record from a newer framefleet and
+// a damaged record each get a clear error, and the other runs still list.
+func TestDamagedRecordsDoNotHideOtherRuns(t *testing.T) {
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	scene := filepath.Join(testenv.RepoRoot(), "examples", "demo.blend")
+	out := filepath.Join(t.TempDir(), "renders")
+	env := localEnv(t)
+	var ids []string
+	for _, frames := range []string{"1-2", "3-4", "5-6"} {
+		res := decodeJSON[cliResult](t, ff(t, env, "render", scene, "--out", out, "--frames", frames, "--workers", "1",
+			"--resolution", "10", "--samples", "1", "--json"))
+		ids = append(ids, res.RunID)
+	}
+	newer, damaged, good := ids[0], ids[1], ids[2]
+	if err := os.WriteFile(filepath.Join(out, "runs", newer, "run.json"), []byte(`{"schema": 99, "id": "`+newer+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "runs", damaged, "run.json"), []byte(`{"schema": 1, "id": "`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startFF(t, env, "runs", "--out", out)
+	if err := p.wait(t, time.Minute); err != nil {
+		t.Fatalf("runs: %v\n%s", err, p.stderr.String())
+	}
+	if !strings.Contains(p.stdout.String(), good) || strings.Count(p.stdout.String(), "\n") != 2 {
+		t.Errorf("runs listed:\n%s\nwant the header and run %s", p.stdout.String(), good)
+	}
+	for _, want := range []string{"warning: run " + newer + ": ", "newer framefleet", "warning: run " + damaged + ": ", "damaged"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("runs warnings lack %q:\n%s", want, p.stderr.String())
+		}
+	}
+	for id, want := range map[string]string{newer: "upgrade framefleet", damaged: "is damaged"} {
+		s := startFF(t, env, "status", id, "--out", out)
+		if err := s.wait(t, time.Minute); err == nil || !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("status %s: %v %q, want an error saying %q", id, err, s.stderr.String(), want)
+		}
+	}
+}
