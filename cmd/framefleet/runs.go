@@ -536,18 +536,21 @@ func runCancel(ctx context.Context, g *globalFlags, f *cancelFlags, id string, s
 	if err != nil {
 		return err
 	}
-	if rec.State != pipeline.RunCancelled || rec.Failure == nil || rec.Failure.CancelReason != reason {
-		if rec.State.Final() {
-			return fmt.Errorf("run %s already %s: nothing to cancel", rec.ID, rec.State)
-		}
+	// Cancel leaves a finished run as it was: say so rather than claim a cancel.
+	ours := rec.State == pipeline.RunCancelled && rec.Failure != nil && rec.Failure.CancelReason == reason
+	if rec.State.Final() && !ours {
+		return fmt.Errorf("run %s already %s: nothing to cancel", rec.ID, rec.State)
 	}
 	if f.jsonOut {
 		return writeJSON(stdout, rec)
 	}
-	if rec.Handle != nil {
+	switch {
+	case rec.HostBound:
+		fmt.Fprintf(stdout, "run %s cancelled (%s); the framefleet process hosting it stops its workers\n", rec.ID, reason)
+	case rec.Handle != nil:
 		fmt.Fprintf(stdout, "run %s cancelled (%s); its jobs on %s were asked to stop: render job %s, stitch job %s\n",
 			rec.ID, reason, engineTitle(rec.Engine), rec.Handle.RenderID, rec.Handle.StitchID)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "run %s cancelled (%s) before its jobs were submitted\n", rec.ID, reason)
 	}
 	return nil
