@@ -689,10 +689,10 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 		if err != nil {
 			return page, fmt.Errorf("list runs: %w", err)
 		}
-		for _, o := range objs {
+		recs, errs := r.readRecords(ctx, objs)
+		for i, o := range objs {
 			after = o.Key
-			id := idFromTimeIndex(o.Key)
-			rec, _, err := readRecord(ctx, r.Store, id)
+			id, rec, err := idFromTimeIndex(o.Key), recs[i], errs[i]
 			var missing *RunNotFoundError
 			switch {
 			case errors.As(err, &missing):
@@ -709,7 +709,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 			}
 			page.Runs = append(page.Runs, *rec)
 			if len(page.Runs) == limit {
-				if more || o.Key != objs[len(objs)-1].Key {
+				if more || i < len(objs)-1 {
 					page.Next = o.Key
 				}
 				return page, nil
@@ -719,6 +719,27 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 			return page, nil
 		}
 	}
+}
+
+// listReaders bounds the records List reads at once.
+const listReaders = 8
+
+// readRecords reads the records a page of the time index names, a few at
+// once, keeping the page's order.
+func (r *Runs) readRecords(ctx context.Context, objs []store.Object) ([]*RunRecord, []error) {
+	recs, errs := make([]*RunRecord, len(objs)), make([]error, len(objs))
+	sem := make(chan struct{}, listReaders)
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			recs[i], _, errs[i] = readRecord(ctx, r.Store, idFromTimeIndex(o.Key))
+		}()
+	}
+	wg.Wait()
+	return recs, errs
 }
 
 func matches(rec *RunRecord, f ListFilter) bool {
