@@ -65,7 +65,7 @@ func seedRuns(b *testing.B, srv *s3test.Server, n int) {
 		id := benchRunID(i)
 		created := start.Add(time.Duration(i) * time.Minute)
 		rec := &RunRecord{Schema: RecordSchema, ID: id, State: RunSucceeded, Engine: "batch", Scene: "Scene",
-			Source: RunSource{Name: "shot.blend", SHA256: strings.Repeat("a", 64), Size: 1 << 20, Key: store.BlendKey(strings.Repeat("a", 64))},
+			Source:      RunSource{Name: "shot.blend", SHA256: strings.Repeat("a", 64), Size: 1 << 20, Key: store.BlendKey(strings.Repeat("a", 64))},
 			FramesTotal: 240, ChunkTotal: 24, Width: 1920, Height: 1080, FrameRate: "24",
 			Labels:    map[string]string{"github.repo": "acme/film", "github.pr": fmt.Sprint(i % 50)},
 			CreatedAt: created, UpdatedAt: created, Progress: Progress{FramesDone: 240, FramesTotal: 240}}

@@ -418,6 +418,10 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	}); err != nil {
 		return nil, false, fmt.Errorf("record run %s: %w", id, err)
 	}
+	// Uploading a big scene can outlast the lease: keep it while submitting,
+	// so no identical request takes the run over half-planned.
+	stopLease := r.keepLease(ctx, id)
+	defer stopLease()
 	if err := out.do(ctx, "index the run", func() error {
 		return r.Store.Put(ctx, timeIndexKey(now, id), strings.NewReader("{}"))
 	}); err != nil {
@@ -554,6 +558,32 @@ func settingsOf(req Request) RunSettings {
 		AttemptTimeout: req.AttemptTimeout, Env: req.Env, PollInterval: req.PollInterval, LinkExpiry: req.LinkExpiry,
 		PricePerVCPUHour: req.PricePerVCPUHour, StoreOutageBudget: req.StoreOutageBudget, StallWarning: req.StallWarning,
 	}
+}
+
+// keepLease renews this process's lease on a run being submitted until stop is called.
+func (r *Runs) keepLease(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.leaseTTL() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, _ = updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
+				if rec.State.Final() || rec.Handle != nil || !r.ours(rec.Host) {
+					return errNoChange
+				}
+				rec.Host = r.lease()
+				return nil
+			})
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // failRun records a failure that happened before the jobs ran, and returns err.
