@@ -94,6 +94,13 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
 					return nil, err
 				}
+				continue
+			}
+			// Someone else took it, or this process is still submitting it.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(durationOr(rec.Settings.PollInterval, time.Second)):
 			}
 		}
 	}
