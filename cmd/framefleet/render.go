@@ -360,7 +360,8 @@ func (r *reporter) say(ev pipeline.Event) {
 		c.say("Resumed run %s: %d of %d frames were already stored; only the missing ones render.", ev.RunID, ev.FramesDone, ev.FramesTotal)
 	case pipeline.EventFirstFrame:
 		if ev.Preview != nil {
-			c.say("First frame stored: frame %d.", ev.Preview.Frame)
+			// The first frame this watcher saw, which after a resume is not frame one.
+			c.say("Frames are landing in the store: frame %d is the newest.", ev.Preview.Frame)
 		}
 	case pipeline.EventCancelled:
 		c.endBar()
