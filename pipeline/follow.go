@@ -94,6 +94,13 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
 					return nil, err
 				}
+				continue
+			}
+			// Someone else took it, or this process is still submitting it.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(durationOr(rec.Settings.PollInterval, time.Second)):
 			}
 		}
 	}
@@ -221,9 +228,12 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			changed = notifier.Changes(h)
 		}
 		o := watchObservation{Now: r.now()}
-		var cur *RunRecord
-		cur, _, o.Err = readRecord(ctx, r.Store, rec.ID)
-		if o.Err == nil {
+		cur, _, rerr := readRecord(ctx, r.Store, rec.ID)
+		if rerr != nil && !permanent(rerr) {
+			o.StoreErr = rerr // an outage: the engine is still asked
+		} else if rerr != nil {
+			return nil, rerr // the record vanished or is unreadable
+		} else {
 			o.Record = cur
 			if hosting && !r.ours(cur.Host) && !cur.State.Final() {
 				// Another watcher took over (we were too slow to renew):
@@ -234,10 +244,10 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			if cur.Handle != nil && *cur.Handle != h && !cur.State.Final() {
 				return nil, errLeaseLost // resubmitted elsewhere: follow the new jobs
 			}
-			o.Status, o.Err = eng.Status(ctx, h)
 		}
-		if o.Err == nil {
-			o.Objects, o.Err = r.Store.List(ctx, store.RunPrefix(rec.ID))
+		o.Status, o.Err = eng.Status(ctx, h)
+		if o.Err == nil && o.StoreErr == nil {
+			o.Objects, o.StoreErr = r.Store.List(ctx, store.RunPrefix(rec.ID))
 		}
 		if ctx.Err() != nil {
 			return nil, r.detach(ctx, eng, rec, h)
