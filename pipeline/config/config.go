@@ -64,6 +64,9 @@ type Config struct {
 	PricePerVCPUHour float64 `yaml:"price_per_vcpu_hour"`
 	// LinkExpiry is how long result links work (at most 7 days).
 	LinkExpiry Duration `yaml:"link_expiry"`
+	// Slack configures `framefleet bot` (see slack.go); its secrets come
+	// from the environment, never from this file.
+	Slack Slack `yaml:"slack"`
 
 	// Source is the file the configuration was read from ("" for none).
 	Source string `yaml:"-"`
@@ -119,6 +122,7 @@ func Defaults() *Config {
 		},
 		Render:     Render{Stitch: "concat"},
 		LinkExpiry: Duration(MaxLinkExpiry),
+		Slack:      SlackDefaults(),
 	}
 }
 
@@ -196,6 +200,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateBatch(bad)
+	c.validateSlack(bad)
 
 	r := c.Render
 	if r.Chunk < 0 {

@@ -29,7 +29,7 @@ type Key struct {
 // Keys lists every setting, in file order. Front-ends use it for help texts
 // and to map flags to keys.
 func Keys() []Key {
-	return []Key{
+	return append([]Key{
 		{"engine", []string{"FRAMEFLEET_ENGINE"}, "where jobs run: local or batch"},
 		{"store", []string{"FRAMEFLEET_STORE"}, "store URI: a directory, file:///dir or s3://bucket/prefix"},
 		{"bucket", []string{"FRAMEFLEET_BUCKET"}, "S3 bucket (instead of store)"},
@@ -56,7 +56,7 @@ func Keys() []Key {
 		{"render.stitch", []string{"FRAMEFLEET_STITCH"}, "concat or encode"},
 		{"price_per_vcpu_hour", []string{"FRAMEFLEET_PRICE_PER_VCPU_HOUR"}, "USD per vCPU hour, for the cost report"},
 		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d)"},
-	}
+	}, slackKeys()...)
 }
 
 // Load reads the configuration: Defaults, then the file, then the
@@ -155,6 +155,15 @@ func (c *Config) Set(key, value string) error {
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
 		f.SetString(value)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		// Lists come from flags and variables comma-separated: "C01,C02".
+		var items []string
+		for _, item := range strings.Split(value, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -344,6 +353,8 @@ func sectionFields(typeName string) (string, []string) {
 		v, section = Batch{}, "batch"
 	case "Render":
 		v, section = Render{}, "render"
+	case "Slack":
+		v, section = Slack{}, "slack"
 	default:
 		v = Config{}
 	}
