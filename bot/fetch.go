@@ -332,7 +332,9 @@ func (f *Fetcher) http() *http.Client {
 // fetchChannel downloads a .blend shared in the channel: the newest, or
 // the newest with the given name.
 func (f *Fetcher) fetchChannel(ctx context.Context, src Source, channel string) (string, string, error) {
-	files, _, err := f.Slack.GetFilesContext(ctx, slack.GetFilesParameters{Channel: channel, Count: 100, Page: 1, Types: slack.DEFAULT_FILES_TYPES, User: slack.DEFAULT_FILES_USER})
+	params := slack.NewGetFilesParameters()
+	params.Channel, params.Count = channel, 100
+	files, _, err := f.Slack.GetFilesContext(ctx, params)
 	if err != nil {
 		return "", "", fmt.Errorf("list the files shared here: %s (the app needs the files:read scope)", slackErrorCode(err))
 	}
