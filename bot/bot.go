@@ -266,6 +266,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command) {
 		return
 	}
 	defer os.Remove(path)
+	t.set(func(v *View) { v.Source = name })
 
 	release := func() {}
 	if b.queue != nil {
@@ -304,7 +305,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command) {
 	t.cancel = nil
 	t.mu.Unlock()
 	t.set(func(v *View) { v.Run, v.Note = run, "" })
-	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %d frames in %d chunks on the %s engine.", run.ID, run.FramesTotal, run.ChunksTotal, orDash(run.Engine)), false, nil)
+	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine)), false, nil)
 	b.watch(t, run)
 }
 
@@ -646,4 +647,11 @@ func (b *Bot) thread(channel, ts string) *thread {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.threads[channel+"/"+ts]
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -480,6 +480,23 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	// Slack pings every connection; slack-go reconnects when pings stop.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if c.WriteControl(websocket.PingMessage, []byte("ping"), time.Now().Add(time.Second)) != nil {
+					return
+				}
+			}
+		}
+	}()
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
