@@ -240,6 +240,7 @@ func (c *Config) normalize() {
 	c.Engine = strings.ToLower(strings.TrimSpace(c.Engine))
 	c.Batch.Platform = strings.ToUpper(strings.TrimSpace(c.Batch.Platform))
 	c.Render.Stitch = strings.ToLower(strings.TrimSpace(c.Render.Stitch))
+	c.Slack.Mode = strings.ToLower(strings.TrimSpace(c.Slack.Mode))
 }
 
 var (
