@@ -63,6 +63,10 @@ type Bot struct {
 	interval time.Duration
 	auth     *authorizer
 	queue    *queue // nil unless the engine is local
+	// preparing bounds the renders posting their message and fetching
+	// their source at once, so a burst of commands neither starves the
+	// acknowledgements of CPU nor runs into Slack's per-channel post limit.
+	preparing chan struct{}
 
 	ctx context.Context // the bot's lifetime; background work uses it
 	wg  sync.WaitGroup
@@ -88,7 +92,7 @@ func New(o Options) *Bot {
 	b := &Bot{
 		cfg: o.Config, api: o.Slack, runs: o.Runs, markers: o.Markers, fetch: o.Fetcher, log: o.Logger,
 		now: o.Now, sleep: o.Sleep, http: o.HTTPClient, interval: time.Duration(o.Config.UpdateInterval),
-		threads: map[string]*thread{}, ctx: context.Background(),
+		threads: map[string]*thread{}, ctx: context.Background(), preparing: make(chan struct{}, maxPreparing),
 	}
 	if b.interval <= 0 {
 		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
@@ -203,9 +207,25 @@ type pendingRequest struct {
 func pendingKey(channel, ts string) string { return "slack/pending/" + channel + "-" + ts + ".json" }
 func finalKey(runID string) string         { return "slack/final/" + runID + ".json" }
 
+// maxPreparing is how many renders post their message and fetch at once.
+const maxPreparing = 4
+
 // render runs one /render: post the parent, fetch, queue, submit, watch.
 func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 	ctx := b.ctx
+	select {
+	case b.preparing <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	prepared := false
+	release := func() {
+		if !prepared {
+			prepared = true
+			<-b.preparing
+		}
+	}
+	defer release()
 	v := View{Source: cmd.Source.String(), RequestedBy: sc.UserID, Phase: PhasePreparing, Now: b.now()}
 	text, blocks := Parent(v)
 	var ts string
@@ -231,13 +251,14 @@ func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 	}
 	t := b.newThread(sc.ChannelID, ts, v)
 	b.addThread(t)
-	b.prepareAndRun(t, p, cmd)
+	b.prepareAndRun(t, p, cmd, release)
 }
 
 // prepareAndRun fetches the source, waits for the local queue, submits and
 // watches. It owns the pending marker: removed once the run is submitted or
 // the request ended.
-func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command) {
+// prepared is called once the source is fetched.
+func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared func()) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
 	t.mu.Lock()
@@ -258,6 +279,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command) {
 	}
 
 	path, name, err := b.fetch.Fetch(ctx, cmd.Source, p.Channel)
+	prepared()
 	if b.cancelled(t, ctx, endPending) {
 		return
 	}

@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,7 +30,7 @@ const (
 
 // harness is a bot on a fake Slack with real durable runs in a directory store.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	slack  *slackfake.Server
 	bot    *Bot
 	runs   *FleetRuns
@@ -59,7 +58,7 @@ func (s *sleepLog) all() []time.Duration {
 	return append([]time.Duration(nil), s.d...)
 }
 
-func newHarness(t *testing.T, change func(c *config.Config)) *harness {
+func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Store = t.TempDir()
@@ -77,6 +76,9 @@ func newHarness(t *testing.T, change func(c *config.Config)) *harness {
 	t.Cleanup(fs.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if _, ok := t.(*testing.B); ok { // benchmarks measure the bot, not test logging
+		log = slog.New(slog.DiscardHandler)
+	}
 	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +103,7 @@ func newHarness(t *testing.T, change func(c *config.Config)) *harness {
 	return h
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -117,6 +119,10 @@ func (h *harness) command(user, channel, text string) url.Values {
 	}
 }
 
+// testClient keeps connections open for bursts of concurrent requests, as
+// Slack's own senders do.
+var testClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+
 // post sends a form signed at ts with secret; it returns the status and body.
 func (h *harness) post(path string, form url.Values, secret string, ts time.Time) (int, string) {
 	h.t.Helper()
@@ -129,7 +135,7 @@ func (h *harness) post(path string, form url.Values, secret string, ts time.Time
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Slack-Request-Timestamp", stamp)
 	req.Header.Set("X-Slack-Signature", Sign(secret, stamp, []byte(body)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -167,7 +173,7 @@ func (h *harness) runCount() int {
 }
 
 // eventually polls cond until it holds or the time is up.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -187,4 +193,3 @@ func writeFile(t *testing.T, size int) string {
 	return p
 }
 
-var _ = fmt.Sprint

@@ -191,7 +191,7 @@ func (b *Bot) resume(ctx context.Context) error {
 		b.log.Info("resuming an accepted request", "channel", p.Channel, "thread", p.Thread)
 		t := b.newThread(p.Channel, p.Thread, View{Source: cmd.Source.String(), RequestedBy: p.User, Phase: PhasePreparing, Now: b.now()})
 		b.addThread(t)
-		b.spawn(func() { b.prepareAndRun(t, p, cmd) })
+		b.spawn(func() { b.prepareAndRun(t, p, cmd, func() {}) })
 	}
 	return nil
 }
