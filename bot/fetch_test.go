@@ -185,7 +185,9 @@ func TestFetchS3(t *testing.T) {
 		t.Errorf("fetched %q as %q", got, name)
 	}
 	gets := func() int {
-		return s3.Count(func(r s3test.Request) bool { return r.Method == http.MethodGet && strings.HasSuffix(r.Path, "big.blend") })
+		return s3.Count(func(r s3test.Request) bool {
+			return r.Method == http.MethodGet && strings.HasSuffix(r.Path, "big.blend")
+		})
 	}
 	if _, _, err := f.Fetch(ctx, Source{Kind: SourceS3, Bucket: s3.Bucket, Key: "shots/big.blend"}, ""); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Errorf("too large: %v", err)

@@ -80,7 +80,7 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			cur.FramesDone, cur.FramesTotal = ev.FramesDone, ev.FramesTotal
 		}
 		if ev.Preview != nil {
-			cur.LatestFrame = ev.Preview.Frame
+			cur.LatestFrame, cur.FrameKey = ev.Preview.Frame, ev.Preview.FrameKey
 			if ev.Preview.ThumbnailKey != "" {
 				cur.ThumbnailKey = ev.Preview.ThumbnailKey
 			}
@@ -194,7 +194,7 @@ func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Scene: rec.Scene,
 		SourceName: rec.Source.Name, Frames: rec.Settings.Frames,
 		FramesDone: rec.Progress.FramesDone, FramesTotal: rec.FramesTotal, ChunksTotal: rec.ChunkTotal,
-		LatestFrame: rec.Progress.LatestFrame, ThumbnailKey: rec.Progress.LatestThumbnailKey,
+		LatestFrame: rec.Progress.LatestFrame, ThumbnailKey: rec.Progress.LatestThumbnailKey, FrameKey: rec.Progress.LatestFrameKey,
 		Width: rec.Width, Height: rec.Height, FrameRate: rec.FrameRate, Engine: rec.Engine,
 		Labels: rec.Labels, CreatedAt: rec.CreatedAt, FailedChunk: -1,
 	}

@@ -192,4 +192,3 @@ func writeFile(t *testing.T, size int) string {
 	}
 	return p
 }
-

@@ -84,8 +84,10 @@ type Run struct {
 	FramesTotal int
 	ChunksTotal int
 	LatestFrame int
-	// ThumbnailKey is the newest frame's small JPEG/PNG in the store.
+	// ThumbnailKey is the newest frame's small JPEG in the store (when the
+	// workers make one), FrameKey the frame itself.
 	ThumbnailKey string
+	FrameKey     string
 	Width        int
 	Height       int
 	FrameRate    string

@@ -75,8 +75,8 @@ func TestSocketModeAcksEnvelopes(t *testing.T) {
 	// A click on a Cancel button (interactive envelope) is acknowledged too.
 	click := map[string]any{
 		"type": "block_actions", "user": map[string]string{"id": "U0BOB"},
-		"container": map[string]string{"type": "message", "channel_id": testChannel, "message_ts": "1.000001"},
-		"actions":   []map[string]string{{"action_id": ActionCancel, "block_id": "run_actions", "value": "abcdefgh", "type": "button"}},
+		"container":    map[string]string{"type": "message", "channel_id": testChannel, "message_ts": "1.000001"},
+		"actions":      []map[string]string{{"action_id": ActionCancel, "block_id": "run_actions", "value": "abcdefgh", "type": "button"}},
 		"response_url": h.slack.ResponseURL("c1"),
 	}
 	if err := h.slack.Send(slackfake.InteractiveEnvelope("env-click", click)); err != nil {

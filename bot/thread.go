@@ -154,10 +154,16 @@ func (t *thread) observe(ctx context.Context, u Update) {
 		if !seen {
 			_, _ = t.reply(ctx, "⚠️ "+failureLine(r, u.Message), false, nil)
 		}
+	case UpdateResumed:
+		_, _ = t.reply(ctx, fmt.Sprintf("🔁 Picked up again after an interruption: %d of %d frames were already done and are kept.", r.FramesDone, r.FramesTotal), false, nil)
 	case UpdateStitching:
 		// shown in the parent; a thread reply would only be noise
 	}
 }
+
+// maxFrameUpload is the largest frame shown as the first-frame milestone
+// when the workers made no thumbnail.
+const maxFrameUpload = 8 << 20
 
 func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	t.mu.Lock()
@@ -168,14 +174,24 @@ func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	t.firstFrame = true
 	t.mu.Unlock()
 	text := fmt.Sprintf("🖼️ First frame is in (frame %d of %d).", r.LatestFrame, r.FramesTotal)
-	if r.ThumbnailKey == "" {
+	// The worker's small JPEG, else the frame itself when it is not large.
+	key := r.ThumbnailKey
+	if key == "" && r.FrameKey != "" {
+		if rc, size, err := t.b.runs.Open(ctx, r.FrameKey); err == nil {
+			rc.Close()
+			if size <= maxFrameUpload {
+				key = r.FrameKey
+			}
+		}
+	}
+	if key == "" {
 		_, _ = t.reply(ctx, text, false, nil)
 		return
 	}
-	if link, err := t.b.runs.Link(ctx, r.ThumbnailKey); err == nil && strings.HasPrefix(link, "https://") {
+	if link, err := t.b.runs.Link(ctx, key); err == nil && strings.HasPrefix(link, "https://") {
 		t.set(func(v *View) { v.ThumbnailURL = link })
 	}
-	id, err := t.b.upload(ctx, t.channel, t.ts, r.ThumbnailKey, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(r.ThumbnailKey)), text)
+	id, err := t.b.upload(ctx, t.channel, t.ts, key, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(key)), text)
 	if err != nil {
 		_, _ = t.reply(ctx, text, false, nil)
 		return

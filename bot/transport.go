@@ -54,6 +54,10 @@ func (b *Bot) HTTPHandler(signingSecret string) http.Handler {
 		}
 	}
 	mux.HandleFunc(PathCommands, verified(func(w http.ResponseWriter, r *http.Request, form url.Values) {
+		if form.Get("ssl_check") == "1" { // Slack checking the certificate
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		sc := slack.SlashCommand{
 			TeamID: form.Get("team_id"), ChannelID: form.Get("channel_id"), ChannelName: form.Get("channel_name"),
 			UserID: form.Get("user_id"), UserName: form.Get("user_name"), Command: form.Get("command"),
