@@ -126,9 +126,13 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 				h.runs.Runs.Engine = func(context.Context, string) (pipeline.Engine, error) { return eng, nil }
 				h.slack.AddFile(slackfake.File{ID: "F1", Name: "demo.blend", Channel: testChannel, Created: time.Now(), Data: demo})
 				h.post(PathCommands, h.command(testUser, testChannel, fmt.Sprintf("file frames=1-%d", frames)), testSecret, time.Now())
-				eventually(b, time.Minute, "the final reply", func() bool {
-					ps := h.slack.Parents()
-					return len(ps) == 1 && len(h.slack.Uploads()) >= 2
+				eventually(b, time.Minute, "the preview, the last thing posted", func() bool {
+					for _, u := range h.slack.Uploads() {
+						if strings.HasSuffix(u.Name, "-preview.gif") {
+							return true
+						}
+					}
+					return false
 				})
 				n := 0
 				for method, c := range h.slack.Calls() {
@@ -136,6 +140,7 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 						n += c
 					}
 				}
+				b.Logf("%d frames: %v", frames, h.slack.Calls())
 				calls += float64(n)
 				edits += float64(h.slack.Calls()["chat.update"])
 				h.cancel()
