@@ -39,7 +39,7 @@ a thread: a message with the progress, milestones as replies, and the video
 playing in the thread when it is done. Settings come from framefleet.yaml's
 slack: section; secrets from the environment: SLACK_BOT_TOKEN (xoxb-…),
 SLACK_APP_TOKEN (xapp-…, socket mode), SLACK_SIGNING_SECRET (http mode) and
-GITHUB_TOKEN (owner/repo/path.blend@ref sources). bot/README.md has the set-up.`,
+GITHUB_TOKEN (owner/repo/path.blend@ref sources). README.md ("In Slack") has the set-up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBot(cmd.Context(), g, &cf, blender, cmd)
