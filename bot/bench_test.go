@@ -57,8 +57,11 @@ func BenchmarkAckLatency(b *testing.B) {
 type fastEngine struct {
 	st       store.Store
 	duration time.Duration
-	mu       sync.Mutex
-	done     map[string]bool
+	// failAfter > 0: chunk 0 fails for good once that many frames are stored.
+	failAfter int
+	mu        sync.Mutex
+	done      map[string]bool
+	stored    map[string]int
 }
 
 func (e *fastEngine) BlenderVersion(context.Context) (string, error) { return "3.4.1", nil }
@@ -83,7 +86,13 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 	go func() {
 		ctx := context.Background()
 		step := e.duration / time.Duration(len(plan.Frames))
-		for _, f := range plan.Frames {
+		for i, f := range plan.Frames {
+			if e.failAfter > 0 && i == e.failAfter {
+				e.mu.Lock()
+				e.stored[job.RunID] = -1
+				e.mu.Unlock()
+				return
+			}
 			time.Sleep(step)
 			_ = e.st.Put(ctx, store.FrameKey(job.RunID, f, "png"), strings.NewReader("png"))
 		}
@@ -102,6 +111,11 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 func (e *fastEngine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stored[h.RenderID] < 0 {
+		code := 1
+		return pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: 1},
+			Failures: []pipeline.ChildFailure{{Index: 0, Attempts: 1, Reason: "Blender exited with code 1", ExitCode: &code, WorkerError: "frame 3: out of GPU memory"}}}, nil
+	}
 	if e.done[h.RenderID] {
 		return pipeline.Status{Render: pipeline.StateSucceeded, Stitch: pipeline.StateSucceeded, Children: map[pipeline.JobState]int{pipeline.StateSucceeded: 1}}, nil
 	}
@@ -122,8 +136,7 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 			var calls, edits float64
 			for b.Loop() {
 				h := newHarness(b, func(c *config.Config) { c.Slack.UpdateInterval = config.Duration(2 * time.Second) })
-				eng := &fastEngine{st: h.runs.Fleet.Store, duration: 8 * time.Second, done: map[string]bool{}}
-				h.runs.Runs.Engine = func(context.Context, string) (pipeline.Engine, error) { return eng, nil }
+				h.useFastEngine(&fastEngine{duration: 8 * time.Second})
 				h.slack.AddFile(slackfake.File{ID: "F1", Name: "demo.blend", Channel: testChannel, Created: time.Now(), Data: demo})
 				h.post(PathCommands, h.command(testUser, testChannel, fmt.Sprintf("file frames=1-%d", frames)), testSecret, time.Now())
 				eventually(b, time.Minute, "the preview, the last thing posted", func() bool {
@@ -150,4 +163,10 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 			b.ReportMetric(edits/float64(b.N), "edits/run")
 		})
 	}
+}
+
+// useFastEngine makes every run of h render on e.
+func (h *harness) useFastEngine(e *fastEngine) {
+	e.st, e.done, e.stored = h.runs.Fleet.Store, map[string]bool{}, map[string]int{}
+	h.runs.Runs.Engine = func(context.Context, string) (pipeline.Engine, error) { return e, nil }
 }

@@ -45,7 +45,7 @@ func (h *harness) finishOn(b *Bot, ts string, r Run) {
 }
 
 func (h *harness) restartBot() *Bot {
-	return New(Options{Config: h.cfg, Slack: h.bot.api, Runs: h.runs, Markers: h.runs, Logger: h.bot.log, Sleep: h.sleeps.sleep})
+	return New(Options{Config: h.cfg, Slack: h.bot.api, Runs: h.runs, Markers: h.runs, Fetcher: h.bot.fetch, Logger: h.bot.log, Sleep: h.sleeps.sleep})
 }
 
 // TestFinalReportPostedOnce: the final reply, the video and the preview are
