@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 
@@ -25,10 +24,8 @@ type FleetRuns struct {
 }
 
 // NewFleetRuns builds the bot's runs from an opened fleet.
-func NewFleetRuns(f *fleet.Fleet, log *slog.Logger) *FleetRuns {
-	return &FleetRuns{Fleet: f, Runs: &pipeline.Runs{
-		Store: f.Store, Engine: f.Engine, EngineName: f.Config.Engine, Logger: log,
-	}}
+func NewFleetRuns(f *fleet.Fleet) *FleetRuns {
+	return &FleetRuns{Fleet: f, Runs: f.Runs}
 }
 
 var (

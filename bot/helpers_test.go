@@ -84,7 +84,7 @@ func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 		t.Fatal(err)
 	}
 	api := slack.New("xoxb-test", slack.OptionAPIURL(fs.APIURL()))
-	runs := NewFleetRuns(f, log)
+	runs := NewFleetRuns(f)
 	sl := &sleepLog{}
 	b := New(Options{
 		Config: cfg.Slack, Slack: api, Runs: runs, Markers: runs, Logger: log, Sleep: sl.sleep,

@@ -112,7 +112,7 @@ func runBot(ctx context.Context, g *globalFlags, cf *configFlags, blender string
 		}
 		fetch.GitHub, fetch.GitHubToken = gh, tok
 	}
-	runs := bot.NewFleetRuns(f, log)
+	runs := bot.NewFleetRuns(f)
 	b := bot.New(bot.Options{Config: sc, Slack: api, Runs: runs, Markers: runs, Fetcher: fetch, Logger: log})
 	log.Info("starting the Slack bot", "slack", sc.String(), "engine", cfg.Engine, "store", f.Store.URI())
 	if len(sc.AllowedChannels) == 0 && len(sc.AllowedUsers) == 0 && len(sc.AllowedUsergroups) == 0 {
