@@ -3,8 +3,6 @@ package bot
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,77 +15,41 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/framefleet/framefleet/internal/lfstest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
-// fakeGitHub serves the contents API (metadata and raw) and the Git LFS
-// batch API plus the object download, checking the bot's token.
-func fakeGitHub(t *testing.T, files map[string][]byte, lfs map[string][]byte) (*httptest.Server, *int) {
+// fakeGitHub serves the contents API (metadata and raw), checking the
+// bot's token; Git LFS objects come from internal/lfstest.
+func fakeGitHub(t *testing.T, files map[string][]byte) (*httptest.Server, *int) {
 	t.Helper()
 	downloads := 0
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.URL.Path, "/repos/acme/film/contents/"):
-			if r.Header.Get("Authorization") != "Bearer ghp_test" {
-				http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
-				return
-			}
-			path := strings.TrimPrefix(r.URL.Path, "/repos/acme/film/contents/")
-			data, ok := files[path+"@"+r.URL.Query().Get("ref")]
-			if !ok {
-				w.WriteHeader(http.StatusNotFound)
-				fmt.Fprint(w, `{"message":"Not Found"}`)
-				return
-			}
-			if strings.Contains(r.Header.Get("Accept"), "raw") {
-				downloads++
-				_, _ = w.Write(data)
-				return
-			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"type": "file", "name": path, "path": path, "size": len(data), "encoding": "base64", "content": ""})
-		case r.URL.Path == "/acme/film.git/info/lfs/objects/batch":
-			user, pass, _ := r.BasicAuth()
-			if user != "x-access-token" || pass != "ghp_test" || r.Header.Get("Accept") != "application/vnd.git-lfs+json" {
-				http.Error(w, "unauthorised", http.StatusUnauthorized)
-				return
-			}
-			var req struct {
-				Operation string `json:"operation"`
-				Objects   []struct {
-					OID  string `json:"oid"`
-					Size int64  `json:"size"`
-				} `json:"objects"`
-			}
-			_ = json.NewDecoder(r.Body).Decode(&req)
-			o := req.Objects[0]
-			obj := map[string]any{"oid": o.OID, "size": o.Size}
-			if _, ok := lfs[o.OID]; ok && req.Operation == "download" {
-				obj["actions"] = map[string]any{"download": map[string]any{"href": srv.URL + "/lfs/" + o.OID, "header": map[string]string{"Authorization": "RemoteAuth s3cr3t"}}}
-			} else {
-				obj["error"] = map[string]any{"code": 404, "message": "Object does not exist"}
-			}
-			w.Header().Set("Content-Type", "application/vnd.git-lfs+json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"transfer": "basic", "objects": []any{obj}})
-		case strings.HasPrefix(r.URL.Path, "/lfs/"):
-			if r.Header.Get("Authorization") != "RemoteAuth s3cr3t" {
-				http.Error(w, "no", http.StatusForbidden)
-				return
-			}
-			downloads++
-			_, _ = w.Write(lfs[strings.TrimPrefix(r.URL.Path, "/lfs/")])
-		default:
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/repos/acme/film/contents/") {
 			http.NotFound(w, r)
+			return
 		}
+		if r.Header.Get("Authorization") != "Bearer ghp_test" {
+			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+		path := strings.TrimPrefix(r.URL.Path, "/repos/acme/film/contents/")
+		data, ok := files[path+"@"+r.URL.Query().Get("ref")]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"message":"Not Found"}`)
+			return
+		}
+		if strings.Contains(r.Header.Get("Accept"), "raw") {
+			downloads++
+			_, _ = w.Write(data)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "file", "name": path, "path": path, "size": len(data), "encoding": "base64", "content": ""})
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &downloads
-}
-
-func pointer(data []byte) []byte {
-	sum := sha256.Sum256(data)
-	return []byte(fmt.Sprintf("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n", hex.EncodeToString(sum[:]), len(data)))
 }
 
 func TestFetchGitHub(t *testing.T) {
@@ -95,16 +57,26 @@ func TestFetchGitHub(t *testing.T) {
 	big := bytes.Repeat([]byte("B"), 4500)
 	lfsObj := []byte("BLENDER-v304 the real LFS scene")
 	lfsHuge := bytes.Repeat([]byte("L"), 5000)
-	srv, downloads := fakeGitHub(t,
-		map[string][]byte{
-			"scenes/plain.blend@main": plain, "scenes/big.blend@main": big,
-			"scenes/lfs.blend@v2": pointer(lfsObj), "scenes/huge-lfs.blend@main": pointer(lfsHuge),
-			"scenes/missing-lfs.blend@main": pointer([]byte("gone")),
-		},
-		map[string][]byte{hexSum(lfsObj): lfsObj, hexSum(lfsHuge): lfsHuge})
+	lfs := lfstest.Start(t, lfstest.WithBasicAuth("x-access-token", "ghp_test"))
+	lfs.Add(lfsObj)
+	lfs.Add(lfsHuge)
+	srv, ghDownloads := fakeGitHub(t, map[string][]byte{
+		"scenes/plain.blend@main": plain, "scenes/big.blend@main": big,
+		"scenes/lfs.blend@v2": lfstest.Pointer(lfsObj), "scenes/huge-lfs.blend@main": lfstest.Pointer(lfsHuge),
+		"scenes/missing-lfs.blend@main": lfstest.Pointer([]byte("gone")),
+	})
+	downloads := func() int {
+		n := *ghDownloads
+		for _, r := range lfs.Requests() {
+			if r.Method == http.MethodGet && r.Status == http.StatusOK {
+				n++
+			}
+		}
+		return n
+	}
 	gh := github.NewClient(nil).WithAuthToken("ghp_test")
 	gh.BaseURL, _ = url.Parse(srv.URL + "/")
-	f := &Fetcher{GitHub: gh, GitHubToken: "ghp_test", LFSURL: srv.URL, MaxBytes: 4000, Dir: t.TempDir()}
+	f := &Fetcher{GitHub: gh, GitHubToken: "ghp_test", LFSURL: lfs.URL, MaxBytes: 4000, Dir: t.TempDir()}
 
 	for _, tc := range []struct {
 		src       string
@@ -116,17 +88,17 @@ func TestFetchGitHub(t *testing.T) {
 		{"acme/film/scenes/lfs.blend@v2", lfsObj, "", 2}, // the pointer, then the object
 		{"acme/film/scenes/big.blend@main", nil, "more than the", 0},
 		{"acme/film/scenes/huge-lfs.blend@main", nil, "more than the", 1}, // only the pointer
-		{"acme/film/scenes/missing-lfs.blend@main", nil, "Object does not exist", 1},
+		{"acme/film/scenes/missing-lfs.blend@main", nil, "Git LFS cannot give", 1},
 		{"acme/film/scenes/nope.blend@main", nil, "was not found", 0},
 	} {
 		t.Run(tc.src, func(t *testing.T) {
-			before := *downloads
+			before := downloads()
 			src, err := ParseSource(tc.src)
 			if err != nil {
 				t.Fatal(err)
 			}
 			path, name, err := f.Fetch(context.Background(), src, "")
-			if got := *downloads - before; got != tc.downloads {
+			if got := downloads() - before; got != tc.downloads {
 				t.Errorf("%d downloads, want %d", got, tc.downloads)
 			}
 			if tc.err != "" {
@@ -152,11 +124,6 @@ func TestFetchGitHub(t *testing.T) {
 	if !errors.As(err, &tl) || tl.Size != 4500 || tl.Max != 4000 {
 		t.Errorf("too large: %v", err)
 	}
-}
-
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 func TestFetchS3(t *testing.T) {
