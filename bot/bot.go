@@ -207,6 +207,10 @@ type pendingRequest struct {
 func pendingKey(channel, ts string) string { return "slack/pending/" + channel + "-" + ts + ".json" }
 func finalKey(runID string) string         { return "slack/final/" + runID + ".json" }
 
+// postedKey exists once a run's final report is complete, so a starting bot
+// lists the finished reports in one request instead of reading each marker.
+func postedKey(runID string) string { return "slack/posted/" + runID }
+
 // maxPreparing is how many renders post their message and fetch at once.
 const maxPreparing = 4
 
@@ -428,6 +432,7 @@ func (b *Bot) finish(t *thread, r Run) {
 			return
 		}
 		if m.State == "posted" {
+			_, _ = b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), "")
 			return
 		}
 		if m.ReplyTS == "" {
@@ -474,7 +479,11 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 	}
 	m.State = "posted"
-	save()
+	if save() {
+		if _, err := b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
+			b.log.Warn("could not record the report as complete; the next start checks it again", "run", r.ID, "err", err)
+		}
+	}
 }
 
 func (b *Bot) refreshFinalThumbnail(ctx context.Context, t *thread, r Run) {

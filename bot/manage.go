@@ -123,19 +123,13 @@ func (b *Bot) resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	done, err := b.markers.ListMarkers(ctx, "slack/final/")
+	done, err := b.markers.ListMarkers(ctx, "slack/posted/")
 	if err != nil {
 		return err
 	}
 	finished := map[string]bool{}
 	for _, key := range done {
-		id := strings.TrimSuffix(strings.TrimPrefix(key, "slack/final/"), ".json")
-		if data, _, err := b.markers.GetMarker(ctx, key); err == nil {
-			var m finalMarker
-			if json.Unmarshal(data, &m) == nil && m.State == "posted" {
-				finished[id] = true
-			}
-		}
+		finished[strings.TrimPrefix(key, "slack/posted/")] = true
 	}
 	threads := map[string]bool{}
 	for _, r := range runs {
