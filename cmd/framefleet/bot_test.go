@@ -210,7 +210,13 @@ func TestBotRendersIntoThread(t *testing.T) {
 	if len(video) != 1 || video[0].Size < 1000 || video[0].Channel != botChannel {
 		t.Errorf("video uploads into the thread: %+v", video)
 	}
-	if frames := uploadsNamed(fs, parent.TS, ".png"); len(frames) != 1 || !strings.HasPrefix(frames[0].Name, "frame-") || !strings.Contains(frames[0].Comment, "First frame is in") {
+	var frames []slackfake.Upload
+	for _, u := range fs.Uploads() {
+		if strings.HasPrefix(u.Name, "frame-") && u.ThreadTS == parent.TS {
+			frames = append(frames, u)
+		}
+	}
+	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame is in") {
 		t.Errorf("the first frame is not shown in the thread: %+v", fs.Uploads())
 	}
 	if firstFrameReports(fs) != 1 {
