@@ -109,3 +109,28 @@ func TestHTTPMalformedArgumentsAnswerEphemerally(t *testing.T) {
 		t.Errorf("%d runs recorded, want 0", n)
 	}
 }
+
+// TestNotInChannelExplainsInvite: when the bot cannot post in the channel,
+// the requester is told privately how to invite it, and nothing starts.
+func TestNotInChannelExplainsInvite(t *testing.T) {
+	h := newHarness(t, nil)
+	h.slack.Fail("chat.postMessage", "not_in_channel")
+	status, body := h.post(PathCommands, h.command(testUser, testChannel, "s3://bucket/a.blend"), testSecret, time.Now())
+	if status != 200 || !strings.Contains(ephemeral(t, body), "On it") {
+		t.Fatalf("ack: %d %s", status, body)
+	}
+	eventually(t, 10*time.Second, "the invite advice", func() bool {
+		for _, r := range h.slack.Responses() {
+			if strings.Contains(r, "type `/invite @framefleet` here") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := h.runCount(); n != 0 {
+		t.Errorf("%d runs recorded, want 0", n)
+	}
+	if keys, _ := h.runs.ListMarkers(t.Context(), "slack/"); len(keys) != 0 {
+		t.Errorf("markers left: %v", keys)
+	}
+}
