@@ -73,6 +73,12 @@ type Bot struct {
 
 	mu      sync.Mutex
 	threads map[string]*thread // by channel + "/" + ts
+	// seen holds recent trigger IDs: a command Slack delivers again (a
+	// Socket Mode redelivery, a retried request) starts nothing twice.
+	seen map[string]time.Time
+	// edits spaces chat.update calls across all threads: Slack's Tier 3
+	// allows about 50 a minute per workspace, whatever the thread.
+	edits *pacer
 }
 
 // New returns a Bot; call Start before handing it commands.
@@ -93,6 +99,7 @@ func New(o Options) *Bot {
 		cfg: o.Config, api: o.Slack, runs: o.Runs, markers: o.Markers, fetch: o.Fetcher, log: o.Logger,
 		now: o.Now, sleep: o.Sleep, http: o.HTTPClient, interval: time.Duration(o.Config.UpdateInterval),
 		threads: map[string]*thread{}, ctx: context.Background(), preparing: make(chan struct{}, maxPreparing),
+		seen: map[string]time.Time{}, edits: &pacer{every: time.Minute / editsPerMinute, now: o.Now},
 	}
 	if b.interval <= 0 {
 		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
@@ -151,6 +158,7 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 	if err != nil {
 		return Reply{"⚠️ " + err.Error()}
 	}
+
 	if cmd.Kind == CmdHelp {
 		return Reply{HelpText(b.cfg.Command)}
 	}
@@ -159,6 +167,10 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
 		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)
 		return Reply{"🚫 " + err.Error()}
+	}
+	if (cmd.Kind == CmdRender || cmd.Kind == CmdCancel) && b.again(sc.TriggerID) {
+		b.log.Info("ignored a command delivered again", "trigger", sc.TriggerID)
+		return Reply{}
 	}
 	switch cmd.Kind {
 	case CmdRender:
@@ -685,4 +697,53 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// triggerMemory is how long a trigger ID is remembered (Slack's triggers
+// expire much sooner).
+const triggerMemory = 10 * time.Minute
+
+// again reports whether a command with this trigger ID was already handled.
+func (b *Bot) again(trigger string) bool {
+	if trigger == "" {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for id, at := range b.seen {
+		if now.Sub(at) > triggerMemory {
+			delete(b.seen, id)
+		}
+	}
+	if _, ok := b.seen[trigger]; ok {
+		return true
+	}
+	b.seen[trigger] = now
+	return false
+}
+
+// editsPerMinute keeps all threads' edits under chat.update's Tier 3 limit
+// (50+ a minute per workspace), leaving room for other apps' bursts.
+const editsPerMinute = 45
+
+// pacer hands out evenly spaced turns: at most one per `every`.
+type pacer struct {
+	every time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	next  time.Time
+}
+
+// wait returns how long the caller must wait for its turn, and books it.
+func (p *pacer) wait() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	d := p.next.Sub(now)
+	p.next = p.next.Add(p.every)
+	return d
 }

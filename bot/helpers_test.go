@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,13 +117,16 @@ func (h *harness) command(user, channel, text string) url.Values {
 	return url.Values{
 		"token": {"deprecated"}, "team_id": {"T0TEAM"}, "channel_id": {channel}, "channel_name": {"renders"},
 		"user_id": {user}, "user_name": {"alice"}, "command": {"/render"}, "text": {text},
-		"response_url": {h.slack.ResponseURL("r1")}, "trigger_id": {"1.2.3"}, "api_app_id": {"A0APP"},
+		"response_url": {h.slack.ResponseURL("r1")}, "trigger_id": {fmt.Sprintf("%d.trigger", triggers.Add(1))}, "api_app_id": {"A0APP"},
 	}
 }
 
 // testClient keeps connections open for bursts of concurrent requests, as
 // Slack's own senders do.
 var testClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+
+// triggers numbers trigger IDs: Slack gives every invocation its own.
+var triggers atomic.Int64
 
 // post sends a form signed at ts with secret; it returns the status and body.
 func (h *harness) post(path string, form url.Values, secret string, ts time.Time) (int, string) {

@@ -70,6 +70,15 @@ func (t *thread) flusher() {
 			case <-time.After(wait):
 			}
 		}
+		// Then wait for a turn among every thread's edits; changes made
+		// meanwhile ride along in the same edit.
+		if turn := t.b.edits.wait(); turn > 0 {
+			select {
+			case <-t.stop:
+				return
+			case <-time.After(turn):
+			}
+		}
 		t.edit(t.b.ctx)
 	}
 }

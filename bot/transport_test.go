@@ -134,3 +134,20 @@ func TestNotInChannelExplainsInvite(t *testing.T) {
 		t.Errorf("markers left: %v", keys)
 	}
 }
+
+// TestRedeliveredCommandStartsOnce: the same /render delivered twice (same
+// trigger ID) starts one render.
+func TestRedeliveredCommandStartsOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	form := h.command(testUser, testChannel, "s3://bucket/a.blend")
+	for range 2 {
+		if status, _ := h.post(PathCommands, form, testSecret, time.Now()); status != 200 {
+			t.Fatal(status)
+		}
+	}
+	eventually(t, 10*time.Second, "the render's message", func() bool { return len(h.slack.Parents()) == 1 })
+	time.Sleep(300 * time.Millisecond) // a second message would come now
+	if n := len(h.slack.Parents()); n != 1 {
+		t.Errorf("%d messages for one command delivered twice", n)
+	}
+}

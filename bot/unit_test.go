@@ -259,3 +259,17 @@ func TestETA(t *testing.T) {
 		t.Errorf("ProgressBar = %q", got)
 	}
 }
+
+func TestPacerSpacesTurns(t *testing.T) {
+	now := time.Unix(100, 0)
+	p := &pacer{every: time.Second, now: func() time.Time { return now }}
+	for i, want := range []time.Duration{0, time.Second, 2 * time.Second} {
+		if got := p.wait(); got != want {
+			t.Errorf("turn %d: wait %s, want %s", i, got, want)
+		}
+	}
+	now = now.Add(10 * time.Second) // idle: the next turn is now
+	if got := p.wait(); got != 0 {
+		t.Errorf("after idling: wait %s", got)
+	}
+}
