@@ -154,6 +154,7 @@ func (t *thread) observe(ctx context.Context, u Update) {
 	case UpdateProgress, UpdateFirstFrame:
 		if r.FramesDone > 0 {
 			t.postFirstFrame(ctx, r)
+			t.refreshThumbnail(ctx, r) // signing only: no request per frame
 		}
 	case UpdateChunkFailed:
 		t.mu.Lock()
