@@ -219,6 +219,12 @@ func TestBotRendersIntoThread(t *testing.T) {
 	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame is in") {
 		t.Errorf("the first frame is not shown in the thread: %+v", fs.Uploads())
 	}
+	if len(frames) == 1 {
+		last := parent.Edits[len(parent.Edits)-1]
+		if !strings.Contains(last.Blocks, `"slack_file":{"id":"`+frames[0].ID+`"}`) {
+			t.Errorf("the parent does not show the frame: %s", last.Blocks)
+		}
+	}
 	if firstFrameReports(fs) != 1 {
 		t.Errorf("no first-frame milestone; uploads %+v", fs.Uploads())
 	}
