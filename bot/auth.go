@@ -65,7 +65,12 @@ func (a *authorizer) inGroups(ctx context.Context, user string) (bool, error) {
 	if a.members == nil || a.now().Sub(a.fetched) > groupTTL {
 		members := map[string]bool{}
 		for _, g := range a.cfg.AllowedUsergroups {
-			ids, err := a.api.GetUserGroupMembersContext(ctx, g)
+			var ids []string
+			err := withRetryAfter(ctx, sleepCtx, func() error {
+				var err error
+				ids, err = a.api.GetUserGroupMembersContext(ctx, g)
+				return err
+			})
 			if err != nil {
 				return false, fmt.Errorf("usergroups.users.list %s: %w", g, err)
 			}

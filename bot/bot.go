@@ -529,7 +529,11 @@ func finalText(r Run, requester string) string {
 		if r.FrameRate != "" {
 			fps = " at " + r.FrameRate + " fps"
 		}
-		return fmt.Sprintf("✅ %sDone%s: %d frames%s%s — run `%s`. The video is below.", who, took, r.FramesTotal, size, fps, r.ID)
+		cost := ""
+		if r.CostUSD >= 0.005 {
+			cost = fmt.Sprintf(", about $%.2f", r.CostUSD)
+		}
+		return fmt.Sprintf("✅ %sDone%s: %s%s%s%s — run `%s`. The video is below.", who, took, plural(r.FramesTotal, "frame"), size, fps, cost, r.ID)
 	case StateCancelled:
 		return fmt.Sprintf("🛑 Run `%s` was cancelled%s.", r.ID, byText(cancelledBy(r.Failure)))
 	}

@@ -334,7 +334,12 @@ func (f *Fetcher) http() *http.Client {
 func (f *Fetcher) fetchChannel(ctx context.Context, src Source, channel string) (string, string, error) {
 	params := slack.NewGetFilesParameters()
 	params.Channel, params.Count = channel, 100
-	files, _, err := f.Slack.GetFilesContext(ctx, params)
+	var files []slack.File
+	err := withRetryAfter(ctx, sleepCtx, func() error {
+		var err error
+		files, _, err = f.Slack.GetFilesContext(ctx, params)
+		return err
+	})
 	if err != nil {
 		return "", "", fmt.Errorf("list the files shared here: %s (the app needs the files:read scope)", slackErrorCode(err))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/internal/slackfake"
+	"github.com/framefleet/framefleet/pipeline/config"
 )
 
 // TestHTTPRefusalsStartNothing: forged, stale, unknown user or channel, and
@@ -149,5 +150,26 @@ func TestRedeliveredCommandStartsOnce(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a second message would come now
 	if n := len(h.slack.Parents()); n != 1 {
 		t.Errorf("%d messages for one command delivered twice", n)
+	}
+}
+
+// TestUsergroupMembersMayRender: members of an allowed user group may
+// render, others are refused; memberships are asked for once and cached.
+func TestUsergroupMembersMayRender(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Slack.AllowedUsergroups = []string{"S0ARTISTS"} })
+	h.slack.SetGroup("S0ARTISTS", "U0CAROL", "U0ERIN")
+	for _, tc := range []struct{ user, want string }{
+		{"U0CAROL", "On it"},
+		{"U0DAVE", "not on the list"},
+		{"U0ERIN", "On it"},
+		{testUser, "On it"}, // allowed_users still counts
+	} {
+		_, body := h.post(PathCommands, h.command(tc.user, testChannel, "s3://bucket/a.blend"), testSecret, time.Now())
+		if got := ephemeral(t, body); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.user, got, tc.want)
+		}
+	}
+	if n := h.slack.Calls()["usergroups.users.list"]; n != 1 {
+		t.Errorf("usergroups.users.list called %d times, want 1 (cached)", n)
 	}
 }
