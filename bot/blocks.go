@@ -27,7 +27,9 @@ type View struct {
 	ThumbnailURL    string
 	ThumbnailFileID string
 	CancelledBy     string
-	Now             time.Time
+	// VideoURL (https) adds an "Open video" button once done.
+	VideoURL string
+	Now      time.Time
 }
 
 // Phase is the thread's state, a superset of the run's.
@@ -131,6 +133,11 @@ func Parent(v View) (string, []slack.Block) {
 				slack.NewTextBlockObject(slack.PlainTextType, "Keep rendering", false, false),
 			).WithStyle(slack.StyleDanger))
 		blocks = append(blocks, slack.NewActionBlock("run_actions", btn))
+	}
+	if v.Phase == PhaseDone && strings.HasPrefix(v.VideoURL, "https://") {
+		open := slack.NewButtonBlockElement("open_video", v.Run.ID, slack.NewTextBlockObject(slack.PlainTextType, "Open video", false, false)).
+			WithStyle(slack.StylePrimary).WithURL(v.VideoURL)
+		blocks = append(blocks, slack.NewActionBlock("done_actions", open))
 	}
 	return fallback, blocks
 }

@@ -418,6 +418,11 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 	})
 	b.refreshFinalThumbnail(ctx, t, r)
+	if r.VideoKey != "" {
+		if link, err := b.runs.Link(ctx, r.VideoKey); err == nil {
+			t.set(func(v *View) { v.VideoURL = link })
+		}
+	}
 	t.close(ctx)
 
 	key := finalKey(r.ID)

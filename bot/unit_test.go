@@ -221,9 +221,11 @@ func TestParentMessage(t *testing.T) {
 	}
 	done := running
 	done.Phase, done.Run.State, done.Run.FramesDone, done.Run.FinishedAt = PhaseDone, StateSucceeded, 50, now
+	done.VideoURL = "https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"
 	_, blocks = Parent(done)
 	raw, _ = json.Marshal(blocks)
-	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered Shot") || !strings.Contains(js, "100%") {
+	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered Shot") || !strings.Contains(js, "100%") ||
+		!strings.Contains(js, `"url":"https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"`) {
 		t.Errorf("done message:\n%s", js)
 	}
 	queued := View{Source: "file", RequestedBy: "U1", Phase: PhaseQueued, QueuePosition: 3, Now: now}
