@@ -85,6 +85,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newWatchCmd(g),
 		newCancelCmd(g),
 		newLogsCmd(g),
+		newBotCmd(g),
 	)
 	return root
 }

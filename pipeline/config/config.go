@@ -66,6 +66,9 @@ type Config struct {
 	// CloudFront links at most 366 days).
 	LinkExpiry Duration `yaml:"link_expiry"`
 	Links      Links    `yaml:"links"`
+	// Slack configures `framefleet bot` (see slack.go); its secrets come
+	// from the environment, never from this file.
+	Slack Slack `yaml:"slack"`
 
 	// Source is the file the configuration was read from ("" for none).
 	Source string `yaml:"-"`
@@ -154,6 +157,7 @@ func Defaults() *Config {
 		},
 		Render:     Render{Stitch: "concat"},
 		LinkExpiry: Duration(MaxLinkExpiry),
+		Slack:      SlackDefaults(),
 	}
 }
 
@@ -236,6 +240,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateBatch(bad)
+	c.validateSlack(bad)
 
 	r := c.Render
 	if r.Chunk < 0 {

@@ -29,7 +29,7 @@ type Key struct {
 // Keys lists every setting, in file order. Front-ends use it for help texts
 // and to map flags to keys.
 func Keys() []Key {
-	return []Key{
+	return append([]Key{
 		{"engine", []string{"FRAMEFLEET_ENGINE"}, "where jobs run: local or batch"},
 		{"store", []string{"FRAMEFLEET_STORE"}, "store URI: a directory, file:///dir or s3://bucket/prefix"},
 		{"bucket", []string{"FRAMEFLEET_BUCKET"}, "S3 bucket (instead of store)"},
@@ -62,7 +62,7 @@ func Keys() []Key {
 		{"links.cloudfront_key_pair_id", []string{"FRAMEFLEET_CLOUDFRONT_KEY_PAIR_ID"}, "id of the CloudFront public key"},
 		{"links.cloudfront_private_key", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY"}, "RSA private key (PEM) for CloudFront links; use the environment"},
 		{"links.cloudfront_private_key_file", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY_FILE"}, "file holding that private key"},
-	}
+	}, slackKeys()...)
 }
 
 // Load reads the configuration: Defaults, then the file, then the
@@ -161,6 +161,15 @@ func (c *Config) Set(key, value string) error {
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
 		f.SetString(value)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		// Lists come from flags and variables comma-separated: "C01,C02".
+		var items []string
+		for _, item := range strings.Split(value, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -237,6 +246,7 @@ func (c *Config) normalize() {
 	c.Engine = strings.ToLower(strings.TrimSpace(c.Engine))
 	c.Batch.Platform = strings.ToUpper(strings.TrimSpace(c.Batch.Platform))
 	c.Render.Stitch = strings.ToLower(strings.TrimSpace(c.Render.Stitch))
+	c.Slack.Mode = strings.ToLower(strings.TrimSpace(c.Slack.Mode))
 }
 
 var (
@@ -350,6 +360,8 @@ func sectionFields(typeName string) (string, []string) {
 		v, section = Batch{}, "batch"
 	case "Render":
 		v, section = Render{}, "render"
+	case "Slack":
+		v, section = Slack{}, "slack"
 	default:
 		v = Config{}
 	}

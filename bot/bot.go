@@ -1,0 +1,758 @@
+// Package bot is framefleet's Slack front-end: `/render` in a channel starts
+// a render whose home is a thread — a parent message edited in place with
+// the progress, milestone replies, and the video playing in the thread when
+// it is done. It drives the same durable runs as the CLI (see Runs), keeps
+// its own small state in the runs' store (see Markers), and reaches Slack
+// through Socket Mode (default) or signed HTTP requests.
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/pipeline/config"
+)
+
+// Labels the bot puts on every run it submits.
+const (
+	LabelChannel     = "slack.channel"
+	LabelThread      = "slack.thread"
+	LabelRequestedBy = "requested_by"
+	LabelVia         = "via"
+	via              = "slack"
+)
+
+// Options configure a Bot.
+type Options struct {
+	Config  config.Slack
+	Slack   SlackAPI
+	Runs    Runs
+	Markers Markers
+	Fetcher *Fetcher
+	Logger  *slog.Logger
+	// Now and Sleep are the clock (tests and benchmarks may replace them).
+	Now   func() time.Time
+	Sleep func(context.Context, time.Duration) error
+	// HTTPClient posts to response_url (default http.DefaultClient).
+	HTTPClient *http.Client
+}
+
+// Bot handles commands and button clicks and keeps every run's thread.
+type Bot struct {
+	cfg      config.Slack
+	api      SlackAPI
+	runs     Runs
+	markers  Markers
+	fetch    *Fetcher
+	log      *slog.Logger
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) error
+	http     *http.Client
+	interval time.Duration
+	auth     *authorizer
+	queue    *queue // nil unless the engine is local
+	// preparing bounds the renders posting their message and fetching
+	// their source at once, so a burst of commands neither starves the
+	// acknowledgements of CPU nor runs into Slack's per-channel post limit.
+	preparing chan struct{}
+
+	ctx context.Context // the bot's lifetime; background work uses it
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	threads map[string]*thread // by channel + "/" + ts
+	// seen holds recent trigger IDs: a command Slack delivers again (a
+	// Socket Mode redelivery, a retried request) starts nothing twice.
+	seen map[string]time.Time
+	// edits spaces chat.update calls across all threads: Slack's Tier 3
+	// allows about 50 a minute per workspace, whatever the thread.
+	edits *pacer
+}
+
+// New returns a Bot; call Start before handing it commands.
+func New(o Options) *Bot {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleepCtx
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	b := &Bot{
+		cfg: o.Config, api: o.Slack, runs: o.Runs, markers: o.Markers, fetch: o.Fetcher, log: o.Logger,
+		now: o.Now, sleep: o.Sleep, http: o.HTTPClient, interval: time.Duration(o.Config.UpdateInterval),
+		threads: map[string]*thread{}, ctx: context.Background(), preparing: make(chan struct{}, maxPreparing),
+		seen: map[string]time.Time{}, edits: &pacer{every: time.Minute / editsPerMinute, now: o.Now},
+	}
+	if b.interval <= 0 {
+		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
+	}
+	b.auth = &authorizer{cfg: o.Config, api: o.Slack, now: o.Now}
+	if o.Runs.EngineName() == config.EngineLocal {
+		b.queue = newQueue(o.Config.Concurrency)
+	}
+	return b
+}
+
+// Start resumes the threads of runs a previous bot left unfinished or
+// unreported, and the requests it had accepted but not submitted. The
+// background work lives until ctx ends; Wait waits for it.
+func (b *Bot) Start(ctx context.Context) error {
+	b.ctx = ctx
+	if err := b.resume(ctx); err != nil {
+		return fmt.Errorf("resume the runs of an earlier bot: %w", err)
+	}
+	return nil
+}
+
+// Wait returns when every background render goroutine has ended.
+func (b *Bot) Wait() { b.wg.Wait() }
+
+func (b *Bot) spawn(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+// Reply is the immediate (acknowledgement) answer to a command or click:
+// empty, or an ephemeral text only the user sees.
+type Reply struct {
+	Text string
+}
+
+// Body is the reply as Slack takes it in an HTTP response or a Socket Mode ack.
+func (r Reply) Body() map[string]any {
+	if r.Text == "" {
+		return nil
+	}
+	return map[string]any{"response_type": "ephemeral", "text": r.Text}
+}
+
+// HandleCommand answers a slash command at once; work it starts carries on
+// in the background. It never blocks on Slack, GitHub, S3 or the engine,
+// except to check user group membership (cached).
+func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
+	if sc.Command != "" && sc.Command != b.cfg.Command {
+		return Reply{fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
+	}
+	cmd, err := ParseCommand(b.cfg.Command, sc.Text)
+	if err != nil {
+		return Reply{"⚠️ " + err.Error()}
+	}
+
+	if cmd.Kind == CmdHelp {
+		return Reply{HelpText(b.cfg.Command)}
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
+		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)
+		return Reply{"🚫 " + err.Error()}
+	}
+	if (cmd.Kind == CmdRender || cmd.Kind == CmdCancel) && b.again(sc.TriggerID) {
+		b.log.Info("ignored a command delivered again", "trigger", sc.TriggerID)
+		return Reply{}
+	}
+	switch cmd.Kind {
+	case CmdRender:
+		b.spawn(func() { b.render(sc, cmd) })
+		return Reply{fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
+	case CmdStatus:
+		b.spawn(func() { b.status(sc, cmd.RunID) })
+	case CmdRuns:
+		b.spawn(func() { b.status(sc, "") })
+	case CmdCancel:
+		b.spawn(func() { b.cancelByCommand(sc, cmd.RunID) })
+	}
+	return Reply{}
+}
+
+// HandleAction answers a button click at once (the Cancel button).
+func (b *Bot) HandleAction(ctx context.Context, ic slack.InteractionCallback) Reply {
+	if ic.Type != slack.InteractionTypeBlockActions {
+		return Reply{}
+	}
+	for _, a := range ic.ActionCallback.BlockActions {
+		if a.ActionID != ActionCancel {
+			continue
+		}
+		channel, ts := ic.Container.ChannelID, ic.Container.MessageTs
+		if channel == "" {
+			channel = ic.Channel.ID
+		}
+		user, runID, responseURL := ic.User.ID, a.Value, ic.ResponseURL
+		b.spawn(func() { b.cancelByButton(channel, ts, user, runID, responseURL) })
+	}
+	return Reply{}
+}
+
+// pendingRequest is a render accepted but not yet submitted, kept in the
+// store so a restarted bot finishes what it promised.
+type pendingRequest struct {
+	Channel     string    `json:"channel"`
+	Thread      string    `json:"thread"`
+	User        string    `json:"user"`
+	Text        string    `json:"text"`
+	ResponseURL string    `json:"response_url,omitempty"`
+	Accepted    time.Time `json:"accepted"`
+}
+
+func pendingKey(channel, ts string) string { return "slack/pending/" + channel + "-" + ts + ".json" }
+func finalKey(runID string) string         { return "slack/final/" + runID + ".json" }
+
+// postedKey exists once a run's final report is complete, so a starting bot
+// lists the finished reports in one request instead of reading each marker.
+func postedKey(runID string) string { return "slack/posted/" + runID }
+
+// maxPreparing is how many renders post their message and fetch at once.
+const maxPreparing = 4
+
+// render runs one /render: post the parent, fetch, queue, submit, watch.
+func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
+	ctx := b.ctx
+	select {
+	case b.preparing <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	prepared := false
+	release := func() {
+		if !prepared {
+			prepared = true
+			<-b.preparing
+		}
+	}
+	defer release()
+	v := View{Source: cmd.Source.String(), RequestedBy: sc.UserID, Phase: PhasePreparing, Now: b.now()}
+	text, blocks := Parent(v)
+	var ts string
+	err := withRetryAfter(ctx, b.sleep, func() error {
+		var err error
+		_, ts, err = b.api.PostMessageContext(ctx, sc.ChannelID, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+	if err != nil {
+		b.log.Warn("could not post the run's message", "channel", sc.ChannelID, "err", err)
+		msg := "I could not post in this channel (" + slackErrorCode(err) + ")."
+		if c := slackErrorCode(err); c == "not_in_channel" || c == "channel_not_found" {
+			msg = "I am not in this channel yet: type `/invite @framefleet` here, then run the command again."
+		}
+		b.respond(ctx, sc.ResponseURL, "⚠️ "+msg)
+		return
+	}
+	p := pendingRequest{Channel: sc.ChannelID, Thread: ts, User: sc.UserID, Text: sc.Text, ResponseURL: sc.ResponseURL, Accepted: b.now()}
+	if data, err := json.Marshal(p); err == nil {
+		if _, err := b.markers.PutMarker(ctx, pendingKey(sc.ChannelID, ts), data, ""); err != nil {
+			b.log.Warn("could not record the pending request", "err", err)
+		}
+	}
+	t := b.newThread(sc.ChannelID, ts, v)
+	b.addThread(t)
+	b.prepareAndRun(t, p, cmd, release)
+}
+
+// prepareAndRun fetches the source, waits for the local queue, submits and
+// watches. It owns the pending marker: removed once the run is submitted or
+// the request ended.
+// prepared is called once the source is fetched.
+func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared func()) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	t.mu.Lock()
+	t.cancel = cancel
+	t.mu.Unlock()
+	key := pendingKey(p.Channel, p.Thread)
+	endPending := func() {
+		if err := b.markers.DeleteMarker(b.ctx, key); err != nil {
+			b.log.Warn("could not remove the pending request", "key", key, "err", err)
+		}
+	}
+	fail := func(reason string) {
+		t.set(func(v *View) { v.Phase, v.Note = PhaseFailed, reason })
+		t.close(b.ctx)
+		_, _ = t.reply(b.ctx, "❌ "+reason, true, nil)
+		endPending()
+		b.dropThread(t)
+	}
+
+	path, name, err := b.fetch.Fetch(ctx, cmd.Source, p.Channel)
+	prepared()
+	if b.cancelled(t, ctx, endPending) {
+		return
+	}
+	if err != nil {
+		fail("Could not get the scene: " + err.Error())
+		return
+	}
+	defer os.Remove(path)
+	t.set(func(v *View) { v.Source = name })
+
+	release := func() {}
+	if b.queue != nil {
+		rel, err := b.queue.acquire(ctx, func(pos int) {
+			t.set(func(v *View) { v.Phase, v.QueuePosition = PhaseQueued, pos })
+		})
+		if b.cancelled(t, ctx, endPending) {
+			return
+		}
+		if err != nil {
+			fail("Could not start: " + err.Error())
+			return
+		}
+		release = rel
+	}
+	defer release()
+	t.set(func(v *View) { v.Phase, v.Note = PhaseRunning, "Submitting" })
+
+	run, err := b.runs.Submit(ctx, Submission{
+		BlendPath: path, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
+		Resolution: cmd.Resolution, Samples: cmd.Samples,
+		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
+	})
+	if b.cancelled(t, ctx, endPending) {
+		if err == nil { // submitted as the click came in: stop it too
+			_, _ = b.runs.Cancel(b.ctx, run.ID, "cancelled in Slack")
+		}
+		return
+	}
+	if err != nil {
+		fail("Could not start the render: " + err.Error())
+		return
+	}
+	endPending()
+	t.mu.Lock()
+	t.cancel = nil
+	t.mu.Unlock()
+	t.set(func(v *View) { v.Run, v.Note = run, "" })
+	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine)), false, nil)
+	b.watch(t, run)
+}
+
+// cancelled reports (and finishes the thread) when a queued or preparing
+// render was cancelled from Slack.
+func (b *Bot) cancelled(t *thread, ctx context.Context, endPending func()) bool {
+	if ctx.Err() == nil || b.ctx.Err() != nil {
+		return false // not cancelled, or the bot is stopping (resumed later)
+	}
+	t.set(func(v *View) { v.Phase = PhaseCancelled })
+	t.close(b.ctx)
+	t.mu.Lock()
+	by := t.view.CancelledBy
+	t.mu.Unlock()
+	_, _ = t.reply(b.ctx, fmt.Sprintf("🛑 Cancelled by <@%s> before it started.", by), false, nil)
+	endPending()
+	b.dropThread(t)
+	return true
+}
+
+// watch follows a submitted run to its end and posts the result once.
+func (b *Bot) watch(t *thread, run Run) {
+	ctx := b.ctx
+	backoff := time.Second
+	for {
+		final, err := b.runs.Watch(ctx, run.ID, func(u Update) { t.observe(ctx, u) })
+		if err == nil || final.Final {
+			b.finish(t, final)
+			return
+		}
+		if ctx.Err() != nil {
+			return // the bot is stopping; the next one resumes this thread
+		}
+		b.log.Warn("watching the run failed; trying again", "run", run.ID, "err", err, "in", backoff)
+		if b.sleep(ctx, backoff) != nil {
+			return
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// finalMarker records how far the final report got, so it is posted once
+// even when the bot dies in the middle of it.
+type finalMarker struct {
+	State    string `json:"state"` // posting, posted
+	ReplyTS  string `json:"reply_ts,omitempty"`
+	Video    bool   `json:"video,omitempty"`
+	Preview  bool   `json:"preview,omitempty"`
+	Channel  string `json:"channel"`
+	Thread   string `json:"thread"`
+	Finished string `json:"finished"`
+}
+
+// finish edits the parent to its final state and posts the final reply,
+// the video and the preview into the thread, exactly once across restarts.
+func (b *Bot) finish(t *thread, r Run) {
+	ctx := b.ctx
+	defer b.dropThread(t)
+	t.set(func(v *View) {
+		v.Run, v.Note = r, ""
+		switch r.State {
+		case StateSucceeded:
+			v.Phase = PhaseDone
+		case StateCancelled:
+			v.Phase = PhaseCancelled
+			if v.CancelledBy == "" {
+				v.CancelledBy = cancelledBy(r.Failure)
+			}
+		default:
+			v.Phase = PhaseFailed
+			v.Note = r.Failure
+		}
+	})
+	b.refreshFinalThumbnail(ctx, t, r)
+	if r.VideoKey != "" {
+		if link, err := b.runs.Link(ctx, r.VideoKey); err == nil {
+			t.set(func(v *View) { v.VideoURL = link })
+		}
+	}
+	t.close(ctx)
+
+	key := finalKey(r.ID)
+	data, ver, err := b.markers.GetMarker(ctx, key)
+	var m finalMarker
+	switch {
+	case errors.Is(err, ErrNoMarker):
+		m = finalMarker{State: "posting", Channel: t.channel, Thread: t.ts, Finished: r.State}
+		data, _ := json.Marshal(m)
+		ver, err = b.markers.PutMarker(ctx, key, data, "")
+		if errors.Is(err, ErrMarkerConflict) {
+			return // another bot process is posting it
+		}
+		if err != nil {
+			b.log.Error("could not record the final report; not posting it, so it is never posted twice", "run", r.ID, "err", err)
+			return
+		}
+	case err != nil:
+		b.log.Error("could not read the final report's marker", "run", r.ID, "err", err)
+		return
+	default:
+		if err := json.Unmarshal(data, &m); err != nil {
+			b.log.Error("final report marker is corrupt", "key", key, "err", err)
+			return
+		}
+		if m.State == "posted" {
+			_, _ = b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), "")
+			return
+		}
+		if m.ReplyTS == "" {
+			// Died between claiming and recording the reply: look for it.
+			m.ReplyTS = b.findFinalReply(ctx, t, r.ID)
+		}
+	}
+	save := func() bool {
+		data, _ := json.Marshal(m)
+		nv, err := b.markers.PutMarker(ctx, key, data, ver)
+		if err != nil {
+			b.log.Error("could not record the final report's progress", "run", r.ID, "err", err)
+			return false
+		}
+		ver = nv
+		return true
+	}
+
+	if m.ReplyTS == "" {
+		ts, err := t.reply(ctx, finalText(r, t.requester()), true, &slack.SlackMetadata{
+			EventType: "framefleet_final", EventPayload: map[string]any{"run_id": r.ID},
+		})
+		if err != nil {
+			return // retried by the next start: the marker says posting, no reply
+		}
+		m.ReplyTS = ts
+		if !save() {
+			return
+		}
+	}
+	if r.State == StateSucceeded {
+		if !m.Video {
+			b.postVideo(ctx, t, r)
+			m.Video = true
+			if !save() {
+				return
+			}
+		}
+		if !m.Preview && r.PreviewKey != "" {
+			if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(r), ""); err != nil {
+				b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
+			}
+			m.Preview = true
+		}
+	}
+	m.State = "posted"
+	if save() {
+		if _, err := b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
+			b.log.Warn("could not record the report as complete; the next start checks it again", "run", r.ID, "err", err)
+		}
+	}
+}
+
+func (b *Bot) refreshFinalThumbnail(ctx context.Context, t *thread, r Run) {
+	if r.State == StateSucceeded {
+		t.refreshThumbnail(ctx, r)
+	}
+}
+
+func (t *thread) requester() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.view.RequestedBy
+}
+
+func finalText(r Run, requester string) string {
+	who := ""
+	if requester != "" {
+		who = fmt.Sprintf("<@%s> ", requester)
+	}
+	switch r.State {
+	case StateSucceeded:
+		took := ""
+		if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
+			took = " in " + roundDuration(r.FinishedAt.Sub(r.CreatedAt))
+		}
+		size := ""
+		if r.Width > 0 {
+			size = fmt.Sprintf(", %d×%d", r.Width, r.Height)
+		}
+		fps := ""
+		if r.FrameRate != "" {
+			fps = " at " + r.FrameRate + " fps"
+		}
+		cost := ""
+		if r.CostUSD >= 0.005 {
+			cost = fmt.Sprintf(", about $%.2f", r.CostUSD)
+		}
+		return fmt.Sprintf("✅ %sDone%s: %s%s%s%s — run `%s`. The video is below.", who, took, plural(r.FramesTotal, "frame"), size, fps, cost, r.ID)
+	case StateCancelled:
+		return fmt.Sprintf("🛑 Run `%s` was cancelled%s.", r.ID, byText(cancelledBy(r.Failure)))
+	}
+	line := "❌ " + who + fmt.Sprintf("Run `%s` failed", r.ID)
+	if r.FailedChunk >= 0 || r.FailedFrames != "" {
+		line += " — " + failureLine(r, "")
+	} else if r.Failure != "" {
+		line += ": " + esc(clip(r.Failure, 2000))
+	}
+	return line
+}
+
+func byText(user string) string {
+	if user == "" {
+		return ""
+	}
+	return " by <@" + user + ">"
+}
+
+// cancelReason and cancelledBy carry the Slack user through the pipeline's
+// cancellation reason.
+func cancelReason(user string) string { return "cancelled in Slack by " + user }
+
+func cancelledBy(reason string) string {
+	_, user, ok := strings.Cut(reason, "cancelled in Slack by ")
+	if !ok {
+		return ""
+	}
+	return strings.Fields(user + " ")[0]
+}
+
+func previewName(r Run) string {
+	return strings.TrimSuffix(videoName(r), ".mp4") + "-preview.gif"
+}
+
+func videoName(r Run) string {
+	k := r.VideoKey
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		k = k[i+1:]
+	}
+	if k == "" {
+		k = "render.mp4"
+	}
+	return k
+}
+
+// postVideo uploads the video into the thread so it plays there, or links
+// it when it is larger than Slack (or the configuration) allows.
+func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
+	if r.VideoKey == "" {
+		return
+	}
+	limit := int64(b.cfg.MaxUploadMiB) << 20
+	if r.VideoSize > 0 && r.VideoSize <= limit {
+		if _, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(r), ""); err == nil {
+			return
+		} else {
+			b.log.Warn("could not upload the video; linking it instead", "run", r.ID, "err", err)
+		}
+	}
+	link, err := b.runs.Link(ctx, r.VideoKey)
+	if err != nil {
+		_, _ = t.reply(ctx, fmt.Sprintf("🎞️ The video is stored as `%s` (no link: %s).", esc(r.VideoKey), esc(err.Error())), false, nil)
+		return
+	}
+	text := fmt.Sprintf("🎞️ <%s|Download the video> (%.0f MiB, more than Slack takes in a thread).", link, float64(r.VideoSize)/(1<<20))
+	if !strings.HasPrefix(link, "https://") && !strings.HasPrefix(link, "http://") {
+		text = fmt.Sprintf("🎞️ The video (%.0f MiB) is on the bot's host: `%s`", float64(r.VideoSize)/(1<<20), esc(link))
+	}
+	_, _ = t.reply(ctx, text, false, nil)
+}
+
+// upload puts a stored object into the thread with the external upload flow
+// (files.getUploadURLExternal, the bytes, files.completeUploadExternal) and
+// returns the file's ID.
+func (b *Bot) upload(ctx context.Context, channel, threadTS, key, name, comment string) (string, error) {
+	var id string
+	err := withRetryAfter(ctx, b.sleep, func() error {
+		rc, size, err := b.runs.Open(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		f, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
+			Reader: rc, FileSize: int(size), Filename: name, Title: name,
+			Channel: channel, ThreadTimestamp: threadTS, InitialComment: comment,
+		})
+		if err != nil {
+			return err
+		}
+		id = f.ID
+		return nil
+	})
+	return id, err
+}
+
+// findFinalReply looks for a final reply a killed bot posted but did not
+// record.
+func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) string {
+	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.ts, IncludeAllMetadata: true, Limit: 200}
+	for {
+		var msgs []slack.Message
+		var more bool
+		var cursor string
+		err := withRetryAfter(ctx, b.sleep, func() error {
+			var err error
+			msgs, more, cursor, err = b.api.GetConversationRepliesContext(ctx, params)
+			return err
+		})
+		if err != nil {
+			b.log.Warn("could not read the thread to check for a final reply", "err", err)
+			return ""
+		}
+		for _, m := range msgs {
+			if m.Metadata.EventType == "framefleet_final" && fmt.Sprint(m.Metadata.EventPayload["run_id"]) == runID {
+				return m.Timestamp
+			}
+		}
+		if !more || cursor == "" {
+			return ""
+		}
+		params.Cursor = cursor
+	}
+}
+
+// respond posts an ephemeral message through a command's response_url.
+func (b *Bot) respond(ctx context.Context, responseURL, text string) {
+	if responseURL == "" {
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "text": text, "replace_original": false})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.log.Warn("could not answer through response_url", "err", err)
+		return
+	}
+	resp.Body.Close()
+}
+
+func (b *Bot) addThread(t *thread) {
+	b.mu.Lock()
+	b.threads[t.channel+"/"+t.ts] = t
+	b.mu.Unlock()
+}
+
+func (b *Bot) dropThread(t *thread) {
+	b.mu.Lock()
+	delete(b.threads, t.channel+"/"+t.ts)
+	b.mu.Unlock()
+}
+
+func (b *Bot) thread(channel, ts string) *thread {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.threads[channel+"/"+ts]
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// triggerMemory is how long a trigger ID is remembered (Slack's triggers
+// expire much sooner).
+const triggerMemory = 10 * time.Minute
+
+// again reports whether a command with this trigger ID was already handled.
+func (b *Bot) again(trigger string) bool {
+	if trigger == "" {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for id, at := range b.seen {
+		if now.Sub(at) > triggerMemory {
+			delete(b.seen, id)
+		}
+	}
+	if _, ok := b.seen[trigger]; ok {
+		return true
+	}
+	b.seen[trigger] = now
+	return false
+}
+
+// editsPerMinute keeps all threads' edits under chat.update's Tier 3 limit
+// (50+ a minute per workspace), leaving room for other apps' bursts.
+const editsPerMinute = 45
+
+// pacer hands out evenly spaced turns: at most one per `every`.
+type pacer struct {
+	every time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	next  time.Time
+}
+
+// wait returns how long the caller must wait for its turn, and books it.
+func (p *pacer) wait() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	d := p.next.Sub(now)
+	p.next = p.next.Add(p.every)
+	return d
+}

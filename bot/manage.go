@@ -1,0 +1,191 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// status answers `/render status [run]` and `/render runs` through response_url.
+func (b *Bot) status(sc slack.SlashCommand, id string) {
+	ctx := b.ctx
+	if id != "" {
+		r, err := b.runs.Get(ctx, id)
+		if err != nil {
+			b.respond(ctx, sc.ResponseURL, "⚠️ "+runError(id, err))
+			return
+		}
+		b.respond(ctx, sc.ResponseURL, statusLine(r))
+		return
+	}
+	runs, err := b.runs.List(ctx, map[string]string{LabelVia: via, LabelChannel: sc.ChannelID}, 10)
+	if err != nil {
+		b.respond(ctx, sc.ResponseURL, "⚠️ Could not list the runs: "+esc(err.Error()))
+		return
+	}
+	if len(runs) == 0 {
+		b.respond(ctx, sc.ResponseURL, fmt.Sprintf("No runs in this channel yet. Start one with `%s <source>`.", b.cfg.Command))
+		return
+	}
+	lines := []string{"*Newest runs in this channel*"}
+	for _, r := range runs {
+		lines = append(lines, "• "+statusLine(r))
+	}
+	b.respond(ctx, sc.ResponseURL, strings.Join(lines, "\n"))
+}
+
+func statusLine(r Run) string {
+	line := fmt.Sprintf("`%s` %s — %s, %d/%d frames", r.ID, esc(orDash(r.SourceName)), r.State, r.FramesDone, r.FramesTotal)
+	if who := r.Labels[LabelRequestedBy]; who != "" {
+		line += ", asked by <@" + who + ">"
+	}
+	if ch, ts := r.Labels[LabelChannel], r.Labels[LabelThread]; ch != "" && ts != "" {
+		line += fmt.Sprintf(" (<https://slack.com/archives/%s/p%s|thread>)", ch, strings.ReplaceAll(ts, ".", ""))
+	}
+	return line
+}
+
+func runError(id string, err error) string {
+	if errors.Is(err, ErrRunNotFound) {
+		return fmt.Sprintf("There is no run `%s`: `/render runs` lists this channel's runs.", esc(id))
+	}
+	return fmt.Sprintf("Could not look up run `%s`: %s", esc(id), esc(err.Error()))
+}
+
+// cancelByCommand handles `/render cancel <run>`.
+func (b *Bot) cancelByCommand(sc slack.SlashCommand, id string) {
+	ctx := b.ctx
+	r, err := b.runs.Get(ctx, id)
+	if err != nil {
+		b.respond(ctx, sc.ResponseURL, "⚠️ "+runError(id, err))
+		return
+	}
+	b.respond(ctx, sc.ResponseURL, b.cancelRun(ctx, r, sc.UserID))
+}
+
+// cancelByButton handles a click on a parent message's Cancel button.
+func (b *Bot) cancelByButton(channel, ts, user, runID, responseURL string) {
+	ctx := b.ctx
+	if runID == "" { // queued or still fetching: nothing submitted yet
+		t := b.thread(channel, ts)
+		if t == nil {
+			b.respond(ctx, responseURL, "This render is not waiting any more.")
+			return
+		}
+		if !b.auth.mayCancel(user, t.requester()) {
+			b.respond(ctx, responseURL, "🚫 Only <@"+t.requester()+"> or an admin can cancel this render.")
+			return
+		}
+		t.mu.Lock()
+		cancel := t.cancel
+		t.view.CancelledBy = user
+		t.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		return
+	}
+	r, err := b.runs.Get(ctx, runID)
+	if err != nil {
+		b.respond(ctx, responseURL, "⚠️ "+runError(runID, err))
+		return
+	}
+	b.respond(ctx, responseURL, b.cancelRun(ctx, r, user))
+}
+
+// cancelRun cancels r for user when they may; it returns the answer to show.
+func (b *Bot) cancelRun(ctx context.Context, r Run, user string) string {
+	if !b.auth.mayCancel(user, r.Labels[LabelRequestedBy]) {
+		return fmt.Sprintf("🚫 Only <@%s> (who asked for it) or an admin can cancel run `%s`.", r.Labels[LabelRequestedBy], r.ID)
+	}
+	if r.Final {
+		return fmt.Sprintf("Run `%s` already ended: %s.", r.ID, r.State)
+	}
+	if t := b.thread(r.Labels[LabelChannel], r.Labels[LabelThread]); t != nil {
+		t.set(func(v *View) { v.CancelledBy = user; v.Note = "Cancelling…" })
+	}
+	if _, err := b.runs.Cancel(ctx, r.ID, cancelReason(user)); err != nil {
+		return fmt.Sprintf("⚠️ Could not cancel run `%s`: %s", r.ID, esc(err.Error()))
+	}
+	return fmt.Sprintf("🛑 Cancelling run `%s`; its thread shows when it stopped.", r.ID)
+}
+
+// resume picks up where an earlier bot stopped: runs it submitted that are
+// unfinished or whose final report was not completed, then requests it
+// accepted but had not submitted.
+func (b *Bot) resume(ctx context.Context) error {
+	runs, err := b.runs.List(ctx, map[string]string{LabelVia: via}, 500)
+	if err != nil {
+		return err
+	}
+	done, err := b.markers.ListMarkers(ctx, "slack/posted/")
+	if err != nil {
+		return err
+	}
+	finished := map[string]bool{}
+	for _, key := range done {
+		finished[strings.TrimPrefix(key, "slack/posted/")] = true
+	}
+	threads := map[string]bool{}
+	for _, r := range runs {
+		ch, ts := r.Labels[LabelChannel], r.Labels[LabelThread]
+		threads[ch+"/"+ts] = true
+		if finished[r.ID] || ch == "" || ts == "" {
+			continue
+		}
+		b.log.Info("resuming the thread of a run", "run", r.ID, "state", r.State, "channel", ch, "thread", ts)
+		v := View{Source: orDash(r.SourceName), RequestedBy: r.Labels[LabelRequestedBy], Run: r, Phase: PhaseRunning, Now: b.now()}
+		t := b.newThread(ch, ts, v)
+		t.firstFrame = r.FramesDone > 0 // posted by the earlier bot
+		b.addThread(t)
+		var release func()
+		if b.queue != nil && !r.Final {
+			release = b.queue.take()
+		}
+		b.spawn(func() {
+			if release != nil {
+				defer release()
+			}
+			if r.Final {
+				b.finish(t, r)
+				return
+			}
+			b.watch(t, r)
+		})
+	}
+
+	pending, err := b.markers.ListMarkers(ctx, "slack/pending/")
+	if err != nil {
+		return err
+	}
+	sort.Strings(pending)
+	for _, key := range pending {
+		data, _, err := b.markers.GetMarker(ctx, key)
+		if err != nil {
+			continue
+		}
+		var p pendingRequest
+		if json.Unmarshal(data, &p) != nil {
+			continue
+		}
+		if threads[p.Channel+"/"+p.Thread] { // submitted just before the earlier bot stopped
+			_ = b.markers.DeleteMarker(ctx, key)
+			continue
+		}
+		cmd, err := ParseCommand(b.cfg.Command, p.Text)
+		if err != nil {
+			_ = b.markers.DeleteMarker(ctx, key)
+			continue
+		}
+		b.log.Info("resuming an accepted request", "channel", p.Channel, "thread", p.Thread)
+		t := b.newThread(p.Channel, p.Thread, View{Source: cmd.Source.String(), RequestedBy: p.User, Phase: PhasePreparing, Now: b.now()})
+		b.addThread(t)
+		b.spawn(func() { b.prepareAndRun(t, p, cmd, func() {}) })
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/framefleet/framefleet/internal/slackfake"
+)
+
+// TestSocketModeAcksEnvelopes drives the bot with real Socket Mode envelopes
+// over a WebSocket the test's fake Slack serves (apps.connections.open
+// returns its URL): every envelope is acknowledged, with the ephemeral
+// answer as the ack's payload.
+func TestSocketModeAcksEnvelopes(t *testing.T) {
+	h := newHarness(t, nil)
+	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+
+	cmd := func(user, channel, text string) slack.SlashCommand {
+		return slack.SlashCommand{TeamID: "T0TEAM", ChannelID: channel, UserID: user, Command: "/render", Text: text, ResponseURL: h.slack.ResponseURL("s1")}
+	}
+	for i, tc := range []struct {
+		cmd  slack.SlashCommand
+		want string // in the ack's text; "" for an empty ack
+	}{
+		{cmd(testUser, testChannel, "help"), "Render a Blender scene"},
+		{cmd(testUser, testChannel, "s3://bucket/a.blend chunk=0"), "`chunk=0` is out of range"},
+		{cmd("U0MALLORY", testChannel, "s3://bucket/a.blend"), "not on the list"},
+		{cmd(testUser, "C0ELSEWHERE", "runs"), "not enabled in this channel"},
+		{cmd(testUser, testChannel, "runs"), ""},
+	} {
+		id := "env-" + string(rune('a'+i))
+		if err := h.slack.Send(slackfake.SlashEnvelope(id, tc.cmd)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ack := <-h.slack.Acks():
+			if ack.EnvelopeID != id {
+				t.Fatalf("ack for %q, want %q", ack.EnvelopeID, id)
+			}
+			var p struct{ Text string }
+			if len(ack.Payload) > 0 {
+				_ = json.Unmarshal(ack.Payload, &p)
+			}
+			if tc.want == "" && p.Text != "" || !strings.Contains(p.Text, tc.want) {
+				t.Errorf("/render %s: ack text %q, want %q", tc.cmd.Text, p.Text, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no ack for envelope %s", id)
+		}
+	}
+	// `runs` answers through response_url once listed.
+	eventually(t, 5*time.Second, "the runs answer", func() bool {
+		for _, r := range h.slack.Responses() {
+			if strings.Contains(r, "No runs in this channel yet") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A click on a Cancel button (interactive envelope) is acknowledged too.
+	click := map[string]any{
+		"type": "block_actions", "user": map[string]string{"id": "U0BOB"},
+		"container":    map[string]string{"type": "message", "channel_id": testChannel, "message_ts": "1.000001"},
+		"actions":      []map[string]string{{"action_id": ActionCancel, "block_id": "run_actions", "value": "abcdefgh", "type": "button"}},
+		"response_url": h.slack.ResponseURL("c1"),
+	}
+	if err := h.slack.Send(slackfake.InteractiveEnvelope("env-click", click)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ack := <-h.slack.Acks():
+		if ack.EnvelopeID != "env-click" {
+			t.Fatalf("ack for %q", ack.EnvelopeID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ack for the click")
+	}
+	eventually(t, 5*time.Second, "the unknown run's answer", func() bool {
+		for _, r := range h.slack.Responses() {
+			if strings.Contains(r, "There is no run `abcdefgh`") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := h.runCount(); n != 0 {
+		t.Errorf("%d runs recorded, want 0", n)
+	}
+}

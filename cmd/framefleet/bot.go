@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+	"github.com/spf13/cobra"
+
+	"github.com/framefleet/framefleet/bot"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// Secrets the bot reads from the environment only.
+const (
+	envBotToken      = "SLACK_BOT_TOKEN"
+	envAppToken      = "SLACK_APP_TOKEN"
+	envSigningSecret = "SLACK_SIGNING_SECRET"
+	envGitHubToken   = "GITHUB_TOKEN"
+	envLFSURL        = "FRAMEFLEET_SLACK_LFS_URL" // Git LFS server for GitHub sources (default https://github.com)
+)
+
+func newBotCmd(g *globalFlags) *cobra.Command {
+	var cf configFlags
+	var blender string
+	cmd := &cobra.Command{
+		Use:   "bot",
+		Short: "Run the Slack bot: /render in a channel, progress in a thread",
+		Long: `Run the Slack bot. Teams type /render in a channel and watch the render in
+a thread: a message with the progress, milestones as replies, and the video
+playing in the thread when it is done. Settings come from framefleet.yaml's
+slack: section; secrets from the environment: SLACK_BOT_TOKEN (xoxb-…),
+SLACK_APP_TOKEN (xapp-…, socket mode), SLACK_SIGNING_SECRET (http mode) and
+GITHUB_TOKEN (owner/repo/path.blend@ref sources). README.md ("In Slack") has the set-up.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBot(cmd.Context(), g, &cf, blender, cmd)
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&blender, "blender", "", "Blender program local workers run (default: blender on PATH)")
+	return cmd
+}
+
+func runBot(ctx context.Context, g *globalFlags, cf *configFlags, blender string, cmd *cobra.Command) error {
+	log := g.logger(cmd.ErrOrStderr())
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	sc := cfg.Slack
+	botToken := os.Getenv(envBotToken)
+	var missing []string
+	if !strings.HasPrefix(botToken, "xoxb-") {
+		missing = append(missing, envBotToken+" (the Bot User OAuth Token, xoxb-…, from OAuth & Permissions)")
+	}
+	appToken, secret := os.Getenv(envAppToken), os.Getenv(envSigningSecret)
+	switch sc.Mode {
+	case config.SlackModeSocket:
+		if !strings.HasPrefix(appToken, "xapp-") {
+			missing = append(missing, envAppToken+" (an App-Level Token, xapp-…, with connections:write, from Basic Information)")
+		}
+	case config.SlackModeHTTP:
+		if secret == "" {
+			missing = append(missing, envSigningSecret+" (the Signing Secret, from Basic Information)")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the bot needs these environment variables: %s", strings.Join(missing, "; "))
+	}
+
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: blender})
+	if err != nil {
+		return err
+	}
+	opts := []slack.Option{}
+	if sc.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(strings.TrimRight(sc.APIURL, "/")+"/"))
+	}
+	if sc.Mode == config.SlackModeSocket {
+		opts = append(opts, slack.OptionAppLevelToken(appToken))
+	}
+	api := slack.New(botToken, opts...)
+
+	fetch := &bot.Fetcher{
+		Slack:    api,
+		MaxBytes: int64(sc.MaxFileMiB) << 20,
+		LFSURL:   os.Getenv(envLFSURL),
+		OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
+			return store.Open(ctx, uri, f.Config.StoreOptions())
+		},
+	}
+	if tok := os.Getenv(envGitHubToken); tok != "" {
+		gh := github.NewClient(nil).WithAuthToken(tok)
+		if sc.GitHubAPIURL != "" {
+			u, err := url.Parse(strings.TrimRight(sc.GitHubAPIURL, "/") + "/")
+			if err != nil {
+				return fmt.Errorf("slack.github_api_url: %w", err)
+			}
+			gh.BaseURL = u
+		}
+		fetch.GitHub, fetch.GitHubToken = gh, tok
+	}
+	runs := bot.NewFleetRuns(f)
+	b := bot.New(bot.Options{Config: sc, Slack: api, Runs: runs, Markers: runs, Fetcher: fetch, Logger: log})
+	log.Info("starting the Slack bot", "slack", sc.String(), "engine", cfg.Engine, "store", f.Store.URI())
+	if len(sc.AllowedChannels) == 0 && len(sc.AllowedUsers) == 0 && len(sc.AllowedUsergroups) == 0 {
+		log.Warn("anyone in the workspace can render in any channel the bot is in: set slack.allowed_channels and slack.allowed_users or slack.allowed_usergroups to restrict it")
+	}
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	defer b.Wait()
+	switch sc.Mode {
+	case config.SlackModeHTTP:
+		err = b.ServeHTTP(ctx, sc.Listen, secret)
+	default:
+		err = b.ServeSocket(ctx, socketmode.New(api))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

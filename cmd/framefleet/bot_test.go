@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/bot"
+	"github.com/framefleet/framefleet/internal/slackfake"
+	"github.com/framefleet/framefleet/internal/testenv"
+)
+
+const (
+	botSecret  = "e2e-signing-secret"
+	botChannel = "C0RENDERS"
+	botUser    = "U0ALICE"
+)
+
+// botProcess is `framefleet bot` running as a user would run it.
+type botProcess struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func (p *botProcess) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *botProcess) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func writeBotConfig(t *testing.T, fs *slackfake.Server, mode, listen string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`engine: local
+store: %s
+render:
+  workers: 1
+slack:
+  mode: %s
+  listen: %q
+  allowed_channels: [%s]
+  allowed_users: [%s]
+  update_interval: 1s
+  api_url: %s
+`, filepath.Join(dir, "renders"), mode, listen, botChannel, botUser, fs.APIURL())
+	path := filepath.Join(dir, "framefleet.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startBot(t *testing.T, config string) *botProcess {
+	t.Helper()
+	p := &botProcess{}
+	p.cmd = exec.Command(framefleetBinary(t), "bot", "--config", config, "--log-format", "text", "-v")
+	p.cmd.Env = append(os.Environ(), "SLACK_BOT_TOKEN=xoxb-e2e", "SLACK_APP_TOKEN=xapp-e2e", "SLACK_SIGNING_SECRET="+botSecret)
+	p.cmd.Stderr = p
+	p.cmd.Stdout = p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = p.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-done
+			}
+		}
+		if t.Failed() {
+			t.Logf("bot log:\n%s", p.log())
+		}
+	})
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func shareScene(t *testing.T, fs *slackfake.Server, opts map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(testenv.MakeScene(t, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.AddFile(slackfake.File{ID: "F0SCENE", Name: "spin.blend", Channel: botChannel, Created: time.Now(), Data: data})
+}
+
+func finalReplies(fs *slackfake.Server, thread string) []slackfake.Message {
+	var out []slackfake.Message
+	for _, m := range fs.Replies(thread) {
+		if strings.Contains(m.Metadata, "framefleet_final") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func uploadsNamed(fs *slackfake.Server, thread, suffix string) []slackfake.Upload {
+	var out []slackfake.Upload
+	for _, u := range fs.Uploads() {
+		if u.ThreadTS == thread && strings.HasSuffix(u.Name, suffix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// TestBotRendersIntoThread: a signed /render (HTTP mode) of a .blend shared
+// in the channel renders for real with the local engine; the thread gets its
+// milestones, the video plays in it and the preview GIF is there too.
+func TestBotRendersIntoThread(t *testing.T) {
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	fs := slackfake.New()
+	t.Cleanup(fs.Close)
+	shareScene(t, fs, map[string]any{"start": 1, "end": 3})
+	addr := freeAddr(t)
+	startBot(t, writeBotConfig(t, fs, "http", addr))
+	waitFor(t, 20*time.Second, "the bot to listen", func() bool {
+		resp, err := http.Get("http://" + addr + bot.PathHealth)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	form := url.Values{"team_id": {"T0"}, "channel_id": {botChannel}, "user_id": {botUser}, "command": {"/render"},
+		"text": {"file frames=1-3 resolution=50 samples=1"}, "response_url": {fs.ResponseURL("e2e")}}
+	body := form.Encode()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+bot.PathCommands, strings.NewReader(body))
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", bot.Sign(botSecret, ts, []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack struct{ Text string }
+	_ = json.NewDecoder(resp.Body).Decode(&ack)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(ack.Text, "On it") {
+		t.Fatalf("ack: %d %q", resp.StatusCode, ack.Text)
+	}
+
+	waitFor(t, 4*time.Minute, "the final reply", func() bool {
+		ps := fs.Parents()
+		return len(ps) == 1 && len(finalReplies(fs, ps[0].TS)) == 1 && len(uploadsNamed(fs, ps[0].TS, ".gif")) == 1
+	})
+	parent := fs.Parents()[0]
+	var texts []string
+	for _, m := range fs.Replies(parent.TS) {
+		texts = append(texts, m.Text)
+	}
+	all := strings.Join(texts, "\n")
+	for _, want := range []string{"Submitted run `", "3 frames"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("thread lacks %q:\n%s", want, all)
+		}
+	}
+	final := finalReplies(fs, parent.TS)[0]
+	if !strings.Contains(final.Text, "Done") || !final.Broadcast {
+		t.Errorf("final reply %q (broadcast %v)", final.Text, final.Broadcast)
+	}
+	video := uploadsNamed(fs, parent.TS, ".mp4")
+	if len(video) != 1 || video[0].Size < 1000 || video[0].Channel != botChannel {
+		t.Errorf("video uploads into the thread: %+v", video)
+	}
+	var frames []slackfake.Upload
+	for _, u := range fs.Uploads() {
+		if strings.HasPrefix(u.Name, "frame-") && u.ThreadTS == parent.TS {
+			frames = append(frames, u)
+		}
+	}
+	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame is in") {
+		t.Errorf("the first frame is not shown in the thread: %+v", fs.Uploads())
+	}
+	if len(frames) == 1 {
+		last := parent.Edits[len(parent.Edits)-1]
+		if !strings.Contains(last.Blocks, `"slack_file":{"id":"`+frames[0].ID+`"}`) {
+			t.Errorf("the parent does not show the frame: %s", last.Blocks)
+		}
+	}
+	if firstFrameReports(fs) != 1 {
+		t.Errorf("no first-frame milestone; uploads %+v", fs.Uploads())
+	}
+	last := parent.Edits[len(parent.Edits)-1]
+	if !strings.Contains(last.Text, "Rendered") || strings.Contains(last.Blocks, bot.ActionCancel) {
+		t.Errorf("parent's last edit %q still offers Cancel or is not done", last.Text)
+	}
+	if n := fs.Calls()["chat.update"]; n > 30 {
+		t.Errorf("%d edits of the parent for a 3-frame render", n)
+	}
+}
+
+// TestBotResumesAfterSIGKILL: the bot killed with SIGKILL mid-render and
+// started again finishes the same thread: one parent, updated to done, one
+// final reply, one video.
+func TestBotResumesAfterSIGKILL(t *testing.T) {
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	fs := slackfake.New()
+	t.Cleanup(fs.Close)
+	shareScene(t, fs, map[string]any{"start": 1, "end": 8, "width": 160, "height": 90, "samples": 8})
+	config := writeBotConfig(t, fs, "socket", "")
+	first := startBot(t, config)
+	waitFor(t, 20*time.Second, "the socket mode connection", fs.Connected)
+	cmd := slack.SlashCommand{TeamID: "T0", ChannelID: botChannel, UserID: botUser, Command: "/render",
+		Text: "file chunk=2", ResponseURL: fs.ResponseURL("k1")}
+	if err := fs.Send(slackfake.SlashEnvelope("env-1", cmd)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ack := <-fs.Acks():
+		if !strings.Contains(string(ack.Payload), "On it") {
+			t.Fatalf("ack %s", ack.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ack")
+	}
+	waitFor(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
+	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	parent := fs.Parents()[0]
+	if len(finalReplies(fs, parent.TS)) != 0 {
+		t.Fatal("the render finished before the kill, so nothing was resumed: make the scene slower")
+	}
+
+	startBot(t, config)
+	waitFor(t, 5*time.Minute, "the resumed run's final reply", func() bool {
+		return len(finalReplies(fs, parent.TS)) == 1 && len(uploadsNamed(fs, parent.TS, ".gif")) == 1
+	})
+	time.Sleep(2 * time.Second) // a duplicate would come now
+	if ps := fs.Parents(); len(ps) != 1 {
+		t.Errorf("%d parent messages, want 1 (no duplicate thread)", len(ps))
+	}
+	if n := len(finalReplies(fs, parent.TS)); n != 1 {
+		t.Errorf("%d final replies, want 1", n)
+	}
+	if n := len(uploadsNamed(fs, parent.TS, ".mp4")); n != 1 {
+		t.Errorf("%d videos uploaded, want 1", n)
+	}
+	edits := fs.Parents()[0].Edits
+	if last := edits[len(edits)-1]; !strings.Contains(last.Text, "Rendered") {
+		t.Errorf("the parent's last edit is %q, want it done", last.Text)
+	}
+	if firstFrames := firstFrameReports(fs); firstFrames != 1 {
+		t.Errorf("first frame reported %d times", firstFrames)
+	}
+}
+
+// firstFrameReports counts first-frame milestones (a reply, or a thumbnail
+// uploaded with the milestone as its comment).
+func firstFrameReports(fs *slackfake.Server) int {
+	n := 0
+	for _, u := range fs.Uploads() {
+		if strings.Contains(u.Comment, "First frame is in") {
+			n++
+		}
+	}
+	for _, m := range fs.Messages() {
+		if strings.Contains(m.Text, "First frame is in") {
+			n++
+		}
+	}
+	return n
+}
