@@ -287,13 +287,16 @@ func startBatchRig(t *testing.T, capacity int, exec batchtest.Executor) *batchRi
 		"FRAMEFLEET_S3_ENDPOINT=" + s3.Endpoint,
 		"FRAMEFLEET_S3_PATH_STYLE=true",
 		"FRAMEFLEET_JOB_QUEUE=renders",
-		"FRAMEFLEET_IMAGE=123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet:test",
+		"FRAMEFLEET_IMAGE=registry.example/framefleet:test",
 		"FRAMEFLEET_BLENDER_VERSION=3.4.1",
+		"FRAMEFLEET_JOB_ROLE_ARN=arn:aws:iam::123456789012:role/framefleet-job",
 		"AWS_ENDPOINT_URL_BATCH=" + srv.URL,
 	}
 	for k, v := range creds {
 		env = append(env, k+"="+v)
 	}
+	// An administrator registers the job definition once; renders only use it.
+	ff(t, env, "setup")
 	return &batchRig{srv: srv, env: env}
 }
 
