@@ -215,7 +215,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 	m := newWatchMachine(watchConfig{
 		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
 		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
-		StallWarning: durationOr(s.StallWarning, 15*time.Minute),
+		StallWarning: durationOr(s.StallWarning, 15*time.Minute), PricePerVCPUHour: s.PricePerVCPUHour,
 	})
 	notifier, _ := eng.(ChangeNotifier)
 	hosting := rec.HostBound
@@ -426,6 +426,27 @@ func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err erro
 	})
 	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
 	return err
+}
+
+// Result returns a succeeded run's result with its links signed anew
+// (the record's expire), by id or unique prefix.
+func (r *Runs) Result(ctx context.Context, id string) (*Result, error) {
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State != RunSucceeded {
+		return nil, fmt.Errorf("run %s is %s: it has no result yet", rec.ID, rec.State)
+	}
+	res, err := cachedResult(ctx, r.Store, rec.ID, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fmt.Errorf("run %s succeeded but its files are gone from the store: render again", rec.ID)
+	}
+	res.Cached = false
+	return res, nil
 }
 
 // finalOutcome reports a run that already ended.
