@@ -216,6 +216,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
 		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
 		StallWarning: durationOr(s.StallWarning, 15*time.Minute), PricePerVCPUHour: s.PricePerVCPUHour,
+		PriorVCPUSeconds: rec.PriorVCPUSeconds,
 	})
 	notifier, _ := eng.(ChangeNotifier)
 	hosting := rec.HostBound
@@ -379,7 +380,7 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error
-		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.PriorVCPUSeconds, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
 		return err
 	})
 	if err != nil {

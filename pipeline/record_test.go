@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -281,5 +282,28 @@ func TestTakeOverGivesTheLeaseToOneWatcher(t *testing.T) {
 	late := &Runs{Store: st}
 	if took, err := late.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false); took || err != nil {
 		t.Errorf("a live lease was taken over (%v, %v)", took, err)
+	}
+}
+
+// Two watchers finishing the same run record the same cost, not twice it.
+func TestFinishRunIsIdempotent(t *testing.T) {
+	st := newFileStore(t)
+	ctx := context.Background()
+	m := Manifest{RunID: "done0001", Scene: "S", VideoKey: store.VideoKey("done0001", "S"), FrameCount: 1}
+	data, _ := json.Marshal(m)
+	for k, v := range map[string]string{store.ManifestKey("done0001"): string(data), m.VideoKey: "mp4"} {
+		if err := st.Put(ctx, k, strings.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Status{Attempts: []Attempt{{Index: 0, StartedAt: t0, StoppedAt: t0.Add(10 * time.Second), VCPUs: 1}}}
+	for range 2 {
+		res, err := finishRun(ctx, st, "done0001", s, 5, 3.6, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VCPUSeconds != 15 || res.CostUSD < 0.0149999 || res.CostUSD > 0.0150001 {
+			t.Errorf("cost %v vCPU-s $%v, want 15 (5 before a resume + 10) and $0.015", res.VCPUSeconds, res.CostUSD)
+		}
 	}
 }
