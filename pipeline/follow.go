@@ -315,10 +315,14 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			}
 			// Other write errors: the next poll's read counts the outage.
 		}
+		wait := dec.Wait
+		if hosting {
+			wait = min(wait, renewEvery) // the lease must not lapse between polls
+		}
 		select {
 		case <-ctx.Done():
 			return nil, r.detach(ctx, eng, rec, h)
-		case <-time.After(dec.Wait):
+		case <-time.After(wait):
 		case <-changed: // nil (never ready) for engines without notifications
 		}
 	}
