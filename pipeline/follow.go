@@ -164,6 +164,11 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
 				ev.Preview = &FramePreview{Frame: p.LatestFrame, FrameKey: p.LatestFrameKey, ThumbnailKey: p.LatestThumbnailKey}
 			}
+			if last.FramesDone <= 0 && p.FramesDone > 0 {
+				first := ev
+				first.Kind = EventFirstFrame
+				d.send(first)
+			}
 			d.send(ev)
 			last = p
 		}
