@@ -307,3 +307,52 @@ func TestFinishRunIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+func TestOutageRetriesTransientErrorsWithinTheBudget(t *testing.T) {
+	down := errors.New("dial tcp: connection refused")
+	tests := []struct {
+		name     string
+		failures int   // calls that fail before one succeeds
+		err      error // what they fail with
+		step     time.Duration
+		want     string // "" success, "outage", "permanent"
+		calls    int
+	}{
+		{name: "an outage shorter than the budget is ridden out", failures: 3, err: down, step: time.Minute, calls: 4},
+		{name: "an outage longer than the budget gives up", failures: 100, err: down, step: 2 * time.Minute, want: "outage", calls: 4},
+		{name: "not found is an answer, not an outage", failures: 1, err: store.ErrNotFound, step: time.Minute, want: "permanent", calls: 1},
+		{name: "a conflict is for the caller to resolve", failures: 1, err: store.ErrConflict, step: time.Minute, want: "permanent", calls: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0
+			o := &outage{budget: 5 * time.Minute, now: func() time.Time { now = now.Add(tc.step); return now }}
+			calls := 0
+			err := o.do(context.Background(), "store the plan", func() error {
+				calls++
+				if calls <= tc.failures {
+					return tc.err
+				}
+				return nil
+			})
+			var oe *OutageError
+			switch tc.want {
+			case "":
+				if err != nil {
+					t.Errorf("err = %v, want success", err)
+				}
+			case "outage":
+				if !errors.As(err, &oe) || !errors.Is(err, down) || !strings.Contains(err.Error(), "store the plan") {
+					t.Errorf("err = %v, want an *OutageError naming the step", err)
+				}
+			case "permanent":
+				if !errors.Is(err, tc.err) || errors.As(err, &oe) {
+					t.Errorf("err = %v, want %v at once", err, tc.err)
+				}
+			}
+			if calls != tc.calls {
+				t.Errorf("%d calls, want %d", calls, tc.calls)
+			}
+		})
+	}
+}
