@@ -164,6 +164,11 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
 				ev.Preview = &FramePreview{Frame: p.LatestFrame, FrameKey: p.LatestFrameKey, ThumbnailKey: p.LatestThumbnailKey}
 			}
+			if last.FramesDone <= 0 && p.FramesDone > 0 {
+				first := ev
+				first.Kind = EventFirstFrame
+				d.send(first)
+			}
 			d.send(ev)
 			last = p
 		}
@@ -215,7 +220,8 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 	m := newWatchMachine(watchConfig{
 		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
 		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
-		StallWarning: durationOr(s.StallWarning, 15*time.Minute),
+		StallWarning: durationOr(s.StallWarning, 15*time.Minute), PricePerVCPUHour: s.PricePerVCPUHour,
+		PriorVCPUSeconds: rec.PriorVCPUSeconds,
 	})
 	notifier, _ := eng.(ChangeNotifier)
 	hosting := rec.HostBound
@@ -314,10 +320,14 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			}
 			// Other write errors: the next poll's read counts the outage.
 		}
+		wait := dec.Wait
+		if hosting {
+			wait = min(wait, renewEvery) // the lease must not lapse between polls
+		}
 		select {
 		case <-ctx.Done():
 			return nil, r.detach(ctx, eng, rec, h)
-		case <-time.After(dec.Wait):
+		case <-time.After(wait):
 		case <-changed: // nil (never ready) for engines without notifications
 		}
 	}
@@ -379,7 +389,7 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error
-		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.PriorVCPUSeconds, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
 		return err
 	})
 	if err != nil {
@@ -426,6 +436,27 @@ func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err erro
 	})
 	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
 	return err
+}
+
+// Result returns a succeeded run's result with its links signed anew
+// (the record's expire), by id or unique prefix.
+func (r *Runs) Result(ctx context.Context, id string) (*Result, error) {
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State != RunSucceeded {
+		return nil, fmt.Errorf("run %s is %s: it has no result yet", rec.ID, rec.State)
+	}
+	res, err := cachedResult(ctx, r.Store, rec.ID, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fmt.Errorf("run %s succeeded but its files are gone from the store: render again", rec.ID)
+	}
+	res.Cached = false
+	return res, nil
 }
 
 // finalOutcome reports a run that already ended.

@@ -69,6 +69,10 @@ type watchConfig struct {
 	OutageBudget time.Duration
 	StallWarning time.Duration
 	Handle       Handle
+	// PricePerVCPUHour turns finished attempts into the cost so far;
+	// PriorVCPUSeconds is what earlier submissions of the run used.
+	PricePerVCPUHour float64
+	PriorVCPUSeconds float64
 }
 
 // watchMachine is the watcher's memory between polls.
@@ -177,6 +181,8 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		}
 	}
 	prog := Progress{FramesDone: done, FramesTotal: total, Chunks: s.Children, UpdatedAt: o.Now}
+	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + vcpuSeconds(s.Attempts)
+	prog.CostUSD = prog.VCPUSeconds / 3600 * m.cfg.PricePerVCPUHour
 	if latest.Key != "" {
 		prog.LatestFrame, prog.LatestFrameKey = latestFrame, latest.Key
 		if thumbs[store.FrameName(latestFrame, "jpg")] {
@@ -273,6 +279,17 @@ func (m *watchMachine) jobs(o watchObservation, d watchDecision, done int) watch
 		d.Cancel = fmt.Sprintf("chunk %d failed", d.Failures[0].Index)
 	}
 	return d
+}
+
+// vcpuSeconds adds up the vCPU time of finished attempts.
+func vcpuSeconds(as []Attempt) float64 {
+	total := 0.0
+	for _, a := range as {
+		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {
+			total += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
+		}
+	}
+	return total
 }
 
 func childFailed(s Status, index int) bool {

@@ -178,3 +178,18 @@ func TestWatchMachineStoreDownEngineUp(t *testing.T) {
 		t.Errorf("decision %+v: want no record change, going on, frames as last seen", d)
 	}
 }
+
+func TestWatchMachineCostSoFar(t *testing.T) {
+	m := testMachine()
+	m.cfg.PricePerVCPUHour = 0.36
+	zero := 0
+	st := running(1)
+	st.Attempts = []Attempt{
+		{Index: 0, Number: 1, StartedAt: t0, StoppedAt: t0.Add(100 * time.Second), VCPUs: 2, ExitCode: &zero},
+		{Index: 1, Number: 1, StartedAt: t0, VCPUs: 2}, // still running: not counted
+	}
+	d := m.step(watchObservation{Now: t0.Add(time.Minute), Status: st})
+	if d.Progress.VCPUSeconds != 200 || d.Progress.CostUSD < 0.0199999 || d.Progress.CostUSD > 0.0200001 {
+		t.Errorf("cost so far %v vCPU-s, $%v; want 200 and $0.02", d.Progress.VCPUSeconds, d.Progress.CostUSD)
+	}
+}

@@ -64,6 +64,9 @@ func TestRunsOnBatch(t *testing.T) {
 	if err != nil || res.RunID != id || res.FrameCount != 15 {
 		t.Fatalf("watch: %+v, %v", res, err)
 	}
+	if fresh, err := batchRuns(t, srv, st).Result(ctx, id); err != nil || fresh.Video == "" || fresh.FrameCount != 15 {
+		t.Errorf("result signed anew: %+v, %v", fresh, err)
+	}
 	again, err := batchRuns(t, srv, st).Submit(ctx, req)
 	if err != nil || again.ID != id || again.Result == nil || !again.Result.Cached {
 		t.Errorf("the same render again: %+v, %v; want run %s, cached", again, err, id)
