@@ -1,0 +1,394 @@
+package action
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// commentMarker starts the action's sticky comment; it is found again by
+// this marker and its author (anyone can paste the marker).
+const commentMarker = "<!-- framefleet:render -->"
+
+// GitHub's limits.
+const (
+	maxCommentLength     = 65536   // an issue comment's body
+	maxSummaryLength     = 1 << 20 // a step summary (the runner drops a larger one)
+	maxStatusDescription = 140
+	maxStatusContext     = 100 // keeps the checks list readable; longer ones end in a hash
+	defaultBotLogin      = "github-actions[bot]"
+)
+
+// stateWords are how a state reads in the table, and its commit status.
+var stateWords = map[string]struct{ label, status string }{
+	StatePlanned:     {"⏳ queued", "pending"},
+	StateSubmitted:   {"⏳ queued", "pending"},
+	StateRunning:     {"🎞️ rendering", "pending"},
+	StateStitching:   {"🧵 stitching", "pending"},
+	StateInterrupted: {"⏸️ interrupted", "pending"},
+	StateSucceeded:   {"✅ succeeded", "success"},
+	StateFailed:      {"❌ failed", "failure"},
+	StateCancelled:   {"⛔ cancelled", "error"},
+}
+
+func stateLabel(s string) string {
+	if w, ok := stateWords[s]; ok {
+		return w.label
+	}
+	return s
+}
+
+// isWebLink says whether a link opens in a browser (else it is a path in a
+// local store, uploaded as the workflow run's artifact).
+func isWebLink(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// linkExpiry is when a presigned S3 link stops working (X-Amz-Date +
+// X-Amz-Expires), zero for links that name no expiry.
+func linkExpiry(link string) time.Time {
+	u, err := url.Parse(link)
+	if err != nil {
+		return time.Time{}
+	}
+	q := u.Query()
+	signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
+	if err != nil {
+		return time.Time{}
+	}
+	secs, err := strconv.Atoi(q.Get("X-Amz-Expires"))
+	if err != nil {
+		return time.Time{}
+	}
+	return signed.Add(time.Duration(secs) * time.Second)
+}
+
+// mdText escapes text for a Markdown table cell.
+func mdText(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]",
+		"*", "\\*", "_", "\\_", "`", "\\`", "\n", " ", "\r", " ")
+	return r.Replace(s)
+}
+
+// mdCode is s as inline code in a table cell.
+func mdCode(s string) string {
+	s = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ").Replace(s)
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// mdURL keeps a URL from breaking Markdown link syntax.
+func mdURL(s string) string {
+	return strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "|", "%7C").Replace(s)
+}
+
+// sortRuns orders runs by path, for stable tables.
+func sortRuns(runs []Run) {
+	slices.SortStableFunc(runs, func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
+}
+
+// table renders runs as the Markdown table the comment and the summary share.
+func table(runs []Run) string {
+	var b strings.Builder
+	b.WriteString("| File | Scene | Frames | State | Progress | Latest frame | Results |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n",
+			mdCode(r.Path()), orDash(mdText(r.Scene)), orDash(mdText(r.Frames)), stateLabel(r.State),
+			progressCell(r), latestFrameCell(r), linksCell(r))
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func progressCell(r Run) string {
+	if r.FramesTotal == 0 {
+		return "—"
+	}
+	pct := 100 * r.FramesDone / r.FramesTotal
+	const width = 10
+	filled := width * r.FramesDone / r.FramesTotal
+	return fmt.Sprintf("%s %d/%d (%d%%)", strings.Repeat("▰", filled)+strings.Repeat("▱", width-filled), r.FramesDone, r.FramesTotal, pct)
+}
+
+func latestFrameCell(r Run) string {
+	if r.Final || r.LatestFrame == 0 {
+		return "—"
+	}
+	if isWebLink(r.LatestFrameLink) {
+		return fmt.Sprintf(`<a href="%s"><img src="%s" alt="frame %d" height="60"></a> %d`,
+			htmlAttr(r.LatestFrameLink), htmlAttr(r.LatestFrameLink), r.LatestFrame, r.LatestFrame)
+	}
+	return strconv.Itoa(r.LatestFrame)
+}
+
+func htmlAttr(s string) string {
+	return strings.NewReplacer("&", "&amp;", `"`, "&quot;", "<", "&lt;", ">", "&gt;", "|", "%7C").Replace(s)
+}
+
+func linksCell(r Run) string {
+	var parts []string
+	for _, l := range []struct{ name, link, path string }{
+		{"video", r.Video, r.VideoPath},
+		{"preview", r.Preview, r.PreviewPath},
+		{"before / after", r.Comparison, r.ComparisonPath},
+	} {
+		switch {
+		case isWebLink(l.link):
+			parts = append(parts, fmt.Sprintf("[%s](%s)", l.name, mdURL(l.link)))
+		case l.path != "" || l.link != "":
+			p := l.path
+			if p == "" {
+				p = l.link
+			}
+			parts = append(parts, l.name+" "+mdCode(path.Base(strings.ReplaceAll(p, "\\", "/")))+artifactRef(r))
+		}
+	}
+	if r.ID != "" {
+		parts = append(parts, "run "+mdCode(r.ID))
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, " · ")
+}
+
+// artifactRef points at the workflow run whose artifacts hold a local store's files.
+func artifactRef(r Run) string {
+	if u := r.Labels[LabelRunURL]; isWebLink(u) {
+		return fmt.Sprintf(" ([artifacts](%s))", mdURL(u+"#artifacts"))
+	}
+	return ""
+}
+
+// notes are the lines under the table: failures and link lifetimes.
+func notes(runs []Run) string {
+	var b strings.Builder
+	for _, r := range runs {
+		if r.Failure == "" {
+			continue
+		}
+		msg := r.Failure
+		if utf8.RuneCountInString(msg) > 600 {
+			msg = string([]rune(msg)[:600]) + "…"
+		}
+		fmt.Fprintf(&b, "\n**%s**: %s\n", mdCode(r.Path()), mdText(msg))
+	}
+	var soonest time.Time
+	for _, r := range runs {
+		for _, l := range []string{r.Video, r.Preview, r.Comparison} {
+			if e := linkExpiry(l); !e.IsZero() && (soonest.IsZero() || e.Before(soonest)) {
+				soonest = e
+			}
+		}
+	}
+	if !soonest.IsZero() {
+		fmt.Fprintf(&b, "\nLinks expire %s (signed S3 links). The scheduled refresh re-signs them while runs are pending; configure CloudFront signed URLs for links that last.\n",
+			soonest.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return b.String()
+}
+
+// commentBody is the sticky comment for a PR's runs at sha.
+func commentBody(sha string, runs []Run) string {
+	runs = slices.Clone(runs)
+	sortRuns(runs)
+	head := fmt.Sprintf("%s\n### 🎬 framefleet renders of %s\n\n", commentMarker, mdCode(short(sha)))
+	foot := "\n<sub>Updated in place by framefleet as the renders progress.</sub>\n"
+	for n := len(runs); n >= 0; n-- {
+		body := head + table(runs[:n]) + notes(runs[:n])
+		if n < len(runs) {
+			body += fmt.Sprintf("\n… and %d more files: see the workflow run's summary.\n", len(runs)-n)
+		}
+		body += foot
+		if len(body) <= maxCommentLength {
+			return body
+		}
+	}
+	return head + foot
+}
+
+// summary is the step summary for a set of runs.
+func summary(title string, runs []Run) string {
+	runs = slices.Clone(runs)
+	sortRuns(runs)
+	s := fmt.Sprintf("### 🎬 %s\n\n%s%s\n", mdText(title), table(runs), notes(runs))
+	if len(s) > maxSummaryLength/2 {
+		s = s[:maxSummaryLength/2] + "\n\n… (cut to fit the step summary)\n"
+	}
+	return s
+}
+
+// statusFor is the commit status reporting r.
+func statusFor(r Run) Status {
+	st := Status{Context: statusContext(r.Path()), State: "pending", TargetURL: r.Labels[LabelRunURL]}
+	if w, ok := stateWords[r.State]; ok {
+		st.State = w.status
+	}
+	switch r.State {
+	case StateSucceeded:
+		st.Description = fmt.Sprintf("rendered %d frames", r.FramesTotal)
+		for _, l := range []string{r.Video, r.Comparison, r.Preview} {
+			if isWebLink(l) {
+				st.TargetURL = l
+				break
+			}
+		}
+	case StateFailed, StateCancelled:
+		st.Description = r.State
+		if r.Failure != "" {
+			st.Description += ": " + strings.Join(strings.Fields(r.Failure), " ")
+		}
+	case StateRunning:
+		st.Description = fmt.Sprintf("rendering: %d/%d frames", r.FramesDone, r.FramesTotal)
+	default:
+		st.Description = r.State
+	}
+	if !isWebLink(st.TargetURL) {
+		st.TargetURL = ""
+	}
+	if utf8.RuneCountInString(st.Description) > maxStatusDescription {
+		st.Description = string([]rune(st.Description)[:maxStatusDescription-1]) + "…"
+	}
+	return st
+}
+
+// statusContext is framefleet/<path>, shortened with a hash when long.
+func statusContext(p string) string {
+	c := "framefleet/" + p
+	if len(c) <= maxStatusContext {
+		return c
+	}
+	sum := sha256.Sum256([]byte(p))
+	tail := "…" + hex.EncodeToString(sum[:4])
+	cut := maxStatusContext - len(tail)
+	for cut > 0 && !utf8.RuneStart(c[cut]) {
+		cut--
+	}
+	return c[:cut] + tail
+}
+
+// reporter publishes runs to a PR comment and commit statuses. Publishing
+// is a pure function of the runs, and unchanged comments and statuses are
+// not sent again, so any process can publish the final state, any number of
+// times.
+type reporter struct {
+	gh          GitHub
+	owner, repo string
+	comment     bool
+
+	mu       sync.Mutex
+	authors  []string
+	comments map[int]*Comment             // PR → the sticky comment once found
+	statuses map[string]map[string]Status // sha → context → last known
+}
+
+func newReporter(gh GitHub, owner, repo string, comment bool) *reporter {
+	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment,
+		comments: map[int]*Comment{}, statuses: map[string]map[string]Status{}}
+}
+
+// publish brings the PR's comment (pr > 0) and sha's statuses up to runs.
+func (p *reporter) publish(ctx context.Context, pr int, sha string, runs []Run) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.publishStatuses(ctx, sha, runs); err != nil {
+		return err
+	}
+	if pr > 0 && p.comment {
+		return p.publishComment(ctx, pr, commentBody(sha, runs))
+	}
+	return nil
+}
+
+func (p *reporter) publishStatuses(ctx context.Context, sha string, runs []Run) error {
+	known, ok := p.statuses[sha]
+	if !ok {
+		list, err := p.gh.Statuses(ctx, p.owner, p.repo, sha)
+		if err != nil {
+			return err
+		}
+		known = map[string]Status{}
+		for _, s := range list {
+			known[s.Context] = s
+		}
+		p.statuses[sha] = known
+	}
+	for _, r := range runs {
+		st := statusFor(r)
+		if known[st.Context] == st {
+			continue
+		}
+		if err := p.gh.CreateStatus(ctx, p.owner, p.repo, sha, st); err != nil {
+			return err
+		}
+		known[st.Context] = st
+	}
+	return nil
+}
+
+func (p *reporter) publishComment(ctx context.Context, pr int, body string) error {
+	c := p.comments[pr]
+	if c == nil {
+		if p.authors == nil {
+			login, err := p.gh.Login(ctx)
+			if err != nil {
+				return err
+			}
+			p.authors = []string{defaultBotLogin}
+			if login != "" {
+				p.authors = append(p.authors, login)
+			}
+		}
+		list, err := p.gh.Comments(ctx, p.owner, p.repo, pr)
+		if err != nil {
+			return err
+		}
+		for _, x := range list {
+			if strings.HasPrefix(x.Body, commentMarker) && slices.Contains(p.authors, x.Author) {
+				c = &x
+				break
+			}
+		}
+	}
+	switch {
+	case c == nil:
+		created, err := p.gh.CreateComment(ctx, p.owner, p.repo, pr, body)
+		if err != nil {
+			return err
+		}
+		created.Body = body
+		p.comments[pr] = &created
+	case c.Body != body:
+		if err := p.gh.EditComment(ctx, p.owner, p.repo, c.ID, body); err != nil {
+			return err
+		}
+		c.Body = body
+		p.comments[pr] = c
+	default:
+		p.comments[pr] = c
+	}
+	return nil
+}
