@@ -6,8 +6,27 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrUnknownJob is wrapped by Engine.Status and Engine.Cancel when the engine
+// does not know the handle's jobs: a local job submitted by another (perhaps
+// dead) process, or Batch jobs deleted after their retention period.
+var ErrUnknownJob = errors.New("the engine does not know this job")
+
+// HostBound is implemented by engines whose jobs die with the process that
+// submitted them (the local engine): such a run needs a live host process,
+// and a watcher resumes it when its host is gone.
+type HostBound interface {
+	HostBound() bool
+}
+
+// LogLocator is implemented by engines that can say where a run's worker
+// logs are (a directory, a CloudWatch Logs group), for errors that give up.
+type LogLocator interface {
+	WorkerLogs(h Handle) string
+}
 
 // Engine runs a plan as AWS Batch does: an array job with one child per chunk
 // (child i reads AWS_BATCH_JOB_ARRAY_INDEX=i), and a stitch job that starts

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,10 +50,24 @@ type Request struct {
 	LinkExpiry time.Duration
 	// PricePerVCPUHour turns vCPU time into the cost figure (0 locally).
 	PricePerVCPUHour float64
-	// WatchErrorBudget is how long the watcher keeps retrying when the engine
-	// or the store cannot be asked (throttling, a network outage) before it
-	// cancels the jobs and gives up (default 5 minutes).
+	// StoreOutageBudget is how long a run rides out a store or engine outage
+	// (throttling, a network outage), from the upload of the scene to the
+	// last check of the jobs, before it gives up and cancels its jobs
+	// (default 5 minutes). Every stage retries with backoff under this one
+	// budget: each outage may last this long.
+	StoreOutageBudget time.Duration
+	// WatchErrorBudget is the former name of StoreOutageBudget, used when
+	// that is unset.
 	WatchErrorBudget time.Duration
+	// Labels are the front-end's own facts about the run (github.repo,
+	// github.pr, slack.channel, slack.thread, requested_by, ...), stored in
+	// the run record and never interpreted by the pipeline.
+	Labels map[string]string
+	// SourceName is what the front-end calls the scene ("shot.blend",
+	// "owner/repo/path.blend@ref"); default: the file's base name.
+	SourceName string
+	// Engine names the engine to run on; empty = Runs.EngineName.
+	Engine string
 	// StallWarning is how long chunks may wait for capacity, none running,
 	// before an EventStalled (default 15 minutes).
 	StallWarning time.Duration
@@ -81,7 +93,23 @@ const (
 	// running for Request.StallWarning: on Batch, a compute environment that
 	// cannot start instances (quota, instance types, Spot capacity).
 	EventStalled EventKind = "stalled"
+	// EventCancelled says the run was cancelled (by Cancel, from any process);
+	// its jobs are stopped.
+	EventCancelled EventKind = "cancelled"
+	// EventResumed says an interrupted run was submitted again under the same
+	// id; only frames not yet stored are rendered.
+	EventResumed EventKind = "resumed"
+	// EventFirstFrame says the first frame is stored (Preview names it).
+	EventFirstFrame EventKind = "first_frame"
 )
+
+// FramePreview names the newest stored frame and its small JPEG thumbnail
+// (a few KB; empty until the worker stored it). Keys are store keys.
+type FramePreview struct {
+	Frame        int    `json:"frame"`
+	FrameKey     string `json:"frame_key"`
+	ThumbnailKey string `json:"thumbnail_key,omitempty"`
+}
 
 // Event tells a front-end what a run is doing.
 type Event struct {
@@ -96,6 +124,11 @@ type Event struct {
 	Failure *ChildFailure `json:"failure,omitempty"`
 	Handle  *Handle       `json:"handle,omitempty"`
 	Message string        `json:"message,omitempty"`
+	// Preview is the newest stored frame, when it changed (progress, first_frame).
+	Preview *FramePreview `json:"preview,omitempty"`
+	// Record is a snapshot of the run record when the event was made
+	// (submitted, resumed, cancelled and final events; nil otherwise).
+	Record *RunRecord `json:"record,omitempty"`
 }
 
 // Result is a finished render; `framefleet render --json` prints it.
@@ -124,11 +157,6 @@ type Result struct {
 	WallSeconds     float64       `json:"wall_seconds"`
 }
 
-// cacheEntry is stored at store.CacheKey.
-type cacheEntry struct {
-	RunID string `json:"run_id"`
-}
-
 // BlenderTooOldError refuses a file saved by a newer Blender than the workers run.
 type BlenderTooOldError struct {
 	File    string // version that saved the file, e.g. "4.2"
@@ -138,7 +166,7 @@ type BlenderTooOldError struct {
 
 func (e *BlenderTooOldError) Error() string {
 	return fmt.Sprintf("%s was saved by Blender %s but the workers run Blender %s, which cannot read it reliably: "+
-		"install Blender %s or newer (https://download.blender.org/release/), then point --blender at it (local) "+
+		"install Blender %s or newer (https://download.blender.org/release/), then point the blender setting at it (local) "+
 		"or build the worker image with the build args BLENDER_SOURCE=official BLENDER_VERSION=<that version> (Batch)",
 		e.Path, e.File, e.Blender, majorMinor(e.File))
 }
@@ -177,112 +205,30 @@ func (e *RunFailedError) Error() string {
 // Run renders req on eng, storing everything in st, and reports progress
 // to obs (which may be nil). It returns when the video is ready, when
 // anything failed for good, or when ctx ends (the jobs are then cancelled).
+// It is a thin wrapper around Runs.Render for callers with one engine.
 func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(Event)) (*Result, error) {
-	started := time.Now()
-	emit := func(ev Event) {
-		if obs != nil {
-			ev.Time = time.Now()
-			obs(ev)
+	name := "engine"
+	if n, ok := eng.(interface{ Name() string }); ok {
+		name = n.Name()
+	}
+	if req.Engine == "" {
+		req.Engine = name
+	}
+	runs := &Runs{Store: st, EngineName: req.Engine, Engine: func(context.Context, string) (Engine, error) { return eng, nil }}
+	id, res, err := runs.render(ctx, req, obs)
+	if err != nil && ctx.Err() != nil && id != "" {
+		// The caller's context is gone; stopping the workers must not be.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, cerr := runs.Cancel(cctx, id, "render interrupted ("+context.Cause(ctx).Error()+")"); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}
-	req = withDefaults(req)
-
-	// Everything that can be wrong with the input is found before anything runs.
-	info, err := blend.ReadFile(req.BlendPath)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", req.BlendPath, err)
-	}
-	sum, size, err := hashFile(req.BlendPath)
-	if err != nil {
-		return nil, err
-	}
-	p, err := newPlan(info, req, plan.Blend{
-		Key: store.BlendKey(sum), SHA256: sum, Name: filepath.Base(req.BlendPath), Size: size, Version: info.Version,
-	})
-	if err != nil {
-		return nil, err
-	}
-	// The workers' Blender must read the file, and is part of the cache key.
-	// (Engines keep the version cheap to ask: the local engine caches it per
-	// binary, Batch reads it from the job definition.)
-	bv, err := eng.BlenderVersion(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("find the workers' Blender version: %w", err)
-	}
-	if newer(info.Version, bv) {
-		return nil, &BlenderTooOldError{File: info.Version, Blender: bv, Path: req.BlendPath}
-	}
-	p.Blender = bv
-	key := cacheKey(p)
-
-	if !req.Force {
-		res, err := cachedResult(ctx, st, key, req.LinkExpiry)
-		if err != nil {
-			return nil, err
-		}
-		if res != nil {
-			res.WallSeconds = time.Since(started).Seconds()
-			emit(Event{Kind: EventCached, RunID: res.RunID, FramesDone: res.FrameCount, FramesTotal: res.FrameCount,
-				Message: "identical render found; use --force to render again"})
-			return res, nil
-		}
-	}
-
-	if _, err := st.Stat(ctx, p.Blend.Key); errors.Is(err, store.ErrNotFound) {
-		if err := st.PutFile(ctx, p.Blend.Key, req.BlendPath); err != nil {
-			return nil, fmt.Errorf("upload the scene: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("check the stored scene: %w", err)
-	}
-
-	if p.RunID, err = NewRunID(time.Now()); err != nil {
-		return nil, err
-	}
-	p.CreatedAt = time.Now().UTC()
-	planJSON, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode plan: %w", err)
-	}
-	if err := st.Put(ctx, store.PlanKey(p.RunID), strings.NewReader(string(planJSON))); err != nil {
-		return nil, fmt.Errorf("store the plan: %w", err)
-	}
-	emit(Event{Kind: EventPlanned, RunID: p.RunID, FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(),
-		Message: fmt.Sprintf("%d frames (%s) in %d chunk(s) of %d, %dx%d at %s fps",
-			len(p.Frames), plan.Format(p.Frames), p.NumChunks(), p.ChunkSize, p.Width, p.Height, p.FrameRate)})
-
-	h, err := eng.Submit(ctx, Job{
-		RunID: p.RunID, StoreURI: st.URI(), Chunks: p.NumChunks(), Scene: p.Scene,
-		Attempts: req.Attempts, AttemptTimeout: req.AttemptTimeout, Env: req.Env,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("submit run %s: %w", p.RunID, err)
-	}
-	emit(Event{Kind: EventSubmitted, RunID: p.RunID, FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Handle: &h})
-
-	status, err := watch(ctx, eng, st, h, p, req, emit)
-	if err != nil {
-		if ctx.Err() != nil {
-			// The caller's context is gone; stopping the workers must not be.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if cerr := eng.Cancel(cctx, h, "render interrupted ("+context.Cause(ctx).Error()+")"); cerr != nil {
-				err = errors.Join(err, cerr)
-			}
-		}
-		emit(Event{Kind: EventFailed, RunID: p.RunID, FramesTotal: len(p.Frames), Message: err.Error()})
-		return nil, err
-	}
-
-	res, err := finishRun(ctx, st, p.RunID, key, status, req)
-	if err != nil {
-		emit(Event{Kind: EventFailed, RunID: p.RunID, Message: err.Error()})
-		return nil, err
-	}
-	res.WallSeconds = time.Since(started).Seconds()
-	emit(Event{Kind: EventSucceeded, RunID: p.RunID, FramesDone: res.FrameCount, FramesTotal: len(p.Frames), Message: res.Video})
-	return res, nil
+	return res, err
 }
+
+// DefaultStoreOutageBudget is how long a run rides out an outage by default.
+const DefaultStoreOutageBudget = 5 * time.Minute
 
 func withDefaults(req Request) Request {
 	if req.PollInterval <= 0 {
@@ -297,9 +243,13 @@ func withDefaults(req Request) Request {
 	if req.Stitch == "" {
 		req.Stitch = plan.StitchConcat
 	}
-	if req.WatchErrorBudget <= 0 {
-		req.WatchErrorBudget = 5 * time.Minute
+	if req.StoreOutageBudget <= 0 {
+		req.StoreOutageBudget = req.WatchErrorBudget
 	}
+	if req.StoreOutageBudget <= 0 {
+		req.StoreOutageBudget = DefaultStoreOutageBudget
+	}
+	req.WatchErrorBudget = req.StoreOutageBudget
 	if req.StallWarning <= 0 {
 		req.StallWarning = 15 * time.Minute
 	}
@@ -315,14 +265,11 @@ func newPlan(info *blend.Info, req Request, b plan.Blend) (plan.Plan, error) {
 	} else {
 		frames, err = plan.SceneFrames(info.FrameStart, info.FrameEnd, info.FrameStep)
 		if err != nil {
-			err = fmt.Errorf("scene %q: %w (fix the range in Blender or pass --frames)", info.Scene, err)
+			err = &SettingError{Key: KeyFrames, Reason: fmt.Sprintf("scene %q has no valid frame range (%v): fix the range in Blender or give the frames to render", info.Scene, err), Err: err}
 		}
 	}
 	if err != nil {
 		return plan.Plan{}, err
-	}
-	if req.Chunk < 0 {
-		return plan.Plan{}, fmt.Errorf("chunk size %d: give a positive number of frames per chunk, or 0 to choose automatically", req.Chunk)
 	}
 	chunk := req.Chunk
 	if chunk == 0 {
@@ -330,18 +277,9 @@ func newPlan(info *blend.Info, req Request, b plan.Blend) (plan.Plan, error) {
 	}
 	chunk = plan.FitChunkSize(len(frames), chunk)
 
-	if req.ResolutionPercentage < 0 || req.ResolutionPercentage > 32767 {
-		return plan.Plan{}, fmt.Errorf("resolution %d%%: give a percentage from 1 to 32767 (e.g. 25 for a quick preview)", req.ResolutionPercentage)
-	}
-	if req.Samples < 0 {
-		return plan.Plan{}, fmt.Errorf("samples %d: give a positive number of samples, or 0 to keep the scene's", req.Samples)
-	}
-	if req.Threads < 0 {
-		return plan.Plan{}, fmt.Errorf("threads %d: give a positive number, or 0 for all cores", req.Threads)
-	}
 	stitch, err := plan.ParseStitchMode(string(req.Stitch))
 	if err != nil {
-		return plan.Plan{}, err
+		return plan.Plan{}, &SettingError{Key: KeyStitch, Value: string(req.Stitch), Reason: "use concat or encode", Err: err}
 	}
 	rate, err := plan.FrameRateFromScene(info.FPS, info.FPSBase)
 	if err != nil {
@@ -353,7 +291,7 @@ func newPlan(info *blend.Info, req Request, b plan.Blend) (plan.Plan, error) {
 	}
 	w, h := info.ResolutionX*pct/100, info.ResolutionY*pct/100
 	if w < 1 || h < 1 {
-		return plan.Plan{}, fmt.Errorf("scene %q renders %dx%d pixels (%dx%d at %d%%): raise the resolution percentage", info.Scene, w, h, info.ResolutionX, info.ResolutionY, pct)
+		return plan.Plan{}, &SettingError{Key: KeyResolution, Value: fmt.Sprint(pct), Reason: fmt.Sprintf("scene %q renders %dx%d pixels (%dx%d at %d%%): raise the resolution percentage", info.Scene, w, h, info.ResolutionX, info.ResolutionY, pct)}
 	}
 	p := plan.Plan{
 		Schema:    plan.Schema,
@@ -395,20 +333,14 @@ func cacheKey(p plan.Plan) string {
 	return hex.EncodeToString(s[:])
 }
 
-// cachedResult returns the result of a finished identical run, or nil.
-func cachedResult(ctx context.Context, st store.Store, key string, expiry time.Duration) (*Result, error) {
-	var entry cacheEntry
-	if err := getJSON(ctx, st, store.CacheKey(key), &entry); errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil || entry.RunID == "" {
-		// A damaged cache entry only costs a re-render.
-		return nil, nil
-	}
+// cachedResult returns the result of a finished run from its manifest, or
+// nil when the run has no manifest or its files are gone.
+func cachedResult(ctx context.Context, st store.Store, runID string, expiry time.Duration) (*Result, error) {
 	var m Manifest
-	if err := getJSON(ctx, st, store.ManifestKey(entry.RunID), &m); errors.Is(err, store.ErrNotFound) {
+	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("read cached run %s: %w", entry.RunID, err)
+		return nil, fmt.Errorf("read cached run %s: %w", runID, err)
 	}
 	res, err := resultFromManifest(ctx, st, m, expiry)
 	if err != nil {
@@ -420,128 +352,6 @@ func cachedResult(ctx context.Context, st store.Store, key string, expiry time.D
 	}
 	res.Cached = true
 	return res, nil
-}
-
-// watch polls until the stitch job succeeded (returning the final status)
-// or anything failed for good. Each poll costs one Status and one List.
-func watch(ctx context.Context, eng Engine, st store.Store, h Handle, p plan.Plan, req Request, emit func(Event)) (Status, error) {
-	every, errorBudget := req.PollInterval, req.WatchErrorBudget
-	want := make(map[string]bool, len(p.Frames))
-	for _, f := range p.Frames {
-		want[store.FrameName(f, "png")] = true
-	}
-	prefix := store.FramesPrefix(p.RunID)
-	lastDone, lastKey := -1, ""
-	seenAttempts := 0
-	failed := map[int]bool{}
-	stitching := false
-	var failingSince time.Time // start of the current run of failed checks
-	lastChange, stallWarned := time.Now(), false
-	var backoff time.Duration
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	notifier, _ := eng.(ChangeNotifier)
-	for {
-		var changed <-chan struct{}
-		if notifier != nil {
-			changed = notifier.Changes(h)
-		}
-		s, err := eng.Status(ctx, h)
-		var objs []store.Object
-		if err == nil {
-			objs, err = st.List(ctx, prefix)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return s, ctx.Err()
-			}
-			// The jobs keep running (and costing) whether or not we can see
-			// them: keep asking with backoff, and cancel them if we must give up.
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-				emit(Event{Kind: EventWatchError, RunID: p.RunID, FramesTotal: len(p.Frames), Handle: &h,
-					Message: fmt.Sprintf("cannot check the run, retrying for up to %s: %v", errorBudget, err)})
-			}
-			if time.Since(failingSince) >= errorBudget {
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-				cerr := eng.Cancel(cctx, h, "framefleet lost track of the run: "+err.Error())
-				cancel()
-				if cerr != nil {
-					return s, fmt.Errorf("watch run %s: gave up after %s: %w; cancelling its jobs also failed (%v): cancel render job %s and stitch job %s yourself",
-						p.RunID, errorBudget, err, cerr, h.RenderID, h.StitchID)
-				}
-				return s, fmt.Errorf("watch run %s: gave up after %s and cancelled its jobs: %w", p.RunID, errorBudget, err)
-			}
-			backoff = min(max(backoff*2, every), time.Minute)
-			select {
-			case <-ctx.Done():
-				return s, ctx.Err()
-			case <-time.After(backoff):
-			}
-			continue
-		}
-		failingSince, backoff = time.Time{}, 0
-		done := 0
-		for _, o := range objs {
-			if want[strings.TrimPrefix(o.Key, prefix)] {
-				done++
-			}
-		}
-		// Retried attempts, in the order they finished.
-		for _, a := range s.Attempts[min(seenAttempts, len(s.Attempts)):] {
-			if a.Index >= 0 && (a.ExitCode == nil || *a.ExitCode != 0) && !childFailed(s, a.Index) {
-				emit(Event{Kind: EventChunkRetried, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames),
-					Failure: &ChildFailure{Index: a.Index, Attempts: a.Number, Reason: a.Reason, ExitCode: a.ExitCode}})
-			}
-		}
-		seenAttempts = len(s.Attempts)
-		for _, f := range s.Failures {
-			if f.Index >= 0 && !failed[f.Index] {
-				failed[f.Index] = true
-				emit(Event{Kind: EventChunkFailed, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames), Failure: &f})
-			}
-		}
-		if k := fmt.Sprint(s.Children); done != lastDone || k != lastKey {
-			lastDone, lastKey, lastChange, stallWarned = done, k, time.Now(), false
-			emit(Event{Kind: EventProgress, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames),
-				Chunks: s.Children, ChunkTotal: p.NumChunks()})
-		}
-		if waiting := s.Children[StateRunnable]; !stallWarned && waiting > 0 && s.Children[StateRunning]+s.Children[StateStarting] == 0 &&
-			time.Since(lastChange) >= req.StallWarning {
-			stallWarned = true
-			emit(Event{Kind: EventStalled, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames), Chunks: s.Children, Handle: &h,
-				Message: fmt.Sprintf("%d chunk(s) have waited %s for capacity with none running: check the job queue's compute environments (instance types, vCPU limits, EC2 quotas, Spot capacity)",
-					waiting, time.Since(lastChange).Round(time.Second))})
-		}
-		switch {
-		case s.Stitch == StateSucceeded:
-			return s, nil
-		case s.Render == StateFailed || s.Stitch == StateFailed:
-			return s, &RunFailedError{RunID: p.RunID, Failures: workerErrors(ctx, st, p.RunID, s.Failures), StitchReason: s.StitchReason}
-		case len(failed) > 0:
-			// The stitch job can no longer run: stop paying for the rest.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			cerr := eng.Cancel(cctx, h, fmt.Sprintf("chunk %d failed", s.Failures[0].Index))
-			cancel()
-			var fs []ChildFailure
-			for _, f := range s.Failures {
-				if f.Index >= 0 {
-					fs = append(fs, f)
-				}
-			}
-			return s, errors.Join(&RunFailedError{RunID: p.RunID, Failures: workerErrors(ctx, st, p.RunID, fs),
-				StitchReason: "not run: a render chunk failed"}, cerr)
-		case !stitching && s.Render == StateSucceeded:
-			stitching = true
-			emit(Event{Kind: EventStitching, RunID: p.RunID, FramesDone: done, FramesTotal: len(p.Frames)})
-		}
-		select {
-		case <-ctx.Done():
-			return s, ctx.Err()
-		case <-tick.C:
-		case <-changed: // nil (never ready) for engines without notifications
-		}
-	}
 }
 
 // ChangeNotifier is implemented by engines that can say when a run's state
@@ -573,17 +383,8 @@ func workerErrors(ctx context.Context, st store.Store, runID string, fs []ChildF
 	return out
 }
 
-func childFailed(s Status, index int) bool {
-	for _, f := range s.Failures {
-		if f.Index == index {
-			return true
-		}
-	}
-	return false
-}
-
-// finishRun reads the manifest, adds the cost, and records the cache entry.
-func finishRun(ctx context.Context, st store.Store, runID, key string, s Status, req Request) (*Result, error) {
+// finishRun reads the manifest and adds the cost (the cache entry was claimed at submission).
+func finishRun(ctx context.Context, st store.Store, runID string, s Status, pricePerVCPUHour float64, linkExpiry time.Duration) (*Result, error) {
 	var m Manifest
 	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
@@ -593,7 +394,7 @@ func finishRun(ctx context.Context, st store.Store, runID, key string, s Status,
 			m.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
 		}
 	}
-	m.CostUSD = m.VCPUSeconds / 3600 * req.PricePerVCPUHour
+	m.CostUSD = m.VCPUSeconds / 3600 * pricePerVCPUHour
 	m.Attempts = s.Attempts
 	updated, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -605,15 +406,7 @@ func finishRun(ctx context.Context, st store.Store, runID, key string, s Status,
 	if m.RunID == "" {
 		m.RunID = runID
 	}
-	res, err := resultFromManifest(ctx, st, m, req.LinkExpiry)
-	if err != nil {
-		return nil, err
-	}
-	entry, _ := json.Marshal(cacheEntry{RunID: runID})
-	if err := st.Put(ctx, store.CacheKey(key), strings.NewReader(string(entry))); err != nil {
-		return nil, fmt.Errorf("record the render in the cache: %w", err)
-	}
-	return res, nil
+	return resultFromManifest(ctx, st, m, linkExpiry)
 }
 
 func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry time.Duration) (*Result, error) {
@@ -669,7 +462,7 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 		}
 		for _, k := range m.Frames {
 			if !have[k] {
-				return nil, fmt.Errorf("run %s frame %s: %w (frames may have expired: render again with --force)", m.RunID, k, store.ErrNotFound)
+				return nil, fmt.Errorf("run %s frame %s: %w (frames may have expired: render again with the setting force)", m.RunID, k, store.ErrNotFound)
 			}
 			l, err := link(k)
 			if err != nil {
@@ -731,15 +524,6 @@ func hashFile(path string) (string, int64, error) {
 		return "", 0, fmt.Errorf("hash %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// NewRunID is time-sortable and unique per submission: 20261121-083000-ab12cd.
-func NewRunID(now time.Time) (string, error) {
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("run id: %w", err)
-	}
-	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b), nil
 }
 
 // newer reports whether version a (the file's) has a higher major.minor than b (Blender's).

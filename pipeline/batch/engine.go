@@ -60,7 +60,7 @@ const (
 const submitTries = 5
 
 // ErrJobNotFound is returned (wrapped) when Batch no longer knows a job of a handle.
-var ErrJobNotFound = errors.New("job not found on AWS Batch")
+var ErrJobNotFound = fmt.Errorf("job not found on AWS Batch: %w", pipeline.ErrUnknownJob)
 
 // Options configure an Engine.
 type Options struct {

@@ -728,9 +728,26 @@ func (e *Engine) lookup(h pipeline.Handle) (*run, error) {
 	defer e.mu.Unlock()
 	r, ok := e.runs[h.RenderID]
 	if !ok || h.Engine != Name {
-		return nil, fmt.Errorf("local engine: unknown job %q: local jobs live only as long as the framefleet process that submitted them", h.RenderID)
+		return nil, fmt.Errorf("local engine: job %q: %w: local jobs live only as long as the framefleet process that submitted them", h.RenderID, pipeline.ErrUnknownJob)
 	}
 	return r, nil
+}
+
+// Name implements pipeline's engine naming (the record's engine).
+func (e *Engine) Name() string { return Name }
+
+// HostBound implements pipeline.HostBound: the workers are this process's
+// children and die with it.
+func (e *Engine) HostBound() bool { return true }
+
+// WorkerLogs implements pipeline.LogLocator: failed attempts keep their
+// stdout and stderr in the run's log directory.
+func (e *Engine) WorkerLogs(h pipeline.Handle) string {
+	r, err := e.lookup(h)
+	if err != nil {
+		return ""
+	}
+	return "failed attempts' worker logs (*.err, *.out) in " + r.logDir
 }
 
 var blenderVersionRE = regexp.MustCompile(`Blender (\d+\.\d+(?:\.\d+)?)`)
@@ -745,13 +762,13 @@ func (e *Engine) BlenderVersion(ctx context.Context) (string, error) {
 	}
 	path, err := exec.LookPath(e.Blender)
 	if err != nil {
-		return "", fmt.Errorf("find Blender %q: %w: install Blender (apt-get install blender) or point --blender at it", e.Blender, err)
+		return "", fmt.Errorf("find Blender %q: %w: install Blender (apt-get install blender) or point the blender setting at it", e.Blender, err)
 	}
 	key := binaryKey(path)
 	if v = e.cachedVersion(key); v == "" {
 		out, err := exec.CommandContext(ctx, path, "--version").Output()
 		if err != nil {
-			return "", fmt.Errorf("run %s --version: %w: install Blender (apt-get install blender) or point --blender at it", path, err)
+			return "", fmt.Errorf("run %s --version: %w: install Blender (apt-get install blender) or point the blender setting at it", path, err)
 		}
 		if v, err = ParseBlenderVersion(out); err != nil {
 			return "", fmt.Errorf("%s: %w", path, err)

@@ -1,0 +1,443 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// Watch follows a run (by id or unique prefix) to its end from any process,
+// with the same events as Render. It resumes an interrupted run (a local run
+// whose host process is gone) under the same id, rendering only missing
+// frames; it reports a Cancel from any process (EventCancelled, both jobs
+// stopped). obs is called from a goroutine of its own: a slow observer
+// never stalls polling, and gets the newest of the progress events it missed.
+// When ctx ends, a run this process hosts is stopped and left interrupted
+// (a later Watch resumes it); other runs simply go on without a watcher.
+func (r *Runs) Watch(ctx context.Context, id string, obs func(Event)) (*Result, error) {
+	full, err := r.resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d := newDeliverer(obs)
+	defer d.close()
+	return r.watch(ctx, full, d)
+}
+
+// errLeaseLost: another process took over hosting the run.
+var errLeaseLost = errors.New("another process hosts the run")
+
+func (r *Runs) watch(ctx context.Context, id string, d *deliverer) (*Result, error) {
+	budget := DefaultStoreOutageBudget
+	out := &outage{budget: budget, now: r.now}
+	for {
+		var rec *RunRecord
+		err := out.do(ctx, "read the run record", func() error {
+			var err error
+			rec, _, err = readRecord(ctx, r.Store, id)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if b := rec.Settings.StoreOutageBudget; b > 0 {
+			out.budget = b
+		}
+		if rec.State.Final() {
+			return r.finalOutcome(ctx, rec, d)
+		}
+		eng, err := r.engine(ctx, rec.Engine)
+		if err != nil {
+			return nil, err
+		}
+		needsHost := rec.HostBound || rec.Handle == nil
+		switch {
+		case !needsHost || r.ours(rec.Host) && rec.Handle != nil:
+			res, err := r.poll(ctx, rec, eng, d)
+			if errors.Is(err, errLeaseLost) {
+				continue
+			}
+			var lost *JobsLostError
+			if errors.As(err, &lost) && rec.HostBound && ctx.Err() == nil {
+				// Our own engine forgot the jobs (a new Runs in this process):
+				// the run is as good as interrupted.
+				if _, err := r.takeOver(ctx, out, rec.ID, true); err != nil {
+					return nil, err
+				}
+				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return res, err
+		case rec.Host != nil && !r.ours(rec.Host) && r.now().Before(rec.Host.Expires):
+			// Another live process hosts it: follow its record.
+			if err := r.followRecord(ctx, rec, d); err != nil {
+				return nil, err
+			}
+		default:
+			// Nobody hosts it (its process died): take it over and resume.
+			took, err := r.takeOver(ctx, out, rec.ID, false)
+			if err != nil {
+				return nil, err
+			}
+			if took {
+				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+// takeOver acquires the host lease of an unhosted run by a conditional
+// write, so two watchers never both resume it. force takes it even from a
+// live lease that is ours.
+func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (bool, error) {
+	took := false
+	err := out.do(ctx, "take over the run", func() error {
+		_, err := updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
+			took = false
+			if rec.State.Final() {
+				return errNoChange
+			}
+			alive := rec.Host != nil && r.now().Before(rec.Host.Expires)
+			if alive && !(force && r.ours(rec.Host)) {
+				return errNoChange
+			}
+			if rec.Handle != nil {
+				rec.State = RunInterrupted
+			}
+			rec.Host, took = r.lease(), true
+			return nil
+		})
+		return err
+	})
+	return took, err
+}
+
+// resume submits the run's jobs again under the same id; the workers skip
+// frames already stored.
+func (r *Runs) resume(ctx context.Context, out *outage, id string, eng Engine, d *deliverer) (*RunRecord, error) {
+	rec, _, err := readRecord(ctx, r.Store, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Store.Stat(ctx, store.PlanKey(id)); errors.Is(err, store.ErrNotFound) {
+		return nil, r.failRun(ctx, id, fmt.Errorf("run %s cannot be resumed: the process that planned it stopped before storing its plan; render again", id))
+	} else if err != nil {
+		return nil, fmt.Errorf("resume run %s: %w", id, err)
+	}
+	r.log().Info("resuming run", "run", id, "frames_done", rec.Progress.FramesDone, "frames_total", rec.FramesTotal)
+	return r.submitJobs(ctx, out, rec, eng, d)
+}
+
+// followRecord follows a run another live process hosts, through its record
+// alone, until it ends or its host's lease expires.
+func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) error {
+	every := rec.Settings.PollInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	last := Progress{FramesDone: -1}
+	for {
+		if p := rec.Progress; p.FramesDone != last.FramesDone || p.LatestFrameKey != last.LatestFrameKey ||
+			fmt.Sprint(p.Chunks) != fmt.Sprint(last.Chunks) || p.LatestThumbnailKey != last.LatestThumbnailKey {
+			ev := Event{Kind: EventProgress, Time: r.now(), RunID: rec.ID, FramesDone: p.FramesDone, FramesTotal: rec.FramesTotal,
+				Chunks: p.Chunks, ChunkTotal: rec.ChunkTotal}
+			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
+				ev.Preview = &FramePreview{Frame: p.LatestFrame, FrameKey: p.LatestFrameKey, ThumbnailKey: p.LatestThumbnailKey}
+			}
+			d.send(ev)
+			last = p
+		}
+		if rec.State.Final() || rec.Host == nil || r.ours(rec.Host) || !r.now().Before(rec.Host.Expires) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+		next, _, err := readRecord(ctx, r.Store, rec.ID)
+		if err != nil {
+			if permanent(err) {
+				return err
+			}
+			continue // the outer loop's reads count the outage
+		}
+		rec = next
+	}
+}
+
+// poll watches a submitted run's jobs: the pure watchMachine decides, this
+// loop does the I/O. Each poll costs one record read, one Status, one
+// listing of the run's objects, and a record write when something changed.
+func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *deliverer) (*Result, error) {
+	p, err := readPlan(ctx, r.Store, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := rec.Settings
+	h := *rec.Handle
+	frames := make(map[string]int, len(p.Frames))
+	for _, f := range p.Frames {
+		frames[store.FrameName(f, "png")] = f
+	}
+	m := newWatchMachine(watchConfig{
+		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
+		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
+		StallWarning: durationOr(s.StallWarning, 15*time.Minute),
+	})
+	notifier, _ := eng.(ChangeNotifier)
+	hosting := rec.HostBound
+	renewEvery := r.leaseTTL() / 3
+	lastWrite := r.now()
+	var last Status
+	for {
+		var changed <-chan struct{}
+		if notifier != nil {
+			changed = notifier.Changes(h)
+		}
+		o := watchObservation{Now: r.now()}
+		var cur *RunRecord
+		cur, _, o.Err = readRecord(ctx, r.Store, rec.ID)
+		if o.Err == nil {
+			o.Record = cur
+			if hosting && !r.ours(cur.Host) && !cur.State.Final() {
+				// Another watcher took over (we were too slow to renew):
+				// our workers must not render beside its.
+				r.stopJobs(ctx, eng, h, "another process took over the run")
+				return nil, errLeaseLost
+			}
+			if cur.Handle != nil && *cur.Handle != h && !cur.State.Final() {
+				return nil, errLeaseLost // resubmitted elsewhere: follow the new jobs
+			}
+			o.Status, o.Err = eng.Status(ctx, h)
+		}
+		if o.Err == nil {
+			o.Objects, o.Err = r.Store.List(ctx, store.RunPrefix(rec.ID))
+		}
+		if ctx.Err() != nil {
+			return nil, r.detach(ctx, eng, rec, h)
+		}
+		if o.Err == nil {
+			last = o.Status
+		}
+		dec := m.step(o)
+		for _, ev := range dec.Events {
+			d.send(ev)
+		}
+		switch dec.Outcome {
+		case watchCancelled:
+			r.stopJobs(ctx, eng, h, dec.Cancel)
+			return nil, &RunCancelledError{RunID: rec.ID, Reason: dec.Cancel}
+		case watchSucceeded:
+			return r.succeed(ctx, rec, last, d)
+		case watchFailed:
+			var cerr error
+			if dec.Cancel != "" {
+				cerr = r.stopJobs(ctx, eng, h, dec.Cancel)
+			}
+			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason}
+			return nil, r.fail(ctx, rec, &RunFailure{Message: ferr.Error(), Failures: ferr.Failures, StitchReason: ferr.StitchReason,
+				Logs: r.logsHint(eng, rec.ID, h)}, errors.Join(ferr, cerr), d)
+		case watchLost:
+			lost := &JobsLostError{RunID: rec.ID, Handle: h, Err: dec.Err}
+			if rec.HostBound {
+				return nil, lost // the caller resumes it
+			}
+			return nil, r.fail(ctx, rec, &RunFailure{Message: lost.Error()}, lost, d)
+		case watchGaveUp:
+			logs := r.logsHint(eng, rec.ID, h)
+			budget := m.cfg.OutageBudget
+			var err error
+			if cerr := r.stopJobs(ctx, eng, h, dec.Cancel); cerr != nil {
+				err = fmt.Errorf("watch run %s: gave up after %s: %w; cancelling its jobs also failed (%v): cancel render job %s and stitch job %s yourself; workers' logs: %s",
+					rec.ID, budget, dec.Err, cerr, h.RenderID, h.StitchID, logs)
+			} else {
+				err = fmt.Errorf("watch run %s: gave up after %s and cancelled its jobs: %w; workers' logs: %s", rec.ID, budget, dec.Err, logs)
+			}
+			return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error(), Logs: logs}, err, d)
+		}
+		if dec.Changed || hosting && r.now().Sub(lastWrite) >= renewEvery {
+			_, err := updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+				if cur.State.Final() {
+					return errNoChange // cancelled meanwhile: the next poll sees it
+				}
+				if hosting && !r.ours(cur.Host) {
+					return errLeaseLost
+				}
+				cur.Progress, cur.State = dec.Progress, dec.State
+				if hosting {
+					cur.Host = r.lease()
+				}
+				return nil
+			})
+			switch {
+			case errors.Is(err, errLeaseLost):
+				r.stopJobs(ctx, eng, h, "another process took over the run")
+				return nil, errLeaseLost
+			case err == nil:
+				lastWrite = r.now()
+			}
+			// Other write errors: the next poll's read counts the outage.
+		}
+		select {
+		case <-ctx.Done():
+			return nil, r.detach(ctx, eng, rec, h)
+		case <-time.After(dec.Wait):
+		case <-changed: // nil (never ready) for engines without notifications
+		}
+	}
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// detach ends watching when ctx ends: a run this process hosts is stopped
+// (its workers would die with us anyway) and left interrupted for a later
+// Watch to resume; any other run goes on.
+func (r *Runs) detach(ctx context.Context, eng Engine, rec *RunRecord, h Handle) error {
+	err := ctx.Err()
+	if !rec.HostBound {
+		return err
+	}
+	cerr := r.stopJobs(ctx, eng, h, "the watching process stopped ("+context.Cause(ctx).Error()+")")
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = updateRecord(cctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+		if cur.State.Final() || !r.ours(cur.Host) {
+			return errNoChange
+		}
+		cur.State = RunInterrupted
+		cur.Host.Expires = r.now().UTC() // released: the next watcher resumes at once
+		return nil
+	})
+	return errors.Join(err, cerr)
+}
+
+// stopJobs cancels the jobs even when ctx has ended.
+func (r *Runs) stopJobs(ctx context.Context, eng Engine, h Handle, reason string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := eng.Cancel(cctx, h, reason); err != nil && !errors.Is(err, ErrUnknownJob) {
+		return err
+	}
+	return nil
+}
+
+// logsHint says where a run's worker logs are.
+func (r *Runs) logsHint(eng Engine, runID string, h Handle) string {
+	hint := fmt.Sprintf("Blender's log of each chunk under %s in the store %s", store.RunPrefix(runID)+"logs/", r.Store.URI())
+	if ll, ok := eng.(LogLocator); ok {
+		if w := ll.WorkerLogs(h); w != "" {
+			hint = w + "; " + hint
+		}
+	}
+	return hint
+}
+
+// succeed finishes a run whose stitch job succeeded.
+func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliverer) (*Result, error) {
+	out := &outage{budget: durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	var res *Result
+	err := out.do(ctx, "finish the run", func() error {
+		var err error
+		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+		return err
+	})
+	if err != nil {
+		return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error()}, err, d)
+	}
+	var final *RunRecord
+	err = out.do(ctx, "record the result", func() error {
+		var err error
+		final, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+			if cur.State.Final() {
+				return errNoChange
+			}
+			now := r.now().UTC()
+			cur.State, cur.FinishedAt, cur.Host, cur.Result = RunSucceeded, &now, nil, res
+			cur.Progress.FramesDone, cur.Progress.UpdatedAt = cur.FramesTotal, now
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if final.State == RunCancelled {
+		// Cancelled at the last moment: the video exists, but the record says cancelled.
+		return r.finalOutcome(ctx, final, d)
+	}
+	d.send(Event{Kind: EventSucceeded, Time: r.now(), RunID: rec.ID, FramesDone: res.FrameCount, FramesTotal: rec.FramesTotal,
+		Message: res.Video, Record: final})
+	return res, nil
+}
+
+// fail records a failure (best effort: the store may be what failed), tells
+// the observer, and returns err.
+func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err error, d *deliverer) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	final, _ := updateRecord(cctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+		if cur.State.Final() {
+			return errNoChange
+		}
+		now := r.now().UTC()
+		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
+		return nil
+	})
+	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
+	return err
+}
+
+// finalOutcome reports a run that already ended.
+func (r *Runs) finalOutcome(ctx context.Context, rec *RunRecord, d *deliverer) (*Result, error) {
+	switch rec.State {
+	case RunSucceeded:
+		res := rec.Result
+		if fresh, err := cachedResult(ctx, r.Store, rec.ID, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour)); err == nil && fresh != nil {
+			res = fresh // links signed anew
+		}
+		if res == nil {
+			return nil, fmt.Errorf("run %s succeeded but its result is gone from the store: render again", rec.ID)
+		}
+		res.Cached = false
+		d.send(Event{Kind: EventSucceeded, Time: r.now(), RunID: rec.ID, FramesDone: res.FrameCount, FramesTotal: rec.FramesTotal,
+			Message: res.Video, Record: rec})
+		return res, nil
+	case RunCancelled:
+		reason := cancelReason(rec)
+		d.send(Event{Kind: EventCancelled, Time: r.now(), RunID: rec.ID, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.FramesTotal,
+			Message: reason, Record: rec})
+		return nil, &RunCancelledError{RunID: rec.ID, Reason: reason}
+	}
+	var err error = fmt.Errorf("run %s failed", rec.ID)
+	if f := rec.Failure; f != nil {
+		if len(f.Failures) > 0 || f.StitchReason != "" {
+			err = &RunFailedError{RunID: rec.ID, Failures: f.Failures, StitchReason: f.StitchReason}
+		} else if f.Message != "" {
+			err = errors.New(f.Message)
+		}
+	}
+	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: rec})
+	return nil, err
+}
+
+func readPlan(ctx context.Context, st store.Store, runID string) (plan.Plan, error) {
+	var p plan.Plan
+	if err := getJSON(ctx, st, store.PlanKey(runID), &p); err != nil {
+		return p, fmt.Errorf("read run %s's plan: %w", runID, err)
+	}
+	return p, nil
+}
