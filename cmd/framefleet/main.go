@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,7 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type exitCoder interface{ ExitCode() int }
 
 type globalFlags struct {
-	verbose bool
+	verbose   bool
+	logFormat string
+	// isTerminal decides whether stderr gets sentences and a progress bar
+	// (default: whether it is a terminal); tests inject it.
+	isTerminal func(io.Writer) bool
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -60,6 +66,14 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug details to stderr")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", logAuto,
+		"stderr's format: auto (sentences and a progress bar on a terminal, else text), text or json (structured log lines)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if !slices.Contains(logFormats, g.logFormat) {
+			return fmt.Errorf("--log-format %q: use %s", g.logFormat, strings.Join(logFormats, ", "))
+		}
+		return nil
+	}
 	root.AddCommand(
 		newInspectCmd(g),
 		newRenderCmd(g),
@@ -69,11 +83,11 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-// logger writes structured logs to stderr.
+// logger is the logger of stderr's console (see --log-format).
 func (g *globalFlags) logger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
+	c, err := g.console(w)
+	if err != nil { // --log-format is checked before any command runs
+		return slog.New(slog.NewTextHandler(w, nil))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return c.log
 }

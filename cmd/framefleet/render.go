@@ -7,26 +7,20 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/framefleet/framefleet/pipeline/batch"
-	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
-	"golang.org/x/term"
-
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
 	"github.com/framefleet/framefleet/pipeline/local"
 	"github.com/framefleet/framefleet/pipeline/plan"
-	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // renderFlags are `framefleet render`'s options.
@@ -46,17 +40,6 @@ type renderFlags struct {
 	engine     string
 	poll       time.Duration
 	config     configFlags
-}
-
-// engineFactory builds an engine from the configuration and render flags; one per --engine name.
-type engineFactory func(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error)
-
-// engines lists the engines `render --engine` accepts.
-func engines() map[string]engineFactory {
-	return map[string]engineFactory{
-		local.Name:         newLocalEngine,
-		config.EngineBatch: newBatchEngine,
-	}
 }
 
 func newRenderCmd(g *globalFlags) *cobra.Command {
@@ -79,7 +62,7 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.StringVar(&f.out, "out", "renders", "directory (or file:// / s3:// store) that keeps the frames and the video")
 	fl.StringVar(&f.frames, "frames", "", `frames to render, e.g. "1-100", "1-100x5", "3,7,12-20" (default: the scene's range)`)
 	fl.IntVar(&f.chunk, "chunk", 0, "frames per chunk (default: chosen from the frame count and --workers)")
-	fl.IntVar(&f.workers, "workers", defaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
+	fl.IntVar(&f.workers, "workers", fleet.DefaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
 	fl.IntVar(&f.resolution, "resolution", 0, "resolution percentage for a quicker preview, e.g. 25 (default: the scene's)")
 	fl.IntVar(&f.samples, "samples", 0, "render samples for a quicker preview (default: the scene's)")
 	fl.StringVar(&f.stitch, "stitch", string(plan.StitchConcat), "how the video is made: concat (join per-chunk segments) or encode (one pass over every frame)")
@@ -88,51 +71,11 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.IntVar(&f.attempts, "attempts", pipeline.DefaultAttempts, "attempts per chunk; a worker killed by a signal or failing transiently is retried (1-10)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
-	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(engineNames(), ", "))
+	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(fleet.EngineNames(), ", "))
 	f.config.register(fl)
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
 	_ = fl.MarkHidden("poll")
 	return cmd
-}
-
-// defaultWorkers runs two Blenders on two cores, so the single-threaded
-// parts of one (start-up, scene sync, saving PNGs) overlap the rendering of
-// the other (docs/BENCHMARKS.md, "framefleet render"); one per two cores
-// beyond that, at most 8 (each holds the whole scene in memory), and never
-// more than the cores, so each gets at least one thread.
-func defaultWorkers(cpus int) int { return min(max(cpus/2, 2), cpus, 8) }
-
-func engineNames() []string {
-	var names []string
-	for n := range engines() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func newLocalEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
-	return local.New(local.Options{Workers: f.workers, Blender: f.blender, Logger: log})
-}
-
-func newBatchEngine(ctx context.Context, cfg *config.Config, f *renderFlags, log *slog.Logger) (pipeline.Engine, error) {
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		return nil, errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
-	}
-	// Workers must reach the bucket in the region the client resolved
-	// (profile, environment), not guess their own.
-	cfg.Region = awsCfg.Region
-	opts := batch.OptionsFromConfig(cfg)
-	opts.Logger = log
-	return batch.New(awsCfg, opts)
 }
 
 // applyFlags lays the flags the user gave over the configuration
@@ -161,20 +104,8 @@ func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 	}
 	// --attempts and --timeout are this run's own: they are not written into
 	// the Batch settings, whose job definition every run shares.
-	// Read back so the rest of the command sees one set of values.
-	f.engine, f.chunk, f.resolution, f.samples, f.stitch = cfg.Engine, cfg.Render.Chunk, cfg.Render.Resolution, cfg.Render.Samples, cfg.Render.Stitch
-	if cfg.Render.Workers > 0 {
-		f.workers = cfg.Render.Workers
-	}
-	if !fl.Changed("timeout") && cfg.Engine == config.EngineBatch {
-		f.timeout = time.Duration(cfg.Batch.AttemptTimeout)
-	}
+	f.engine = cfg.Engine
 }
-
-// batchParallelism is the number of children Batch is assumed to run at
-// once when chunks are sized automatically: enough to spread a film over a
-// Spot fleet, while each child still renders several frames per Blender start.
-const batchParallelism = 50
 
 func (f *renderFlags) validate() error {
 	switch {
@@ -205,30 +136,16 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		return err
 	}
 	// The user's flags are checked as flags, so errors name them; what the
-	// file or the environment set is checked as configuration below.
+	// file or the environment set is checked as configuration by fleet.Open.
 	if err := f.validate(); err != nil {
 		return err
 	}
 	f.applyFlags(fl, cfg)
-	factory, ok := engines()[f.engine]
-	if !ok {
-		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(engineNames(), ", "))
+	if !slices.Contains(fleet.EngineNames(), f.engine) {
+		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(fleet.EngineNames(), ", "))
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	storeURI, err := cfg.StoreURI()
-	if err != nil {
-		return err
-	}
-	isBatch := f.engine == config.EngineBatch
-	switch {
-	case storeURI == "" && isBatch:
-		return errors.New("the batch engine needs an S3 store its containers can reach: set bucket in framefleet.yaml, FRAMEFLEET_BUCKET, or --out s3://bucket/prefix")
-	case storeURI == "":
-		storeURI = f.out
-	case isBatch && !strings.HasPrefix(storeURI, "s3://"):
-		return fmt.Errorf("store %q: the batch engine's containers cannot see a local directory: use an s3:// store", storeURI)
+	if f.engine == config.EngineBatch && f.timeout > 0 && f.timeout < config.MinAttemptTimeout {
+		return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
 	}
 	if fi, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("scene file %s does not exist: check the path", file)
@@ -237,66 +154,32 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	} else if fi.IsDir() {
 		return fmt.Errorf("scene file %s is a directory: give the .blend file inside it", file)
 	}
-	log := g.logger(stderr)
-	eng, err := factory(ctx, cfg, f, log)
+	con, err := g.console(stderr)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, storeURI, cfg.StoreOptions())
+	log := con.log
+	flt, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: f.blender})
 	if err != nil {
 		return err
 	}
-	req := pipeline.Request{
-		BlendPath:            file,
-		Frames:               f.frames,
-		Chunk:                f.chunk,
-		Parallelism:          f.workers,
-		ResolutionPercentage: f.resolution,
-		Samples:              f.samples,
-		Threads:              max(1, runtime.NumCPU()/f.workers),
-		Stitch:               plan.StitchMode(f.stitch),
-		Force:                f.force,
-		Attempts:             f.attempts,
-		AttemptTimeout:       f.timeout,
-		PollInterval:         f.poll,
-		LinkExpiry:           time.Duration(cfg.LinkExpiry),
-		PricePerVCPUHour:     cfg.PricePerVCPUHour,
-		Env:                  map[string]string{},
+	req := flt.NewRequest(file)
+	req.Frames = f.frames
+	req.Force = f.force
+	// Per-run flags win over the engine's defaults only when given.
+	if fl.Changed("attempts") {
+		req.Attempts = f.attempts
 	}
-	if isBatch {
-		// Each container gets its job's vCPUs (Blender's -t 0 would take the
-		// whole host), and the job definition's retry strategy applies unless
-		// --attempts asked for another.
-		if !fl.Changed("workers") && cfg.Render.Workers == 0 {
-			req.Parallelism = batchParallelism
-		}
-		req.Threads = max(1, int(cfg.Batch.VCPUs))
-		if !fl.Changed("attempts") {
-			req.Attempts = 0 // the job definition's retry strategy
-		}
-		if f.timeout > 0 && f.timeout < time.Minute {
-			return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
-		}
-		if req.PollInterval == time.Second && !fl.Changed("poll") {
-			req.PollInterval = 10 * time.Second
-		}
+	if fl.Changed("timeout") {
+		req.AttemptTimeout = f.timeout
 	}
-	// Workers reach the same S3-compatible store the client uses.
-	for k, v := range map[string]string{"FRAMEFLEET_REGION": cfg.Region, "FRAMEFLEET_S3_ENDPOINT": cfg.S3.Endpoint} {
-		if v != "" {
-			req.Env[k] = v
-		}
-	}
-	if cfg.S3.PathStyle {
-		req.Env["FRAMEFLEET_S3_PATH_STYLE"] = "true"
-	}
-	if f.blender != "" {
-		req.Env["FRAMEFLEET_BLENDER"] = f.blender
+	if fl.Changed("poll") {
+		req.PollInterval = f.poll
 	}
 
-	rep := newReporter(stderr, log, f.jsonOut)
-	res, err := pipeline.Run(ctx, eng, st, req, rep.event)
-	rep.close()
+	rep := newReporter(con, f.jsonOut)
+	res, err := flt.Render(ctx, req, rep.event)
+	con.endBar()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("render cancelled; every worker was stopped: %w", err)
@@ -325,13 +208,11 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	return nil
 }
 
-// reporter shows a run's events: a progress bar on a terminal, log lines otherwise.
+// reporter shows a run's events: sentences above a progress bar for a
+// person at a terminal, structured log lines otherwise.
 type reporter struct {
-	w     io.Writer
-	log   *slog.Logger
-	quiet bool // --json: no progress bar, only the log lines on stderr
-	tty   bool
-	bar   *progressbar.ProgressBar
+	c     *console
+	quiet bool // --json: no progress bar (the sentences stay on stderr)
 
 	lastChunks string    // chunk states at the last plain progress line
 	lastLine   time.Time // when it was printed
@@ -340,35 +221,18 @@ type reporter struct {
 // progressEvery spaces plain progress lines when chunk states do not change.
 const progressEvery = 10 * time.Second
 
-func newReporter(stderr io.Writer, log *slog.Logger, jsonOut bool) *reporter {
-	r := &reporter{w: stderr, log: log, quiet: jsonOut}
-	if f, ok := stderr.(*os.File); ok && !jsonOut {
-		r.tty = term.IsTerminal(int(f.Fd()))
-	}
-	return r
+func newReporter(c *console, jsonOut bool) *reporter {
+	return &reporter{c: c, quiet: jsonOut}
 }
 
 func (r *reporter) event(ev pipeline.Event) {
+	if r.c.human {
+		r.say(ev)
+		return
+	}
+	log := r.c.log
 	switch ev.Kind {
 	case pipeline.EventProgress:
-		if r.tty {
-			if r.bar == nil {
-				r.bar = progressbar.NewOptions(ev.FramesTotal,
-					progressbar.OptionSetWriter(r.w),
-					progressbar.OptionSetDescription("rendering"),
-					progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(),
-					progressbar.OptionSetItsString("frames"),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionFullWidth(),
-					progressbar.OptionThrottle(100*time.Millisecond),
-				)
-			}
-			_ = r.bar.Set(ev.FramesDone)
-			r.bar.Describe(fmt.Sprintf("chunks %s", chunkSummary(ev.Chunks)))
-			return
-		}
 		// Logs (CI, files) get a line when chunks change state or every
 		// progressEvery, not one per frame.
 		summary := chunkSummary(ev.Chunks)
@@ -376,53 +240,80 @@ func (r *reporter) event(ev pipeline.Event) {
 			return
 		}
 		r.lastChunks, r.lastLine = summary, time.Now()
-		r.log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", summary)
+		log.Info("progress", "run", ev.RunID, "frames_done", ev.FramesDone, "frames_total", ev.FramesTotal, "chunks", summary)
 	case pipeline.EventPlanned:
-		r.log.Info("planned", "run", ev.RunID, "plan", ev.Message)
+		log.Info("planned", "run", ev.RunID, "plan", ev.Message)
 	case pipeline.EventCached:
-		r.log.Info("cached", "run", ev.RunID, "note", ev.Message)
+		log.Info("cached", "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSubmitted:
-		r.log.Info("submitted", "run", ev.RunID, "engine", ev.Handle.Engine, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
+		log.Info("submitted", "run", ev.RunID, "engine", ev.Handle.Engine, "render_job", ev.Handle.RenderID, "stitch_job", ev.Handle.StitchID)
 	case pipeline.EventChunkRetried:
-		r.clearBar()
-		r.log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+		log.Warn("chunk attempt failed, retrying", "chunk", ev.Failure.Index, "attempt", ev.Failure.Attempts, "reason", ev.Failure.Reason)
 	case pipeline.EventChunkFailed:
-		r.clearBar()
-		r.log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
+		log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
 	case pipeline.EventStitching:
-		if r.bar != nil {
-			r.bar.Describe("stitching")
-		} else {
-			r.log.Info("stitching", "run", ev.RunID)
-		}
+		log.Info("stitching", "run", ev.RunID)
 	case pipeline.EventWatchError, pipeline.EventStalled:
-		r.clearBar()
-		r.log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
+		log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventSucceeded:
-		if r.bar != nil {
-			_ = r.bar.Finish()
-			fmt.Fprintln(r.w)
-			r.bar = nil
+		log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
+	}
+}
+
+// say tells a person what happened, in a sentence above the progress bar.
+func (r *reporter) say(ev pipeline.Event) {
+	c := r.c
+	switch ev.Kind {
+	case pipeline.EventProgress:
+		if !r.quiet && ev.FramesTotal > 0 {
+			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
-		r.log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
+	case pipeline.EventPlanned:
+		c.say("Planned %s.", plannedSentence(ev.Message))
+	case pipeline.EventCached:
+		c.say("Found an identical render, run %s: %d frames (--force renders again).", ev.RunID, ev.FramesTotal)
+	case pipeline.EventSubmitted:
+		if ev.Handle != nil && ev.Handle.Engine == config.EngineBatch {
+			c.say("Submitted run %s to AWS Batch: render job %s, stitch job %s.", ev.RunID, ev.Handle.RenderID, ev.Handle.StitchID)
+		} else {
+			c.say("Started run %s on this machine.", ev.RunID)
+		}
+	case pipeline.EventChunkRetried:
+		c.say("Chunk %d attempt %d failed, retrying: %s", ev.Failure.Index, ev.Failure.Attempts, ev.Failure.Reason)
+	case pipeline.EventChunkFailed:
+		c.say("Chunk %d failed after %s: %s", ev.Failure.Index, plural(ev.Failure.Attempts, "attempt"), ev.Failure.Reason)
+	case pipeline.EventStitching:
+		if !r.quiet && ev.FramesTotal > 0 {
+			c.progress(ev.FramesTotal, ev.FramesTotal, "stitching")
+		}
+		c.say("Every frame is rendered; stitching the video.")
+	case pipeline.EventWatchError:
+		c.say("Cannot check the run right now, still trying: %s", ev.Message)
+	case pipeline.EventStalled:
+		c.say("Warning: %s", ev.Message)
+	case pipeline.EventSucceeded:
+		c.endBar()
+		c.say("Run %s finished: %s rendered.", ev.RunID, plural(ev.FramesDone, "frame"))
 	case pipeline.EventFailed:
-		r.clearBar()
+		c.endBar()
 	}
 }
 
-func (r *reporter) clearBar() {
-	if r.bar != nil {
-		_ = r.bar.Clear()
-		fmt.Fprintln(r.w)
+// plannedSentence turns the plan event's "48 frames (1-48) in 4 chunk(s) of
+// 12, 320x180 at 24 fps" into "48 frames (1-48) in 4 chunks of 12, ...".
+func plannedSentence(msg string) string {
+	if strings.Contains(msg, " 1 chunk(s)") {
+		return strings.Replace(msg, " 1 chunk(s)", " 1 chunk", 1)
 	}
+	return strings.Replace(msg, " chunk(s)", " chunks", 1)
 }
 
-func (r *reporter) close() {
-	if r.bar != nil {
-		_ = r.bar.Exit()
-		fmt.Fprintln(r.w)
-		r.bar = nil
+// plural is "1 frame", "3 frames".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // chunkSummary formats Batch's statusSummary, e.g. "2 RUNNING, 1 SUCCEEDED".

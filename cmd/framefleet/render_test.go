@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/creack/pty"
 
 	"github.com/framefleet/framefleet/internal/testenv"
 )
@@ -61,15 +64,6 @@ func TestRenderRefusesBadInput(t *testing.T) {
 	}
 }
 
-func TestDefaultWorkersLeaveAThreadEach(t *testing.T) {
-	for cpus, want := range map[int]int{1: 1, 2: 2, 3: 2, 4: 2, 6: 3, 16: 8, 64: 8} {
-		got := defaultWorkers(cpus)
-		if got != want || cpus/got < 1 {
-			t.Errorf("defaultWorkers(%d) = %d, want %d", cpus, got, want)
-		}
-	}
-}
-
 // TestRenderCommand runs the built binary (its workers are the same binary):
 // --json prints only the result; a second run is a cache hit that prints
 // where the video is.
@@ -77,11 +71,7 @@ func TestRenderCommand(t *testing.T) {
 	testenv.Blender(t)
 	testenv.FFmpeg(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "framefleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := framefleetBinary(t)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 3})
 	out := filepath.Join(dir, "renders")
 
@@ -125,5 +115,50 @@ func TestRenderCommand(t *testing.T) {
 	}
 	if !strings.Contains(string(again), "video: "+res.VideoPath+" (cached") {
 		t.Errorf("second run printed %q, want the cached video's absolute path %s", again, res.VideoPath)
+	}
+}
+
+// TestRenderOnATerminal runs `framefleet render` on a pseudo-terminal: a
+// person reads sentences and a progress bar, no log records; with
+// --log-format json the same terminal gets JSON lines.
+func TestRenderOnATerminal(t *testing.T) {
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	bin := framefleetBinary(t)
+	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 2})
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{"sentences", nil, []string{"Planned 2 frames", "Started run ", "Run ", " finished: 2 frames rendered.", "video: "}, []string{"level=", "msg="}},
+		{"json", []string{"--log-format", "json", "--force"}, []string{`"msg":"planned"`, `"msg":"done"`}, []string{"Planned"}},
+	}
+	out := filepath.Join(t.TempDir(), "renders")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"render", scene, "--out", out, "--workers", "1", "--resolution", "10"}, tc.args...)...)
+			tty, err := pty.Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			_, _ = io.Copy(&buf, tty) // ends with EIO once the command exits
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("render: %v\n%s", err, buf.String())
+			}
+			got := buf.String()
+			for _, s := range tc.want {
+				if !strings.Contains(got, s) {
+					t.Errorf("terminal lacks %q:\n%s", s, got)
+				}
+			}
+			for _, s := range tc.notWant {
+				if strings.Contains(got, s) {
+					t.Errorf("terminal shows %q:\n%s", s, got)
+				}
+			}
+		})
 	}
 }

@@ -9,13 +9,13 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
 	"github.com/framefleet/framefleet/pipeline/batch"
 	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
 )
 
 func newSetupCmd(g *globalFlags) *cobra.Command {
@@ -58,16 +58,9 @@ func runSetup(ctx context.Context, g *globalFlags, cf *configFlags, stdout, stde
 		fmt.Fprintf(stdout, "config        %s\n", cfg.Source)
 	}
 
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	awsCfg, err := fleet.LoadAWSConfig(ctx, cfg.Region)
 	if err != nil {
-		return fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		return errors.New("no AWS region: set region in framefleet.yaml, FRAMEFLEET_REGION or AWS_REGION")
+		return err
 	}
 
 	// 1. The bucket.
