@@ -34,3 +34,8 @@ type lfsPointerError struct{ Path string }
 func (e *lfsPointerError) Error() string {
 	return fmt.Sprintf("%s is a Git LFS pointer, not the .blend: check out with `lfs: true` (actions/checkout), or run `git lfs pull --include=%q` before the action", e.Path, e.Path)
 }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

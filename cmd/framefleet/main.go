@@ -79,6 +79,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRenderCmd(g),
 		newWorkerCmd(g),
 		newSetupCmd(g),
+		newActionCmd(g),
 	)
 	return root
 }

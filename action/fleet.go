@@ -1,0 +1,262 @@
+package action
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// DefaultStoreDir is the local engine's store in the workspace when the
+// configuration names none: a visible directory, so actions/upload-artifact
+// (which skips hidden files) can publish it.
+const DefaultStoreDir = "framefleet-renders"
+
+// FleetOptions are what OpenFleet needs beyond the inputs.
+type FleetOptions struct {
+	Getenv    func(string) string
+	Logger    *slog.Logger
+	Workspace string
+	// Blender is the program local workers run (default: blender on PATH).
+	Blender string
+	// Workers overrides how many Blenders run at once locally (0: the configuration's).
+	Workers int
+}
+
+// OpenFleet opens framefleet's durable runs as the inputs configure them:
+// framefleet.yaml (input config, else the workspace's), FRAMEFLEET_*
+// variables, then the inputs.
+func OpenFleet(ctx context.Context, in Inputs, o FleetOptions) (Runs, error) {
+	path := in.ConfigPath
+	if path != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(o.Workspace, path)
+	}
+	if path == "" {
+		if p := filepath.Join(o.Workspace, config.FileName); fileExists(p) {
+			path = p
+		}
+	}
+	cfg, err := config.Load(path, o.Getenv)
+	if err != nil {
+		if in.ConfigPath != "" {
+			return nil, fmt.Errorf("input config: %w", err)
+		}
+		return nil, err
+	}
+	for _, s := range []struct{ input, key, value string }{
+		{"engine", "engine", in.Engine},
+		{"bucket", "bucket", in.Bucket},
+		{"queue", "batch.job_queue", in.Queue},
+		{"job-definition", "batch.job_definition", in.JobDefinition},
+		{"region", "region", in.Region},
+		{"chunk-size", "render.chunk", nonZero(in.ChunkSize)},
+		{"resolution", "render.resolution", nonZero(in.Resolution)},
+		{"samples", "render.samples", nonZero(in.Samples)},
+	} {
+		if s.value == "" {
+			continue
+		}
+		if err := cfg.Set(s.key, s.value); err != nil {
+			return nil, fmt.Errorf("input %s: %w", s.input, err)
+		}
+	}
+	if uri, err := cfg.StoreURI(); err == nil && uri == "" && cfg.Engine == config.EngineLocal {
+		cfg.Store = filepath.Join(o.Workspace, DefaultStoreDir)
+	}
+	if cfg.Engine == config.EngineBatch && cfg.Batch.JobQueue == "" {
+		return nil, errors.New("input queue is empty: the batch engine needs your AWS Batch job queue (input queue, batch.job_queue in framefleet.yaml, or FRAMEFLEET_JOB_QUEUE)")
+	}
+	if cfg.Engine == config.EngineBatch && cfg.Bucket == "" && cfg.Store == "" {
+		return nil, errors.New("input bucket is empty: the batch engine needs the S3 bucket its containers write to (input bucket, or bucket in framefleet.yaml)")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Getenv: o.Getenv, Blender: o.Blender, Workers: o.Workers})
+	if err != nil {
+		return nil, err
+	}
+	return &fleetRuns{f: f, runs: &pipeline.Runs{Store: f.Store, Engine: f.Engine, EngineName: f.Config.Engine, Logger: log}}, nil
+}
+
+func nonZero(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// fleetRuns implements Runs with pipeline.Runs.
+type fleetRuns struct {
+	f    *fleet.Fleet
+	runs *pipeline.Runs
+}
+
+func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
+	req := r.f.NewRequest(s.BlendPath)
+	req.Frames = s.Frames
+	req.Labels = s.Labels
+	req.SourceName = s.SourceName
+	// s.ComparePath: the before/after render is pipeline/compare's (branch
+	// media); until it is wired, comparisons are not made.
+	rec, err := r.runs.Submit(ctx, req)
+	if err != nil {
+		return Run{}, err
+	}
+	return r.view(ctx, rec), nil
+}
+
+func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, error) {
+	var mu sync.Mutex
+	cur, err := r.Get(ctx, id)
+	if err != nil {
+		return Run{}, err
+	}
+	_, werr := r.runs.Watch(ctx, id, func(ev pipeline.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Record != nil {
+			cur = r.view(ctx, ev.Record)
+		}
+		if ev.FramesTotal > 0 {
+			cur.FramesDone, cur.FramesTotal = ev.FramesDone, ev.FramesTotal
+		}
+		switch ev.Kind {
+		case pipeline.EventProgress, pipeline.EventFirstFrame, pipeline.EventResumed:
+			if !cur.Final {
+				cur.State = StateRunning
+			}
+		case pipeline.EventStitching:
+			cur.State = StateStitching
+		}
+		if p := ev.Preview; p != nil && !cur.Final {
+			cur.LatestFrame = p.Frame
+			cur.LatestFrameLink = r.link(ctx, p.ThumbnailKey)
+		}
+		obs(cur)
+	})
+	// The record is the truth, whatever watching returned (a failed run is
+	// a result, not an error of the action's).
+	end, err := r.Get(ctx, id)
+	if err != nil {
+		return cur, errors.Join(werr, err)
+	}
+	if !end.Final && werr != nil {
+		return end, werr
+	}
+	return end, nil
+}
+
+func (r *fleetRuns) Get(ctx context.Context, id string) (Run, error) {
+	rec, err := r.runs.Get(ctx, id)
+	if err != nil {
+		return Run{}, err
+	}
+	return r.view(ctx, rec), nil
+}
+
+func (r *fleetRuns) List(ctx context.Context, labels map[string]string, since time.Time) ([]Run, error) {
+	var out []Run
+	f := pipeline.ListFilter{Labels: labels, Limit: pipeline.MaxListLimit}
+	for {
+		page, err := r.runs.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for i := range page.Runs {
+			rec := &page.Runs[i]
+			if rec.CreatedAt.Before(since) {
+				return out, nil
+			}
+			out = append(out, r.view(ctx, rec))
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		f.Cursor = page.Next
+	}
+}
+
+// view turns a record into what the reports show; links of a finished
+// run are signed afresh from its manifest.
+func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord) Run {
+	v := Run{
+		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Labels: rec.Labels,
+		Scene: rec.Scene, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
+		CreatedAt: rec.CreatedAt,
+	}
+	if v.FramesTotal == 0 {
+		v.FramesTotal = rec.FramesTotal
+	}
+	v.Frames = rec.Settings.Frames
+	if v.Frames == "" && rec.FramesTotal > 0 {
+		v.Frames = strconv.Itoa(rec.FramesTotal)
+	}
+	if rec.FinishedAt != nil {
+		v.FinishedAt = *rec.FinishedAt
+	}
+	if !v.Final && rec.Progress.LatestFrame > 0 {
+		v.LatestFrame = rec.Progress.LatestFrame
+		v.LatestFrameLink = r.link(ctx, rec.Progress.LatestThumbnailKey)
+	}
+	if f := rec.Failure; f != nil {
+		v.Failure = f.Message
+		if f.CancelReason != "" && v.Failure == "" {
+			v.Failure = f.CancelReason
+		}
+	}
+	if rec.State == pipeline.RunSucceeded {
+		v.FramesDone = v.FramesTotal
+		r.results(ctx, rec, &v)
+	}
+	return v
+}
+
+// results fills the links of a succeeded run.
+func (r *fleetRuns) results(ctx context.Context, rec *pipeline.RunRecord, v *Run) {
+	var m pipeline.Manifest
+	rc, err := r.f.Store.Get(ctx, store.ManifestKey(rec.ID))
+	if err == nil {
+		err = json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m)
+		rc.Close()
+	}
+	if err != nil || m.VideoKey == "" {
+		if res := rec.Result; res != nil { // the links signed when it finished
+			v.Video, v.Preview, v.VideoPath = res.Video, res.Preview, res.VideoPath
+		}
+		return
+	}
+	v.Video, v.VideoPath = r.link(ctx, m.VideoKey), r.path(m.VideoKey)
+	v.Preview, v.PreviewPath = r.link(ctx, m.PreviewKey), r.path(m.PreviewKey)
+}
+
+func (r *fleetRuns) link(ctx context.Context, key string) string {
+	if key == "" {
+		return ""
+	}
+	l, err := r.f.Link(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return l
+}
+
+// path is a key's local path when the store is a directory.
+func (r *fleetRuns) path(key string) string {
+	if p, ok := r.f.Store.(interface{ Path(string) string }); ok && key != "" {
+		return p.Path(key)
+	}
+	return ""
+}
