@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -310,12 +311,30 @@ func (u *uploader) loop() {
 		}
 		if err == nil {
 			u.stored = append(u.stored, up.frame)
+			u.mu.Unlock()
+			u.storeThumbnail(up)
+			u.mu.Lock()
 			// Keep the local copy under the store's name for the segment encode.
 			if name := store.FrameName(up.frame, u.ext); filepath.Base(up.path) != name {
 				_ = os.Rename(up.path, filepath.Join(filepath.Dir(up.path), name))
 			}
 		}
 		u.mu.Unlock()
+	}
+}
+
+// storeThumbnail stores a small JPEG of a stored frame for live previews
+// (pipeline.ThumbnailKey). It is a nicety: failing only logs a warning.
+func (u *uploader) storeThumbnail(up upload) {
+	if !strings.EqualFold(u.ext, "png") {
+		return
+	}
+	jpg, err := Thumbnail(up.path, ThumbnailWidth)
+	if err == nil {
+		err = u.st.Put(u.ctx, pipeline.ThumbnailKey(u.runID, up.frame), bytes.NewReader(jpg))
+	}
+	if err != nil {
+		u.log.Warn("no preview thumbnail for frame", "frame", up.frame, "error", err)
 	}
 }
 

@@ -286,8 +286,8 @@ func encodeRecord(rec *RunRecord) ([]byte, error) {
 var errNoChange = errors.New("no change")
 
 // readRecord returns the record and its version.
-func readRecord(ctx context.Context, st store.Store, id string) (*RunRecord, storeVersion, error) {
-	data, ver, err := getVersioned(ctx, st, RecordKey(id))
+func readRecord(ctx context.Context, st store.Store, id string) (*RunRecord, store.Version, error) {
+	data, ver, err := st.GetVersioned(ctx, RecordKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", &RunNotFoundError{ID: id}
 	}
@@ -318,13 +318,13 @@ func updateRecord(ctx context.Context, st store.Store, id string, now func() tim
 		if err != nil {
 			return nil, err
 		}
-		if _, err := putIfVersion(ctx, st, RecordKey(id), data, ver); err == nil {
+		if _, err := st.PutIfVersion(ctx, RecordKey(id), data, ver); err == nil {
 			return rec, nil
-		} else if !errors.Is(err, errConflict) {
+		} else if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("update run %s: %w", id, err)
 		}
 		if attempt >= 100 {
-			return nil, fmt.Errorf("update run %s: 100 conflicting writers in a row: %w", id, errConflict)
+			return nil, fmt.Errorf("update run %s: 100 conflicting writers in a row: %w", id, store.ErrConflict)
 		}
 		// Someone else wrote: read their version and apply the change again.
 		select {

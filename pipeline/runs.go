@@ -212,8 +212,8 @@ func permanent(err error) bool {
 		missing *RunNotFoundError
 		setting *SettingError
 	)
-	return errors.Is(err, store.ErrNotFound) || errors.Is(err, errConflict) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fs.ErrPermission) ||
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fs.ErrPermission) || store.IsPermanent(err) ||
 		errors.As(err, &tooNew) || errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &setting)
 }
 
@@ -370,19 +370,19 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 			return nil, false, err
 		}
 		err = out.do(ctx, "record the run id", func() error {
-			_, err := putIfVersion(ctx, r.Store, indexIDPrefix+id, []byte("{}"), "")
+			_, err := r.Store.PutIfVersion(ctx, indexIDPrefix+id, []byte("{}"), "")
 			return err
 		})
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, errConflict) {
+		if !errors.Is(err, store.ErrConflict) {
 			return nil, false, err
 		}
 	}
 	existing, cached, err := r.claim(ctx, out, pr, id)
 	if err != nil || existing != nil {
-		_ = deleteKey(context.WithoutCancel(ctx), r.Store, indexIDPrefix+id) // the id was never used
+		_ = r.Store.Delete(context.WithoutCancel(ctx), indexIDPrefix+id) // the id was never used
 		if existing != nil {
 			if cached {
 				d.send(Event{Kind: EventCached, Time: r.now(), RunID: existing.ID, FramesDone: existing.FramesTotal,
@@ -413,7 +413,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		return nil, false, err
 	}
 	if err := out.do(ctx, "record the run", func() error {
-		_, err := putIfVersion(ctx, r.Store, RecordKey(id), data, "")
+		_, err := r.Store.PutIfVersion(ctx, RecordKey(id), data, "")
 		return err
 	}); err != nil {
 		return nil, false, fmt.Errorf("record run %s: %w", id, err)
@@ -455,11 +455,11 @@ func (r *Runs) claim(ctx context.Context, out *outage, pr *prepared, id string) 
 	for {
 		var (
 			data []byte
-			ver  storeVersion
+			ver  store.Version
 		)
 		err := out.do(ctx, "read the cache", func() error {
 			var err error
-			data, ver, err = getVersioned(ctx, r.Store, key)
+			data, ver, err = r.Store.GetVersioned(ctx, key)
 			return err
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -488,13 +488,13 @@ func (r *Runs) claim(ctx context.Context, out *outage, pr *prepared, id string) 
 		}
 		entry, _ := json.Marshal(cacheEntry{RunID: id, ClaimedAt: r.now().UTC()})
 		err = out.do(ctx, "claim the cache key", func() error {
-			_, err := putIfVersion(ctx, r.Store, key, entry, ver)
+			_, err := r.Store.PutIfVersion(ctx, key, entry, ver)
 			return err
 		})
 		if err == nil {
 			return nil, false, nil
 		}
-		if !errors.Is(err, errConflict) {
+		if !errors.Is(err, store.ErrConflict) {
 			return nil, false, fmt.Errorf("claim the cache key: %w", err)
 		}
 		// Another request claimed it first: look at what it made.
@@ -648,7 +648,7 @@ func (r *Runs) resolve(ctx context.Context, prefix string) (string, error) {
 	if !validRunIDPrefix(prefix) {
 		return "", &RunNotFoundError{ID: prefix}
 	}
-	objs, _, err := listPage(ctx, r.Store, indexIDPrefix+prefix, "", 5)
+	objs, _, err := r.Store.ListPage(ctx, indexIDPrefix+prefix, "", 5)
 	if err != nil {
 		return "", fmt.Errorf("look up run %s: %w", prefix, err)
 	}
@@ -685,7 +685,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 	after := f.Cursor
 	now := r.now()
 	for {
-		objs, more, err := listPage(ctx, r.Store, indexTimePrefix, after, pageSize)
+		objs, more, err := r.Store.ListPage(ctx, indexTimePrefix, after, pageSize)
 		if err != nil {
 			return page, fmt.Errorf("list runs: %w", err)
 		}

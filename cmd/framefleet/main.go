@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		err = cliWording(err)
 		fmt.Fprintln(stderr, "framefleet:", err)
 		var ec exitCoder
 		switch {
@@ -79,6 +80,11 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRenderCmd(g),
 		newWorkerCmd(g),
 		newSetupCmd(g),
+		newRunsCmd(g),
+		newStatusCmd(g),
+		newWatchCmd(g),
+		newCancelCmd(g),
+		newLogsCmd(g),
 		newActionCmd(g),
 	)
 	return root

@@ -39,6 +39,8 @@ type renderFlags struct {
 	blender    string
 	engine     string
 	poll       time.Duration
+	detach     bool
+	labels     []string
 	config     configFlags
 }
 
@@ -52,7 +54,8 @@ chunks rendered in parallel by Blender workers, then stitched with FFmpeg at
 the scene's frame rate. An identical earlier render is reused (see --force).`,
 		Example: `  framefleet render examples/demo.blend
   framefleet render shot.blend --resolution 25 --samples 8 --frames 1-48
-  framefleet render shot.blend --json > result.json`,
+  framefleet render shot.blend --json > result.json
+  framefleet render shot.blend --engine batch --detach`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRender(cmd.Context(), g, cmd.Flags(), f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -72,6 +75,8 @@ the scene's frame rate. An identical earlier render is reused (see --force).`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
 	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(fleet.EngineNames(), ", "))
+	fl.BoolVar(&f.detach, "detach", false, "submit the run and return without watching it (AWS Batch; follow it with framefleet watch RUN)")
+	fl.StringArrayVar(&f.labels, "label", nil, "label the run, e.g. --label ticket=PRJ-12 (repeatable; framefleet runs --label filters by them)")
 	f.config.register(fl)
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
 	_ = fl.MarkHidden("poll")
@@ -111,10 +116,6 @@ func (f *renderFlags) validate() error {
 	switch {
 	case f.workers < 1:
 		return fmt.Errorf("--workers %d: run at least 1 worker", f.workers)
-	case f.attempts < 1 || f.attempts > 10:
-		return fmt.Errorf("--attempts %d: give 1 to 10 (AWS Batch's range)", f.attempts)
-	case f.timeout < 0:
-		return fmt.Errorf("--timeout %s: give a positive duration such as 30m", f.timeout)
 	case f.chunk < 0:
 		return fmt.Errorf("--chunk %d: give a positive number of frames per chunk", f.chunk)
 	case f.poll <= 0:
@@ -143,9 +144,6 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	f.applyFlags(fl, cfg)
 	if !slices.Contains(fleet.EngineNames(), f.engine) {
 		return fmt.Errorf("unknown engine %q: use one of %s", f.engine, strings.Join(fleet.EngineNames(), ", "))
-	}
-	if f.engine == config.EngineBatch && f.timeout > 0 && f.timeout < config.MinAttemptTimeout {
-		return fmt.Errorf("--timeout %s: AWS Batch needs at least 1m per attempt", f.timeout)
 	}
 	if fi, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("scene file %s does not exist: check the path", file)
@@ -177,19 +175,75 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		req.PollInterval = f.poll
 	}
 
+	if len(f.labels) > 0 {
+		if req.Labels, err = parseLabels(f.labels); err != nil {
+			return err
+		}
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	if f.detach {
+		return submitDetached(ctx, flt, req, f.jsonOut, stdout)
+	}
+
 	rep := newReporter(con, f.jsonOut)
 	res, err := flt.Render(ctx, req, rep.event)
 	con.endBar()
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("render cancelled; every worker was stopped: %w", err)
-		}
+		return watchError(ctx, err, rep.runID, req.Engine)
+	}
+	return printResult(res, f.jsonOut, stdout, stderr)
+}
+
+// submitDetached submits a run and returns: only for engines whose jobs
+// outlive this process.
+func submitDetached(ctx context.Context, flt *fleet.Fleet, req pipeline.Request, jsonOut bool, stdout io.Writer) error {
+	eng, err := flt.Engine(ctx, req.Engine)
+	if err != nil {
 		return err
 	}
-	if f.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	if hb, ok := eng.(pipeline.HostBound); ok && hb.HostBound() {
+		return fmt.Errorf("--detach needs an engine whose jobs run without this process, and the %s engine's workers are "+
+			"children of framefleet that stop when it exits: render without --detach (after Ctrl-C or a crash, the same "+
+			"command or `framefleet watch RUN` resumes the run), or render on AWS Batch with --engine batch", req.Engine)
+	}
+	rec, err := flt.Submit(ctx, req)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return writeJSON(stdout, rec)
+	}
+	switch {
+	case rec.Result != nil:
+		fmt.Fprintf(stdout, "run %s: an identical render already finished (--force renders again)\nvideo: %s\n", rec.ID, rec.Result.Video)
+	case rec.Handle != nil:
+		fmt.Fprintf(stdout, "run %s %s on %s: render job %s, stitch job %s\n", rec.ID, rec.State, engineTitle(rec.Engine), rec.Handle.RenderID, rec.Handle.StitchID)
+	default:
+		fmt.Fprintf(stdout, "run %s %s on %s\n", rec.ID, rec.State, engineTitle(rec.Engine))
+	}
+	if rec.Result == nil {
+		fmt.Fprintf(stdout, "follow it: framefleet watch %s   status: framefleet status %s   stop it: framefleet cancel %s\n", rec.ID, rec.ID, rec.ID)
+	}
+	return nil
+}
+
+// watchError words the end of a render or watch that did not succeed.
+func watchError(ctx context.Context, err error, runID, engine string) error {
+	if ctx.Err() == nil || runID == "" {
+		return err
+	}
+	if engine == config.EngineBatch {
+		return fmt.Errorf("stopped watching; run %s goes on on AWS Batch: `framefleet watch %s` follows it again, `framefleet cancel %s` stops it: %w", runID, runID, runID, err)
+	}
+	return fmt.Errorf("render interrupted; its workers were stopped and run %s can resume: run the same command again, or `framefleet watch %s`: %w", runID, runID, err)
+}
+
+// printResult prints a finished render: JSON, or where the video is.
+func printResult(res *pipeline.Result, jsonOut bool, stdout, stderr io.Writer) error {
+	if jsonOut {
+		return writeJSON(stdout, res)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
@@ -208,11 +262,18 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	return nil
 }
 
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // reporter shows a run's events: sentences above a progress bar for a
 // person at a terminal, structured log lines otherwise.
 type reporter struct {
 	c     *console
 	quiet bool // --json: no progress bar (the sentences stay on stderr)
+	runID string
 
 	lastChunks string    // chunk states at the last plain progress line
 	lastLine   time.Time // when it was printed
@@ -226,6 +287,9 @@ func newReporter(c *console, jsonOut bool) *reporter {
 }
 
 func (r *reporter) event(ev pipeline.Event) {
+	if ev.RunID != "" {
+		r.runID = ev.RunID
+	}
 	if r.c.human {
 		r.say(ev)
 		return
@@ -255,6 +319,14 @@ func (r *reporter) event(ev pipeline.Event) {
 		log.Info("stitching", "run", ev.RunID)
 	case pipeline.EventWatchError, pipeline.EventStalled:
 		log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
+	case pipeline.EventResumed:
+		log.Info("resumed", "run", ev.RunID, "frames_stored", ev.FramesDone, "frames_total", ev.FramesTotal)
+	case pipeline.EventFirstFrame:
+		if ev.Preview != nil {
+			log.Info("first frame", "run", ev.RunID, "frame", ev.Preview.Frame, "key", ev.Preview.FrameKey)
+		}
+	case pipeline.EventCancelled:
+		log.Warn("cancelled", "run", ev.RunID, "reason", ev.Message)
 	case pipeline.EventSucceeded:
 		log.Info("done", "run", ev.RunID, "frames", ev.FramesDone)
 	}
@@ -269,7 +341,21 @@ func (r *reporter) say(ev pipeline.Event) {
 			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
 	case pipeline.EventPlanned:
-		c.say("Planned %s.", plannedSentence(ev.Message))
+		if rec := ev.Record; rec != nil && rec.Width > 0 {
+			c.say("Planned %s in %s, %dx%d at %s fps (run %s).", plural(rec.FramesTotal, "frame"), plural(rec.ChunkTotal, "chunk"),
+				rec.Width, rec.Height, rec.FrameRate, ev.RunID)
+		} else {
+			c.say("Planned %s.", plannedSentence(ev.Message))
+		}
+	case pipeline.EventResumed:
+		c.say("Resumed run %s: %d of %d frames were already stored; only the missing ones render.", ev.RunID, ev.FramesDone, ev.FramesTotal)
+	case pipeline.EventFirstFrame:
+		if ev.Preview != nil {
+			c.say("First frame stored: frame %d.", ev.Preview.Frame)
+		}
+	case pipeline.EventCancelled:
+		c.endBar()
+		c.say("Run %s was cancelled: %s.", ev.RunID, ev.Message)
 	case pipeline.EventCached:
 		c.say("Found an identical render, run %s: %d frames (--force renders again).", ev.RunID, ev.FramesTotal)
 	case pipeline.EventSubmitted:
@@ -299,8 +385,7 @@ func (r *reporter) say(ev pipeline.Event) {
 	}
 }
 
-// plannedSentence turns the plan event's "48 frames (1-48) in 4 chunk(s) of
-// 12, 320x180 at 24 fps" into "48 frames (1-48) in 4 chunks of 12, ...".
+// plannedSentence turns the plan event's "48 frames (1-48) in 4 chunk(s) of\n// 12, 320x180 at 24 fps" into "48 frames (1-48) in 4 chunks of 12, ...".
 func plannedSentence(msg string) string {
 	if strings.Contains(msg, " 1 chunk(s)") {
 		return strings.Replace(msg, " 1 chunk(s)", " 1 chunk", 1)

@@ -42,6 +42,9 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		{"too many attempts", []string{notBlend, "--attempts", "11", "--out", out}, []string{"--attempts 11", "1 to 10"}},
 		{"bad stitch", []string{notBlend, "--stitch", "zip", "--out", out}, []string{`unknown stitch mode "zip"`}},
 		{"no file", []string{"--out", out}, []string{"accepts 1 arg"}},
+		{"bad frames", []string{notBlend, "--frames", "9-x", "--out", out}, []string{`--frames "9-x"`}},
+		{"bad label", []string{notBlend, "--label", "novalue", "--out", out}, []string{`--label "novalue"`, "NAME=VALUE"}},
+		{"detach on the local engine", []string{notBlend, "--detach", "--out", out}, []string{"--detach", "local engine", "--engine batch", "watch RUN"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

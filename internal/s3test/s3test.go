@@ -12,6 +12,15 @@
 //	})
 //
 //	srv := s3test.Start(t, s3test.WithFaults(0.2, 1)) // 20% of requests fail with 500/503
+//	srv := s3test.Start(t, s3test.WithFaults(1, 1, 403)) // every request: 403 AccessDenied
+//
+//	srv.Down() ... srv.Up()                      // refuse connections for a while (an outage)
+//	srv.DownFor(3 * time.Second)                // the same, back on its own
+//
+// PutObject honours If-None-Match "*" and If-Match <etag> as S3 does (412
+// PreconditionFailed, the object untouched): gofakes3 checks the condition
+// under the same lock as the write since v1.2.0, and TestConditionalPutIsEnforced
+// keeps that promise checked if gofakes3 is upgraded.
 //
 // Clients must use path-style addressing and static credentials (any keys
 // are accepted). The server is closed by t.Cleanup.
@@ -22,11 +31,12 @@ import (
 	"html"
 	"io"
 	"math/rand"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -73,7 +83,13 @@ type Server struct {
 	// Backend is the in-memory storage, for direct inspection or seeding.
 	Backend *s3mem.Backend
 
+	t       testing.TB
+	addr    string       // host:port, kept across Down and Up
+	handler http.Handler // the fault injector in front of gofakes3
+
 	mu        sync.Mutex
+	http      *http.Server // nil while down
+	closed    bool         // the test ended: stay down
 	rng       *rand.Rand
 	faultRate float64
 	statuses  []int
@@ -95,7 +111,7 @@ func WithBucket(name string) Option { return func(s *settings) { s.bucket = name
 
 // WithFaults makes the server answer a fraction (0..1) of requests with an
 // S3 error instead of passing them on, choosing among statuses (default 500
-// InternalError and 503 SlowDown) with a rand seeded by seed, so a run is
+// InternalError and 503 SlowDown; 403 AccessDenied may be asked for) with a rand seeded by seed, so a run is
 // repeatable for the same request order.
 func WithFaults(rate float64, seed int64, statuses ...int) Option {
 	return func(s *settings) {
@@ -115,7 +131,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	for _, st := range cfg.statuses {
 		if _, ok := faultCodes[st]; !ok {
-			t.Fatalf("s3test: cannot inject status %d: use 500 or 503", st)
+			t.Fatalf("s3test: cannot inject status %d: use 500, 503 or 403", st)
 		}
 	}
 	backend := s3mem.New()
@@ -127,14 +143,90 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Bucket:    cfg.bucket,
 		Region:    Region,
 		Backend:   backend,
+		t:         t,
 		rng:       rand.New(rand.NewSource(cfg.seed)),
 		faultRate: cfg.faultRate,
 		statuses:  cfg.statuses,
 	}
-	hs := httptest.NewServer(s.wrap(faker.Server()))
-	t.Cleanup(hs.Close)
-	s.Endpoint = hs.URL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("s3test: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	s.handler = s.wrap(faker.Server())
+	s.serve(ln)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
+		if s.http != nil {
+			s.http.Close()
+			s.http = nil
+		}
+	})
+	s.Endpoint = "http://" + s.addr
 	return s
+}
+
+// serve answers on ln until Down or the end of the test; s.mu must not be
+// held by another caller changing s.http.
+func (s *Server) serve(ln net.Listener) {
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	s.http = hs
+	go func() { _ = hs.Serve(ln) }()
+}
+
+// Down makes the server unreachable, as if its process died: the listener
+// and every open connection are closed, so new connections are refused and
+// requests in flight fail. Up brings it back on the same address with the
+// same objects. Down on a server that is down does nothing.
+func (s *Server) Down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http == nil {
+		return
+	}
+	s.http.Close()
+	s.http = nil
+}
+
+// Up listens again on the address Down gave up. If the address cannot be
+// taken back (another program took the port meanwhile) the test fails with
+// Errorf, so Up may be called from any goroutine.
+func (s *Server) Up() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http != nil || s.closed {
+		return
+	}
+	var ln net.Listener
+	var err error
+	// The port was ours a moment ago; the kernel may take a moment to let go.
+	for try := 0; try < 50; try++ {
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Errorf("s3test: listen again on %s: %v", s.addr, err)
+		return
+	}
+	s.serve(ln)
+}
+
+// DownFor calls Down now and Up after d, without blocking the caller: an
+// outage in the middle of whatever the test does next.
+func (s *Server) DownFor(d time.Duration) {
+	s.Down()
+	time.AfterFunc(d, s.Up)
+}
+
+// IsDown reports whether the server refuses connections (after Down, before Up).
+func (s *Server) IsDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.http == nil
 }
 
 // Credentials returns static credentials the server accepts.
@@ -192,6 +284,8 @@ func (s *Server) Reset() {
 var faultCodes = map[int]struct{ code, message string }{
 	http.StatusInternalServerError: {"InternalError", "We encountered an internal error. Please try again."},
 	http.StatusServiceUnavailable:  {"SlowDown", "Please reduce your request rate."},
+	// As S3 answers credentials without the bucket's permissions.
+	http.StatusForbidden: {"AccessDenied", "Access Denied"},
 }
 
 func (s *Server) wrap(next http.Handler) http.Handler {

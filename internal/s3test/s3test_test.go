@@ -2,8 +2,11 @@ package s3test_test
 
 import (
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/framefleet/framefleet/internal/s3test"
@@ -93,5 +96,93 @@ func TestSetFaultRate(t *testing.T) {
 	srv.Reset()
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("%d requests after Reset", n)
+	}
+}
+
+// put sends an unsigned PutObject with extra headers and returns the status,
+// the ETag and the S3 error code.
+func put(t *testing.T, srv *s3test.Server, key, body string, header map[string]string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, srv.Endpoint+"/"+srv.Bucket+"/"+key, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e s3Error
+	if resp.StatusCode != http.StatusOK {
+		if err := xml.Unmarshal(b, &e); err != nil {
+			t.Fatalf("status %d with a body that is not S3 error XML: %q", resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode, resp.Header.Get("ETag"), e.Code
+}
+
+// TestConditionalPutIsEnforced: the server answers failed If-None-Match and
+// If-Match conditions as S3 does (412 PreconditionFailed) and keeps the
+// object, which the store's conditional writes rely on.
+func TestConditionalPutIsEnforced(t *testing.T) {
+	srv := s3test.Start(t)
+	status, v1, _ := put(t, srv, "k", "one", map[string]string{"If-None-Match": "*"})
+	if status != http.StatusOK || v1 == "" {
+		t.Fatalf("create if absent: status %d etag %q", status, v1)
+	}
+	status, v2, _ := put(t, srv, "k", "two", map[string]string{"If-Match": v1})
+	if status != http.StatusOK || v2 == v1 {
+		t.Fatalf("replace at the current ETag: status %d etag %q (was %q)", status, v2, v1)
+	}
+	for _, tc := range []struct {
+		name   string
+		key    string
+		header map[string]string
+	}{
+		{"create over an existing key", "k", map[string]string{"If-None-Match": "*"}},
+		{"stale If-Match", "k", map[string]string{"If-Match": v1}},
+		{"If-Match on an absent key", "absent", map[string]string{"If-Match": v1}},
+	} {
+		status, _, code := put(t, srv, tc.key, "lost", tc.header)
+		if status != http.StatusPreconditionFailed || code != "PreconditionFailed" {
+			t.Errorf("%s: status %d code %q, want 412 PreconditionFailed", tc.name, status, code)
+		}
+	}
+	obj, err := srv.Backend.GetObject(srv.Bucket, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Contents.Close()
+	if b, _ := io.ReadAll(obj.Contents); string(b) != "two" {
+		t.Errorf("object holds %q after refused writes, want two", b)
+	}
+}
+
+func TestDownRefusesConnectionsUntilUp(t *testing.T) {
+	srv := s3test.Start(t)
+	if status, _, _ := put(t, srv, "kept", "data", nil); status != http.StatusOK {
+		t.Fatalf("put: %d", status)
+	}
+	srv.Down()
+	srv.Down() // twice is harmless
+	if !srv.IsDown() {
+		t.Error("IsDown false after Down")
+	}
+	_, err := http.Get(srv.Endpoint + "/" + srv.Bucket + "/kept")
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("GET while down: %v, want connection refused", err)
+	}
+	srv.Up()
+	resp, err := http.Get(srv.Endpoint + "/" + srv.Bucket + "/kept")
+	if err != nil {
+		t.Fatalf("GET after Up: %v", err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(b) != "data" {
+		t.Errorf("GET after Up: %d %q, want the object stored before Down", resp.StatusCode, b)
 	}
 }

@@ -7,7 +7,8 @@
 //	cfg, err := config.Load("", os.Getenv) // then cfg.Set for the user's flags
 //	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log})
 //	req := f.NewRequest("shot.blend")      // adjust per run: req.Frames, req.Labels ...
-//	res, err := f.Render(ctx, req, observe)
+//	rec, err := f.Submit(ctx, req)         // or f.Render(ctx, req, observe) to wait
+//	res, err := f.Watch(ctx, rec.ID, observe)
 package fleet
 
 import (
@@ -67,8 +68,10 @@ type Options struct {
 	Getenv func(string) string
 }
 
-// Fleet is a configured framefleet: one store and the engines runs use.
+// Fleet is a configured framefleet: the durable runs of one store
+// (Submit, Watch, Render, Cancel, Get, List) on the configured engines.
 type Fleet struct {
+	*pipeline.Runs
 	// Config is the configuration as resolved (the store and, for Batch,
 	// the region filled in); Open copies it, so the caller's is untouched.
 	Config *config.Config
@@ -81,6 +84,7 @@ type Fleet struct {
 	mu      sync.Mutex
 	engines map[string]pipeline.Engine
 	aws     *aws.Config
+	logs    logEventsAPI
 }
 
 // Open checks the configuration and opens the store. Engines are built when
@@ -127,6 +131,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 	if f.Store, err = store.Open(ctx, uri, c.StoreOptions()); err != nil {
 		return nil, err
 	}
+	f.Runs = &pipeline.Runs{Store: f.Store, Engine: f.Engine, EngineName: c.Engine, Logger: log}
 	return f, nil
 }
 
@@ -222,6 +227,7 @@ func (f *Fleet) NewRequest(blendPath string) pipeline.Request {
 	c := f.Config
 	req := pipeline.Request{
 		BlendPath:            blendPath,
+		Engine:               c.Engine,
 		Chunk:                c.Render.Chunk,
 		ResolutionPercentage: c.Render.Resolution,
 		Samples:              c.Render.Samples,
@@ -277,11 +283,43 @@ func (f *Fleet) Link(ctx context.Context, key string) (string, error) {
 	return f.Store.Link(ctx, key, time.Duration(f.Config.LinkExpiry))
 }
 
-// Render renders req on the configured engine and waits for the result.
-func (f *Fleet) Render(ctx context.Context, req pipeline.Request, obs func(pipeline.Event)) (*pipeline.Result, error) {
-	eng, err := f.Engine(ctx, f.Config.Engine)
-	if err != nil {
-		return nil, err
+// Cost is what a run has used so far: vCPU time of its finished attempts
+// and its price at the configured price_per_vcpu_hour.
+type Cost struct {
+	VCPUSeconds float64 `json:"vcpu_seconds"`
+	USD         float64 `json:"usd"`
+	// Final: the run finished and these are its result's figures.
+	Final bool `json:"final"`
+}
+
+// CostSoFar is a run's cost: its result's once it succeeded, else the
+// finished attempts the engine reports (one status call).
+func (f *Fleet) CostSoFar(ctx context.Context, rec *pipeline.RunRecord) (Cost, error) {
+	if rec.Result != nil {
+		return Cost{VCPUSeconds: rec.Result.VCPUSeconds, USD: rec.Result.CostUSD, Final: true}, nil
 	}
-	return pipeline.Run(ctx, eng, f.Store, req, obs)
+	if rec.Handle == nil {
+		return Cost{Final: rec.State.Final()}, nil
+	}
+	eng, err := f.Engine(ctx, rec.Engine)
+	if err != nil {
+		return Cost{}, err
+	}
+	st, err := eng.Status(ctx, *rec.Handle)
+	if err != nil {
+		return Cost{}, fmt.Errorf("ask the %s engine about run %s: %w", rec.Engine, rec.ID, err)
+	}
+	var c Cost
+	for _, a := range st.Attempts {
+		if !a.StoppedAt.IsZero() {
+			c.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
+		}
+	}
+	price := rec.Settings.PricePerVCPUHour
+	if price == 0 {
+		price = f.Config.PricePerVCPUHour
+	}
+	c.USD = c.VCPUSeconds / 3600 * price
+	c.Final = rec.State.Final()
+	return c, nil
 }

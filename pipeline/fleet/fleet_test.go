@@ -66,7 +66,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			name: "local",
 			sets: map[string]string{"store": dir, "render.workers": "2", "render.resolution": "25", "render.chunk": "4", "link_expiry": "1h"},
 			opts: fleet.Options{Blender: "/opt/blender/blender"},
-			want: pipeline.Request{Chunk: 4, Parallelism: 2, ResolutionPercentage: 25, Threads: max(1, runtime.NumCPU()/2),
+			want: pipeline.Request{Engine: "local", Chunk: 4, Parallelism: 2, ResolutionPercentage: 25, Threads: max(1, runtime.NumCPU()/2),
 				Stitch: "concat", Attempts: pipeline.DefaultAttempts, PollInterval: fleet.LocalPoll, LinkExpiry: time.Hour,
 				Env: map[string]string{"FRAMEFLEET_BLENDER": "/opt/blender/blender"}},
 		},
@@ -74,7 +74,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			name: "local, workers from the front-end",
 			sets: map[string]string{"store": dir, "render.workers": "2"},
 			opts: fleet.Options{Workers: 1},
-			want: pipeline.Request{Parallelism: 1, Threads: runtime.NumCPU(), Stitch: "concat", Attempts: pipeline.DefaultAttempts,
+			want: pipeline.Request{Engine: "local", Parallelism: 1, Threads: runtime.NumCPU(), Stitch: "concat", Attempts: pipeline.DefaultAttempts,
 				PollInterval: fleet.LocalPoll, LinkExpiry: config.MaxLinkExpiry, Env: map[string]string{}},
 		},
 		{
@@ -82,14 +82,14 @@ func TestNewRequestDefaults(t *testing.T) {
 			// as threads, the region the SDK resolved for the workers.
 			name: "batch",
 			sets: batchSettings(map[string]string{"batch.attempt_timeout": "20m", "price_per_vcpu_hour": "0.05"}),
-			want: pipeline.Request{Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
+			want: pipeline.Request{Engine: "batch", Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
 				PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry, PricePerVCPUHour: 0.05,
 				Env: map[string]string{"FRAMEFLEET_REGION": "eu-west-3", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true"}},
 		},
 		{
 			name: "batch, configured parallelism and region",
 			sets: batchSettings(map[string]string{"render.workers": "7", "region": "us-west-2"}),
-			want: pipeline.Request{Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry,
+			want: pipeline.Request{Engine: "batch", Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry,
 				Env: map[string]string{"FRAMEFLEET_REGION": "us-west-2", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true"}},
 		},
 	}

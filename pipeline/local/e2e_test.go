@@ -39,6 +39,7 @@ func realEngine(t *testing.T, workers int) *Engine {
 		Workers:       workers,
 		Blender:       testenv.Blender(t),
 		LogDir:        t.TempDir(),
+		RetryBackoff:  100 * time.Millisecond,
 		VersionCache:  "-",
 	})
 	if err != nil {
@@ -364,7 +365,7 @@ func TestBadInputFailsBeforeAnythingRuns(t *testing.T) {
 		{"blender too old", scene, oldBlender, "", func(err error) bool {
 			var old *pipeline.BlenderTooOldError
 			return errors.As(err, &old) && old.Blender == "2.79" && old.File != ""
-		}, []string{"2.79", "--blender", "install Blender"}},
+		}, []string{"2.79", "blender setting", "install Blender"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,12 @@ type Options struct {
 	Attempts int
 	// RetryRules decide which failed attempts are retried (default pipeline.DefaultRetryRules).
 	RetryRules []pipeline.RetryRule
+	// RetryBackoff is the wait before a failed attempt's retry, doubled for
+	// each further attempt (with jitter) up to MaxRetryBackoff, so retries
+	// ride out an outage (a store that is down) instead of burning every
+	// attempt within seconds. Default 15 s, at most 2 min.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
 	// KillGrace is how long a timed-out or cancelled worker gets between
 	// SIGTERM and SIGKILL (Batch waits 30 s; default 5 s).
 	KillGrace time.Duration
@@ -97,6 +104,12 @@ func New(o Options) (*Engine, error) {
 	}
 	if out.RetryRules == nil {
 		out.RetryRules = pipeline.DefaultRetryRules()
+	}
+	if out.RetryBackoff <= 0 {
+		out.RetryBackoff = 15 * time.Second
+	}
+	if out.MaxRetryBackoff <= 0 {
+		out.MaxRetryBackoff = 2 * time.Minute
 	}
 	if out.KillGrace <= 0 {
 		out.KillGrace = 5 * time.Second
@@ -338,14 +351,44 @@ func (e *Engine) workLoop(r *run) {
 		r.queue = r.queue[1:]
 		r.mu.Unlock()
 
-		retry := e.runAttempt(r, c, "render")
-		r.mu.Lock()
-		if retry {
-			r.queue = append(r.queue, c.index)
+		if e.runAttempt(r, c, "render") {
+			// Back in the queue only after the backoff: a RUNNABLE child
+			// that is not queued keeps the array open meanwhile.
+			r.mu.Lock()
+			delay := retryDelay(e.RetryBackoff, e.MaxRetryBackoff, c.attempts, randomFraction())
+			r.mu.Unlock()
+			e.Logger.Debug("retry after backoff", "job", c.id, "delay", delay)
+			time.AfterFunc(delay, func() {
+				r.mu.Lock()
+				if c.state == pipeline.StateRunnable && r.cancelled == "" {
+					r.queue = append(r.queue, c.index)
+				}
+				r.mu.Unlock()
+				r.cond.Broadcast()
+			})
 		}
-		r.mu.Unlock()
 		r.cond.Broadcast()
 	}
+}
+
+// retryDelay is the wait before attempt attempts+1: base doubled for each
+// attempt after the first, capped at most, then jittered to [d/2, d] by
+// fraction (in [0, 1)) so the children of a run do not retry in lock-step.
+func retryDelay(base, most time.Duration, attempts int, fraction float64) time.Duration {
+	d := base
+	for i := 1; i < attempts && d < most; i++ {
+		d *= 2
+	}
+	d = min(d, most)
+	return d/2 + time.Duration(fraction*float64(d/2))
+}
+
+func randomFraction() float64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0.5
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
 }
 
 // arrayDone reports whether every child is terminal; r.mu must be held.
@@ -671,10 +714,12 @@ func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) e
 	if r.cancelled == "" {
 		r.cancelled = reason
 	}
-	for _, i := range r.queue {
-		c := r.children[i]
-		c.state = pipeline.StateFailed
-		c.reason = "cancelled: " + reason
+	// Queued children, and those waiting out a retry's backoff, fail at once.
+	for _, c := range r.children {
+		if c.state == pipeline.StateRunnable && c.proc == nil {
+			c.state = pipeline.StateFailed
+			c.reason = "cancelled: " + reason
+		}
 	}
 	r.queue = nil
 	r.notify()

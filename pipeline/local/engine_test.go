@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("FAKE_WORKER_DIR"); dir != "" {
 		os.Exit(fakeWorker(dir))
 	}
+	if os.Getenv(hostEnv) != "" {
+		os.Exit(hostMain())
+	}
 	code := m.Run()
 	cleanupBinary()
 	os.Exit(code)
@@ -123,6 +126,7 @@ func fakeEngine(t *testing.T, workers int) (*Engine, string) {
 		WorkerCommand: []string{os.Args[0], "-test.run=^$"},
 		Workers:       workers,
 		KillGrace:     200 * time.Millisecond,
+		RetryBackoff:  20 * time.Millisecond,
 		LogDir:        t.TempDir(),
 		VersionCache:  "-",
 	})
@@ -502,7 +506,7 @@ func TestBlenderVersionMissingBlender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "--blender") {
+	if _, err := e.BlenderVersion(context.Background()); err == nil || !strings.Contains(err.Error(), "blender setting") {
 		t.Errorf("err = %v, want one telling how to point at a Blender", err)
 	}
 }
@@ -703,5 +707,63 @@ func TestDefaultVCPUs(t *testing.T) {
 		if got := defaultVCPUs(tc.cpus, tc.workers); got != tc.want {
 			t.Errorf("defaultVCPUs(%d cpus, %d workers) = %v, want %v", tc.cpus, tc.workers, got, tc.want)
 		}
+	}
+}
+
+func TestRetryDelayBacksOffWithJitter(t *testing.T) {
+	base, most := 15*time.Second, 2*time.Minute
+	tests := []struct {
+		attempts int
+		fraction float64
+		want     time.Duration
+	}{
+		{1, 0, 7500 * time.Millisecond},
+		{1, 0.999999, 15 * time.Second},
+		{2, 0, 15 * time.Second},
+		{3, 0.5, 45 * time.Second},
+		{4, 0, 60 * time.Second},
+		{9, 0, time.Minute}, // capped at most, then jittered down to half
+		{9, 0.999999, 2 * time.Minute},
+	}
+	for _, tc := range tests {
+		got := retryDelay(base, most, tc.attempts, tc.fraction)
+		if got.Round(time.Millisecond) != tc.want {
+			t.Errorf("retryDelay(after %d attempts, jitter %v) = %s, want %s", tc.attempts, tc.fraction, got, tc.want)
+		}
+	}
+	for range 100 {
+		if f := randomFraction(); f < 0 || f >= 1 {
+			t.Fatalf("randomFraction() = %v, want [0, 1)", f)
+		}
+	}
+}
+
+// A cancel during a retry's backoff fails the waiting child at once.
+func TestCancelDuringRetryBackoff(t *testing.T) {
+	e, dir := fakeEngine(t, 1)
+	e.RetryBackoff = time.Hour
+	h := submitFake(t, e, dir, 1, map[string]string{"0": "transient-first"}, nil)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := e.Status(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Attempts) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt never finished")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Cancel(ctx, h, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitDone(t, e, h)
+	if st.Render != pipeline.StateFailed || len(st.Attempts) != 1 {
+		t.Errorf("render %s after %d attempts, want failed after 1 (the retry never started)", st.Render, len(st.Attempts))
 	}
 }

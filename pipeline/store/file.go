@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +45,7 @@ func (s *File) URI() string { return (&url.URL{Scheme: "file", Path: s.root}).St
 // Put writes to a temporary file and renames it, so a reader (or a killed
 // writer) never leaves a partial object behind under the real key.
 func (s *File) Put(ctx context.Context, key string, r io.Reader) error {
-	if err := checkKey(key); err != nil {
+	if err := checkFileKey(key); err != nil {
 		return err
 	}
 	dst := s.Path(key)
@@ -62,8 +64,155 @@ func (s *File) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
+	// The rename happens under the key's lock so it cannot fall between a
+	// conditional writer's check and its own rename.
+	unlock, err := s.lock(key)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", key, err)
+	}
+	defer unlock()
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
+	}
+	return nil
+}
+
+// lockDir holds the key locks, inside the root but outside the key space:
+// checkFileKey refuses keys under it and List skips it.
+const lockDir = ".framefleet-locks"
+
+// lock takes the cross-process lock guarding key's content. Keys share 256
+// lock files (by the first byte of their hash): a lock is held only for a
+// check and a rename, so keys sharing one barely wait, and the store does not
+// grow a lock file for every frame it holds.
+func (s *File) lock(key string) (unlock func(), err error) {
+	dir := filepath.Join(s.root, lockDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(key))
+	return lockFile(filepath.Join(dir, fmt.Sprintf("%02x.lock", sum[0])))
+}
+
+// checkFileKey is checkKey plus the file store's reserved names.
+func checkFileKey(key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if key == lockDir || strings.HasPrefix(key, lockDir+"/") {
+		return fmt.Errorf("invalid store key %q: %s/ is reserved for the store's locks", key, lockDir)
+	}
+	return nil
+}
+
+// fileVersion is the version of a file store object: its content hash, so
+// rewriting identical bytes keeps the version and any change makes a new one.
+func fileVersion(data []byte) Version {
+	sum := sha256.Sum256(data)
+	return Version(hex.EncodeToString(sum[:]))
+}
+
+// GetVersioned implements Store. Writers rename whole files into place, so
+// the bytes read are always one complete version.
+func (s *File) GetVersioned(ctx context.Context, key string) ([]byte, Version, error) {
+	if err := checkFileKey(key); err != nil {
+		return nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	data, err := os.ReadFile(s.Path(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, fileVersion(data), nil
+}
+
+// PutIfVersion implements Store: the data goes to a synced temporary file
+// first, then, under the key's flock, the current version is checked and the
+// file renamed into place.
+func (s *File) PutIfVersion(ctx context.Context, key string, data []byte, match Version) (Version, error) {
+	if err := checkFileKey(key); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	dst := s.Path(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+	tmp, err := createTemp(dst)
+	if err != nil {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		// Records written this way are the ones a crash must not empty.
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+
+	unlock, err := s.lock(key)
+	if err != nil {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+	defer unlock()
+	cur, err := os.ReadFile(dst)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if match != "" {
+			return "", fmt.Errorf("store %s: %w: it was deleted", key, ErrConflict)
+		}
+	case err != nil:
+		return "", fmt.Errorf("store %s: read current version: %w", key, err)
+	case match == "":
+		return "", fmt.Errorf("store %s: %w: it exists already", key, ErrConflict)
+	case fileVersion(cur) != match:
+		return "", fmt.Errorf("store %s: %w: it is no longer version %.12s", key, ErrConflict, match)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+	return fileVersion(data), nil
+}
+
+// ListPage implements Store.
+func (s *File) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]Object, bool, error) {
+	limit = pageLimit(limit)
+	all, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, false, err
+	}
+	i := sort.Search(len(all), func(i int) bool { return all[i].Key > startAfter })
+	page := all[i:]
+	if len(page) > limit {
+		return page[:limit:limit], true, nil
+	}
+	return page, false, nil
+}
+
+// Delete implements Store.
+func (s *File) Delete(ctx context.Context, key string) error {
+	if err := checkFileKey(key); err != nil {
+		return err
+	}
+	unlock, err := s.lock(key)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	defer unlock()
+	if err := os.Remove(s.Path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
 }
@@ -120,6 +269,9 @@ func (s *File) Stat(ctx context.Context, key string) (Object, error) {
 
 // List implements Store.
 func (s *File) List(ctx context.Context, prefix string) ([]Object, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
 	// Walk only the deepest directory the prefix names.
 	dir := s.root
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
@@ -132,6 +284,9 @@ func (s *File) List(ctx context.Context, prefix string) ([]Object, error) {
 				return nil
 			}
 			return err
+		}
+		if d.IsDir() && p == filepath.Join(s.root, lockDir) {
+			return filepath.SkipDir
 		}
 		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
 			return nil

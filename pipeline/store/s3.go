@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,6 +57,9 @@ type S3 struct {
 	bucket  string
 	prefix  string // no leading or trailing slash; "" is the bucket root
 	expiry  time.Duration
+	// endpoint and pathStyle are kept to explain addressing failures.
+	endpoint  string
+	pathStyle bool
 }
 
 // NewS3 opens the store s3://bucket/prefix. It does not contact S3.
@@ -162,6 +167,9 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		bucket:  bucket,
 		prefix:  prefix,
 		expiry:  expiry,
+
+		endpoint:  opts.Endpoint,
+		pathStyle: opts.UsePathStyle,
 	}, nil
 }
 
@@ -360,12 +368,14 @@ func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string
 	return req.URL, nil
 }
 
-// wrap maps "no such key" answers to ErrNotFound and names the object.
+// wrap maps "no such key" answers to ErrNotFound, names the object and
+// attaches a HintError when the failure has a likely fix.
 func (s *S3) wrap(op, key string, err error) error {
 	where := s.URI() + "/" + key
 	if isNotFound(err) {
 		return fmt.Errorf("%s: %w", where, ErrNotFound)
 	}
+	err = s.hint(err)
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket" {
 		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix the store URI: %w", op, where, s.bucket, err)
@@ -385,4 +395,140 @@ func isNotFound(err error) bool {
 	}
 	var respErr *awshttp.ResponseError
 	return errors.As(err, &respErr) && respErr.HTTPStatusCode() == 404
+}
+
+// GetVersioned implements Store: one GetObject, whose ETag is the version.
+func (s *S3) GetVersioned(ctx context.Context, key string) ([]byte, Version, error) {
+	if err := checkKey(key); err != nil {
+		return nil, "", err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+	})
+	if err != nil {
+		return nil, "", s.wrap("read", key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, "", s.wrap("read", key, err)
+	}
+	etag := aws.ToString(out.ETag)
+	if etag == "" {
+		return nil, "", fmt.Errorf("read %s/%s: the server sent no ETag, so conditional writes cannot work against it", s.URI(), key)
+	}
+	return data, Version(etag), nil
+}
+
+// PutIfVersion implements Store with S3's conditional writes: PutObject with
+// If-None-Match "*" to create, If-Match <etag> to replace. S3 answers 412
+// PreconditionFailed when the condition fails and 409
+// ConditionalRequestConflict when another conditional write to the key is in
+// flight; both mean another writer won.
+//
+// A write whose answer is lost and that the SDK retries sees its own earlier
+// write and reports ErrConflict: callers re-read, as for any conflict, and
+// find their change already there.
+func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, match Version) (Version, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(s.ObjectKey(key)),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	}
+	if match == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = aws.String(string(match))
+	}
+	if IsIntermediate(key) {
+		in.Tagging = aws.String(RetentionTag + "=" + RetentionIntermediate)
+	}
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		if isConflict(err) {
+			what := "it exists already"
+			if match != "" {
+				what = "it is no longer version " + string(match)
+			}
+			return "", fmt.Errorf("store %s/%s: %w: %s", s.URI(), key, ErrConflict, what)
+		}
+		if match != "" && isNotFound(err) {
+			// S3 answers a replace of a deleted key with 404 NoSuchKey.
+			return "", fmt.Errorf("store %s/%s: %w: it was deleted", s.URI(), key, ErrConflict)
+		}
+		return "", s.wrap("store", key, err)
+	}
+	etag := aws.ToString(out.ETag)
+	if etag == "" {
+		return "", fmt.Errorf("store %s/%s: the server sent no ETag, so conditional writes cannot work against it", s.URI(), key)
+	}
+	return Version(etag), nil
+}
+
+// isConflict reports whether err is S3's answer to a failed condition.
+func isConflict(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		}
+	}
+	var respErr *awshttp.ResponseError
+	return errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusPreconditionFailed
+}
+
+// ListPage implements Store with one ListObjectsV2 request.
+func (s *S3) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]Object, bool, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, false, err
+	}
+	in := &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.bucket),
+		Prefix:  aws.String(s.ObjectKey(prefix)),
+		MaxKeys: aws.Int32(int32(pageLimit(limit))),
+	}
+	if s.prefix == "" {
+		in.Prefix = aws.String(prefix)
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(s.ObjectKey(startAfter))
+	}
+	page, err := s.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return nil, false, s.wrap("list", prefix, err)
+	}
+	out := make([]Object, 0, len(page.Contents))
+	for _, o := range page.Contents {
+		out = append(out, Object{Key: s.storeKey(aws.ToString(o.Key)), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+	}
+	return out, aws.ToBool(page.IsTruncated), nil
+}
+
+// storeKey is the store key of a full S3 object key.
+func (s *S3) storeKey(objectKey string) string {
+	if s.prefix == "" {
+		return objectKey
+	}
+	return strings.TrimPrefix(objectKey, s.prefix+"/")
+}
+
+// Delete implements Store. S3 answers 204 for a key that does not exist.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.ObjectKey(key)),
+	})
+	if err != nil && !isNotFound(err) {
+		return s.wrap("delete", key, err)
+	}
+	return nil
 }

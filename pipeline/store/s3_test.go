@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -319,5 +321,56 @@ func TestS3ListRejectsEscapingPrefix(t *testing.T) {
 	mustPut(t, st, "runs/a..b/k", []byte("x"))
 	if objs, err := st.List(context.Background(), "runs/a..b/"); err != nil || len(objs) != 1 {
 		t.Errorf("List of a prefix with dots in a name: %v, %v", objs, err)
+	}
+}
+
+// TestS3ListPageIsOneRequest: a page costs one ListObjectsV2 call however
+// many objects the prefix holds, and keys come back relative to the store.
+func TestS3ListPageIsOneRequest(t *testing.T) {
+	st, srv := newS3(t, "deep/prefix", nil)
+	for i := range 40 {
+		mustPut(t, st, fmt.Sprintf("runs/r%03d/run.json", i), []byte("{}"))
+	}
+	srv.Reset()
+	page, more, err := st.ListPage(context.Background(), "runs/", "runs/r009/run.json", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range page {
+		keys = append(keys, o.Key)
+	}
+	want := []string{"runs/r010/run.json", "runs/r011/run.json", "runs/r012/run.json", "runs/r013/run.json", "runs/r014/run.json"}
+	if fmt.Sprint(keys) != fmt.Sprint(want) || !more {
+		t.Errorf("ListPage = %q more=%v, want %q more=true", keys, more, want)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Query.Get("list-type") != "2" || reqs[0].Query.Get("max-keys") != "5" ||
+		reqs[0].Query.Get("start-after") != "deep/prefix/runs/r009/run.json" {
+		t.Errorf("ListPage sent %+v, want one ListObjectsV2 with max-keys 5 and start-after under the store prefix", reqs)
+	}
+}
+
+// TestS3ConditionalWritesSendConditions: the store's conditions travel as
+// S3's own headers, so a real S3 (not only the test server) enforces them.
+func TestS3ConditionalWritesSendConditions(t *testing.T) {
+	st, srv := newS3(t, "", nil)
+	ctx := context.Background()
+	v1, err := st.PutIfVersion(ctx, "runs/r1/run.json", []byte("one"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := srv.Backend.HeadObject(srv.Bucket, "runs/r1/run.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := store.Version(fmt.Sprintf("%q", fmt.Sprintf("%x", obj.Hash))); v1 != want {
+		t.Errorf("version %s, want the object's ETag %s", v1, want)
+	}
+	if _, err := st.PutIfVersion(ctx, "runs/r1/run.json", []byte("stale"), `"0123456789abcdef0123456789abcdef"`); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale If-Match: %v, want ErrConflict", err)
+	}
+	if puts := srv.Count(func(r s3test.Request) bool { return r.Method == http.MethodPut }); puts != 2 {
+		t.Errorf("%d PUTs, want 2: a conflict must not be retried", puts)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,19 @@ import (
 
 // ErrNotFound is returned (wrapped) when a key does not exist.
 var ErrNotFound = errors.New("not found in store")
+
+// ErrConflict is returned (wrapped) by PutIfVersion when the object is not
+// in the state the writer expected: another writer got there first. Read it
+// again, re-apply the change and retry.
+var ErrConflict = errors.New("changed by another writer")
+
+// Version identifies one stored content of a key: an S3 ETag, or the SHA-256
+// of a file store object. It is opaque: compare it only for equality and pass
+// it back to PutIfVersion.
+type Version string
+
+// MaxListPage is the most objects one ListPage call returns (S3's MaxKeys limit).
+const MaxListPage = 1000
 
 // Object describes a stored object.
 type Object struct {
@@ -45,6 +59,22 @@ type Store interface {
 	// does not check that key exists (use Stat or List), so linking ten
 	// thousand frames costs no request.
 	Link(ctx context.Context, key string, expiry time.Duration) (string, error)
+	// GetVersioned reads a whole (small) object and its version; a missing
+	// key is an error wrapping ErrNotFound.
+	GetVersioned(ctx context.Context, key string) ([]byte, Version, error)
+	// PutIfVersion writes data under key only if the key is in the state
+	// match names: match "" means "only if absent", any other value "only
+	// if the current version is match". It returns the new version, or an
+	// error wrapping ErrConflict when the condition does not hold. Two
+	// writers (goroutines or processes) never both win against one version.
+	PutIfVersion(ctx context.Context, key string, data []byte, match Version) (Version, error)
+	// ListPage returns at most limit objects whose keys start with prefix and
+	// sort after startAfter ("" for the first page), ascending by key, and
+	// whether more follow. On S3 it is one request. limit <= 0 or above
+	// MaxListPage means MaxListPage.
+	ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]Object, bool, error)
+	// Delete removes key; a key that does not exist is not an error.
+	Delete(ctx context.Context, key string) error
 	// URI is the store's own address, e.g. file:///home/me/renders or s3://bucket/prefix.
 	URI() string
 }
@@ -104,6 +134,22 @@ func Open(ctx context.Context, uri string, opts Options) (Store, error) {
 		return NewS3(ctx, u.Host, strings.Trim(u.Path, "/"), opts)
 	}
 	return nil, fmt.Errorf("store %q: unknown scheme %q: use file:// or s3://", uri, u.Scheme)
+}
+
+// pageLimit applies ListPage's limit rules.
+func pageLimit(limit int) int {
+	if limit <= 0 || limit > MaxListPage {
+		return MaxListPage
+	}
+	return limit
+}
+
+// checkPrefix rejects list prefixes that could escape the store root.
+func checkPrefix(prefix string) error {
+	if strings.HasPrefix(prefix, "/") || strings.Contains(prefix, "\\") || slices.Contains(strings.Split(prefix, "/"), "..") {
+		return fmt.Errorf("invalid store prefix %q: use a relative prefix such as runs/<id>/", prefix)
+	}
+	return nil
 }
 
 // checkKey rejects keys that could escape the store root.

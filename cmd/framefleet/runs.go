@@ -1,0 +1,709 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/fleet"
+	"github.com/framefleet/framefleet/pipeline/store"
+)
+
+// storeFlags are the flags of the verbs that work on recorded runs: which
+// configuration, and which store (as render's --out).
+type storeFlags struct {
+	config configFlags
+	out    string
+}
+
+func (s *storeFlags) register(fl *pflag.FlagSet) {
+	s.config.register(fl)
+	fl.StringVar(&s.out, "out", "", "the store the runs are in, as given to render --out (default: the configuration's store, else ./renders)")
+}
+
+// open builds the fleet of the configured store; runs name their own engine.
+func (s *storeFlags) open(ctx context.Context, g *globalFlags, stderr io.Writer) (*fleet.Fleet, *console, error) {
+	cfg, err := s.config.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.out != "" {
+		cfg.Store, cfg.Bucket, cfg.Prefix = s.out, "", ""
+	}
+	con, err := g.console(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: con.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, con, nil
+}
+
+// flagOfSetting maps the core's setting keys (pipeline.SettingError) to the
+// flags a CLI user types.
+var flagOfSetting = map[string]string{
+	pipeline.KeyFrames:     "--frames",
+	pipeline.KeyChunk:      "--chunk",
+	pipeline.KeyWorkers:    "--workers",
+	pipeline.KeyResolution: "--resolution",
+	pipeline.KeySamples:    "--samples",
+	pipeline.KeyStitch:     "--stitch",
+	pipeline.KeyAttempts:   "--attempts",
+	pipeline.KeyTimeout:    "--timeout",
+	pipeline.KeyForce:      "--force",
+	pipeline.KeyBlender:    "--blender",
+	pipeline.KeyPoll:       "--poll",
+	pipeline.KeyLabels:     "--label",
+	pipeline.KeyLinkExpiry: "--set link_expiry",
+	pipeline.KeySource:     "FILE.blend",
+}
+
+// cliWording words a setting error in flags; other errors pass unchanged.
+func cliWording(err error) error {
+	var se *pipeline.SettingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	name, ok := flagOfSetting[se.Key]
+	if !ok {
+		return err
+	}
+	if se.Value == "" {
+		return fmt.Errorf("%s: %s", name, se.Reason)
+	}
+	return fmt.Errorf("%s %s: %s", name, se.Value, se.Reason)
+}
+
+// parseLabels reads --label k=v flags.
+func parseLabels(kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--label %q: give NAME=VALUE, e.g. --label ticket=PRJ-12", kv)
+		}
+		m[strings.TrimSpace(k)] = v
+	}
+	return m, nil
+}
+
+// engineTitle is an engine's name for people.
+func engineTitle(engine string) string {
+	switch engine {
+	case config.EngineBatch:
+		return "AWS Batch"
+	case config.EngineLocal:
+		return "this machine"
+	}
+	return engine
+}
+
+// ---- framefleet runs ----
+
+type runsFlags struct {
+	store   storeFlags
+	states  []string
+	labels  []string
+	limit   int
+	cursor  string
+	jsonOut bool
+}
+
+func newRunsCmd(g *globalFlags) *cobra.Command {
+	f := &runsFlags{}
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List recorded runs, newest first",
+		Example: `  framefleet runs
+  framefleet runs --state running --state interrupted
+  framefleet runs --label ticket=PRJ-12 --limit 5 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRuns(cmd.Context(), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	f.store.register(fl)
+	fl.StringSliceVar(&f.states, "state", nil, "only runs in this state: "+strings.Join(runStateNames(), ", ")+" (repeatable)")
+	fl.StringArrayVar(&f.labels, "label", nil, "only runs with this label, e.g. --label ticket=PRJ-12 (repeatable: all must match)")
+	fl.IntVar(&f.limit, "limit", pipeline.DefaultListLimit, fmt.Sprintf("at most this many runs (1-%d)", pipeline.MaxListLimit))
+	fl.StringVar(&f.cursor, "after", "", "continue a listing where the previous page ended (the cursor it printed)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the page as JSON")
+	return cmd
+}
+
+func runStateNames() []string {
+	var names []string
+	for _, s := range pipeline.RunStates() {
+		names = append(names, string(s))
+	}
+	return names
+}
+
+func runRuns(ctx context.Context, g *globalFlags, f *runsFlags, stdout, stderr io.Writer) error {
+	filter := pipeline.ListFilter{Limit: f.limit, Cursor: f.cursor}
+	if f.limit < 1 || f.limit > pipeline.MaxListLimit {
+		return fmt.Errorf("--limit %d: give 1 to %d", f.limit, pipeline.MaxListLimit)
+	}
+	for _, s := range f.states {
+		st := pipeline.RunState(strings.ToLower(strings.TrimSpace(s)))
+		if !slices.Contains(pipeline.RunStates(), st) {
+			return fmt.Errorf("--state %q: use one of %s", s, strings.Join(runStateNames(), ", "))
+		}
+		filter.States = append(filter.States, st)
+	}
+	if len(f.labels) > 0 {
+		var err error
+		if filter.Labels, err = parseLabels(f.labels); err != nil {
+			return err
+		}
+	}
+	flt, _, err := f.store.open(ctx, g, stderr)
+	if err != nil {
+		return err
+	}
+	page, err := flt.List(ctx, filter)
+	if err != nil {
+		return err
+	}
+	if f.jsonOut {
+		return writeJSON(stdout, page)
+	}
+	for _, u := range page.Unreadable {
+		fmt.Fprintf(stderr, "warning: run %s: %s\n", u.ID, u.Error)
+	}
+	if len(page.Runs) == 0 {
+		fmt.Fprintf(stderr, "no runs in %s match\n", flt.Store.URI())
+		return nil
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTATE\tFRAMES\tENGINE\tCREATED\tSOURCE\tLABELS")
+	for _, r := range page.Runs {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Progress.FramesDone, r.FramesTotal,
+			r.Engine, ago(now, r.CreatedAt), r.Source.Name, labelList(r.Labels))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Next != "" {
+		fmt.Fprintf(stderr, "more runs: framefleet runs --after %s\n", page.Next)
+	}
+	return nil
+}
+
+func labelList(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// ago is a short age: "45s ago", "3m ago", "2h ago", "4d ago".
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case t.IsZero():
+		return "-"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", max(0, int(d.Seconds())))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// ---- framefleet status ----
+
+type statusFlags struct {
+	store   storeFlags
+	lines   int
+	jsonOut bool
+}
+
+// runStatus is `framefleet status --json`: the record and what was looked up for it.
+type runStatus struct {
+	Run   *pipeline.RunRecord `json:"run"`
+	Cost  *fleet.Cost         `json:"cost,omitempty"`
+	Links map[string]string   `json:"links,omitempty"` // video, preview, thumbnail, latest_frame, latest_thumbnail
+	// LogTails are the failed chunks' stored Blender log tails, by chunk.
+	LogTails map[int]string `json:"log_tails,omitempty"`
+	// Notes are what could not be looked up (cost, a log), and why.
+	Notes []string `json:"notes,omitempty"`
+}
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	f := &statusFlags{}
+	cmd := &cobra.Command{
+		Use:   "status RUN",
+		Short: "Show a run: state, chunks, failures with Blender's log, links and cost",
+		Long: `Status shows one run by its id or a unique prefix of it: its state and
+chunks, each failed chunk with the end of Blender's log, links to the video
+and the newest frame, and the cost so far (vCPU time of finished attempts at
+price_per_vcpu_hour).`,
+		Example: `  framefleet status k3x9
+  framefleet status k3x9p2ad --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatusCmd(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f.store.register(cmd.Flags())
+	cmd.Flags().IntVar(&f.lines, "lines", 10, "lines of each failed chunk's Blender log to show")
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string, stdout, stderr io.Writer) error {
+	flt, _, err := f.store.open(ctx, g, stderr)
+	if err != nil {
+		return err
+	}
+	rec, err := flt.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	st := lookUpStatus(ctx, flt, rec)
+	if f.jsonOut {
+		return writeJSON(stdout, st)
+	}
+	printStatus(stdout, st, f.lines, time.Now())
+	return nil
+}
+
+// lookUpStatus gathers what status shows beyond the record; what cannot be
+// found is noted, not fatal: the record alone is worth showing.
+func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) *runStatus {
+	st := &runStatus{Run: rec, Links: map[string]string{}, LogTails: map[int]string{}}
+	if c, err := flt.CostSoFar(ctx, rec); errors.Is(err, pipeline.ErrUnknownJob) && rec.HostBound {
+		st.Notes = append(st.Notes, "cost: known when the run ends (its workers are children of another framefleet process)")
+	} else if err != nil {
+		st.Notes = append(st.Notes, "cost: "+err.Error())
+	} else {
+		st.Cost = &c
+	}
+	link := func(name, key string) {
+		if key == "" {
+			return
+		}
+		if l, err := flt.Link(ctx, key); err == nil {
+			st.Links[name] = l
+		}
+	}
+	if rec.State == pipeline.RunSucceeded {
+		link("video", store.VideoKey(rec.ID, rec.Scene))
+		link("preview", store.PreviewKey(rec.ID))
+		link("thumbnail", store.ThumbnailKey(rec.ID))
+	}
+	link("latest_frame", rec.Progress.LatestFrameKey)
+	link("latest_thumbnail", rec.Progress.LatestThumbnailKey)
+	if rec.Failure != nil {
+		for _, cf := range rec.Failure.Failures {
+			if cf.Index < 0 {
+				continue
+			}
+			if tail, err := flt.StoredLog(ctx, rec.ID, cf.Index); err == nil {
+				st.LogTails[cf.Index] = tail
+			} else if !errors.Is(err, store.ErrNotFound) {
+				st.Notes = append(st.Notes, err.Error())
+			}
+		}
+	}
+	return st
+}
+
+func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
+	r := st.Run
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("run", "%s", r.ID)
+	row("state", "%s", r.State)
+	row("source", "%s (sha256 %.12s, %d bytes)", r.Source.Name, r.Source.SHA256, r.Source.Size)
+	row("scene", "%s: %d frames in %d chunks, %dx%d at %s fps", r.Scene, r.FramesTotal, r.ChunkTotal, r.Width, r.Height, r.FrameRate)
+	if r.Handle != nil {
+		row("engine", "%s: render job %s, stitch job %s", engineTitle(r.Engine), r.Handle.RenderID, r.Handle.StitchID)
+	} else {
+		row("engine", "%s (not submitted)", engineTitle(r.Engine))
+	}
+	row("frames", "%d/%d rendered", r.Progress.FramesDone, r.FramesTotal)
+	if len(r.Progress.Chunks) > 0 {
+		row("chunks", "%s", chunkSummary(r.Progress.Chunks))
+	}
+	if r.Progress.LatestFrameKey != "" {
+		row("latest frame", "%d: %s", r.Progress.LatestFrame, orKey(st.Links["latest_frame"], r.Progress.LatestFrameKey))
+	}
+	for _, k := range []string{"video", "preview", "thumbnail"} {
+		if l := st.Links[k]; l != "" {
+			row(k, "%s", l)
+		}
+	}
+	created := r.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(now, r.CreatedAt) + ")"
+	row("created", "%s", created)
+	if r.FinishedAt != nil {
+		row("finished", "%s, after %s", r.FinishedAt.UTC().Format("2006-01-02 15:04:05 UTC"), r.FinishedAt.Sub(r.CreatedAt).Round(time.Second))
+	} else {
+		row("updated", "%s", ago(now, r.UpdatedAt))
+	}
+	if len(r.Labels) > 0 {
+		row("labels", "%s", labelList(r.Labels))
+	}
+	if c := st.Cost; c != nil {
+		so := " so far"
+		if c.Final {
+			so = ""
+		}
+		row("cost", "$%.4f%s (%.0f vCPU-seconds)", c.USD, so, c.VCPUSeconds)
+	}
+	if f := r.Failure; f != nil {
+		if f.CancelReason != "" {
+			row("cancelled", "%s", f.CancelReason)
+		} else {
+			row("failure", "%s", firstLine(f.Message))
+		}
+		if f.StitchReason != "" {
+			row("stitch", "%s", f.StitchReason)
+		}
+		if f.Logs != "" {
+			row("logs", "%s", f.Logs)
+		}
+	}
+	_ = tw.Flush()
+	if r.Failure != nil {
+		for _, cf := range r.Failure.Failures {
+			if cf.Index < 0 {
+				continue
+			}
+			fmt.Fprintf(w, "\nchunk %d failed after %s: %s\n", cf.Index, plural(cf.Attempts, "attempt"), cf.Reason)
+			if cf.WorkerError != "" && !strings.Contains(cf.Reason, cf.WorkerError) {
+				fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(cf.WorkerError, "\n", "\n  "))
+			}
+			if cf.LogStream != "" {
+				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", fleet.BatchLogGroup, cf.LogStream, r.ID, cf.Index)
+			}
+			if tail := lastLines(st.LogTails[cf.Index], lines); tail != "" {
+				fmt.Fprintf(w, "  Blender's log, last lines:\n    %s\n", strings.ReplaceAll(tail, "\n", "\n    "))
+			}
+		}
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func orKey(link, key string) string {
+	if link != "" {
+		return link
+	}
+	return key
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// lastLines is the last n lines of s, without a trailing newline.
+func lastLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" || n <= 0 {
+		return ""
+	}
+	ls := strings.Split(s, "\n")
+	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// ---- framefleet watch ----
+
+type watchFlags struct {
+	store   storeFlags
+	jsonOut bool
+}
+
+func newWatchCmd(g *globalFlags) *cobra.Command {
+	f := &watchFlags{}
+	cmd := &cobra.Command{
+		Use:   "watch RUN",
+		Short: "Follow a run to its end with the progress bar; resumes an interrupted local run",
+		Long: `Watch follows a run, by its id or a unique prefix, from any process until
+the video is ready, with the same progress as render. A local run whose
+process stopped (Ctrl-C, a crash, a reboot) is resumed under the same id:
+only frames not yet stored are rendered. Stopping watch leaves a Batch run
+going; a local run it hosts is stopped and can be resumed again.`,
+		Example: `  framefleet watch k3x9
+  framefleet watch k3x9p2ad --json > result.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runWatch(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f.store.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the result as JSON on stdout (and nothing else)")
+	return cmd
+}
+
+func runWatch(ctx context.Context, g *globalFlags, f *watchFlags, id string, stdout, stderr io.Writer) error {
+	flt, con, err := f.store.open(ctx, g, stderr)
+	if err != nil {
+		return err
+	}
+	rec, err := flt.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	rep := newReporter(con, f.jsonOut)
+	rep.runID = rec.ID
+	res, err := flt.Watch(ctx, rec.ID, rep.event)
+	con.endBar()
+	if err != nil {
+		return watchError(ctx, err, rec.ID, rec.Engine)
+	}
+	return printResult(res, f.jsonOut, stdout, stderr)
+}
+
+// ---- framefleet cancel ----
+
+type cancelFlags struct {
+	store   storeFlags
+	reason  string
+	jsonOut bool
+}
+
+func newCancelCmd(g *globalFlags) *cobra.Command {
+	f := &cancelFlags{}
+	cmd := &cobra.Command{
+		Use:   "cancel RUN",
+		Short: "Cancel a run: its jobs are stopped, and whoever watches it is told",
+		Example: `  framefleet cancel k3x9
+  framefleet cancel k3x9p2ad --reason "wrong camera"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCancel(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f.store.register(cmd.Flags())
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why, recorded in the run and shown to its watchers (default: cancelled by USER)")
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the run's record as JSON")
+	return cmd
+}
+
+func runCancel(ctx context.Context, g *globalFlags, f *cancelFlags, id string, stdout, stderr io.Writer) error {
+	flt, _, err := f.store.open(ctx, g, stderr)
+	if err != nil {
+		return err
+	}
+	reason := f.reason
+	if reason == "" {
+		reason = "cancelled by " + userName()
+	}
+	rec, err := flt.Cancel(ctx, id, reason)
+	if err != nil {
+		return err
+	}
+	if rec.State != pipeline.RunCancelled || rec.Failure == nil || rec.Failure.CancelReason != reason {
+		if rec.State.Final() {
+			return fmt.Errorf("run %s already %s: nothing to cancel", rec.ID, rec.State)
+		}
+	}
+	if f.jsonOut {
+		return writeJSON(stdout, rec)
+	}
+	if rec.Handle != nil {
+		fmt.Fprintf(stdout, "run %s cancelled (%s); its jobs on %s were asked to stop: render job %s, stitch job %s\n",
+			rec.ID, reason, engineTitle(rec.Engine), rec.Handle.RenderID, rec.Handle.StitchID)
+	} else {
+		fmt.Fprintf(stdout, "run %s cancelled (%s) before its jobs were submitted\n", rec.ID, reason)
+	}
+	return nil
+}
+
+func userName() string {
+	for _, k := range []string{"USER", "LOGNAME", "USERNAME"} {
+		if u := strings.TrimSpace(os.Getenv(k)); u != "" {
+			return u
+		}
+	}
+	return "framefleet cancel"
+}
+
+// ---- framefleet logs ----
+
+type logsFlags struct {
+	store   storeFlags
+	chunk   int
+	lines   int
+	jsonOut bool
+}
+
+// chunkLogs are one chunk's logs: Blender's stored log tail and, on Batch,
+// the CloudWatch Logs stream of its failed attempt.
+type chunkLogs struct {
+	Chunk       int             `json:"chunk"`
+	StoredKey   string          `json:"stored_key"`
+	Stored      string          `json:"stored,omitempty"`
+	Stream      string          `json:"stream,omitempty"`
+	StreamLines []fleet.LogLine `json:"stream_lines,omitempty"`
+	Notes       []string        `json:"notes,omitempty"`
+}
+
+func newLogsCmd(g *globalFlags) *cobra.Command {
+	f := &logsFlags{}
+	cmd := &cobra.Command{
+		Use:   "logs RUN",
+		Short: "Show the workers' logs of a run: Blender's stored log and, on AWS Batch, the CloudWatch Logs of a failed attempt",
+		Long: `Logs prints the tail of Blender's log that each chunk's worker stored, for
+the failed chunks of a failed run, else for every chunk that stored one.
+On AWS Batch it adds the CloudWatch Logs stream (group /aws/batch/job) of each
+failed attempt, which holds what the worker printed before it could store
+anything (an image that would not start, a store it could not reach).`,
+		Example: `  framefleet logs k3x9
+  framefleet logs k3x9 --chunk 3 --lines 200`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			chunkSet := cmd.Flags().Changed("chunk")
+			if !chunkSet {
+				f.chunk = -1
+			}
+			return runLogs(cmd.Context(), g, f, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f.store.register(cmd.Flags())
+	cmd.Flags().IntVar(&f.chunk, "chunk", 0, "only this chunk (0-based, as status shows)")
+	cmd.Flags().IntVar(&f.lines, "lines", 50, "lines of each CloudWatch Logs stream")
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the logs as JSON")
+	return cmd
+}
+
+func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdout, stderr io.Writer) error {
+	if f.lines < 1 || f.lines > 10000 {
+		return fmt.Errorf("--lines %d: give 1 to 10000", f.lines)
+	}
+	flt, _, err := f.store.open(ctx, g, stderr)
+	if err != nil {
+		return err
+	}
+	rec, err := flt.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if f.chunk >= 0 && f.chunk >= max(rec.ChunkTotal, 1) {
+		return fmt.Errorf("--chunk %d: run %s has chunks 0 to %d", f.chunk, rec.ID, rec.ChunkTotal-1)
+	}
+	streams := failedStreams(ctx, flt, rec)
+	var chunks []int
+	switch {
+	case f.chunk >= 0:
+		chunks = []int{f.chunk}
+	case rec.Failure != nil && len(rec.Failure.Failures) > 0:
+		for _, cf := range rec.Failure.Failures {
+			if cf.Index >= 0 {
+				chunks = append(chunks, cf.Index)
+			}
+		}
+	default:
+		objs, err := flt.Store.List(ctx, store.RunPrefix(rec.ID)+"logs/")
+		if err != nil {
+			return fmt.Errorf("list run %s's logs: %w", rec.ID, err)
+		}
+		for i := range rec.ChunkTotal {
+			if slices.ContainsFunc(objs, func(o store.Object) bool { return o.Key == store.ChunkLogKey(rec.ID, i) }) {
+				chunks = append(chunks, i)
+			}
+		}
+	}
+	var out []chunkLogs
+	for _, c := range chunks {
+		cl := chunkLogs{Chunk: c, StoredKey: store.ChunkLogKey(rec.ID, c), Stream: streams[c]}
+		if text, err := flt.StoredLog(ctx, rec.ID, c); err == nil {
+			cl.Stored = text
+		} else if errors.Is(err, store.ErrNotFound) {
+			cl.Notes = append(cl.Notes, "no stored Blender log (the worker stores it when the chunk ends)")
+		} else {
+			cl.Notes = append(cl.Notes, err.Error())
+		}
+		if cl.Stream != "" {
+			if ls, err := flt.StreamTail(ctx, cl.Stream, f.lines); err == nil {
+				cl.StreamLines = ls
+			} else {
+				cl.Notes = append(cl.Notes, err.Error())
+			}
+		}
+		out = append(out, cl)
+	}
+	if f.jsonOut {
+		if out == nil {
+			out = []chunkLogs{}
+		}
+		return writeJSON(stdout, out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(stderr, "run %s (%s) has no worker logs yet: each chunk stores Blender's log when it ends\n", rec.ID, rec.State)
+		return nil
+	}
+	for i, cl := range out {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "==> chunk %d: Blender's log (%s)\n", cl.Chunk, cl.StoredKey)
+		if cl.Stored != "" {
+			fmt.Fprintln(stdout, strings.TrimRight(cl.Stored, "\n"))
+		}
+		if cl.Stream != "" {
+			fmt.Fprintf(stdout, "==> chunk %d: CloudWatch Logs %s %s\n", cl.Chunk, fleet.BatchLogGroup, cl.Stream)
+			for _, l := range cl.StreamLines {
+				fmt.Fprintf(stdout, "%s %s\n", l.Time.Format("15:04:05"), l.Message)
+			}
+		}
+		for _, n := range cl.Notes {
+			fmt.Fprintf(stdout, "note: %s\n", n)
+		}
+	}
+	return nil
+}
+
+// failedStreams are the CloudWatch Logs streams of failed attempts by
+// chunk: from the record of a failed run, else asked of the engine.
+func failedStreams(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) map[int]string {
+	streams := map[int]string{}
+	if rec.Engine != config.EngineBatch {
+		return streams
+	}
+	failures := []pipeline.ChildFailure(nil)
+	if rec.Failure != nil {
+		failures = rec.Failure.Failures
+	}
+	if len(failures) == 0 && rec.Handle != nil {
+		if eng, err := flt.Engine(ctx, rec.Engine); err == nil {
+			if s, err := eng.Status(ctx, *rec.Handle); err == nil {
+				failures = s.Failures
+			}
+		}
+	}
+	for _, cf := range failures {
+		if cf.Index >= 0 && cf.LogStream != "" {
+			streams[cf.Index] = cf.LogStream
+		}
+	}
+	return streams
+}
