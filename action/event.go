@@ -69,6 +69,13 @@ type payload struct {
 // ("owner/name", GITHUB_REPOSITORY); sha is GITHUB_SHA.
 func ReadEvent(name, path, repository, sha string) (Event, error) {
 	ev := Event{Name: name, HeadSHA: sha}
+	switch name {
+	case EventPullRequest, EventPush, EventWorkflowDispatch, EventSchedule:
+	case "pull_request_target":
+		return ev, fmt.Errorf("pull_request_target runs with the base repository's secrets: rendering a PR's .blend files there would run untrusted content with them: trigger the workflow on pull_request instead")
+	default:
+		return ev, fmt.Errorf("event %q is not supported: trigger the workflow on pull_request, push, workflow_dispatch or (mode: refresh) schedule", name)
+	}
 	owner, repo, ok := strings.Cut(repository, "/")
 	if !ok || owner == "" || repo == "" {
 		return ev, fmt.Errorf("GITHUB_REPOSITORY %q is not owner/name: run the action from a GitHub workflow", repository)
@@ -108,11 +115,6 @@ func ReadEvent(name, path, repository, sha string) (Event, error) {
 		if p.After != "" {
 			ev.HeadSHA = p.After
 		}
-	case EventWorkflowDispatch, EventSchedule:
-	case "pull_request_target":
-		return ev, fmt.Errorf("pull_request_target runs with the base repository's secrets: rendering a PR's .blend files there would run untrusted content with them: trigger the workflow on pull_request instead")
-	default:
-		return ev, fmt.Errorf("event %q is not supported: trigger the workflow on pull_request, push, workflow_dispatch or (mode: refresh) schedule", name)
 	}
 	if ev.HeadSHA == "" {
 		return ev, fmt.Errorf("no commit to render: GITHUB_SHA is empty")

@@ -32,6 +32,8 @@ type FleetOptions struct {
 	Blender string
 	// Workers overrides how many Blenders run at once locally (0: the configuration's).
 	Workers int
+	// WorkerCommand is the local worker program (default: this executable's "worker").
+	WorkerCommand []string
 }
 
 // OpenFleet opens framefleet's durable runs as the inputs configure them:
@@ -84,11 +86,11 @@ func OpenFleet(ctx context.Context, in Inputs, o FleetOptions) (Runs, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Getenv: o.Getenv, Blender: o.Blender, Workers: o.Workers})
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Getenv: o.Getenv, Blender: o.Blender, Workers: o.Workers, WorkerCommand: o.WorkerCommand})
 	if err != nil {
 		return nil, err
 	}
-	return &fleetRuns{f: f, runs: &pipeline.Runs{Store: f.Store, Engine: f.Engine, EngineName: f.Config.Engine, Logger: log}}, nil
+	return &fleetRuns{f: f, runs: f.Runs}, nil
 }
 
 func nonZero(n int) string {

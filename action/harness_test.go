@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/internal/githubtest"
+	"github.com/framefleet/framefleet/internal/testenv"
 )
 
 const (
@@ -155,7 +157,8 @@ func (h *harness) run(inputs map[string]string) error {
 		Logger: log,
 		Clock:  h.clock,
 		OpenRuns: func(ctx context.Context, in Inputs) (Runs, error) {
-			return OpenFleet(ctx, in, FleetOptions{Getenv: func(k string) string { return env[k] }, Logger: log, Workspace: h.ws, Workers: 2})
+			return OpenFleet(ctx, in, FleetOptions{Getenv: func(k string) string { return env[k] }, Logger: log, Workspace: h.ws, Workers: 2,
+				WorkerCommand: []string{framefleetBinary(h.t), "worker"}})
 		},
 	})
 	h.t.Logf("action output:\n%s", h.out.String())
@@ -262,3 +265,40 @@ func (s *syncBuffer) Reset() {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+var framefleetBin struct {
+	once            sync.Once
+	dir, path, fail string
+}
+
+// framefleetBinary builds ./cmd/framefleet once per test process: the
+// local engine's workers run it (this test binary is no worker).
+func framefleetBinary(t *testing.T) string {
+	t.Helper()
+	b := &framefleetBin
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "framefleet-action-bin-")
+		if err != nil {
+			b.fail = err.Error()
+			return
+		}
+		b.dir, b.path = dir, filepath.Join(dir, "framefleet")
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/framefleet")
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.fail = fmt.Sprintf("%v\n%s", err, out)
+		}
+	})
+	if b.fail != "" {
+		t.Fatalf("build framefleet: %s", b.fail)
+	}
+	return b.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if framefleetBin.dir != "" {
+		os.RemoveAll(framefleetBin.dir)
+	}
+	os.Exit(code)
+}

@@ -103,15 +103,21 @@ func sortRuns(runs []Run) {
 	slices.SortStableFunc(runs, func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
 }
 
-// table renders runs as the Markdown table the comment and the summary share.
+const tableHeader = "| File | Scene | Frames | State | Progress | Latest frame | Results |\n|---|---|---|---|---|---|---|\n"
+
+// row is one run's line of the table the comment and the summary share.
+func row(r Run) string {
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n",
+		mdCode(r.Path()), orDash(mdText(r.Scene)), orDash(mdText(r.Frames)), stateLabel(r.State),
+		progressCell(r), latestFrameCell(r), linksCell(r))
+}
+
+// table renders runs as that table.
 func table(runs []Run) string {
 	var b strings.Builder
-	b.WriteString("| File | Scene | Frames | State | Progress | Latest frame | Results |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString(tableHeader)
 	for _, r := range runs {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n",
-			mdCode(r.Path()), orDash(mdText(r.Scene)), orDash(mdText(r.Frames)), stateLabel(r.State),
-			progressCell(r), latestFrameCell(r), linksCell(r))
+		b.WriteString(row(r))
 	}
 	return b.String()
 }
@@ -183,19 +189,20 @@ func artifactRef(r Run) string {
 	return ""
 }
 
-// notes are the lines under the table: failures and link lifetimes.
-func notes(runs []Run) string {
-	var b strings.Builder
-	for _, r := range runs {
-		if r.Failure == "" {
-			continue
-		}
-		msg := r.Failure
-		if utf8.RuneCountInString(msg) > 600 {
-			msg = string([]rune(msg)[:600]) + "…"
-		}
-		fmt.Fprintf(&b, "\n**%s**: %s\n", mdCode(r.Path()), mdText(msg))
+// failureNote is the line under the table saying why r failed ("" if it did not).
+func failureNote(r Run) string {
+	if r.Failure == "" {
+		return ""
 	}
+	msg := r.Failure
+	if utf8.RuneCountInString(msg) > 600 {
+		msg = string([]rune(msg)[:600]) + "…"
+	}
+	return fmt.Sprintf("\n**%s**: %s\n", mdCode(r.Path()), mdText(msg))
+}
+
+// expiryNote says when the soonest signed link expires ("" for none).
+func expiryNote(runs []Run) string {
 	var soonest time.Time
 	for _, r := range runs {
 		for _, l := range []string{r.Video, r.Preview, r.Comparison} {
@@ -204,41 +211,49 @@ func notes(runs []Run) string {
 			}
 		}
 	}
-	if !soonest.IsZero() {
-		fmt.Fprintf(&b, "\nLinks expire %s (signed S3 links). The scheduled refresh re-signs them while runs are pending; configure CloudFront signed URLs for links that last.\n",
-			soonest.UTC().Format("2006-01-02 15:04 UTC"))
+	if soonest.IsZero() {
+		return ""
 	}
-	return b.String()
+	return fmt.Sprintf("\nLinks expire %s (signed S3 links). The scheduled refresh re-signs them while runs are pending; configure CloudFront signed URLs for links that last.\n",
+		soonest.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// report is the table and its notes for runs (sorted), within limit bytes:
+// rows that do not fit are left out with a line saying how many.
+func report(runs []Run, limit int) string {
+	runs = slices.Clone(runs)
+	sortRuns(runs)
+	tail := expiryNote(runs)
+	budget := limit - len(tableHeader) - len(tail) - 100 // 100: the "… and N more" line
+	var rows, notes strings.Builder
+	shown := 0
+	for _, r := range runs {
+		line, note := row(r), failureNote(r)
+		if rows.Len()+notes.Len()+len(line)+len(note) > budget {
+			break
+		}
+		rows.WriteString(line)
+		notes.WriteString(note)
+		shown++
+	}
+	out := tableHeader + rows.String() + notes.String() + tail
+	if shown < len(runs) {
+		out += fmt.Sprintf("\n… and %d more files: see the workflow run's summary.\n", len(runs)-shown)
+	}
+	return out
 }
 
 // commentBody is the sticky comment for a PR's runs at sha.
 func commentBody(sha string, runs []Run) string {
-	runs = slices.Clone(runs)
-	sortRuns(runs)
 	head := fmt.Sprintf("%s\n### 🎬 framefleet renders of %s\n\n", commentMarker, mdCode(short(sha)))
 	foot := "\n<sub>Updated in place by framefleet as the renders progress.</sub>\n"
-	for n := len(runs); n >= 0; n-- {
-		body := head + table(runs[:n]) + notes(runs[:n])
-		if n < len(runs) {
-			body += fmt.Sprintf("\n… and %d more files: see the workflow run's summary.\n", len(runs)-n)
-		}
-		body += foot
-		if len(body) <= maxCommentLength {
-			return body
-		}
-	}
-	return head + foot
+	return head + report(runs, maxCommentLength-len(head)-len(foot)) + foot
 }
 
 // summary is the step summary for a set of runs.
 func summary(title string, runs []Run) string {
-	runs = slices.Clone(runs)
-	sortRuns(runs)
-	s := fmt.Sprintf("### 🎬 %s\n\n%s%s\n", mdText(title), table(runs), notes(runs))
-	if len(s) > maxSummaryLength/2 {
-		s = s[:maxSummaryLength/2] + "\n\n… (cut to fit the step summary)\n"
-	}
-	return s
+	head := fmt.Sprintf("### 🎬 %s\n\n", mdText(title))
+	return head + report(runs, maxSummaryLength/2) + "\n"
 }
 
 // statusFor is the commit status reporting r.

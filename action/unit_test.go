@@ -189,8 +189,8 @@ func TestCommentBody(t *testing.T) {
 	}
 	body := commentBody("0123456789abcdef", runs)
 	for _, want := range []string{
-		commentMarker + "\n", "`0123456`", "| `a.blend` | Shot | 1\\-4 |", "[video](" + signed + ")",
-		"| ``z/[x]`y`.blend`` | a\\|b |", "▰ 12/48 (25%)", `<img src="https://cdn.example.com/thumb.jpg"`,
+		commentMarker + "\n", "`0123456`", "| `a.blend` | Shot | 1-4 |", "[video](" + signed + ")",
+		"| ``z/[x]`y`.blend`` | a\\|b |", "▰▰▱▱▱▱▱▱▱▱ 12/48 (25%)", `<img src="https://cdn.example.com/thumb.jpg"`,
 		"**`lfs.blend`**: a.blend is a Git LFS pointer", "Links expire 2026-11-30 13:00 UTC",
 	} {
 		if !strings.Contains(body, want) {
@@ -204,7 +204,7 @@ func TestCommentBody(t *testing.T) {
 	for i := range many {
 		many[i] = Run{State: StateFailed, Failure: strings.Repeat("x", 600), Labels: map[string]string{LabelPath: "f" + strconv.Itoa(i) + ".blend"}}
 	}
-	if long := commentBody("0123456", many); len(long) > maxCommentLength || !strings.Contains(long, "more files: see the workflow run's summary") {
+	if long := commentBody("0123456", many); len(long) > maxCommentLength || !strings.Contains(long, "more files: see the workflow run's summary") || !strings.HasSuffix(long, "</sub>\n") {
 		t.Errorf("a long comment is %d bytes or not cut with a note", len(long))
 	}
 }
