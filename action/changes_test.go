@@ -1,0 +1,88 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	osexec "os/exec"
+	"slices"
+	"testing"
+
+	"github.com/framefleet/framefleet/internal/githubtest"
+)
+
+// TestPushChangedFiles: a push's files come from the compare API, or from
+// git in the workspace when the API's list is capped, before is zero (a new
+// branch) or the API cannot compare (a force push lost before).
+func TestPushChangedFiles(t *testing.T) {
+	h := newHarness(t)
+	blob := "/etc/hostname" // content does not matter: nothing renders here
+	c1 := h.commit("first", map[string]string{"a.blend": blob, "b.blend": blob, "gone.blend": blob, "notes.txt": blob})
+	h.git("update-ref", "refs/remotes/origin/main", c1)
+	if err := shell(h, "mkdir", "c"); err != nil {
+		t.Fatal(err)
+	}
+	h.git("mv", "b.blend", "c/b.blend")
+	if err := shell(h, "sh", "-c", "echo changed >> a.blend"); err != nil {
+		t.Fatal(err)
+	}
+	c2 := h.commit("second", map[string]string{"d.blend": blob, "gone.blend": ""})
+	gitSays := []string{"a.blend", "c/b.blend", "d.blend"}
+
+	var many []githubtest.File
+	for i := range 301 {
+		many = append(many, githubtest.File{Filename: fmt.Sprintf("docs/%03d.md", i), Status: "added"})
+	}
+	tests := []struct {
+		name    string
+		before  string
+		deleted bool
+		api     []githubtest.File // nil: the API answers 404
+		want    []string
+	}{
+		{"the API's list", c1, false, []githubtest.File{{Filename: "a.blend", Status: "modified"}, {Filename: "gone.blend", Status: "removed"}}, []string{"a.blend"}},
+		{"capped list: git", c1, false, many, gitSays},
+		{"API cannot compare: git", c1, false, nil, gitSays},
+		{"new branch: git against the default branch", zeroSHA, false, nil, gitSays},
+		{"before lost: every blend of the commit", "1111111111111111111111111111111111111111", false, nil, []string{"a.blend", "c/b.blend", "d.blend"}},
+		{"deleted branch", c1, true, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gh := githubtest.New(t, testToken)
+			if tc.api != nil {
+				gh.SetCompare(tc.before, c2, tc.api...)
+			}
+			client, err := NewGitHub(&http.Client{}, gh.URL, testToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &runner{
+				in:    Inputs{Paths: []string{"**/*.blend"}},
+				event: Event{Name: EventPush, Owner: "octo-org", Repo: "scenes", BaseSHA: tc.before, HeadSHA: c2, Deleted: tc.deleted, DefaultBranch: "main"},
+				gh:    client, git: gitRepo{dir: h.ws}, log: slog.New(slog.DiscardHandler),
+			}
+			targets, err := a.changedTargets(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tg := range targets {
+				got = append(got, tg.Path)
+				if tg.SHA != c2 {
+					t.Errorf("%s at %s, want the pushed commit", tg.Path, tg.SHA)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("targets %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func shell(h *harness, name string, args ...string) error {
+	cmd := osexec.Command(name, args...)
+	cmd.Dir = h.ws
+	return cmd.Run()
+}
