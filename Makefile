@@ -19,13 +19,14 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install Blender and FFmpeg (Debian packages) when missing; check Go
+deps: ## install Blender, FFmpeg and git-lfs (Debian packages) when missing; check Go
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.21 or newer (https://go.dev/dl); it fetches the Go version go.mod names by itself"; exit 1; }
 	@missing=""; \
-	for p in blender ffmpeg ffprobe; do command -v $$p >/dev/null || missing=1; done; \
+	for p in blender ffmpeg ffprobe git-lfs; do command -v $$p >/dev/null || missing=1; done; \
+	test -e /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf || missing=1; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing blender and ffmpeg (apt-get)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender ffmpeg; \
+	  echo "installing blender, ffmpeg, git-lfs and fonts-dejavu-core (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender ffmpeg git-lfs fonts-dejavu-core; \
 	fi
 
 .PHONY: github-fixtures
@@ -58,7 +59,7 @@ lint: ## gofmt, go vet, actionlint, shellcheck, yamllint
 	test -z "$$unformatted" || { echo "not gofmt'd (run gofmt -w on them):"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
 	@command -v shellcheck >/dev/null && command -v yamllint >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck yamllint; }
-	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml
+	$(GO) run $(ACTIONLINT) -shellcheck=shellcheck .github/workflows/*.yml examples/workflows/*.yml
 	shellcheck .ci/run $$(git ls-files --cached --others --exclude-standard '*.sh')
 	yamllint -c .yamllint.yml .
 

@@ -58,7 +58,10 @@ func permanent(format string, args ...any) error {
 }
 
 // classify wraps an error from the store or the context: a missing object is
-// permanent (the inputs are not there), anything else is transient.
+// permanent (the inputs are not there), and so is an S3 answer the same
+// request would get again (AccessDenied, NoSuchBucket, …: store.IsPermanent),
+// so a misconfiguration fails a chunk at once instead of burning every
+// attempt; anything else is transient.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -68,6 +71,17 @@ func classify(err error) error {
 		return err
 	}
 	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: ExitPermanent, Err: err}
+	}
+	if store.IsPermanent(err) {
+		var hint *store.HintError
+		if errors.As(err, &hint) && hint.Kind == store.HintCredentials {
+			// In a Batch job the credentials are the job role's, or, when the
+			// job definition has none, the instance role's.
+			err = fmt.Errorf("%w: S3 refused the worker's credentials, which come from the job's job role "+
+				"(batch.job_role_arn, the deploy/ stack's JobRoleArn; without one, the instance role, which may not use the bucket): "+
+				"the job role must allow s3:GetObject, s3:PutObject, s3:PutObjectTagging and s3:ListBucket on the store; fix it and run `framefleet setup`", err)
+		}
 		return &Error{Code: ExitPermanent, Err: err}
 	}
 	return &Error{Code: ExitTransient, Err: err}

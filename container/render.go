@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,10 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 	report = pipeline.ChunkReport{Index: index, Attempt: w.Attempt, StartedAt: w.now()}
 	log := w.log().With("run", w.RunID, "chunk", index)
 	tail := newTail(tailLines)
+	// When Batch stops the job (SIGTERM cancels ctx), the stop budget starts.
+	var stoppedAt atomic.Int64
+	stopWatch := context.AfterFunc(ctx, func() { stoppedAt.Store(time.Now().UnixNano()) })
+	defer stopWatch()
 	defer func() {
 		report.FinishedAt = w.now()
 		if err != nil {
@@ -42,8 +47,12 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 				report.ExitCode = e.Code
 			}
 		}
-		// SIGTERM cancelled ctx; Batch still gives us ~30 s to leave a record.
-		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		// Also after SIGTERM: the record is left within the stop budget.
+		var stopped time.Time
+		if n := stoppedAt.Load(); n != 0 {
+			stopped = time.Unix(0, n)
+		}
+		saveCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), reportDeadline(time.Now(), stopped))
 		defer cancel()
 		if perr := w.putJSON(saveCtx, store.ChunkReportKey(w.RunID, index), report); perr != nil {
 			log.Warn("could not store the chunk report", "err", perr)
@@ -272,9 +281,32 @@ type upload struct {
 	path  string
 }
 
-// uploadGrace is how long frames Blender already saved may still upload
-// after the job was told to stop (Batch sends SIGKILL 30 s after SIGTERM).
-const uploadGrace = 20 * time.Second
+// ECS sends SIGKILL ecsStopTimeout after SIGTERM (its default, which
+// deploy/ leaves alone; Batch sends SIGTERM on TerminateJob and on a job
+// timeout, not on a Spot reclaim, where the host just dies). Everything the
+// worker does after SIGTERM fits in stopBudget, with a margin: frames Blender
+// already saved upload for up to uploadGrace, then the chunk report and the
+// log tail are saved until the budget ends.
+const (
+	ecsStopTimeout = 30 * time.Second
+	stopBudget     = 25 * time.Second
+	uploadGrace    = 15 * time.Second
+	// reportTimeout bounds saving the report of a job that was not stopped.
+	reportTimeout = 20 * time.Second
+)
+
+// reportDeadline is when saving the chunk report gives up: reportTimeout
+// after now, and never past the stop budget of a job stopped at stopped
+// (zero when it was not).
+func reportDeadline(now, stopped time.Time) time.Time {
+	d := now.Add(reportTimeout)
+	if !stopped.IsZero() {
+		if end := stopped.Add(stopBudget); end.Before(d) {
+			d = end
+		}
+	}
+	return d
+}
 
 func newUploader(ctx context.Context, st store.Store, runID, ext string, frames []int, log interface{ Warn(string, ...any) }) *uploader {
 	// A stopped job still stores the frames it finished, so the retry skips them.

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,9 +10,10 @@ import (
 	"testing"
 )
 
-// The worker image cannot be built here (no Docker engine), so these tests
-// read container/Dockerfile and hold it to the rules a build would otherwise
-// reveal late: which stages exist, what each installs, who runs the worker.
+// The images cannot be built here (no Docker engine), so these tests read
+// container/Dockerfile (the worker) and the root Dockerfile (the GitHub
+// Action) and hold them to the rules a build would otherwise reveal late:
+// which stages exist, what each installs, who runs the worker.
 
 type instruction struct {
 	stage string // the stage's name ("AS ..."), or its FROM image
@@ -22,7 +24,12 @@ type instruction struct {
 
 func parseDockerfile(t *testing.T) []instruction {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "container", "Dockerfile"))
+	return parseDockerfileAt(t, filepath.Join("..", "container", "Dockerfile"))
+}
+
+func parseDockerfileAt(t *testing.T, path string) []instruction {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +102,8 @@ func TestDockerfileStages(t *testing.T) {
 		"base":             "${DEBIAN_IMAGE}",
 		"blender-debian":   "base",
 		"blender-official": "base",
-		"runtime":          "blender-${BLENDER_SOURCE}",
+		"tools":            "blender-${BLENDER_SOURCE}",
+		"runtime":          "tools",
 	}
 	for name, from := range want {
 		if stages[name] != from {
@@ -128,8 +136,15 @@ func TestDockerfileRuntime(t *testing.T) {
 	if u := last["USER"].args; u == "" || u == "root" || strings.HasPrefix(u, "0") {
 		t.Errorf("final USER is %q: the worker must not run as root", u)
 	}
-	if !strings.Contains(last["COPY"].args, "--from=build /out/framefleet /usr/local/bin/framefleet") {
-		t.Errorf("runtime does not copy the built binary: COPY %s", last["COPY"].args)
+	if runtimeStage != "runtime" {
+		t.Errorf("the last stage is %q: the worker (runtime) must stay the default target", runtimeStage)
+	}
+	copied := false
+	for _, in := range ins {
+		copied = copied || in.stage == "tools" && in.cmd == "COPY" && strings.Contains(in.args, "--from=build /out/framefleet /usr/local/bin/framefleet")
+	}
+	if !copied {
+		t.Error("the tools stage (shared by the worker and the action) does not copy the built binary")
 	}
 }
 
@@ -179,5 +194,89 @@ func TestDockerfileAptHygiene(t *testing.T) {
 		if !strings.Contains(in.args, "apt-get update") || !strings.Contains(in.args, "rm -rf /var/lib/apt/lists/*") {
 			t.Errorf("line %d: apt-get install must update and remove the lists in the same layer", in.line)
 		}
+	}
+}
+
+// The action image (root Dockerfile) is the worker's tools stage plus git
+// and git-lfs: it shares the stages, never copies them.
+func TestActionDockerfile(t *testing.T) {
+	ins := parseDockerfileAt(t, filepath.Join("..", "Dockerfile"))
+	var froms []string
+	last := map[string]instruction{}
+	for _, in := range ins {
+		if in.cmd == "FROM" {
+			froms = append(froms, in.args)
+		}
+		last[in.cmd] = in
+		switch {
+		case in.cmd == "USER":
+			t.Errorf("line %d: USER %s: a Docker action must run as root to write GITHUB_WORKSPACE", in.line, in.args)
+		case in.cmd == "WORKDIR":
+			t.Errorf("line %d: WORKDIR %s: the runner sets the working directory to the workspace", in.line, in.args)
+		case in.cmd == "RUN" && (strings.Contains(in.args, "go build") || strings.Contains(in.args, "blender") || strings.Contains(in.args, "ffmpeg")):
+			t.Errorf("line %d: builds or installs what container/Dockerfile's tools stage has: share the stage instead", in.line)
+		case in.cmd == "RUN" && strings.Contains(in.args, "apt-get install"):
+			for _, pkg := range []string{" git ", "git-lfs"} {
+				if !strings.Contains(in.args+" ", pkg) {
+					t.Errorf("line %d: the action image lacks %s", in.line, strings.TrimSpace(pkg))
+				}
+			}
+			if !strings.Contains(in.args, "safe.directory") {
+				t.Errorf("line %d: git would refuse the runner's workspace (dubious ownership): set safe.directory", in.line)
+			}
+		}
+	}
+	if len(froms) != 1 || froms[0] != "tools AS action" {
+		t.Errorf("FROM %q, want the one stage `FROM tools AS action` (the worker's tools stage via docker-bake.json)", froms)
+	}
+	if got := last["ENTRYPOINT"].args; got != `["/usr/local/bin/framefleet", "action"]` {
+		t.Errorf("ENTRYPOINT %s, want [\"/usr/local/bin/framefleet\", \"action\"]", got)
+	}
+	// The stages the action inherits must leave the user root and the working directory alone too.
+	inherited := map[string]bool{"base": true, "blender-debian": true, "blender-official": true, "tools": true}
+	for _, in := range parseDockerfileAt(t, filepath.Join("..", "container", "Dockerfile")) {
+		if inherited[in.stage] && (in.cmd == "USER" || in.cmd == "WORKDIR") {
+			t.Errorf("container/Dockerfile line %d: %s %s in stage %s, which the action image inherits: put it in runtime", in.line, in.cmd, in.args, in.stage)
+		}
+		if in.stage == "base" && in.cmd == "RUN" && strings.Contains(in.args, "apt-get install") && !strings.Contains(in.args, "fonts-dejavu-core") {
+			t.Errorf("container/Dockerfile line %d: the base stage lacks fonts-dejavu-core, which labels before/after comparisons", in.line)
+		}
+	}
+}
+
+// docker-bake.json builds the action from the worker's own stages.
+func TestBakeLinksActionToWorkerStages(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docker-bake.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bake struct {
+		Target map[string]struct {
+			Context    string            `json:"context"`
+			Dockerfile string            `json:"dockerfile"`
+			Target     string            `json:"target"`
+			Contexts   map[string]string `json:"contexts"`
+			Inherits   []string          `json:"inherits"`
+		} `json:"target"`
+	}
+	if err := json.Unmarshal(b, &bake); err != nil {
+		t.Fatalf("docker-bake.json: %v", err)
+	}
+	tools, action, worker := bake.Target["tools"], bake.Target["action"], bake.Target["worker"]
+	if tools.Dockerfile != "container/Dockerfile" || tools.Target != "tools" {
+		t.Errorf("bake target tools builds %s target %q, want container/Dockerfile target tools", tools.Dockerfile, tools.Target)
+	}
+	if action.Dockerfile != "Dockerfile" || action.Contexts["tools"] != "target:tools" {
+		t.Errorf("bake target action builds %s with contexts %v, want Dockerfile with tools=target:tools", action.Dockerfile, action.Contexts)
+	}
+	if worker.Target != "runtime" || len(worker.Inherits) != 1 || worker.Inherits[0] != "tools" {
+		t.Errorf("bake target worker: target %q inherits %v, want runtime inheriting tools", worker.Target, worker.Inherits)
+	}
+	stages := map[string]bool{}
+	for _, in := range parseDockerfile(t) {
+		stages[in.stage] = true
+	}
+	if !stages[tools.Target] || !stages[worker.Target] {
+		t.Errorf("container/Dockerfile has no stage %q or %q", tools.Target, worker.Target)
 	}
 }

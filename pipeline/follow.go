@@ -25,24 +25,29 @@ func (r *Runs) Watch(ctx context.Context, id string, obs func(Event)) (*Result, 
 	}
 	d := newDeliverer(obs)
 	defer d.close()
-	return r.watch(ctx, full, d)
+	return r.watch(ctx, full, d, nil)
 }
 
 // errLeaseLost: another process took over hosting the run.
 var errLeaseLost = errors.New("another process hosts the run")
 
-func (r *Runs) watch(ctx context.Context, id string, d *deliverer) (*Result, error) {
-	budget := DefaultStoreOutageBudget
-	out := &outage{budget: budget, now: r.now}
+// watch follows run id; known, when given, is its record as just written
+// (so a store outage right after Submit is ridden out under the request's
+// budget, not the default one).
+func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRecord) (*Result, error) {
+	out := &outage{budget: DefaultStoreOutageBudget, now: r.now}
 	for {
-		var rec *RunRecord
-		err := out.do(ctx, "read the run record", func() error {
-			var err error
-			rec, _, err = readRecord(ctx, r.Store, id)
-			return err
-		})
-		if err != nil {
-			return nil, err
+		rec := known
+		known = nil
+		if rec == nil {
+			err := out.do(ctx, "read the run record", func() error {
+				var err error
+				rec, _, err = readRecord(ctx, r.Store, id)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
 		}
 		if b := rec.Settings.StoreOutageBudget; b > 0 {
 			out.budget = b
@@ -178,12 +183,24 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 // loop does the I/O. Each poll costs one record read, one Status, one
 // listing of the run's objects, and a record write when something changed.
 func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *deliverer) (*Result, error) {
-	p, err := readPlan(ctx, r.Store, rec.ID)
-	if err != nil {
-		return nil, err
-	}
 	s := rec.Settings
 	h := *rec.Handle
+	var p plan.Plan
+	out := &outage{budget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	if err := out.do(ctx, "read the plan", func() error {
+		var err error
+		p, err = readPlan(ctx, r.Store, rec.ID)
+		return err
+	}); err != nil {
+		var oe *OutageError
+		if errors.As(err, &oe) {
+			cerr := r.stopJobs(ctx, eng, h, "framefleet lost track of the run: "+err.Error())
+			logs := r.logsHint(eng, rec.ID, h)
+			err = fmt.Errorf("watch run %s: gave up and cancelled its jobs: %w; workers' logs: %s", rec.ID, errors.Join(err, cerr), logs)
+			return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error(), Logs: logs}, err, d)
+		}
+		return nil, err
+	}
 	frames := make(map[string]int, len(p.Frames))
 	for _, f := range p.Frames {
 		frames[store.FrameName(f, "png")] = f

@@ -139,6 +139,9 @@ type Result struct {
 	Video     string `json:"video"`
 	Preview   string `json:"preview,omitempty"`
 	Thumbnail string `json:"thumbnail,omitempty"`
+	// LinksExpireAt is when the links above stop working (nil: never, as
+	// for local files); front-ends show it next to them.
+	LinksExpireAt *time.Time `json:"links_expire_at,omitempty"`
 	// VideoPath is the video's local path when the store is a directory.
 	VideoPath       string        `json:"video_path,omitempty"`
 	Frames          []string      `json:"frames"`
@@ -436,6 +439,7 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 	if res.Video, err = link(m.VideoKey); err != nil {
 		return nil, fmt.Errorf("run %s video: %w", m.RunID, err)
 	}
+	res.LinksExpireAt = store.LinksExpireAt(ctx, st, expiry)
 	if lp, ok := st.(interface{ Path(string) string }); ok {
 		res.VideoPath = lp.Path(m.VideoKey)
 	}

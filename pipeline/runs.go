@@ -335,7 +335,7 @@ func (r *Runs) render(ctx context.Context, req Request, obs func(Event)) (string
 		res.WallSeconds = r.now().Sub(started).Seconds()
 		return rec.ID, &res, nil
 	}
-	res, err := r.watch(ctx, rec.ID, d)
+	res, err := r.watch(ctx, rec.ID, d, rec)
 	if res != nil {
 		res.WallSeconds = r.now().Sub(started).Seconds()
 	}

@@ -99,11 +99,41 @@ type Options struct {
 	Executor Executor
 	// MaxRunning is the compute capacity: how many attempts run at once (default 4).
 	MaxRunning int
-	// Queues are the job queues that exist (default: any queue name is accepted
-	// by SubmitJob, and DescribeJobQueues knows none).
-	Queues    []string
+	// Queues are the job queues that exist. With neither Queues nor
+	// QueueSettings, any queue name exists: SubmitJob accepts it and
+	// DescribeJobQueues describes it as an ENABLED, VALID queue of one EC2
+	// compute environment.
+	Queues []string
+	// QueueSettings describe queues beyond their name (a queue named here
+	// exists too).
+	QueueSettings map[string]QueueSettings
+	// ListDelay hides a new job from ListJobs for this long after it was
+	// created, as Batch's job list lags a SubmitJob.
+	ListDelay time.Duration
 	Region    string // default us-east-1
 	AccountID string // default 123456789012
+}
+
+// QueueSettings describe one job queue.
+type QueueSettings struct {
+	// SchedulingPolicyARN gives the queue a fair-share scheduling policy:
+	// SubmitJob then refuses jobs without a shareIdentifier, as Batch does.
+	SchedulingPolicyARN string
+	// ComputeType is the type of the queue's compute environment: EC2
+	// (default), SPOT, FARGATE or FARGATE_SPOT.
+	ComputeType string
+}
+
+// queue returns the settings of the named queue (name or ARN) and whether it exists.
+func (s *Server) queue(ref string) (string, QueueSettings, bool) {
+	name := strings.TrimPrefix(ref, s.arn("job-queue", ""))
+	if len(s.opts.Queues) == 0 && len(s.opts.QueueSettings) == 0 {
+		return name, QueueSettings{}, name != ""
+	}
+	if qs, ok := s.opts.QueueSettings[name]; ok {
+		return name, qs, true
+	}
+	return name, QueueSettings{}, slices.Contains(s.opts.Queues, name)
 }
 
 // Server is a running AWS Batch test server. Its methods are safe for concurrent use.
@@ -138,15 +168,19 @@ type Server struct {
 
 // SubmitRecord is what one SubmitJob call asked for, for assertions.
 type SubmitRecord struct {
-	JobID            string
-	JobName          string
-	JobDefinition    string
-	ArraySize        int // 0 when arrayProperties was not sent
-	DependsOn        []Dependency
-	Command          []string // containerOverrides.command
-	Env              map[string]string
-	Tags             map[string]string
-	RetryOverride    bool // retryStrategy was sent (it replaces the definition's)
+	JobID         string
+	JobName       string
+	JobDefinition string
+	ArraySize     int // 0 when arrayProperties was not sent
+	DependsOn     []Dependency
+	Command       []string // containerOverrides.command
+	Env           map[string]string
+	Tags          map[string]string
+	RetryOverride bool // retryStrategy was sent (it replaces the definition's)
+	// RetryAttempts and RetryRules are the sent retryStrategy, rules as
+	// (action, onStatusReason, onReason, onExitCode).
+	RetryAttempts    int
+	RetryRules       [][4]string
 	TimeoutSeconds   int
 	HasTimeoutOption bool
 }
@@ -398,15 +432,16 @@ func clientErr(format string, a ...any) *apiError {
 }
 
 var operations = map[string]string{
-	"/v1/submitjob":               "SubmitJob",
-	"/v1/describejobs":            "DescribeJobs",
-	"/v1/listjobs":                "ListJobs",
-	"/v1/terminatejob":            "TerminateJob",
-	"/v1/canceljob":               "CancelJob",
-	"/v1/registerjobdefinition":   "RegisterJobDefinition",
-	"/v1/describejobdefinitions":  "DescribeJobDefinitions",
-	"/v1/deregisterjobdefinition": "DeregisterJobDefinition",
-	"/v1/describejobqueues":       "DescribeJobQueues",
+	"/v1/submitjob":                   "SubmitJob",
+	"/v1/describejobs":                "DescribeJobs",
+	"/v1/listjobs":                    "ListJobs",
+	"/v1/terminatejob":                "TerminateJob",
+	"/v1/canceljob":                   "CancelJob",
+	"/v1/registerjobdefinition":       "RegisterJobDefinition",
+	"/v1/describejobdefinitions":      "DescribeJobDefinitions",
+	"/v1/deregisterjobdefinition":     "DeregisterJobDefinition",
+	"/v1/describejobqueues":           "DescribeJobQueues",
+	"/v1/describecomputeenvironments": "DescribeComputeEnvironments",
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -468,6 +503,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = s.deregisterJobDefinition(buf)
 	case "DescribeJobQueues":
 		out, err = s.describeJobQueues(buf)
+	case "DescribeComputeEnvironments":
+		out, err = s.describeComputeEnvironments(buf)
 	}
 	lost := false
 	if err == nil {
@@ -758,18 +795,67 @@ func (s *Server) describeJobQueues(buf []byte) (any, error) {
 	if err := decode(buf, &in); err != nil {
 		return nil, err
 	}
+	names := slices.Clone(s.opts.Queues)
+	for _, q := range slices.Sorted(maps.Keys(s.opts.QueueSettings)) {
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+	}
+	if len(names) == 0 { // any queue exists: describe the ones asked for
+		for _, ref := range in.JobQueues {
+			names = append(names, strings.TrimPrefix(ref, s.arn("job-queue", "")))
+		}
+	}
 	var out []map[string]any
-	for _, q := range s.opts.Queues {
+	for _, q := range names {
 		if len(in.JobQueues) > 0 && !slices.Contains(in.JobQueues, q) && !slices.Contains(in.JobQueues, s.arn("job-queue", q)) {
 			continue
 		}
-		out = append(out, map[string]any{
+		_, qs, _ := s.queue(q)
+		d := map[string]any{
 			"jobQueueName": q, "jobQueueArn": s.arn("job-queue", q),
 			"state": "ENABLED", "status": "VALID", "priority": 1,
 			"computeEnvironmentOrder": []map[string]any{{"order": 1, "computeEnvironment": s.arn("compute-environment", q+"-ce")}},
-		})
+		}
+		if qs.SchedulingPolicyARN != "" {
+			d["schedulingPolicyArn"] = qs.SchedulingPolicyARN
+		}
+		out = append(out, d)
 	}
 	return map[string]any{"jobQueues": out}, nil
+}
+
+// describeComputeEnvironments describes the one managed compute environment
+// "<queue>-ce" of each queue.
+func (s *Server) describeComputeEnvironments(buf []byte) (any, error) {
+	var in struct {
+		ComputeEnvironments []string `json:"computeEnvironments"`
+	}
+	if err := decode(buf, &in); err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for _, ref := range in.ComputeEnvironments {
+		name := strings.TrimPrefix(ref, s.arn("compute-environment", ""))
+		q, ok := strings.CutSuffix(name, "-ce")
+		if !ok {
+			continue
+		}
+		_, qs, exists := s.queue(q)
+		if !exists {
+			continue
+		}
+		typ := qs.ComputeType
+		if typ == "" {
+			typ = "EC2"
+		}
+		out = append(out, map[string]any{
+			"computeEnvironmentName": name, "computeEnvironmentArn": s.arn("compute-environment", name),
+			"type": "MANAGED", "state": "ENABLED", "status": "VALID",
+			"computeResources": map[string]any{"type": typ, "maxvCpus": 256, "subnets": []string{"subnet-1"}},
+		})
+	}
+	return map[string]any{"computeEnvironments": out}, nil
 }
 
 // paginate returns one page of items; tokens are offsets.
@@ -812,11 +898,15 @@ func (s *Server) submitJob(buf []byte) (any, error) {
 	if s.reject != nil && s.reject(in.JobName) {
 		return nil, clientErr("submission of %s rejected by the test", in.JobName)
 	}
-	if len(s.opts.Queues) > 0 {
-		q := strings.TrimPrefix(in.JobQueue, s.arn("job-queue", ""))
-		if !slices.Contains(s.opts.Queues, q) {
-			return nil, clientErr("job queue %s does not exist", in.JobQueue)
-		}
+	_, qs, ok := s.queue(in.JobQueue)
+	if !ok {
+		return nil, clientErr("job queue %s does not exist", in.JobQueue)
+	}
+	if qs.SchedulingPolicyARN != "" && in.ShareIdentifier == "" {
+		return nil, clientErr("job queue %s has a fair-share scheduling policy: shareIdentifier is required", in.JobQueue)
+	}
+	if qs.SchedulingPolicyARN == "" && in.ShareIdentifier != "" {
+		return nil, clientErr("job queue %s has no scheduling policy: do not send a shareIdentifier", in.JobQueue)
 	}
 	def := s.resolveDef(in.JobDefinition)
 	if def == nil || def.Status != "ACTIVE" {
@@ -877,6 +967,7 @@ func (s *Server) submitJob(buf []byte) (any, error) {
 	retry := def.RetryStrategy
 	if in.RetryStrategy != nil {
 		retry = in.RetryStrategy // SubmitJob's retryStrategy replaces the definition's
+		rec.RetryAttempts, rec.RetryRules = JobDefinition{RetryStrategy: retry}.Retry()
 	}
 	timeout := def.TimeoutSeconds()
 	if in.Timeout != nil {
@@ -1041,6 +1132,9 @@ func (s *Server) listJobs(buf []byte) (any, error) {
 	}
 	var match []jobSummary
 	for _, j := range cands {
+		if s.opts.ListDelay > 0 && time.Since(time.UnixMilli(j.createdAt)) < s.opts.ListDelay {
+			continue // not listed yet
+		}
 		if nameFilter != "" {
 			if !nameMatch(nameFilter, j.name) {
 				continue

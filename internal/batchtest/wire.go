@@ -1,5 +1,7 @@
 package batchtest
 
+import "encoding/json"
+
 // The JSON shapes below follow the AWS Batch REST-JSON protocol as
 // aws-sdk-go-v2/service/batch serializes requests and deserializes responses
 // (member names are the API's camelCase names). Only the members framefleet
@@ -50,6 +52,18 @@ type containerProperties struct {
 	ExecutionRoleArn             string                        `json:"executionRoleArn,omitempty"`
 	NetworkConfiguration         *networkConfiguration         `json:"networkConfiguration,omitempty"`
 	FargatePlatformConfiguration *fargatePlatformConfiguration `json:"fargatePlatformConfiguration,omitempty"`
+	Privileged                   bool                          `json:"privileged,omitempty"`
+	User                         string                        `json:"user,omitempty"`
+	LogConfiguration             *logConfiguration             `json:"logConfiguration,omitempty"`
+	// Kept as sent, so a client sees what a revision would mount or map.
+	Volumes         json.RawMessage `json:"volumes,omitempty"`
+	MountPoints     json.RawMessage `json:"mountPoints,omitempty"`
+	LinuxParameters json.RawMessage `json:"linuxParameters,omitempty"`
+}
+
+type logConfiguration struct {
+	LogDriver string            `json:"logDriver"`
+	Options   map[string]string `json:"options,omitempty"`
 }
 
 type registerJobDefinitionInput struct {
@@ -76,6 +90,17 @@ type JobDefinition struct {
 	Timeout              *jobTimeout         `json:"timeout,omitempty"`
 	Tags                 map[string]string   `json:"tags,omitempty"`
 	Parameters           map[string]string   `json:"parameters,omitempty"`
+}
+
+// Privileged reports whether the definition's container runs privileged.
+func (d JobDefinition) Privileged() bool { return d.ContainerProperties.Privileged }
+
+// LogGroup is the awslogs-group of the definition's log configuration, or "".
+func (d JobDefinition) LogGroup() string {
+	if l := d.ContainerProperties.LogConfiguration; l != nil && l.LogDriver == "awslogs" {
+		return l.Options["awslogs-group"]
+	}
+	return ""
 }
 
 // Image is the container image of the definition.
@@ -158,6 +183,7 @@ type submitJobInput struct {
 	Timeout            *jobTimeout         `json:"timeout"`
 	Tags               map[string]string   `json:"tags"`
 	Parameters         map[string]string   `json:"parameters"`
+	ShareIdentifier    string              `json:"shareIdentifier"`
 }
 
 type submitJobOutput struct {

@@ -17,6 +17,7 @@ func SpecFromConfig(b config.Batch) Spec {
 		JobRoleARN:       b.JobRoleARN,
 		ExecutionRoleARN: b.ExecutionRoleARN,
 		BlenderVersion:   b.BlenderVersion,
+		LogGroup:         b.LogGroup,
 		Attempts:         b.Attempts,
 		// b.AttemptTimeout is not the definition's: the render submission
 		// carries it (pipeline.Request.AttemptTimeout), the stitch does not.

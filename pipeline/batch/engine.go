@@ -87,6 +87,7 @@ type API interface {
 	TerminateJob(context.Context, *batch.TerminateJobInput, ...func(*batch.Options)) (*batch.TerminateJobOutput, error)
 	RegisterJobDefinition(context.Context, *batch.RegisterJobDefinitionInput, ...func(*batch.Options)) (*batch.RegisterJobDefinitionOutput, error)
 	DescribeJobQueues(context.Context, *batch.DescribeJobQueuesInput, ...func(*batch.Options)) (*batch.DescribeJobQueuesOutput, error)
+	DescribeComputeEnvironments(context.Context, *batch.DescribeComputeEnvironmentsInput, ...func(*batch.Options)) (*batch.DescribeComputeEnvironmentsOutput, error)
 }
 
 // Engine implements pipeline.Engine on AWS Batch.
@@ -97,7 +98,8 @@ type Engine struct {
 	maxBackoff time.Duration
 
 	mu      sync.Mutex
-	defs    map[int]string // ensured definition ARN per attempts value
+	def     string // verified definition ARN, once looked up
+	queueOK bool   // the queue passed CheckQueue
 	watches map[string]*watch
 }
 
@@ -157,7 +159,7 @@ func NewWithAPI(api API, opts Options) *Engine {
 	if maxBackoff <= 0 {
 		maxBackoff = 20 * time.Second
 	}
-	return &Engine{api: api, opts: opts, log: log, maxBackoff: maxBackoff, defs: map[int]string{}, watches: map[string]*watch{}}
+	return &Engine{api: api, opts: opts, log: log, maxBackoff: maxBackoff, watches: map[string]*watch{}}
 }
 
 func orDefault(v, def int) int {
@@ -167,35 +169,29 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// EnsureJobDefinition returns the ARN of an ACTIVE revision matching spec,
-// registering a new revision only when the latest one was made from a
-// different spec (compared by the SpecHashTag tag).
+// EnsureJobDefinition is `framefleet setup`'s step, run with an
+// administrator's credentials: it returns the ARN of an ACTIVE revision
+// matching spec (its SpecHashTag and its contents), registering a new
+// revision only when none does. It refuses a spec that would fail every job.
+// The render path never registers (see JobDefinition).
 func (e *Engine) EnsureJobDefinition(ctx context.Context, spec Spec) (arn string, registered bool, err error) {
 	spec = spec.withDefaults()
 	if err := spec.Validate(); err != nil {
 		return "", false, fmt.Errorf("job definition %s: %w", spec.Name, err)
 	}
-	in := spec.registerInput()
-	hash := specHash(in)
-
-	// Any ACTIVE revision with the same spec will do (e.g. going back to an
-	// earlier image), not only the latest: every registration is a new
-	// revision, and submissions name the exact one.
-	defs, err := e.activeDefinitions(ctx, spec.Name)
+	if err := spec.CheckForSetup(); err != nil {
+		return "", false, fmt.Errorf("job definition %s: %w", spec.Name, err)
+	}
+	match, _, err := e.matchingRevision(ctx, spec)
 	if err != nil {
 		return "", false, err
-	}
-	var match *types.JobDefinition
-	for i := range defs {
-		if d := &defs[i]; d.Tags[SpecHashTag] == hash && (match == nil || aws.ToInt32(d.Revision) > aws.ToInt32(match.Revision)) {
-			match = d
-		}
 	}
 	if match != nil {
 		e.log.Debug("job definition unchanged", "arn", aws.ToString(match.JobDefinitionArn))
 		return aws.ToString(match.JobDefinitionArn), false, nil
 	}
-	in.Tags = map[string]string{SpecHashTag: hash, ManagedTag: "true"}
+	in := spec.registerInput()
+	in.Tags = map[string]string{SpecHashTag: specHash(in), ManagedTag: "true"}
 	out, err := e.api.RegisterJobDefinition(ctx, in)
 	if err != nil {
 		return "", false, fmt.Errorf("registering job definition %s: %w", spec.Name, err)
@@ -204,7 +200,62 @@ func (e *Engine) EnsureJobDefinition(ctx context.Context, spec Spec) (arn string
 	return aws.ToString(out.JobDefinitionArn), true, nil
 }
 
-// latestDefinition returns the highest ACTIVE revision of name, or nil.
+// JobDefinition returns the ARN of the newest ACTIVE revision whose tag and
+// contents match spec. It never registers: whoever may submit must not be
+// able to choose the image (or role, or privileges) every render runs with,
+// so a missing or mismatching revision is an error naming `framefleet setup`.
+func (e *Engine) JobDefinition(ctx context.Context, spec Spec) (string, error) {
+	spec = spec.withDefaults()
+	if err := spec.Validate(); err != nil {
+		return "", fmt.Errorf("job definition %s: %w", spec.Name, err)
+	}
+	match, rejected, err := e.matchingRevision(ctx, spec)
+	if err != nil {
+		return "", err
+	}
+	if match != nil {
+		return aws.ToString(match.JobDefinitionArn), nil
+	}
+	if len(rejected) > 0 {
+		return "", fmt.Errorf("%w: job definition %s %s; it was not registered by `framefleet setup` from this configuration: "+
+			"run `framefleet setup` with administrator credentials to register a matching revision, and deregister the other one",
+			ErrDefinitionMismatch, spec.Name, strings.Join(rejected, "; "))
+	}
+	return "", fmt.Errorf("%w: job definition %s has no ACTIVE revision with image %s and this configuration's settings: "+
+		"run `framefleet setup` (with administrator credentials) to register it", ErrDefinitionMismatch, spec.Name, spec.Image)
+}
+
+// matchingRevision finds the newest ACTIVE revision of spec's definition that
+// carries spec's hash tag and whose contents match. rejected describes the
+// revisions that carry the tag but differ (someone registered them by hand,
+// or with a forged tag); they are never used.
+func (e *Engine) matchingRevision(ctx context.Context, spec Spec) (match *types.JobDefinition, rejected []string, err error) {
+	hash := specHash(spec.registerInput())
+	// Any ACTIVE revision with the same spec will do (e.g. going back to an
+	// earlier image), not only the latest: every registration is a new
+	// revision, and submissions name the exact one.
+	defs, err := e.activeDefinitions(ctx, spec.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range defs {
+		d := &defs[i]
+		if d.Tags[SpecHashTag] != hash {
+			continue
+		}
+		if diffs := spec.mismatches(d); len(diffs) > 0 {
+			e.log.Warn("job definition revision carries framefleet's spec tag but differs from the spec: not using it",
+				"arn", aws.ToString(d.JobDefinitionArn), "differences", strings.Join(diffs, "; "))
+			rejected = append(rejected, fmt.Sprintf("revision %d carries the spec tag but %s", aws.ToInt32(d.Revision), strings.Join(diffs, ", ")))
+			continue
+		}
+		if match == nil || aws.ToInt32(d.Revision) > aws.ToInt32(match.Revision) {
+			match = d
+		}
+	}
+	return match, rejected, nil
+}
+
 // activeDefinitions lists every ACTIVE revision of the named definition.
 func (e *Engine) activeDefinitions(ctx context.Context, name string) ([]types.JobDefinition, error) {
 	var defs []types.JobDefinition
@@ -237,37 +288,46 @@ func (e *Engine) latestDefinition(ctx context.Context, name string) (*types.JobD
 	return latest, nil
 }
 
-// definition returns the job definition to submit with: the ensured
-// definition (once per Engine), or the named existing one. A job asking for a
-// different number of attempts gets its own definition, because a
-// retryStrategy sent with SubmitJob would replace the definition's rules.
-func (e *Engine) definition(ctx context.Context, attempts int) (string, error) {
+// definition returns the job definition to submit with: the revision
+// matching the configured spec (looked up once per Engine, never
+// registered), or the named existing one.
+func (e *Engine) definition(ctx context.Context) (string, error) {
 	spec := e.opts.Definition
 	if !spec.Registers() {
-		if attempts != 0 {
-			return "", fmt.Errorf("job asks for %d attempts but the existing job definition %s is used as is: set attempts in the definition instead", attempts, spec.Name)
-		}
 		return spec.Name, nil
 	}
-	spec = spec.withDefaults()
-	if attempts != 0 && attempts != spec.Attempts {
-		spec.Attempts = attempts
-		spec.Name = fmt.Sprintf("%s-attempts%d", spec.Name, attempts)
-	}
 	e.mu.Lock()
-	arn, ok := e.defs[spec.Attempts]
+	arn := e.def
 	e.mu.Unlock()
-	if ok {
+	if arn != "" {
 		return arn, nil
 	}
-	arn, _, err := e.EnsureJobDefinition(ctx, spec)
+	arn, err := e.JobDefinition(ctx, spec)
 	if err != nil {
 		return "", err
 	}
 	e.mu.Lock()
-	e.defs[spec.Attempts] = arn
+	e.def = arn
 	e.mu.Unlock()
 	return arn, nil
+}
+
+// retryOverride is the retryStrategy the render submission of a job asking
+// for a different number of attempts carries (nil keeps the definition's).
+// A retryStrategy sent with SubmitJob replaces the definition's, rules
+// included, so it carries the same rules with the other count.
+func (e *Engine) retryOverride(attempts int) (*types.RetryStrategy, error) {
+	spec := e.opts.Definition
+	if attempts == 0 {
+		return nil, nil
+	}
+	if !spec.Registers() {
+		return nil, fmt.Errorf("job asks for %d attempts but the existing job definition %s is used as is: set attempts in the definition instead", attempts, spec.Name)
+	}
+	if attempts == spec.withDefaults().Attempts {
+		return nil, nil
+	}
+	return &types.RetryStrategy{Attempts: aws.Int32(int32(attempts)), EvaluateOnExit: RetryRules()}, nil
 }
 
 // Submit submits the render (an array job, or a plain job for one chunk) and
@@ -276,7 +336,14 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 	if err := checkJob(job); err != nil {
 		return pipeline.Handle{}, err
 	}
-	def, err := e.definition(ctx, job.Attempts)
+	if err := e.checkQueueOnce(ctx); err != nil {
+		return pipeline.Handle{}, err
+	}
+	def, err := e.definition(ctx)
+	if err != nil {
+		return pipeline.Handle{}, err
+	}
+	retry, err := e.retryOverride(job.Attempts)
 	if err != nil {
 		return pipeline.Handle{}, err
 	}
@@ -291,9 +358,9 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 		env = append(env, types.KeyValuePair{Name: aws.String(k), Value: aws.String(job.Env[k])})
 	}
 	tags := func(stage string) map[string]string {
-		t := map[string]string{ManagedTag: "true", RunTag: job.RunID, StageTag: stage}
+		t := map[string]string{ManagedTag: "true", RunTag: TagValue(job.RunID), StageTag: stage}
 		if job.Scene != "" {
-			t[SceneTag] = truncate(job.Scene, 256)
+			t[SceneTag] = TagValue(job.Scene)
 		}
 		return t
 	}
@@ -305,6 +372,9 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 		ContainerOverrides: &types.ContainerOverrides{Environment: env},
 		Tags:               tags("render"),
 	}
+	// Only the render carries a different attempt count: the stitch keeps the
+	// definition's.
+	render.RetryStrategy = retry
 	if job.Chunks > 1 {
 		render.ArrayProperties = &types.ArrayProperties{Size: aws.Int32(int32(job.Chunks))}
 	}
@@ -346,8 +416,10 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 
 // submit submits in and returns the job's ID. A throttled call is retried by
 // the SDK (Batch refused it); after any other failure that may have taken
-// effect (5xx, timeout, reset connection) the job is looked up by its name
-// and adopted if it exists, else submitted again, at most submitTries times.
+// effect (5xx, timeout, reset connection) the job is looked up by its name,
+// with backoff over several seconds (a new job takes a while to show in
+// ListJobs), and adopted if it exists, else submitted again, at most
+// submitTries times.
 func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, error) {
 	name := aws.ToString(in.JobName)
 	var lastErr error
@@ -361,11 +433,7 @@ func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, 
 			return "", err
 		}
 		e.log.Warn("job submission failed; checking whether Batch created the job", "job", name, "try", try, "err", err)
-		// Give Batch's job list a moment to show a job the call created.
-		if err := sleep(ctx, e.backoff(try)); err != nil {
-			return "", errors.Join(lastErr, err)
-		}
-		id, err := e.findJob(ctx, name)
+		id, err := e.lookUpSubmitted(ctx, name)
 		if err != nil {
 			return "", fmt.Errorf("%w; then %w", lastErr, err)
 		}
@@ -375,6 +443,26 @@ func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, 
 		}
 	}
 	return "", fmt.Errorf("%d submissions failed, none created the job: %w", submitTries, lastErr)
+}
+
+// lookupTries is how many times a possibly created job is looked up before
+// it is submitted again: after 0.5, 1, 2 and 4 s (7.5 s in all, less with a
+// lower MaxBackoff).
+const lookupTries = 4
+
+// lookUpSubmitted looks for the job a failed SubmitJob may have created,
+// with backoff, and returns its ID or "" when it never showed.
+func (e *Engine) lookUpSubmitted(ctx context.Context, name string) (string, error) {
+	for n := 1; n <= lookupTries; n++ {
+		if err := sleep(ctx, e.backoff(n)); err != nil {
+			return "", err
+		}
+		id, err := e.findJob(ctx, name)
+		if err != nil || id != "" {
+			return id, err
+		}
+	}
+	return "", nil
 }
 
 // retryThrottlesOnly is the per-call option that lets the SDK retry a
@@ -487,6 +575,28 @@ func checkJob(job pipeline.Job) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// TagValue makes s a tag value every AWS service accepts: at most 256
+// characters of ASCII letters, digits, spaces and + - = . _ : / @ (Batch
+// passes job tags on to ECS and EC2, and some services refuse the Unicode
+// letters others allow). Other characters become '_'.
+func TagValue(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == 256 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(" +-=._:/@", r):
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		n++
+	}
+	return b.String()
 }
 
 func truncate(s string, n int) string {
@@ -848,14 +958,27 @@ func (e *Engine) BlenderVersion(ctx context.Context) (string, error) {
 // Queue describes the job queue jobs are submitted to.
 type Queue struct {
 	Name, ARN, State, Status, StatusReason string
+	// SchedulingPolicyARN is the queue's fair-share policy, if any.
+	SchedulingPolicyARN string
+	// ComputeTypes are the types of its compute environments (EC2, SPOT,
+	// FARGATE, FARGATE_SPOT), in queue order.
+	ComputeTypes []string
 }
 
 // ErrQueueNotReady is returned (wrapped) when the job queue is missing,
 // disabled or invalid.
 var ErrQueueNotReady = errors.New("job queue not ready")
 
-// CheckQueue describes the engine's job queue and fails unless it exists and
-// is ENABLED and VALID (jobs would otherwise wait in it forever).
+// ErrQueueUnsuitable is returned (wrapped) when the queue cannot run
+// framefleet's jobs as configured: it needs share identifiers, or its compute
+// environments are of the other platform than the job definition's.
+var ErrQueueUnsuitable = errors.New("job queue unsuitable")
+
+// CheckQueue describes the engine's job queue and its compute environments
+// and fails unless it is ENABLED and VALID (jobs would otherwise wait in it
+// forever) and can run the job definition: no scheduling policy (its jobs
+// would all need a share identifier, which framefleet does not send) and
+// compute environments of the definition's platform.
 func (e *Engine) CheckQueue(ctx context.Context) (Queue, error) {
 	out, err := e.api.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{e.opts.Queue}})
 	if err != nil {
@@ -865,9 +988,74 @@ func (e *Engine) CheckQueue(ctx context.Context) (Queue, error) {
 		return Queue{}, fmt.Errorf("job queue %s not found in this region (%w): create it (deploy/ has a CloudFormation template) or fix batch.job_queue", e.opts.Queue, ErrQueueNotReady)
 	}
 	d := out.JobQueues[0]
-	q := Queue{Name: aws.ToString(d.JobQueueName), ARN: aws.ToString(d.JobQueueArn), State: string(d.State), Status: string(d.Status), StatusReason: aws.ToString(d.StatusReason)}
+	q := Queue{Name: aws.ToString(d.JobQueueName), ARN: aws.ToString(d.JobQueueArn), State: string(d.State), Status: string(d.Status),
+		StatusReason: aws.ToString(d.StatusReason), SchedulingPolicyARN: aws.ToString(d.SchedulingPolicyArn)}
 	if d.State != types.JQStateEnabled || d.Status != types.JQStatusValid {
 		return q, fmt.Errorf("job queue %s is %s and %s, %q (%w): enable it and fix its compute environments", q.Name, q.State, q.Status, q.StatusReason, ErrQueueNotReady)
 	}
+	if q.SchedulingPolicyARN != "" {
+		return q, fmt.Errorf("job queue %s has the fair-share scheduling policy %s, so every job submitted to it needs a share identifier, which framefleet does not send (%w): "+
+			"use a queue without a scheduling policy (the deploy/ template's queue has none)", q.Name, q.SchedulingPolicyARN, ErrQueueUnsuitable)
+	}
+	order := slices.Clone(d.ComputeEnvironmentOrder)
+	slices.SortFunc(order, func(a, b types.ComputeEnvironmentOrder) int {
+		return int(aws.ToInt32(a.Order)) - int(aws.ToInt32(b.Order))
+	})
+	var ces []string
+	for _, o := range order {
+		ces = append(ces, aws.ToString(o.ComputeEnvironment))
+	}
+	if len(ces) == 0 {
+		return q, nil
+	}
+	ceOut, err := e.api.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: ces})
+	if err != nil {
+		return q, fmt.Errorf("describing the compute environments of job queue %s: %w", q.Name, err)
+	}
+	typeOf := map[string]string{}
+	for _, ce := range ceOut.ComputeEnvironments {
+		t := "EC2" // an unmanaged environment runs on instances the owner provides
+		if ce.ComputeResources != nil {
+			t = string(ce.ComputeResources.Type)
+		}
+		typeOf[aws.ToString(ce.ComputeEnvironmentArn)] = t
+		typeOf[aws.ToString(ce.ComputeEnvironmentName)] = t
+	}
+	for _, ce := range ces {
+		if t, ok := typeOf[ce]; ok {
+			q.ComputeTypes = append(q.ComputeTypes, t)
+		}
+	}
+	if spec := e.opts.Definition; spec.Registers() && len(q.ComputeTypes) > 0 {
+		want := spec.withDefaults().Platform
+		fargateQueue := strings.HasPrefix(q.ComputeTypes[0], "FARGATE")
+		switch {
+		case want == PlatformFargate && !fargateQueue:
+			return q, fmt.Errorf("the job definition is for Fargate but job queue %s has only EC2 compute environments (%s) (%w): "+
+				"set batch.platform: EC2, or use a queue of Fargate compute environments", q.Name, strings.Join(q.ComputeTypes, ", "), ErrQueueUnsuitable)
+		case want == PlatformEC2 && fargateQueue:
+			return q, fmt.Errorf("the job definition is for EC2 but job queue %s has only Fargate compute environments (%s) (%w): "+
+				"set batch.platform: FARGATE (with an execution role), or use a queue of EC2 or Spot compute environments", q.Name, strings.Join(q.ComputeTypes, ", "), ErrQueueUnsuitable)
+		}
+	}
 	return q, nil
+}
+
+// checkQueueOnce runs CheckQueue before the engine's first submission: a
+// queue that can never run the jobs fails the run at once instead of
+// leaving it RUNNABLE (or refused) after the upload.
+func (e *Engine) checkQueueOnce(ctx context.Context) error {
+	e.mu.Lock()
+	ok := e.queueOK
+	e.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := e.CheckQueue(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.queueOK = true
+	e.mu.Unlock()
+	return nil
 }

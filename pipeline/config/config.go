@@ -62,8 +62,10 @@ type Config struct {
 	Render Render `yaml:"render"`
 	// PricePerVCPUHour turns vCPU time into the cost report (USD).
 	PricePerVCPUHour float64 `yaml:"price_per_vcpu_hour"`
-	// LinkExpiry is how long result links work (at most 7 days).
+	// LinkExpiry is how long result links work (at most 7 days; with
+	// CloudFront links at most 366 days).
 	LinkExpiry Duration `yaml:"link_expiry"`
+	Links      Links    `yaml:"links"`
 
 	// Source is the file the configuration was read from ("" for none).
 	Source string `yaml:"-"`
@@ -75,6 +77,32 @@ type S3 struct {
 	Endpoint string `yaml:"endpoint"`
 	// PathStyle addresses buckets as host/bucket/key, which most S3-compatible servers need.
 	PathStyle bool `yaml:"path_style"`
+}
+
+// Links configures links that outlive the credentials: CloudFront signed
+// URLs for an S3 store whose bucket is a distribution's origin (the
+// CloudFormation stack makes one when given a public key). Without them,
+// links are presigned S3 URLs, which die with the signing credentials.
+type Links struct {
+	// CloudFrontDomain is the distribution's domain (stack output CloudFrontDomain).
+	CloudFrontDomain string `yaml:"cloudfront_domain"`
+	// CloudFrontKeyPairID is the public key's id (stack output CloudFrontKeyPairId).
+	CloudFrontKeyPairID string `yaml:"cloudfront_key_pair_id"`
+	// CloudFrontPrivateKey is the RSA private key in PEM: best given as the
+	// environment variable FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY from a secret.
+	CloudFrontPrivateKey string `yaml:"cloudfront_private_key"`
+	// CloudFrontPrivateKeyFile names a file holding that key instead.
+	CloudFrontPrivateKeyFile string `yaml:"cloudfront_private_key_file"`
+}
+
+// CloudFront is the store's view of these settings.
+func (l Links) CloudFront() store.CloudFront {
+	return store.CloudFront{
+		Domain:         l.CloudFrontDomain,
+		KeyPairID:      l.CloudFrontKeyPairID,
+		PrivateKey:     l.CloudFrontPrivateKey,
+		PrivateKeyFile: l.CloudFrontPrivateKeyFile,
+	}
 }
 
 // Batch configures the AWS Batch engine.
@@ -93,6 +121,9 @@ type Batch struct {
 	AttemptTimeout   Duration `yaml:"attempt_timeout"`
 	ExecutionRoleARN string   `yaml:"execution_role_arn"`
 	JobRoleARN       string   `yaml:"job_role_arn"`
+	// LogGroup is the CloudWatch Logs group the workers log to (empty:
+	// Batch's /aws/batch/job, which keeps logs forever).
+	LogGroup string `yaml:"log_group"`
 	// BlenderVersion is the Blender the image carries, e.g. "3.4.1".
 	BlenderVersion string `yaml:"blender_version"`
 }
@@ -158,6 +189,7 @@ func (c *Config) StoreOptions() store.Options {
 		Endpoint:      c.S3.Endpoint,
 		UsePathStyle:  c.S3.PathStyle,
 		PresignExpiry: time.Duration(c.LinkExpiry),
+		CloudFront:    c.Links.CloudFront(),
 	}
 }
 
@@ -218,8 +250,20 @@ func (c *Config) Validate() error {
 	if c.PricePerVCPUHour < 0 {
 		bad("price_per_vcpu_hour %g is negative: give the price in USD, e.g. 0.0408", c.PricePerVCPUHour)
 	}
-	if d := time.Duration(c.LinkExpiry); d <= 0 || d > MaxLinkExpiry {
-		bad("link_expiry %s is out of range: S3 links last more than 0 and at most 7 days: use e.g. 24h or 7d", d)
+	cf := c.Links.CloudFront()
+	if cf.Enabled() {
+		if _, err := store.NewCloudFrontSigner(cf); err != nil {
+			errs = append(errs, err)
+		}
+		if err == nil && !strings.HasPrefix(uri, "s3://") {
+			bad("links.cloudfront_domain is set but the store is not S3: CloudFront serves an S3 bucket: use store: s3://bucket/prefix, or remove the links settings")
+		}
+	}
+	switch d := time.Duration(c.LinkExpiry); {
+	case cf.Enabled() && (d <= 0 || d > store.MaxCloudFrontLinkExpiry):
+		bad("link_expiry %s is out of range: CloudFront links last more than 0 and at most 366 days: use e.g. 30d", d)
+	case !cf.Enabled() && (d <= 0 || d > MaxLinkExpiry):
+		bad("link_expiry %s is out of range: S3 links last more than 0 and at most 7 days (set links.cloudfront_* for longer): use e.g. 24h or 7d", d)
 	}
 	return errors.Join(errs...)
 }

@@ -48,6 +48,7 @@ func Keys() []Key {
 		{"batch.attempt_timeout", []string{"FRAMEFLEET_ATTEMPT_TIMEOUT"}, "time limit per attempt (0: none, else at least 1m)"},
 		{"batch.execution_role_arn", []string{"FRAMEFLEET_EXECUTION_ROLE_ARN"}, "execution role (Fargate: image pull, logs)"},
 		{"batch.job_role_arn", []string{"FRAMEFLEET_JOB_ROLE_ARN"}, "role the containers use (S3 access)"},
+		{"batch.log_group", []string{"FRAMEFLEET_LOG_GROUP"}, "CloudWatch Logs group of the workers (empty: /aws/batch/job)"},
 		{"batch.blender_version", []string{"FRAMEFLEET_BLENDER_VERSION"}, "Blender version the image carries, e.g. 3.4.1"},
 		{"render.chunk", []string{"FRAMEFLEET_CHUNK"}, "frames per job (0: automatic)"},
 		{"render.workers", []string{"FRAMEFLEET_WORKERS"}, "jobs at once (0: automatic)"},
@@ -55,7 +56,11 @@ func Keys() []Key {
 		{"render.samples", []string{"FRAMEFLEET_SAMPLES"}, "Cycles samples (0: the scene's)"},
 		{"render.stitch", []string{"FRAMEFLEET_STITCH"}, "concat or encode"},
 		{"price_per_vcpu_hour", []string{"FRAMEFLEET_PRICE_PER_VCPU_HOUR"}, "USD per vCPU hour, for the cost report"},
-		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d)"},
+		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d; 366d with CloudFront)"},
+		{"links.cloudfront_domain", []string{"FRAMEFLEET_CLOUDFRONT_DOMAIN"}, "CloudFront distribution domain: signed links that outlive the credentials"},
+		{"links.cloudfront_key_pair_id", []string{"FRAMEFLEET_CLOUDFRONT_KEY_PAIR_ID"}, "id of the CloudFront public key"},
+		{"links.cloudfront_private_key", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY"}, "RSA private key (PEM) for CloudFront links; use the environment"},
+		{"links.cloudfront_private_key_file", []string{"FRAMEFLEET_CLOUDFRONT_PRIVATE_KEY_FILE"}, "file holding that private key"},
 	}
 }
 

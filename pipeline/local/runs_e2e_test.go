@@ -328,4 +328,3 @@ func TestIdenticalRendersMakeOneRun(t *testing.T) {
 		}
 	})
 }
-

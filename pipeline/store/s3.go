@@ -57,6 +57,7 @@ type S3 struct {
 	bucket  string
 	prefix  string // no leading or trailing slash; "" is the bucket root
 	expiry  time.Duration
+	links   LinkSigner // nil: presigned S3 URLs
 	// endpoint and pathStyle are kept to explain addressing failures.
 	endpoint  string
 	pathStyle bool
@@ -95,11 +96,19 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
+	var links LinkSigner
+	if opts.CloudFront.Enabled() {
+		cf, err := NewCloudFrontSigner(opts.CloudFront)
+		if err != nil {
+			return nil, fmt.Errorf("s3 store: CloudFront links: %w", err)
+		}
+		links = cf
+	}
 	expiry := opts.PresignExpiry
 	if expiry == 0 {
 		expiry = DefaultLinkExpiry
 	}
-	if err := checkExpiry(expiry); err != nil {
+	if err := checkLinkExpiry(expiry, links != nil); err != nil {
 		return nil, fmt.Errorf("s3 store: default link expiry: %w", err)
 	}
 
@@ -167,6 +176,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		bucket:  bucket,
 		prefix:  prefix,
 		expiry:  expiry,
+		links:   links,
 
 		endpoint:  opts.Endpoint,
 		pathStyle: opts.UsePathStyle,
@@ -182,6 +192,17 @@ func CheckEndpoint(endpoint string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("s3 endpoint %q is not a URL with a scheme: use e.g. http://127.0.0.1:9000 or https://s3.example.com", endpoint)
+	}
+	return nil
+}
+
+// checkLinkExpiry allows CloudFront links to outlive S3's 7-day limit.
+func checkLinkExpiry(d time.Duration, cloudFront bool) error {
+	if !cloudFront {
+		return checkExpiry(d)
+	}
+	if d < 0 || d > MaxCloudFrontLinkExpiry {
+		return fmt.Errorf("link expiry %s is out of range: give a positive duration, at most 366 days", d)
 	}
 	return nil
 }
@@ -345,18 +366,23 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 	return out, nil
 }
 
-// Link implements Store: a presigned GET URL. expiry 0 means the store's
-// default (Options.PresignExpiry); more than 7 days is an error, since S3
-// would refuse the URL. The URL also dies when the signing credentials expire.
+// Link implements Store: a presigned GET URL, or a CloudFront signed URL
+// when Options.CloudFront is set. expiry 0 means the store's default
+// (Options.PresignExpiry); a presigned URL may live at most 7 days, since S3
+// would refuse it, and also dies when the signing credentials expire
+// (LinksExpireAt says when); a CloudFront URL does not.
 func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string, error) {
 	if expiry == 0 {
 		expiry = s.expiry
 	}
-	if err := checkExpiry(expiry); err != nil {
+	if err := checkLinkExpiry(expiry, s.links != nil); err != nil {
 		return "", fmt.Errorf("link to %s: %w", key, err)
 	}
 	if err := checkKey(key); err != nil {
 		return "", err
+	}
+	if s.links != nil {
+		return s.links.SignLink(ctx, s.ObjectKey(key), time.Now().Add(expiry))
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
@@ -366,6 +392,21 @@ func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string
 		return "", s.wrap("presign", key, err)
 	}
 	return req.URL, nil
+}
+
+// LinksExpireAt says when links made now with expiry stop working: for
+// presigned URLs, the earlier of the expiry and the credentials' expiry.
+func (s *S3) LinksExpireAt(ctx context.Context, expiry time.Duration) *time.Time {
+	if expiry == 0 {
+		expiry = s.expiry
+	}
+	at := time.Now().Add(expiry).UTC().Truncate(time.Second)
+	if cp := s.client.Options().Credentials; s.links == nil && cp != nil {
+		if creds, err := cp.Retrieve(ctx); err == nil && creds.CanExpire && creds.Expires.Before(at) {
+			at = creds.Expires.UTC().Truncate(time.Second)
+		}
+	}
+	return &at
 }
 
 // wrap maps "no such key" answers to ErrNotFound, names the object and

@@ -104,8 +104,11 @@ type Options struct {
 	// Concurrency is how many parts of one object move at once (default 5).
 	Concurrency int
 	// PresignExpiry is the lifetime of a link when Link is given expiry 0
-	// (default 24h, at most 7 days).
+	// (default 24h, at most 7 days; with CloudFront at most 366 days).
 	PresignExpiry time.Duration
+	// CloudFront, when set, makes Link return CloudFront signed URLs, which
+	// outlive the credentials, instead of presigned S3 URLs.
+	CloudFront CloudFront
 }
 
 // Open returns the store for a URI: file:///abs/dir, a plain directory path,

@@ -1,0 +1,130 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch/types"
+)
+
+// ErrDefinitionMismatch is returned (wrapped) when no ACTIVE revision of the
+// job definition is what the configuration asks for. Only `framefleet setup`
+// (run with an administrator's credentials) registers revisions.
+var ErrDefinitionMismatch = errors.New("no job definition revision matches the configuration")
+
+// Hash is the SHA-256 of the RegisterJobDefinition request the spec makes:
+// the value of the SpecHashTag tag of the revisions setup registers. It only
+// narrows the search: a revision is used after its contents were checked
+// (anyone allowed to register can copy a tag).
+func (s Spec) Hash() string { return specHash(s.withDefaults().registerInput()) }
+
+// mismatches lists how the revision d differs from what the spec registers,
+// in the fields that decide what runs and with which rights: image, roles,
+// command, privileges, host access, resources, platform, environment and
+// retries. Empty means d may be submitted with.
+func (s Spec) mismatches(d *types.JobDefinition) []string {
+	want := s.withDefaults().registerInput()
+	wc := want.ContainerProperties
+	var out []string
+	diff := func(what, got, want string) {
+		if got != want {
+			out = append(out, fmt.Sprintf("%s is %q, not %q", what, got, want))
+		}
+	}
+	diff("type", aws.ToString(d.Type), string(want.Type))
+	if d.EcsProperties != nil || d.EksProperties != nil || d.NodeProperties != nil {
+		out = append(out, "it has ECS, EKS or multi-node properties")
+	}
+	got := d.ContainerProperties
+	if got == nil {
+		return append(out, "it has no container properties")
+	}
+	diff("image", aws.ToString(got.Image), aws.ToString(wc.Image))
+	diff("job role", aws.ToString(got.JobRoleArn), aws.ToString(wc.JobRoleArn))
+	diff("execution role", aws.ToString(got.ExecutionRoleArn), aws.ToString(wc.ExecutionRoleArn))
+	diff("command", strings.Join(got.Command, " "), strings.Join(wc.Command, " "))
+	if aws.ToBool(got.Privileged) {
+		out = append(out, "it runs privileged")
+	}
+	diff("user", aws.ToString(got.User), "")
+	if len(got.Volumes) > 0 || len(got.MountPoints) > 0 {
+		out = append(out, "it mounts volumes")
+	}
+	if got.LinuxParameters != nil && len(got.LinuxParameters.Devices) > 0 {
+		out = append(out, "it maps host devices")
+	}
+	diff("resources", resourceString(got.ResourceRequirements, got.Vcpus, got.Memory), resourceString(wc.ResourceRequirements, nil, nil))
+	diff("platform", platformString(d.PlatformCapabilities), platformString(want.PlatformCapabilities))
+	diff("environment", envString(got.Environment), envString(wc.Environment))
+	diff("log configuration", logString(got.LogConfiguration), logString(wc.LogConfiguration))
+	diff("retry strategy", retryString(d.RetryStrategy), retryString(want.RetryStrategy))
+	return out
+}
+
+// resourceString is a canonical form of the reservations: Batch reports
+// old-style vcpus/memory as resourceRequirements, either may come back.
+func resourceString(rs []types.ResourceRequirement, vcpus, memory *int32) string {
+	m := map[string]string{}
+	for _, r := range rs {
+		m[string(r.Type)] = aws.ToString(r.Value)
+	}
+	if v := aws.ToInt32(vcpus); v > 0 {
+		m[string(types.ResourceTypeVcpu)] = strconv.Itoa(int(v))
+	}
+	if v := aws.ToInt32(memory); v > 0 {
+		m[string(types.ResourceTypeMemory)] = strconv.Itoa(int(v))
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func platformString(ps []types.PlatformCapability) string {
+	if len(ps) == 0 {
+		return string(PlatformEC2) // Batch's default
+	}
+	var s []string
+	for _, p := range ps {
+		s = append(s, string(p))
+	}
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+func envString(kvs []types.KeyValuePair) string {
+	var s []string
+	for _, kv := range kvs {
+		s = append(s, aws.ToString(kv.Name)+"="+aws.ToString(kv.Value))
+	}
+	slices.Sort(s)
+	return strings.Join(s, " ")
+}
+
+func logString(l *types.LogConfiguration) string {
+	if l == nil || l.LogDriver == "" {
+		return ""
+	}
+	s := string(l.LogDriver)
+	for _, k := range slices.Sorted(maps.Keys(l.Options)) {
+		s += " " + k + "=" + l.Options[k]
+	}
+	return s
+}
+
+func retryString(r *types.RetryStrategy) string {
+	if r == nil {
+		return ""
+	}
+	s := strconv.Itoa(int(aws.ToInt32(r.Attempts)))
+	for _, e := range r.EvaluateOnExit {
+		s += fmt.Sprintf(" %s:%s:%s:%s", strings.ToUpper(string(e.Action)), aws.ToString(e.OnStatusReason), aws.ToString(e.OnReason), aws.ToString(e.OnExitCode))
+	}
+	return s
+}
