@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +38,7 @@ type Options struct {
 	// OpenRuns opens framefleet's runs as the inputs configure them.
 	OpenRuns func(ctx context.Context, in Inputs) (Runs, error)
 	// FetchLFS replaces a Git LFS pointer in the workspace by its content,
-	// or fails with the fix (nil: pointers fail with the fix).
+	// or fails with the fix (default FetchLFS: git lfs pull --include).
 	FetchLFS func(ctx context.Context, workspace, path string) error
 	// UpdateEvery is the least time between two comment updates while
 	// renders run (default 10 s): progress, not every frame.
@@ -250,6 +249,8 @@ func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string,
 			a.gha.Warningf("%s: no before/after comparison: %s", t.Path, err)
 		} else {
 			sub.ComparePath = p
+			sub.CompareSource = fmt.Sprintf("%s/%s/%s@%s", a.event.Owner, a.event.Repo, base.Path, base.SHA)
+			sub.BaseLabel, sub.HeadLabel = "base "+short(base.SHA), "head "+short(t.SHA)
 		}
 	}
 	r, err := runs.Submit(ctx, sub)
@@ -276,19 +277,6 @@ func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string,
 		return end, fmt.Errorf("follow run %s: %w", r.ID, err)
 	}
 	return end, nil
-}
-
-// fetchLFS makes sure the file at local (repository path p) is a blend,
-// not a Git LFS pointer.
-func (a *runner) fetchLFS(ctx context.Context, local, p string) error {
-	ptr, err := isLFSPointer(local)
-	if err != nil || !ptr {
-		return err
-	}
-	if a.o.FetchLFS == nil || !strings.HasPrefix(local, a.git.dir+string(filepath.Separator)) {
-		return &lfsPointerError{Path: p}
-	}
-	return a.o.FetchLFS(ctx, a.git.dir, p)
 }
 
 func (a *runner) labels(t Target) map[string]string {

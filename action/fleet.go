@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/compare"
 	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/fleet"
 	"github.com/framefleet/framefleet/pipeline/store"
@@ -90,7 +93,7 @@ func OpenFleet(ctx context.Context, in Inputs, o FleetOptions) (Runs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fleetRuns{f: f, runs: f.Runs}, nil
+	return &fleetRuns{f: f, runs: f.Runs, log: log}, nil
 }
 
 func nonZero(n int) string {
@@ -104,15 +107,28 @@ func nonZero(n int) string {
 type fleetRuns struct {
 	f    *fleet.Fleet
 	runs *pipeline.Runs
+	log  *slog.Logger
 }
 
 func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req := r.f.NewRequest(s.BlendPath)
 	req.Frames = s.Frames
-	req.Labels = s.Labels
+	req.Labels = maps.Clone(s.Labels)
 	req.SourceName = s.SourceName
-	// s.ComparePath: the before/after render is pipeline/compare's (branch
-	// media); until it is wired, comparisons are not made.
+	if s.ComparePath != "" {
+		// The base renders with the same settings, so an earlier render of
+		// the base is a cache hit; its labels keep it out of the reports.
+		base := r.f.NewRequest(s.ComparePath)
+		base.Frames = s.Frames
+		base.SourceName = s.CompareSource
+		base.Labels = map[string]string{LabelRepo: s.Labels[LabelRepo], LabelRole: "compare-base"}
+		rec, err := r.runs.Submit(ctx, base)
+		if err != nil {
+			return Run{}, fmt.Errorf("render the base for the comparison: %w", err)
+		}
+		req.Labels[LabelCompareBase] = rec.ID
+		req.Labels[LabelCompareLabels] = s.BaseLabel + "|" + s.HeadLabel
+	}
 	rec, err := r.runs.Submit(ctx, req)
 	if err != nil {
 		return Run{}, err
@@ -122,9 +138,20 @@ func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 
 func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, error) {
 	var mu sync.Mutex
-	cur, err := r.Get(ctx, id)
+	rec, err := r.runs.Get(ctx, id)
 	if err != nil {
 		return Run{}, err
+	}
+	cur := r.view(ctx, rec)
+	// A comparison's base is followed beside the head (a local run needs
+	// its watcher), and composed once both are done.
+	baseID := rec.Labels[LabelCompareBase]
+	baseDone := make(chan error, 1)
+	if baseID != "" {
+		go func() {
+			_, err := r.runs.Watch(ctx, baseID, nil)
+			baseDone <- err
+		}()
 	}
 	_, werr := r.runs.Watch(ctx, id, func(ev pipeline.Event) {
 		mu.Lock()
@@ -149,6 +176,13 @@ func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, e
 		}
 		obs(cur)
 	})
+	if baseID != "" {
+		if berr := <-baseDone; berr == nil && werr == nil {
+			r.compare(ctx, rec, baseID)
+		} else if berr != nil {
+			r.log.Warn("no before/after comparison: the base render failed", "run", id, "base", baseID, "err", berr)
+		}
+	}
 	// The record is the truth, whatever watching returned (a failed run is
 	// a result, not an error of the action's).
 	end, err := r.Get(ctx, id)
@@ -222,8 +256,40 @@ func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord) Run {
 	if rec.State == pipeline.RunSucceeded {
 		v.FramesDone = v.FramesTotal
 		r.results(ctx, rec, &v)
+		r.comparison(ctx, rec, &v)
 	}
 	return v
+}
+
+// compare composes the side-by-side of a succeeded head run and its base.
+func (r *fleetRuns) compare(ctx context.Context, head *pipeline.RunRecord, baseID string) {
+	labels := strings.SplitN(head.Labels[LabelCompareLabels], "|", 2)
+	opts := compare.Options{LinkExpiry: time.Duration(r.f.Config.LinkExpiry), Logger: r.log}
+	if len(labels) == 2 {
+		opts.BaseLabel, opts.HeadLabel = labels[0], labels[1]
+	}
+	if _, err := compare.SideBySide(ctx, r.f.Store, baseID, head.ID, opts); err != nil {
+		r.log.Warn("no before/after comparison", "run", head.ID, "base", baseID, "err", err)
+	}
+}
+
+// comparison fills the links of a composed comparison, if there is one.
+func (r *fleetRuns) comparison(ctx context.Context, rec *pipeline.RunRecord, v *Run) {
+	base := rec.Labels[LabelCompareBase]
+	if base == "" {
+		return
+	}
+	rc, err := r.f.Store.Get(ctx, compare.RecordKey(rec.ID, base))
+	if err != nil {
+		return // not composed (yet)
+	}
+	var res compare.Result
+	err = json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&res)
+	rc.Close()
+	if err != nil || res.VideoKey == "" {
+		return
+	}
+	v.Comparison, v.ComparisonPath = r.link(ctx, res.VideoKey), r.path(res.VideoKey)
 }
 
 // results fills the links of a succeeded run.

@@ -1,38 +1,30 @@
 package action
 
 import (
-	"bytes"
-	"fmt"
-	"io"
+	"context"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
-// lfsPointerPrefix starts every Git LFS pointer file (git-lfs docs/spec.md).
-var lfsPointerPrefix = []byte("version https://git-lfs.github.com/spec/v1\n")
-
-// isLFSPointer says whether the file is a Git LFS pointer, not its content.
-func isLFSPointer(file string) (bool, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return false, err
+// fetchLFS makes sure the file at local (repository path p) is the blend,
+// not a Git LFS pointer: a pointer in the workspace is fetched alone
+// (Options.FetchLFS, by default FetchLFS); one extracted from another
+// commit than the checkout's cannot be pulled there and fails with the fix.
+func (a *runner) fetchLFS(ctx context.Context, local, p string) error {
+	ptr, ok, err := ReadLFSPointer(local)
+	if err != nil || !ok {
+		return err
 	}
-	defer f.Close()
-	head := make([]byte, len(lfsPointerPrefix))
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return false, fmt.Errorf("read %s: %w", file, err)
+	if !strings.HasPrefix(local, a.git.dir+string(filepath.Separator)) {
+		return &LFSFetchError{Path: p, OID: ptr.OID, Size: ptr.Size,
+			Reason: "the checkout is another commit than the one rendered, so the object cannot be pulled into the workspace (check out the PR's head: `ref: ${{ github.event.pull_request.head.sha }}`)"}
 	}
-	return bytes.Equal(head[:n], lfsPointerPrefix), nil
-}
-
-// lfsPointerError is a blend the action could not fetch from Git LFS.
-//
-// This is the seam for action/lfs.go (FetchLFS): without a fetcher, or for
-// a file outside the workspace, a pointer fails with the fix.
-type lfsPointerError struct{ Path string }
-
-func (e *lfsPointerError) Error() string {
-	return fmt.Sprintf("%s is a Git LFS pointer, not the .blend: check out with `lfs: true` (actions/checkout), or run `git lfs pull --include=%q` before the action", e.Path, e.Path)
+	fetch := a.o.FetchLFS
+	if fetch == nil {
+		fetch = FetchLFS
+	}
+	return fetch(ctx, a.git.dir, p)
 }
 
 func fileExists(p string) bool {

@@ -13,6 +13,12 @@ const (
 	LabelSHA    = "github.sha"     // the commit rendered and reported on
 	LabelPath   = "github.path"    // the blend's repository path
 	LabelRunURL = "github.run_url" // the workflow run that submitted it
+	// LabelCompareBase is the run of the PR's base a head run is compared
+	// with, and LabelCompareLabels the halves' labels ("base abc1234|head def5678").
+	LabelCompareBase   = "github.compare_base"
+	LabelCompareLabels = "github.compare_labels"
+	// LabelRole is "compare-base" on the base renders of comparisons.
+	LabelRole = "github.role"
 )
 
 // Runs is what the action needs of framefleet's durable runs.
@@ -37,8 +43,10 @@ type Submission struct {
 	Frames                string
 	Labels                map[string]string
 	// ComparePath is the blend at the PR's base commit, when a before/after
-	// comparison is wanted ("" otherwise).
-	ComparePath string
+	// comparison is wanted ("" otherwise); CompareSource names it, and
+	// BaseLabel and HeadLabel are drawn over the halves.
+	ComparePath, CompareSource string
+	BaseLabel, HeadLabel       string
 }
 
 // Run is the action's view of a run record: what the reports show.
