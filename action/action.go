@@ -136,7 +136,7 @@ func Main(ctx context.Context, o Options) error {
 	if a.gh, err = NewGitHub(hc, gctx.APIURL, in.Token); err != nil {
 		return err
 	}
-	a.rep = newReporter(a.gh, a.event.Owner, a.event.Repo, in.Comment)
+	a.rep = newReporter(a.gh, a.event.Owner, a.event.Repo, in.Comment, o.Clock)
 
 	if in.Mode == ModeRefresh {
 		return a.refresh(ctx)

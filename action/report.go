@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -305,6 +306,34 @@ func statusContext(p string) string {
 	return c[:cut] + tail
 }
 
+// linkRenewMargin: published signed links are replaced by freshly signed
+// ones only when they expire sooner than this.
+const linkRenewMargin = 24 * time.Hour
+
+var (
+	signedQueryRE = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
+	webLinkRE     = regexp.MustCompile(`https?://[^\s)"]+`)
+)
+
+// same says whether published text needs no update to become next: equal,
+// or equal but for the signatures of links that stay valid long enough.
+// Links are signed afresh on every look, so without this every refresh
+// would edit every finished report again.
+func (p *reporter) same(published, next string) bool {
+	if published == next {
+		return true
+	}
+	if signedQueryRE.ReplaceAllString(published, "?signed") != signedQueryRE.ReplaceAllString(next, "?signed") {
+		return false
+	}
+	for _, l := range webLinkRE.FindAllString(published, -1) {
+		if e := linkExpiry(strings.ReplaceAll(l, "&amp;", "&")); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
+			return false
+		}
+	}
+	return true
+}
+
 // reporter publishes runs to a PR comment and commit statuses. Publishing
 // is a pure function of the runs, and unchanged comments and statuses are
 // not sent again, so any process can publish the final state, any number of
@@ -313,6 +342,7 @@ type reporter struct {
 	gh          GitHub
 	owner, repo string
 	comment     bool
+	clock       Clock
 
 	mu       sync.Mutex
 	authors  []string
@@ -320,8 +350,8 @@ type reporter struct {
 	statuses map[string]map[string]Status // sha → context → last known
 }
 
-func newReporter(gh GitHub, owner, repo string, comment bool) *reporter {
-	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment,
+func newReporter(gh GitHub, owner, repo string, comment bool, clock Clock) *reporter {
+	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment, clock: clock,
 		comments: map[int]*Comment{}, statuses: map[string]map[string]Status{}}
 }
 
@@ -353,7 +383,7 @@ func (p *reporter) publishStatuses(ctx context.Context, sha string, runs []Run) 
 	}
 	for _, r := range runs {
 		st := statusFor(r)
-		if known[st.Context] == st {
+		if old, ok := known[st.Context]; ok && p.same(old.Description+" "+old.TargetURL, st.Description+" "+st.TargetURL) && old.State == st.State {
 			continue
 		}
 		if err := p.gh.CreateStatus(ctx, p.owner, p.repo, sha, st); err != nil {
@@ -396,7 +426,7 @@ func (p *reporter) publishComment(ctx context.Context, pr int, body string) erro
 		}
 		created.Body = body
 		p.comments[pr] = &created
-	case c.Body != body:
+	case !p.same(c.Body, body):
 		if err := p.gh.EditComment(ctx, p.owner, p.repo, c.ID, body); err != nil {
 			return err
 		}
