@@ -43,6 +43,9 @@ type Options struct {
 	// UpdateEvery is the least time between two comment updates while
 	// renders run (default 10 s): progress, not every frame.
 	UpdateEvery time.Duration
+	// RefreshBudget bounds how long mode refresh watches pending runs
+	// (default 5 minutes, within a scheduled job's time).
+	RefreshBudget time.Duration
 }
 
 // RunOutput is one entry of the "runs" output.
@@ -97,6 +100,9 @@ func Main(ctx context.Context, o Options) error {
 	}
 	if o.UpdateEvery == 0 {
 		o.UpdateEvery = 10 * time.Second
+	}
+	if o.RefreshBudget == 0 {
+		o.RefreshBudget = 5 * time.Minute
 	}
 	gha := githubactions.New(githubactions.WithGetenv(o.Getenv), githubactions.WithWriter(o.Out))
 	a := &runner{o: o, gha: gha, log: o.Logger}

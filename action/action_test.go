@@ -1,6 +1,7 @@
 package action
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"slices"
@@ -74,7 +75,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	decoy := h.gh.AddComment(7, "mallory", commentMarker+"\nnot the action's")
 	h.pullRequest("opened", 7, head, base, merge, "")
 
-	inputs := map[string]string{"engine": "local", "resolution": "50", "samples": "1", "chunk-size": "2"}
+	inputs := map[string]string{"engine": "local", "resolution": "50", "samples": "1", "chunk-size": "2", "compare": "true"}
 	if err := h.run(inputs); err != nil {
 		t.Fatalf("action: %v", err)
 	}
@@ -93,6 +94,10 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	if want := []string{"scenes/a.blend", "scenes/b.blend", "scenes/e.blend"}; !slices.Equal(paths, want) {
 		t.Fatalf("rendered %v, want %v (deleted skipped, rename followed, non-blends ignored)", paths, want)
 	}
+	// compare: true: the modified a.blend is shown beside its base; the added b.blend has no base.
+	if _, err := os.Stat(runs[0].ComparisonPath); err != nil || runs[1].ComparisonPath != "" {
+		t.Errorf("comparison paths %q, %q: want one for the modified a.blend only (%v)", runs[0].ComparisonPath, runs[1].ComparisonPath, err)
+	}
 	if got := h.outputs()["failures"]; got != "0" {
 		t.Errorf("failures output %q, want 0", got)
 	}
@@ -102,8 +107,9 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 		t.Fatalf("%d comments by the action, want 1", len(mine))
 	}
 	first := mine[0]
+	t.Logf("the comment:\n%s", first.Body)
 	for _, want := range []string{short(head), "`scenes/a.blend`", "`scenes/e.blend`", "Shot A", "Shot B", "✅ succeeded",
-		"([artifacts](" + testRunURL + "#artifacts))", "run `" + runs[0].RunID + "`"} {
+		"in the [artifacts](" + testRunURL + "#artifacts)", "run `" + runs[0].RunID + "`", "before / after `"} {
 		if !strings.Contains(first.Body, want) {
 			t.Errorf("comment lacks %q:\n%s", want, first.Body)
 		}
@@ -185,5 +191,51 @@ func TestForkPullRequestRendersNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(h.ws + "/" + DefaultStoreDir); err == nil {
 		t.Errorf("a store was made: nothing should render")
+	}
+}
+
+// TestDispatchRendersTheOthersWhenOneIsAnLFSPointer: workflow_dispatch
+// renders the paths given; a blend that is a Git LFS pointer which cannot
+// be fetched fails with the fix, and the other files still render.
+func TestDispatchRendersTheOthersWhenOneIsAnLFSPointer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders with Blender")
+	}
+	a, _, _, _ := scenes(t)
+	h := newHarness(t)
+	pointer := t.TempDir() + "/pointer"
+	os.WriteFile(pointer, []byte("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n"), 0o644)
+	head := h.commit("scenes", map[string]string{"scenes/a.blend": a, "scenes/big.blend": pointer, "props/chair.blend": a})
+	h.event("workflow_dispatch", githubtest.Example(t, "workflow_dispatch", ""), head)
+
+	err := h.run(map[string]string{"engine": "local", "paths": "scenes/*.blend", "samples": "1", "resolution": "50"})
+	var failed *RendersFailedError
+	if !errors.As(err, &failed) || failed.Failed != 1 || failed.Total != 2 {
+		t.Fatalf("action: %v, want 1 of 2 renders failed", err)
+	}
+	runs := h.runsOutput()
+	if len(runs) != 2 || runs[0].File != "scenes/a.blend" || runs[0].State != StateSucceeded {
+		t.Fatalf("runs %+v: want scenes/a.blend rendered (props/ is not in paths)", runs)
+	}
+	big := runs[1]
+	if big.File != "scenes/big.blend" || big.State != StateFailed || !strings.Contains(big.Error, "lfs: true") || !strings.Contains(big.Error, "git lfs pull --include=scenes/big.blend") {
+		t.Errorf("the pointer's run %+v: want failed with the fix", big)
+	}
+	if o := h.outputs(); o["failures"] != "1" {
+		t.Errorf("failures output %q, want 1", o["failures"])
+	}
+	st := h.gh.Statuses(head)
+	if st["framefleet/scenes/a.blend"].State != "success" || st["framefleet/scenes/big.blend"].State != "failure" ||
+		!strings.Contains(st["framefleet/scenes/big.blend"].Description, "Git LFS pointer") {
+		t.Errorf("statuses %+v", st)
+	}
+	if !strings.Contains(h.out.String(), "::error::scenes/big.blend: ") {
+		t.Errorf("no error annotation for the pointer:\n%s", h.out.String())
+	}
+	if sum := h.summary(); !strings.Contains(sum, "**`scenes/big.blend`**: scenes/big.blend is a Git LFS pointer") {
+		t.Errorf("summary lacks the failure:\n%s", sum)
+	}
+	if len(h.gh.Comments(0)) != 0 {
+		t.Error("a comment without a pull request")
 	}
 }

@@ -15,8 +15,10 @@ import (
 const recentlyFinished = 24 * time.Hour
 
 // refresh brings the reports of this repository's pending runs up to date
-// from their records: with wait, it follows them to the end; without, it
-// reports them as they are now.
+// from their records. It watches each pending run (which moves the record
+// on: nobody else may be watching a run submitted with wait: false) for at
+// most Options.RefreshBudget, so a scheduled job ends in bounded time; the
+// next schedule picks up what is still pending.
 func (a *runner) refresh(ctx context.Context) error {
 	runs, err := a.o.OpenRuns(ctx, a.in)
 	if err != nil {
@@ -62,15 +64,14 @@ func (a *runner) refresh(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			labels := live.snapshot(p.key)[p.i].Labels
-			var r Run
-			var err error
-			if a.in.Wait {
-				r, err = runs.Watch(ctx, p.id, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
-			} else {
-				r, err = runs.Get(ctx, p.id)
-			}
-			if err != nil {
-				a.gha.Warningf("run %s (%s): %s", p.id, labels[LabelPath], err)
+			wctx, cancel := context.WithTimeout(ctx, a.o.RefreshBudget)
+			r, err := runs.Watch(wctx, p.id, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
+			budgetSpent := wctx.Err() != nil && ctx.Err() == nil
+			cancel()
+			if err != nil || budgetSpent {
+				if !budgetSpent {
+					a.gha.Warningf("run %s (%s): %s", p.id, labels[LabelPath], err)
+				}
 				if r, err = runs.Get(ctx, p.id); err != nil {
 					return
 				}

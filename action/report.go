@@ -157,6 +157,7 @@ func htmlAttr(s string) string {
 
 func linksCell(r Run) string {
 	var parts []string
+	local := false
 	for _, l := range []struct{ name, link, path string }{
 		{"video", r.Video, r.VideoPath},
 		{"preview", r.Preview, r.PreviewPath},
@@ -170,22 +171,28 @@ func linksCell(r Run) string {
 			if p == "" {
 				p = l.link
 			}
-			parts = append(parts, l.name+" "+mdCode(path.Base(strings.ReplaceAll(p, "\\", "/")))+artifactRef(r))
+			parts = append(parts, l.name+" "+mdCode(path.Base(strings.ReplaceAll(p, "\\", "/"))))
+			local = true
 		}
 	}
+	cell := strings.Join(parts, " · ")
+	if local {
+		// A local store's files reach reviewers as the workflow run's artifact.
+		cell += artifactRef(r)
+	}
 	if r.ID != "" {
-		parts = append(parts, "run "+mdCode(r.ID))
+		if cell != "" {
+			cell += " · "
+		}
+		cell += "run " + mdCode(r.ID)
 	}
-	if len(parts) == 0 {
-		return "—"
-	}
-	return strings.Join(parts, " · ")
+	return orDash(cell)
 }
 
 // artifactRef points at the workflow run whose artifacts hold a local store's files.
 func artifactRef(r Run) string {
 	if u := r.Labels[LabelRunURL]; isWebLink(u) {
-		return fmt.Sprintf(" ([artifacts](%s))", mdURL(u+"#artifacts"))
+		return fmt.Sprintf(" in the [artifacts](%s)", mdURL(u+"#artifacts"))
 	}
 	return ""
 }

@@ -248,3 +248,27 @@ func TestReadEvent(t *testing.T) {
 		t.Error("no event path accepted")
 	}
 }
+
+// TestReportSame: a published report is not edited again for fresh link
+// signatures alone, unless its links expire soon.
+func TestReportSame(t *testing.T) {
+	c := newFakeClock() // 2026-11-30 12:00 UTC
+	p := &reporter{clock: c}
+	link := func(date, sig string) string {
+		return "[video](https://b.s3.amazonaws.com/v.mp4?X-Amz-Date=" + date + "&X-Amz-Expires=604800&X-Amz-Signature=" + sig + ")"
+	}
+	tests := []struct {
+		name, published, next string
+		want                  bool
+	}{
+		{"identical", "a " + link("20261130T110000Z", "aa"), "a " + link("20261130T110000Z", "aa"), true},
+		{"fresh signature only", "a " + link("20261130T110000Z", "aa"), "a " + link("20261130T115900Z", "bb"), true},
+		{"published links expire within a day", "a " + link("20261124T000000Z", "aa"), "a " + link("20261130T115900Z", "bb"), false},
+		{"text changed", "a " + link("20261130T110000Z", "aa"), "b " + link("20261130T115900Z", "bb"), false},
+	}
+	for _, tc := range tests {
+		if got := p.same(tc.published, tc.next); got != tc.want {
+			t.Errorf("%s: same = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
