@@ -41,7 +41,7 @@ type Options struct {
 	// or fails with the fix (default FetchLFS: git lfs pull --include).
 	FetchLFS func(ctx context.Context, workspace, path string) error
 	// UpdateEvery is the least time between two comment updates while
-	// renders run (default 10 s): progress, not every frame.
+	// renders run (default 15 s): progress, not every frame.
 	UpdateEvery time.Duration
 	// RefreshBudget bounds how long mode refresh watches pending runs
 	// (default 5 minutes, within a scheduled job's time).
@@ -99,7 +99,7 @@ func Main(ctx context.Context, o Options) error {
 		o.Logger = slog.New(slog.NewTextHandler(o.Out, nil))
 	}
 	if o.UpdateEvery == 0 {
-		o.UpdateEvery = 10 * time.Second
+		o.UpdateEvery = 15 * time.Second
 	}
 	if o.RefreshBudget == 0 {
 		o.RefreshBudget = 5 * time.Minute
@@ -146,6 +146,9 @@ func Main(ctx context.Context, o Options) error {
 
 	if in.Mode == ModeRefresh {
 		return a.refresh(ctx)
+	}
+	if a.event.Name == EventSchedule {
+		return errors.New("input mode is render on a schedule, which would render every matching file each time: set mode: refresh in the scheduled workflow (it reports runs that others submitted)")
 	}
 	return a.render(ctx)
 }

@@ -290,6 +290,7 @@ func (r *fleetRuns) comparison(ctx context.Context, rec *pipeline.RunRecord, v *
 		return
 	}
 	v.Comparison, v.ComparisonPath = r.link(ctx, res.VideoKey), r.path(res.VideoKey)
+	v.ComparisonPreview = r.link(ctx, res.PreviewKey)
 }
 
 // results fills the links of a succeeded run.

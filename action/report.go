@@ -104,7 +104,7 @@ func sortRuns(runs []Run) {
 	slices.SortStableFunc(runs, func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
 }
 
-const tableHeader = "| File | Scene | Frames | State | Progress | Latest frame | Results |\n|---|---|---|---|---|---|---|\n"
+const tableHeader = "| File | Scene | Frames | State | Progress | Preview | Results |\n|---|---|---|---|---|---|---|\n"
 
 // row is one run's line of the table the comment and the summary share.
 func row(r Run) string {
@@ -140,8 +140,28 @@ func progressCell(r Run) string {
 	return fmt.Sprintf("%s %d/%d (%d%%)", strings.Repeat("▰", filled)+strings.Repeat("▱", width-filled), r.FramesDone, r.FramesTotal, pct)
 }
 
+// latestFrameCell shows the newest frame while rendering, and the
+// preview (the before/after one when there is one) once done; images
+// need web links (GitHub proxies them), local files are only named.
 func latestFrameCell(r Run) string {
-	if r.Final || r.LatestFrame == 0 {
+	if r.Final {
+		img, alt := r.Preview, "preview"
+		if isWebLink(r.ComparisonPreview) {
+			img, alt = r.ComparisonPreview, "before / after"
+		}
+		target := r.Video
+		if isWebLink(r.Comparison) {
+			target = r.Comparison
+		}
+		if r.State == StateSucceeded && isWebLink(img) {
+			if !isWebLink(target) {
+				target = img
+			}
+			return fmt.Sprintf(`<a href="%s"><img src="%s" alt="%s" height="90"></a>`, htmlAttr(target), htmlAttr(img), alt)
+		}
+		return "—"
+	}
+	if r.LatestFrame == 0 {
 		return "—"
 	}
 	if isWebLink(r.LatestFrameLink) {
@@ -285,7 +305,12 @@ func statusFor(r Run) Status {
 			st.Description += ": " + strings.Join(strings.Fields(r.Failure), " ")
 		}
 	case StateRunning:
-		st.Description = fmt.Sprintf("rendering: %d/%d frames", r.FramesDone, r.FramesTotal)
+		// Whole tens of percent: GitHub keeps every status (at most 1000
+		// per commit and context), so progress is posted coarsely.
+		st.Description = "rendering"
+		if r.FramesTotal > 0 {
+			st.Description = fmt.Sprintf("rendering: %d%% of %d frames", 100*r.FramesDone/r.FramesTotal/10*10, r.FramesTotal)
+		}
 	default:
 		st.Description = r.State
 	}

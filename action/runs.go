@@ -66,7 +66,9 @@ type Run struct {
 
 	// Links a person can open (http(s), or file paths for a local store),
 	// and local paths when the store is a directory.
-	Video, Preview, Comparison             string
+	Video, Preview, Comparison string
+	// ComparisonPreview is the before/after's looping GIF.
+	ComparisonPreview                      string
 	VideoPath, PreviewPath, ComparisonPath string
 
 	// Failure says why a failed or cancelled run ended.

@@ -183,7 +183,7 @@ func TestCommentBody(t *testing.T) {
 	runs := []Run{
 		{ID: "zz9", State: StateRunning, Scene: "a|b", Frames: "48", FramesDone: 12, FramesTotal: 48, LatestFrame: 12,
 			LatestFrameLink: "https://cdn.example.com/thumb.jpg", Labels: map[string]string{LabelPath: "z/[x]`y`.blend"}},
-		{ID: "ab1", State: StateSucceeded, Final: true, Scene: "Shot", Frames: "1-4", FramesDone: 4, FramesTotal: 4, Video: signed,
+		{ID: "ab1", State: StateSucceeded, Final: true, Scene: "Shot", Frames: "1-4", FramesDone: 4, FramesTotal: 4, Video: signed, Preview: "https://cdn.example.com/p.gif",
 			Labels: map[string]string{LabelPath: "a.blend"}},
 		{State: StateFailed, Final: true, Failure: "a.blend is a Git LFS pointer", Labels: map[string]string{LabelPath: "lfs.blend"}},
 	}
@@ -192,6 +192,7 @@ func TestCommentBody(t *testing.T) {
 		commentMarker + "\n", "`0123456`", "| `a.blend` | Shot | 1-4 |", "[video](" + signed + ")",
 		"| ``z/[x]`y`.blend`` | a\\|b |", "▰▰▱▱▱▱▱▱▱▱ 12/48 (25%)", `<img src="https://cdn.example.com/thumb.jpg"`,
 		"**`lfs.blend`**: a.blend is a Git LFS pointer", "Links expire 2026-11-30 13:00 UTC",
+		`<a href="` + strings.ReplaceAll(signed, "&", "&amp;") + `"><img src="https://cdn.example.com/p.gif" alt="preview" height="90"></a>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("comment lacks %q:\n%s", want, body)
@@ -220,7 +221,7 @@ func TestStatusFor(t *testing.T) {
 		{Run{State: StateSucceeded, FramesTotal: 4, Video: "/tmp/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
 			Status{Context: "framefleet/a.blend", State: "success", Description: "rendered 4 frames", TargetURL: testRunURL}},
 		{Run{State: StateRunning, FramesDone: 2, FramesTotal: 4, Labels: map[string]string{LabelPath: "a.blend"}},
-			Status{Context: "framefleet/a.blend", State: "pending", Description: "rendering: 2/4 frames"}},
+			Status{Context: "framefleet/a.blend", State: "pending", Description: "rendering: 50% of 4 frames"}},
 		{Run{State: StateFailed, Failure: "chunk 0\nfailed", Labels: map[string]string{LabelPath: "a.blend"}},
 			Status{Context: "framefleet/a.blend", State: "failure", Description: "failed: chunk 0 failed"}},
 	}
