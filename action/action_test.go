@@ -127,11 +127,18 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	if sum := h.summary(); !strings.Contains(sum, "| `scenes/b.blend` | Shot B |") {
 		t.Errorf("step summary lacks the table:\n%s", sum)
 	}
-	pages := 0
+	pages, live := 0, false
 	for _, r := range h.gh.Requests() {
 		if strings.HasSuffix(r.Path, "/pulls/7/files") {
 			pages++
 		}
+		if (r.Method == "POST" || r.Method == "PATCH") && strings.Contains(r.Path, "/comments") &&
+			(strings.Contains(string(r.Body), "queued") || strings.Contains(string(r.Body), "rendering")) {
+			live = true
+		}
+	}
+	if !live {
+		t.Error("the comment was never shown while the renders ran")
 	}
 	if pages != 2 {
 		t.Errorf("listed the PR's files in %d requests, want 2 pages", pages)
