@@ -94,6 +94,13 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
 					return nil, err
 				}
+				continue
+			}
+			// Someone else took it, or this process is still submitting it.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(durationOr(rec.Settings.PollInterval, time.Second)):
 			}
 		}
 	}
@@ -208,7 +215,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 	m := newWatchMachine(watchConfig{
 		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
 		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
-		StallWarning: durationOr(s.StallWarning, 15*time.Minute),
+		StallWarning: durationOr(s.StallWarning, 15*time.Minute), PricePerVCPUHour: s.PricePerVCPUHour,
 	})
 	notifier, _ := eng.(ChangeNotifier)
 	hosting := rec.HostBound
@@ -221,9 +228,12 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			changed = notifier.Changes(h)
 		}
 		o := watchObservation{Now: r.now()}
-		var cur *RunRecord
-		cur, _, o.Err = readRecord(ctx, r.Store, rec.ID)
-		if o.Err == nil {
+		cur, _, rerr := readRecord(ctx, r.Store, rec.ID)
+		if rerr != nil && !permanent(rerr) {
+			o.StoreErr = rerr // an outage: the engine is still asked
+		} else if rerr != nil {
+			return nil, rerr // the record vanished or is unreadable
+		} else {
 			o.Record = cur
 			if hosting && !r.ours(cur.Host) && !cur.State.Final() {
 				// Another watcher took over (we were too slow to renew):
@@ -234,10 +244,10 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			if cur.Handle != nil && *cur.Handle != h && !cur.State.Final() {
 				return nil, errLeaseLost // resubmitted elsewhere: follow the new jobs
 			}
-			o.Status, o.Err = eng.Status(ctx, h)
 		}
-		if o.Err == nil {
-			o.Objects, o.Err = r.Store.List(ctx, store.RunPrefix(rec.ID))
+		o.Status, o.Err = eng.Status(ctx, h)
+		if o.Err == nil && o.StoreErr == nil {
+			o.Objects, o.StoreErr = r.Store.List(ctx, store.RunPrefix(rec.ID))
 		}
 		if ctx.Err() != nil {
 			return nil, r.detach(ctx, eng, rec, h)
@@ -416,6 +426,27 @@ func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err erro
 	})
 	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
 	return err
+}
+
+// Result returns a succeeded run's result with its links signed anew
+// (the record's expire), by id or unique prefix.
+func (r *Runs) Result(ctx context.Context, id string) (*Result, error) {
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State != RunSucceeded {
+		return nil, fmt.Errorf("run %s is %s: it has no result yet", rec.ID, rec.State)
+	}
+	res, err := cachedResult(ctx, r.Store, rec.ID, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fmt.Errorf("run %s succeeded but its files are gone from the store: render again", rec.ID)
+	}
+	res.Cached = false
+	return res, nil
 }
 
 // finalOutcome reports a run that already ended.

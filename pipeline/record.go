@@ -58,22 +58,23 @@ type RunSource struct {
 // RunSettings are the request's settings a later process needs to resume or
 // watch the run as the first one would have.
 type RunSettings struct {
-	Frames               string            `json:"frames,omitempty"`
-	Chunk                int               `json:"chunk"`
-	Parallelism          int               `json:"parallelism,omitempty"`
-	ResolutionPercentage int               `json:"resolution_percentage,omitempty"`
-	Samples              int               `json:"samples,omitempty"`
-	Threads              int               `json:"threads,omitempty"`
-	Stitch               plan.StitchMode   `json:"stitch"`
-	Force                bool              `json:"force,omitempty"`
-	Attempts             int               `json:"attempts,omitempty"`
-	AttemptTimeout       time.Duration     `json:"attempt_timeout,omitempty"`
-	Env                  map[string]string `json:"env,omitempty"`
-	PollInterval         time.Duration     `json:"poll_interval,omitempty"`
-	LinkExpiry           time.Duration     `json:"link_expiry,omitempty"`
-	PricePerVCPUHour     float64           `json:"price_per_vcpu_hour,omitempty"`
-	StoreOutageBudget    time.Duration     `json:"store_outage_budget,omitempty"`
-	StallWarning         time.Duration     `json:"stall_warning,omitempty"`
+	Frames               string          `json:"frames,omitempty"`
+	Chunk                int             `json:"chunk"`
+	Parallelism          int             `json:"parallelism,omitempty"`
+	ResolutionPercentage int             `json:"resolution_percentage,omitempty"`
+	Samples              int             `json:"samples,omitempty"`
+	Threads              int             `json:"threads,omitempty"`
+	Stitch               plan.StitchMode `json:"stitch"`
+	Force                bool            `json:"force,omitempty"`
+	Attempts             int             `json:"attempts,omitempty"`
+	AttemptTimeout       time.Duration   `json:"attempt_timeout,omitempty"`
+	// Env is stored in the record (a resumed run needs it): never put secrets in it.
+	Env               map[string]string `json:"env,omitempty"`
+	PollInterval      time.Duration     `json:"poll_interval,omitempty"`
+	LinkExpiry        time.Duration     `json:"link_expiry,omitempty"`
+	PricePerVCPUHour  float64           `json:"price_per_vcpu_hour,omitempty"`
+	StoreOutageBudget time.Duration     `json:"store_outage_budget,omitempty"`
+	StallWarning      time.Duration     `json:"stall_warning,omitempty"`
 }
 
 // Progress is the run's latest snapshot, as the watcher saw it.
@@ -84,10 +85,13 @@ type Progress struct {
 	// LatestFrame is the newest stored frame (by store time); LatestFrameKey
 	// its store key and LatestThumbnailKey a small JPEG of it (a few KB),
 	// empty until the worker stored one.
-	LatestFrame        int       `json:"latest_frame,omitempty"`
-	LatestFrameKey     string    `json:"latest_frame_key,omitempty"`
-	LatestThumbnailKey string    `json:"latest_thumbnail_key,omitempty"`
-	UpdatedAt          time.Time `json:"updated_at,omitzero"`
+	LatestFrame        int    `json:"latest_frame,omitempty"`
+	LatestFrameKey     string `json:"latest_frame_key,omitempty"`
+	LatestThumbnailKey string `json:"latest_thumbnail_key,omitempty"`
+	// VCPUSeconds and CostUSD are the cost so far: finished attempts only.
+	VCPUSeconds float64   `json:"vcpu_seconds,omitempty"`
+	CostUSD     float64   `json:"cost_usd,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
 }
 
 // RunFailure says why a run failed or was cancelled.

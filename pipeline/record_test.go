@@ -243,3 +243,43 @@ func TestValidateNamesTheSettingKey(t *testing.T) {
 		}
 	}
 }
+
+// Watchers racing to take over an interrupted run: exactly one gets the
+// lease, so exactly one resubmits it; a live lease is never taken.
+func TestTakeOverGivesTheLeaseToOneWatcher(t *testing.T) {
+	st := newFileStore(t)
+	now := time.Now()
+	putRun(t, st, RunRecord{ID: "orphan02", State: RunRunning, HostBound: true, Handle: &Handle{Engine: "local", RenderID: "gone"},
+		Host: &RunHost{ID: "dead-host", Expires: now.Add(-time.Second)}, CreatedAt: now})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var winners []*Runs
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &Runs{Store: st}
+			took, err := r.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false)
+			if err != nil {
+				t.Error(err)
+			}
+			if took {
+				mu.Lock()
+				winners = append(winners, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d watchers took the run over, want 1", len(winners))
+	}
+	rec, _, err := readRecord(context.Background(), st, "orphan02")
+	if err != nil || !winners[0].ours(rec.Host) || rec.State != RunInterrupted {
+		t.Errorf("record %+v, %v: want it interrupted and hosted by the winner", rec, err)
+	}
+	late := &Runs{Store: st}
+	if took, err := late.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false); took || err != nil {
+		t.Errorf("a live lease was taken over (%v, %v)", took, err)
+	}
+}

@@ -392,11 +392,7 @@ func finishRun(ctx context.Context, st store.Store, runID string, s Status, pric
 	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
 	}
-	for _, a := range s.Attempts {
-		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {
-			m.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
-		}
-	}
+	m.VCPUSeconds += vcpuSeconds(s.Attempts)
 	m.CostUSD = m.VCPUSeconds / 3600 * pricePerVCPUHour
 	m.Attempts = s.Attempts
 	updated, err := json.MarshalIndent(m, "", "  ")

@@ -418,6 +418,10 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	}); err != nil {
 		return nil, false, fmt.Errorf("record run %s: %w", id, err)
 	}
+	// Uploading a big scene can outlast the lease: keep it while submitting,
+	// so no identical request takes the run over half-planned.
+	stopLease := r.keepLease(ctx, id)
+	defer stopLease()
 	if err := out.do(ctx, "index the run", func() error {
 		return r.Store.Put(ctx, timeIndexKey(now, id), strings.NewReader("{}"))
 	}); err != nil {
@@ -556,6 +560,32 @@ func settingsOf(req Request) RunSettings {
 	}
 }
 
+// keepLease renews this process's lease on a run being submitted until stop is called.
+func (r *Runs) keepLease(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.leaseTTL() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, _ = updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
+				if rec.State.Final() || rec.Handle != nil || !r.ours(rec.Host) {
+					return errNoChange
+				}
+				rec.Host = r.lease()
+				return nil
+			})
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // failRun records a failure that happened before the jobs ran, and returns err.
 func (r *Runs) failRun(ctx context.Context, id string, err error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -689,10 +719,10 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 		if err != nil {
 			return page, fmt.Errorf("list runs: %w", err)
 		}
-		for _, o := range objs {
+		recs, errs := r.readRecords(ctx, objs)
+		for i, o := range objs {
 			after = o.Key
-			id := idFromTimeIndex(o.Key)
-			rec, _, err := readRecord(ctx, r.Store, id)
+			id, rec, err := idFromTimeIndex(o.Key), recs[i], errs[i]
 			var missing *RunNotFoundError
 			switch {
 			case errors.As(err, &missing):
@@ -709,7 +739,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 			}
 			page.Runs = append(page.Runs, *rec)
 			if len(page.Runs) == limit {
-				if more || o.Key != objs[len(objs)-1].Key {
+				if more || i < len(objs)-1 {
 					page.Next = o.Key
 				}
 				return page, nil
@@ -719,6 +749,27 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 			return page, nil
 		}
 	}
+}
+
+// listReaders bounds the records List reads at once.
+const listReaders = 8
+
+// readRecords reads the records a page of the time index names, a few at
+// once, keeping the page's order.
+func (r *Runs) readRecords(ctx context.Context, objs []store.Object) ([]*RunRecord, []error) {
+	recs, errs := make([]*RunRecord, len(objs)), make([]error, len(objs))
+	sem := make(chan struct{}, listReaders)
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			recs[i], _, errs[i] = readRecord(ctx, r.Store, idFromTimeIndex(o.Key))
+		}()
+	}
+	wg.Wait()
+	return recs, errs
 }
 
 func matches(rec *RunRecord, f ListFilter) bool {

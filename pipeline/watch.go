@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sort"
@@ -30,10 +31,12 @@ const (
 // watchObservation is one poll's input.
 type watchObservation struct {
 	Now time.Time
-	// Err is the first error of this poll (engine status, store listing or
-	// record read); when set, the other fields are not looked at.
-	Err    error
-	Status Status
+	// Err is the engine's error: when set, the other fields are not looked at.
+	Err error
+	// StoreErr is the store's (record read, listing): the engine's status is
+	// still acted on (retries, failures), but the frames and the record are unknown.
+	StoreErr error
+	Status   Status
 	// Objects are the stored objects under the run's prefix (frames, thumbnails, ...).
 	Objects []store.Object
 	Record  *RunRecord
@@ -66,6 +69,8 @@ type watchConfig struct {
 	OutageBudget time.Duration
 	StallWarning time.Duration
 	Handle       Handle
+	// PricePerVCPUHour turns finished attempts into the cost so far.
+	PricePerVCPUHour float64
 }
 
 // watchMachine is the watcher's memory between polls.
@@ -105,11 +110,11 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 	}
 	d := watchDecision{Wait: m.cfg.Poll, State: m.state}
 	total := len(m.cfg.Frames)
-	if o.Err != nil {
-		if errors.Is(o.Err, ErrUnknownJob) {
-			d.Outcome, d.Err = watchLost, o.Err
-			return d
-		}
+	if errors.Is(o.Err, ErrUnknownJob) {
+		d.Outcome, d.Err = watchLost, o.Err
+		return d
+	}
+	if err := cmp.Or(o.Err, o.StoreErr); err != nil {
 		// The jobs keep running (and costing) whether or not we can see
 		// them: keep asking with backoff, and cancel them if we must give up.
 		if m.failingSince.IsZero() {
@@ -117,17 +122,22 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 			ev := m.event(EventWatchError, o.Now, max(m.lastDone, 0))
 			h := m.cfg.Handle
 			ev.Handle = &h
-			ev.Message = fmt.Sprintf("cannot check the run, retrying for up to %s: %v", m.cfg.OutageBudget, o.Err)
+			ev.Message = fmt.Sprintf("cannot check the run, retrying for up to %s: %v", m.cfg.OutageBudget, err)
 			d.Events = append(d.Events, ev)
 		}
 		if o.Now.Sub(m.failingSince) >= m.cfg.OutageBudget {
-			d.Outcome, d.Err = watchGaveUp, o.Err
-			d.Cancel = "framefleet lost track of the run: " + o.Err.Error()
+			d.Outcome, d.Err = watchGaveUp, err
+			d.Cancel = "framefleet lost track of the run: " + err.Error()
 			return d
 		}
 		m.backoff = min(max(m.backoff*2, m.cfg.Poll), maxWatchBackoff)
 		d.Wait = m.backoff
-		return d
+		if o.Err != nil {
+			return d
+		}
+		// The store is down but the engine answers: its retries and
+		// failures are still reported, the frames are as last seen.
+		return m.jobs(o, d, max(m.lastDone, 0))
 	}
 	m.failingSince, m.backoff = time.Time{}, 0
 	if o.Record != nil && o.Record.State == RunCancelled {
@@ -169,6 +179,8 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		}
 	}
 	prog := Progress{FramesDone: done, FramesTotal: total, Chunks: s.Children, UpdatedAt: o.Now}
+	prog.VCPUSeconds = vcpuSeconds(s.Attempts)
+	prog.CostUSD = prog.VCPUSeconds / 3600 * m.cfg.PricePerVCPUHour
 	if latest.Key != "" {
 		prog.LatestFrame, prog.LatestFrameKey = latestFrame, latest.Key
 		if thumbs[store.FrameName(latestFrame, "jpg")] {
@@ -179,23 +191,7 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 	if prog.LatestFrameKey != "" && (prog.LatestFrameKey != m.lastLatest || prog.LatestThumbnailKey != m.lastThumb) {
 		preview = &FramePreview{Frame: prog.LatestFrame, FrameKey: prog.LatestFrameKey, ThumbnailKey: prog.LatestThumbnailKey}
 	}
-	// Retried attempts, in the order they finished.
-	for _, a := range s.Attempts[min(m.seenAttempts, len(s.Attempts)):] {
-		if a.Index >= 0 && (a.ExitCode == nil || *a.ExitCode != 0) && !childFailed(s, a.Index) {
-			ev := m.event(EventChunkRetried, o.Now, done)
-			ev.Failure = &ChildFailure{Index: a.Index, Attempts: a.Number, Reason: a.Reason, ExitCode: a.ExitCode}
-			d.Events = append(d.Events, ev)
-		}
-	}
-	m.seenAttempts = len(s.Attempts)
-	for _, f := range s.Failures {
-		if f.Index >= 0 && !m.failed[f.Index] {
-			m.failed[f.Index] = true
-			ev := m.event(EventChunkFailed, o.Now, done)
-			ev.Failure = &f
-			d.Events = append(d.Events, ev)
-		}
-	}
+	d = m.jobs(o, d, done)
 	if !m.firstFrame && done > 0 {
 		m.firstFrame = true
 		ev := m.event(EventFirstFrame, o.Now, done)
@@ -229,6 +225,41 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 	if s.Children[StateRunning]+s.Children[StateStarting]+s.Children[StateSucceeded]+s.Children[StateFailed] > 0 || done > 0 {
 		state = RunRunning
 	}
+	if s.Render == StateSucceeded && d.Outcome == watchContinue {
+		state = RunStitching
+		if !m.stitching {
+			m.stitching = true
+			d.Events = append(d.Events, m.event(EventStitching, o.Now, done))
+		}
+	}
+	if state != m.state {
+		m.state, d.Changed = state, true
+	}
+	d.State, d.Progress = m.state, prog
+	return d
+}
+
+// jobs turns the engine's status into retry and failure events and the
+// run's outcome; done is the stored frame count for the events.
+func (m *watchMachine) jobs(o watchObservation, d watchDecision, done int) watchDecision {
+	s := o.Status
+	// Retried attempts, in the order they finished.
+	for _, a := range s.Attempts[min(m.seenAttempts, len(s.Attempts)):] {
+		if a.Index >= 0 && (a.ExitCode == nil || *a.ExitCode != 0) && !childFailed(s, a.Index) {
+			ev := m.event(EventChunkRetried, o.Now, done)
+			ev.Failure = &ChildFailure{Index: a.Index, Attempts: a.Number, Reason: a.Reason, ExitCode: a.ExitCode}
+			d.Events = append(d.Events, ev)
+		}
+	}
+	m.seenAttempts = len(s.Attempts)
+	for _, f := range s.Failures {
+		if f.Index >= 0 && !m.failed[f.Index] {
+			m.failed[f.Index] = true
+			ev := m.event(EventChunkFailed, o.Now, done)
+			ev.Failure = &f
+			d.Events = append(d.Events, ev)
+		}
+	}
 	switch {
 	case s.Stitch == StateSucceeded:
 		d.Outcome = watchSucceeded
@@ -244,18 +275,19 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		sort.Slice(d.Failures, func(i, j int) bool { return d.Failures[i].Index < d.Failures[j].Index })
 		d.Outcome, d.StitchReason = watchFailed, "not run: a render chunk failed"
 		d.Cancel = fmt.Sprintf("chunk %d failed", d.Failures[0].Index)
-	case s.Render == StateSucceeded:
-		state = RunStitching
-		if !m.stitching {
-			m.stitching = true
-			d.Events = append(d.Events, m.event(EventStitching, o.Now, done))
+	}
+	return d
+}
+
+// vcpuSeconds adds up the vCPU time of finished attempts.
+func vcpuSeconds(as []Attempt) float64 {
+	total := 0.0
+	for _, a := range as {
+		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {
+			total += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
 		}
 	}
-	if state != m.state {
-		m.state, d.Changed = state, true
-	}
-	d.State, d.Progress = m.state, prog
-	return d
+	return total
 }
 
 func childFailed(s Status, index int) bool {

@@ -161,3 +161,35 @@ func TestWatchMachine(t *testing.T) {
 		})
 	}
 }
+
+// While the store is down the engine is still asked: a retried attempt is
+// reported, the frames stay as last seen, and nothing is written.
+func TestWatchMachineStoreDownEngineUp(t *testing.T) {
+	m := testMachine()
+	m.step(watchObservation{Now: t0, Status: running(1), Objects: []store.Object{frameObj(1, t0)}})
+	code := 75
+	d := m.step(watchObservation{Now: t0.Add(time.Second), StoreErr: errors.New("connection refused"),
+		Status: Status{Render: StatePending, Children: map[JobState]int{StateRunnable: 1, StateRunning: 1},
+			Attempts: []Attempt{{Index: 0, Number: 1, ExitCode: &code}}}})
+	if k := kinds(d.Events); !slices.Equal(k, []EventKind{EventWatchError, EventChunkRetried}) {
+		t.Errorf("events %v, want watch_error then chunk_retried", k)
+	}
+	if d.Changed || d.Outcome != watchContinue || d.Events[1].FramesDone != 1 {
+		t.Errorf("decision %+v: want no record change, going on, frames as last seen", d)
+	}
+}
+
+func TestWatchMachineCostSoFar(t *testing.T) {
+	m := testMachine()
+	m.cfg.PricePerVCPUHour = 0.36
+	zero := 0
+	st := running(1)
+	st.Attempts = []Attempt{
+		{Index: 0, Number: 1, StartedAt: t0, StoppedAt: t0.Add(100 * time.Second), VCPUs: 2, ExitCode: &zero},
+		{Index: 1, Number: 1, StartedAt: t0, VCPUs: 2}, // still running: not counted
+	}
+	d := m.step(watchObservation{Now: t0.Add(time.Minute), Status: st})
+	if d.Progress.VCPUSeconds != 200 || d.Progress.CostUSD < 0.0199999 || d.Progress.CostUSD > 0.0200001 {
+		t.Errorf("cost so far %v vCPU-s, $%v; want 200 and $0.02", d.Progress.VCPUSeconds, d.Progress.CostUSD)
+	}
+}

@@ -4,11 +4,14 @@
 package testenv
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,30 +49,59 @@ func RepoRoot() string {
 }
 
 // Shared is the directory of real .blend files and scenes (see SharedDir).
+// It is never part of the repository: the files belong to other projects.
 func Shared(t testing.TB) string {
 	t.Helper()
 	dir := SharedDir()
-	if _, err := os.Stat(dir); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "blendfiles")); err != nil {
+		msg := "shared test data missing at " + dir + ": set FRAMEFLEET_SHARED to a directory laid out like ../shared, " +
+			"or build one with `.ci/fetch-shared.sh DIR` (it downloads the public files at pinned commits, as CI does)"
 		if CI() {
-			t.Fatalf("shared data missing at %s: check out the repository beside shared/ or set FRAMEFLEET_SHARED", dir)
+			t.Fatal(msg)
 		}
-		t.Skipf("shared data missing at %s (set FRAMEFLEET_SHARED)", dir)
+		t.Skip(msg)
 	}
 	return dir
 }
 
 // SharedDir is where Shared looks, without checking that it exists:
-// $FRAMEFLEET_SHARED, else ../shared beside the checkout, else the copy in
-// testdata/shared (for CI services that only have the repository).
+// $FRAMEFLEET_SHARED, else ../shared beside the checkout.
 func SharedDir() string {
 	if dir := os.Getenv("FRAMEFLEET_SHARED"); dir != "" {
 		return dir
 	}
-	beside := filepath.Join(RepoRoot(), "..", "shared")
-	if _, err := os.Stat(filepath.Join(beside, "blendfiles")); err == nil {
-		return beside
+	return filepath.Join(RepoRoot(), "..", "shared")
+}
+
+// SharedSource is one public file of the shared directory, as
+// .ci/shared-sources.txt pins it.
+type SharedSource struct {
+	Path   string // slash-separated, under the shared directory
+	SHA256 string // hex
+	URL    string // upstream, at a pinned commit
+}
+
+// SharedSources reads .ci/shared-sources.txt.
+func SharedSources() ([]SharedSource, error) {
+	f, err := os.Open(filepath.Join(RepoRoot(), ".ci", "shared-sources.txt"))
+	if err != nil {
+		return nil, err
 	}
-	return filepath.Join(RepoRoot(), "testdata", "shared")
+	defer f.Close()
+	var out []SharedSource
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 3 {
+			return nil, fmt.Errorf("shared-sources.txt:%d: want path, sha256 and url, got %q", n, line)
+		}
+		out = append(out, SharedSource{Path: fields[0], SHA256: fields[1], URL: fields[2]})
+	}
+	return out, sc.Err()
 }
 
 // BlenderScript runs a Python script in the real Blender, as every test that

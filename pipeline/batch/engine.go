@@ -918,6 +918,9 @@ func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) e
 	return errors.Join(errs...)
 }
 
+// Name is the engine's name in run records (pipeline.Run uses it).
+func (e *Engine) Name() string { return "batch" }
+
 // BlenderVersion is the Blender the image carries: the spec's, or the
 // FRAMEFLEET_BLENDER_VERSION of the existing job definition.
 func (e *Engine) BlenderVersion(ctx context.Context) (string, error) {

@@ -77,6 +77,10 @@ type S3 struct {
 	Endpoint string `yaml:"endpoint"`
 	// PathStyle addresses buckets as host/bucket/key, which most S3-compatible servers need.
 	PathStyle bool `yaml:"path_style"`
+	// MaxAttempts is how often one S3 call is tried before it fails (0: the
+	// store's default, 8). Workers get it through FRAMEFLEET_S3_MAX_ATTEMPTS;
+	// a longer outage is then ridden out by the chunk's retried attempts.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Links configures links that outlive the credentials: CloudFront signed
@@ -188,6 +192,7 @@ func (c *Config) StoreOptions() store.Options {
 		Region:        c.Region,
 		Endpoint:      c.S3.Endpoint,
 		UsePathStyle:  c.S3.PathStyle,
+		MaxAttempts:   c.S3.MaxAttempts,
 		PresignExpiry: time.Duration(c.LinkExpiry),
 		CloudFront:    c.Links.CloudFront(),
 	}
@@ -222,6 +227,9 @@ func (c *Config) Validate() error {
 		} else {
 			bad("store %q is local: the batch engine's containers cannot reach it: use store: s3://bucket/prefix", uri)
 		}
+	}
+	if c.S3.MaxAttempts < 0 || c.S3.MaxAttempts > 100 {
+		bad("s3.max_attempts %d: give 1 to 100 tries per S3 call, or 0 for the default", c.S3.MaxAttempts)
 	}
 	if err := store.CheckEndpoint(c.S3.Endpoint); err != nil {
 		bad("s3.endpoint: %v", err)

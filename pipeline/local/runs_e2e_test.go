@@ -328,3 +328,43 @@ func TestIdenticalRendersMakeOneRun(t *testing.T) {
 		}
 	})
 }
+
+// A watcher hosting a local run that stops (its context ends: Ctrl-C) stops
+// the workers and leaves the run interrupted with its lease released: the
+// next Watch resumes it at once, under the same id.
+func TestStoppedHostLeavesTheRunInterrupted(t *testing.T) {
+	testenv.FFmpeg(t)
+	scene := makeScene(t, map[string]any{"start": 1, "end": 8, "width": 64, "height": 36, "samples": 4})
+	st, err := store.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := pipeline.Request{BlendPath: scene, Chunk: 2, Parallelism: 1, Threads: 1, PollInterval: 100 * time.Millisecond}
+	first := testRuns(st, buildFramefleet(t), testenv.Blender(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	var id string
+	_, err = first.Render(ctx, req, func(ev pipeline.Event) {
+		if ev.Kind == pipeline.EventFirstFrame {
+			id = ev.RunID
+			once.Do(cancel)
+		}
+	})
+	if !errors.Is(err, context.Canceled) || id == "" {
+		t.Fatalf("render ended with %v (run %q), want the cancelled context", err, id)
+	}
+	rec, err := first.Get(context.Background(), id)
+	if err != nil || rec.State != pipeline.RunInterrupted {
+		t.Fatalf("record %+v, %v: want interrupted", rec, err)
+	}
+	second := testRuns(st, buildFramefleet(t), testenv.Blender(t))
+	second.LeaseTTL = time.Hour // resumes because the lease was released, not because it lapsed
+	res, err := second.Watch(context.Background(), id, nil)
+	if err != nil || res.FrameCount != 8 {
+		t.Fatalf("watch: %+v, %v", res, err)
+	}
+	if rec, err := second.Get(context.Background(), id); err != nil || rec.Submissions != 2 || rec.Progress.VCPUSeconds <= 0 {
+		t.Errorf("record %+v, %v: want 2 submissions and the cost so far", rec, err)
+	}
+}

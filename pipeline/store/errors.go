@@ -48,7 +48,8 @@ func (s *S3) hint(err error) error {
 	var dnsErr *net.DNSError
 	if s.endpoint != "" && !s.pathStyle && errors.As(err, &dnsErr) {
 		// The SDK addresses a bucket as <bucket>.<endpoint host> unless told
-		// to use paths; most S3-compatible servers have no such names.
+		// to use paths (or the host is an IP address); most S3-compatible
+		// servers have no such names.
 		if u, perr := url.Parse(s.endpoint); perr == nil && dnsErr.Name == s.bucket+"."+u.Hostname() {
 			return &HintError{
 				Kind: HintPathStyle, Setting: "s3.path_style", Value: "true",

@@ -374,3 +374,30 @@ func TestS3ConditionalWritesSendConditions(t *testing.T) {
 		t.Errorf("%d PUTs, want 2: a conflict must not be retried", puts)
 	}
 }
+
+// TestS3RidesOutAnOutage: requests made while the server refuses
+// connections are retried by the SDK and succeed once it is back, with the
+// objects stored before the outage intact. The outage is far shorter than the
+// attempts' total backoff, so the test does not depend on timing.
+func TestS3RidesOutAnOutage(t *testing.T) {
+	st, srv := newS3(t, "p", func(o *store.Options) {
+		o.MaxAttempts = 40
+		o.MaxBackoff = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	v1, err := st.PutIfVersion(ctx, "runs/r/run.json", []byte("one"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.DownFor(300 * time.Millisecond)
+	if !srv.IsDown() {
+		t.Fatal("server still up after DownFor")
+	}
+	if _, err := st.PutIfVersion(ctx, "runs/r/run.json", []byte("two"), v1); err != nil {
+		t.Fatalf("write during the outage: %v", err)
+	}
+	data, _, err := st.GetVersioned(ctx, "runs/r/run.json")
+	if err != nil || string(data) != "two" {
+		t.Errorf("after the outage: %q %v, want two", data, err)
+	}
+}

@@ -1,5 +1,11 @@
 // Package store keeps a run's inputs and outputs under one documented layout
 // (see layout.go) in a local directory (file://) or an S3 bucket (s3://).
+//
+// Records that several processes update (a run's record: a watcher and a
+// cancel) use GetVersioned and PutIfVersion, a compare-and-swap: S3's
+// conditional writes (If-None-Match / If-Match), or in a directory a
+// content hash checked under a per-key flock, kept in .framefleet-locks/ at
+// the root, so processes on one machine never lose each other's update.
 package store
 
 import (

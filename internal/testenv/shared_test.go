@@ -1,0 +1,81 @@
+package testenv_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/framefleet/framefleet/internal/testenv"
+)
+
+// pinned is a raw.githubusercontent.com URL at a full commit SHA: a branch
+// name would let upstream change the bytes under the tests.
+var pinned = regexp.MustCompile(`^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/\S+$`)
+
+// TestSharedSourcesDescribeTheSharedDir checks .ci/shared-sources.txt, from
+// which CI downloads the shared data, against the shared directory the tests
+// use here: every file it pins has exactly the bytes the tests were written
+// against, and every file expected.json describes is pinned.
+func TestSharedSourcesDescribeTheSharedDir(t *testing.T) {
+	sources, err := testenv.SharedSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testenv.Shared(t)
+	listed := map[string]bool{}
+	for _, src := range sources {
+		if listed[src.Path] {
+			t.Errorf("%s is listed twice", src.Path)
+		}
+		listed[src.Path] = true
+		if !pinned.MatchString(src.URL) {
+			t.Errorf("%s: URL %s is not a raw GitHub URL at a 40-hex commit", src.Path, src.URL)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(src.Path)))
+		if err != nil {
+			t.Errorf("%s: %v", src.Path, err)
+			continue
+		}
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != src.SHA256 {
+			t.Errorf("%s in %s has SHA-256 %x, shared-sources.txt says %s", src.Path, dir, sum, src.SHA256)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "blendfiles", "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expected map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &expected); err != nil {
+		t.Fatal(err)
+	}
+	for name := range expected {
+		if !listed["blendfiles/"+name] {
+			t.Errorf("expected.json describes %s, which shared-sources.txt does not pin", name)
+		}
+	}
+	if !listed["scenes/pottery.blend"] {
+		t.Error("scenes/pottery.blend is not pinned")
+	}
+}
+
+// TestExpectedValuesAreTheRepositorys: CI takes expected.json from
+// .ci/shared/; a shared directory elsewhere must hold the same values.
+func TestExpectedValuesAreTheRepositorys(t *testing.T) {
+	dir := testenv.Shared(t)
+	ours, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), ".ci", "shared", "blendfiles", "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := os.ReadFile(filepath.Join(dir, "blendfiles", "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ours, theirs) {
+		t.Errorf("%s/blendfiles/expected.json differs from .ci/shared/blendfiles/expected.json: update both together", dir)
+	}
+}
