@@ -18,6 +18,7 @@ func runEvents() []pipeline.Event {
 			Message: "48 frames (1-48) in 4 chunk(s) of 12, 320x180 at 24 fps",
 			Record:  &pipeline.RunRecord{ID: "k3x9q2", FramesTotal: 48, ChunkTotal: 4, Width: 320, Height: 180, FrameRate: "24"}},
 		{Kind: pipeline.EventResumed, RunID: "k3x9q2", FramesDone: 15, FramesTotal: 48},
+		{Kind: pipeline.EventProgress, RunID: "k3x9q2", FramesDone: 15, FramesTotal: 48, Message: "attached to identical unfinished run k3x9q2"},
 		{Kind: pipeline.EventSubmitted, RunID: "k3x9q2", FramesTotal: 48, Handle: &pipeline.Handle{Engine: "local", RenderID: "r", StitchID: "s"}},
 		{Kind: pipeline.EventProgress, RunID: "k3x9q2", FramesDone: 12, FramesTotal: 48,
 			Chunks: map[pipeline.JobState]int{pipeline.StateRunning: 2, pipeline.StateSucceeded: 1, pipeline.StateRunnable: 1}},
@@ -41,6 +42,7 @@ func TestConsoleFormats(t *testing.T) {
 			want: []string{
 				"Planned 48 frames in 4 chunks, 320x180 at 24 fps (run k3x9q2).\n",
 				"Resumed run k3x9q2: 15 of 48 frames were already stored",
+				"Attached to identical unfinished run k3x9q2.\n",
 				"Started run k3x9q2 on this machine.\n",
 				"12/48",
 				"chunks 1 RUNNABLE, 2 RUNNING, 1 SUCCEEDED",
@@ -102,15 +104,15 @@ func TestConsoleJSONLines(t *testing.T) {
 		rep.event(ev)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 6 {
+	if len(lines) != 8 {
 		t.Fatalf("%d lines, want one per event but the final failure:\n%s", len(lines), buf.String())
 	}
 	var rec struct {
 		Msg   string `json:"msg"`
 		Chunk int    `json:"chunk"`
 	}
-	if err := json.Unmarshal([]byte(lines[5]), &rec); err != nil || rec.Msg != "chunk failed" || rec.Chunk != 3 {
-		t.Errorf("last line %q (%v): want the chunk failure as JSON", lines[5], err)
+	if err := json.Unmarshal([]byte(lines[7]), &rec); err != nil || rec.Msg != "chunk failed" || rec.Chunk != 3 {
+		t.Errorf("last line %q (%v): want the chunk failure as JSON", lines[7], err)
 	}
 }
 

@@ -51,7 +51,10 @@ func newRenderCmd(g *globalFlags) *cobra.Command {
 		Short: "Render a scene to a video",
 		Long: `Render a .blend file's animation into a video: the frames are split into
 chunks rendered in parallel by Blender workers, then stitched with FFmpeg at
-the scene's frame rate. An identical earlier render is reused (see --force).`,
+the scene's frame rate. Every render is a run recorded in the store, with a
+short id. An identical earlier render is reused (see --force); an identical
+unfinished one is joined, or resumed if its process stopped, so only the
+frames not yet stored are rendered.`,
 		Example: `  framefleet render examples/demo.blend
   framefleet render shot.blend --resolution 25 --samples 8 --frames 1-48
   framefleet render shot.blend --json > result.json
@@ -297,6 +300,9 @@ func (r *reporter) event(ev pipeline.Event) {
 	log := r.c.log
 	switch ev.Kind {
 	case pipeline.EventProgress:
+		if ev.Message != "" {
+			log.Info("progress", "run", ev.RunID, "note", ev.Message)
+		}
 		// Logs (CI, files) get a line when chunks change state or every
 		// progressEvery, not one per frame.
 		summary := chunkSummary(ev.Chunks)
@@ -337,6 +343,9 @@ func (r *reporter) say(ev pipeline.Event) {
 	c := r.c
 	switch ev.Kind {
 	case pipeline.EventProgress:
+		if ev.Message != "" { // e.g. attached to an identical unfinished run
+			c.say("%s.", capitalize(ev.Message))
+		}
 		if !r.quiet && ev.FramesTotal > 0 {
 			c.progress(ev.FramesDone, ev.FramesTotal, "chunks "+chunkSummary(ev.Chunks))
 		}
@@ -351,7 +360,8 @@ func (r *reporter) say(ev pipeline.Event) {
 		c.say("Resumed run %s: %d of %d frames were already stored; only the missing ones render.", ev.RunID, ev.FramesDone, ev.FramesTotal)
 	case pipeline.EventFirstFrame:
 		if ev.Preview != nil {
-			c.say("First frame stored: frame %d.", ev.Preview.Frame)
+			// The first frame this watcher saw, which after a resume is not frame one.
+			c.say("Frames are landing in the store: frame %d is the newest.", ev.Preview.Frame)
 		}
 	case pipeline.EventCancelled:
 		c.endBar()

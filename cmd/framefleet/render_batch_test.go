@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,11 +29,7 @@ func TestRenderBatchEngine(t *testing.T) {
 	}
 	testenv.Blender(t)
 	testenv.FFmpeg(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "framefleet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := framefleetBinary(t)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 
 	s3 := s3test.Start(t)

@@ -250,6 +250,8 @@ type runStatus struct {
 	Links map[string]string   `json:"links,omitempty"` // video, preview, thumbnail, latest_frame, latest_thumbnail
 	// LogTails are the failed chunks' stored Blender log tails, by chunk.
 	LogTails map[int]string `json:"log_tails,omitempty"`
+	// LogGroup is the CloudWatch Logs group of Batch attempts' streams.
+	LogGroup string `json:"log_group,omitempty"`
 	// Notes are what could not be looked up (cost, a log), and why.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -297,6 +299,9 @@ func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string
 // found is noted, not fatal: the record alone is worth showing.
 func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) *runStatus {
 	st := &runStatus{Run: rec, Links: map[string]string{}, LogTails: map[int]string{}}
+	if rec.Engine == config.EngineBatch {
+		st.LogGroup = flt.LogGroup()
+	}
 	if c, err := flt.CostSoFar(ctx, rec); errors.Is(err, pipeline.ErrUnknownJob) && rec.HostBound {
 		st.Notes = append(st.Notes, "cost: known when the run ends (its workers are children of another framefleet process)")
 	} else if err != nil {
@@ -389,6 +394,16 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 			row("logs", "%s", f.Logs)
 		}
 	}
+	switch r.State {
+	case pipeline.RunInterrupted:
+		row("next", "framefleet watch %s resumes it (only missing frames render)", r.ID)
+	case pipeline.RunFailed:
+		row("next", "framefleet logs %s shows the workers' logs", r.ID)
+	default:
+		if !r.State.Final() {
+			row("next", "framefleet watch %s follows it; framefleet cancel %s stops it", r.ID, r.ID)
+		}
+	}
 	_ = tw.Flush()
 	if r.Failure != nil {
 		for _, cf := range r.Failure.Failures {
@@ -400,7 +415,7 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 				fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(cf.WorkerError, "\n", "\n  "))
 			}
 			if cf.LogStream != "" {
-				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", fleet.BatchLogGroup, cf.LogStream, r.ID, cf.Index)
+				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", st.LogGroup, cf.LogStream, r.ID, cf.Index)
 			}
 			if tail := lastLines(st.LogTails[cf.Index], lines); tail != "" {
 				fmt.Fprintf(w, "  Blender's log, last lines:\n    %s\n", strings.ReplaceAll(tail, "\n", "\n    "))
@@ -521,18 +536,21 @@ func runCancel(ctx context.Context, g *globalFlags, f *cancelFlags, id string, s
 	if err != nil {
 		return err
 	}
-	if rec.State != pipeline.RunCancelled || rec.Failure == nil || rec.Failure.CancelReason != reason {
-		if rec.State.Final() {
-			return fmt.Errorf("run %s already %s: nothing to cancel", rec.ID, rec.State)
-		}
+	// Cancel leaves a finished run as it was: say so rather than claim a cancel.
+	ours := rec.State == pipeline.RunCancelled && rec.Failure != nil && rec.Failure.CancelReason == reason
+	if rec.State.Final() && !ours {
+		return fmt.Errorf("run %s already %s: nothing to cancel", rec.ID, rec.State)
 	}
 	if f.jsonOut {
 		return writeJSON(stdout, rec)
 	}
-	if rec.Handle != nil {
+	switch {
+	case rec.HostBound:
+		fmt.Fprintf(stdout, "run %s cancelled (%s); the framefleet process hosting it stops its workers\n", rec.ID, reason)
+	case rec.Handle != nil:
 		fmt.Fprintf(stdout, "run %s cancelled (%s); its jobs on %s were asked to stop: render job %s, stitch job %s\n",
 			rec.ID, reason, engineTitle(rec.Engine), rec.Handle.RenderID, rec.Handle.StitchID)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "run %s cancelled (%s) before its jobs were submitted\n", rec.ID, reason)
 	}
 	return nil
@@ -556,11 +574,14 @@ type logsFlags struct {
 	jsonOut bool
 }
 
+// stitchIndex stands for the stitch job where chunks are numbered, as in pipeline.ChildFailure.
+const stitchIndex = -1
+
 // chunkLogs are one chunk's logs: Blender's stored log tail and, on Batch,
 // the CloudWatch Logs stream of its failed attempt.
 type chunkLogs struct {
-	Chunk       int             `json:"chunk"`
-	StoredKey   string          `json:"stored_key"`
+	Chunk       int             `json:"chunk"` // -1: the stitch job
+	StoredKey   string          `json:"stored_key,omitempty"`
 	Stored      string          `json:"stored,omitempty"`
 	Stream      string          `json:"stream,omitempty"`
 	StreamLines []fleet.LogLine `json:"stream_lines,omitempty"`
@@ -571,7 +592,7 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 	f := &logsFlags{}
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
-		Short: "Show the workers' logs of a run: Blender's stored log and, on AWS Batch, the CloudWatch Logs of a failed attempt",
+		Short: "Show a run's worker logs: Blender's, and on AWS Batch CloudWatch Logs",
 		Long: `Logs prints the tail of Blender's log that each chunk's worker stored, for
 the failed chunks of a failed run, else for every chunk that stored one.
 On AWS Batch it adds the CloudWatch Logs stream (group /aws/batch/job) of each
@@ -633,8 +654,21 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 		}
 	}
 	var out []chunkLogs
+	if _, ok := streams[stitchIndex]; ok && f.chunk < 0 {
+		chunks = append(chunks, stitchIndex)
+	}
 	for _, c := range chunks {
-		cl := chunkLogs{Chunk: c, StoredKey: store.ChunkLogKey(rec.ID, c), Stream: streams[c]}
+		cl := chunkLogs{Chunk: c, Stream: streams[c]}
+		if c == stitchIndex {
+			if ls, err := flt.StreamTail(ctx, cl.Stream, f.lines); err == nil {
+				cl.StreamLines = ls
+			} else {
+				cl.Notes = append(cl.Notes, err.Error())
+			}
+			out = append(out, cl)
+			continue
+		}
+		cl.StoredKey = store.ChunkLogKey(rec.ID, c)
 		if text, err := flt.StoredLog(ctx, rec.ID, c); err == nil {
 			cl.Stored = text
 		} else if errors.Is(err, store.ErrNotFound) {
@@ -665,12 +699,17 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "==> chunk %d: Blender's log (%s)\n", cl.Chunk, cl.StoredKey)
+		what := fmt.Sprintf("chunk %d", cl.Chunk)
+		if cl.Chunk == stitchIndex {
+			what = "stitch job"
+		} else {
+			fmt.Fprintf(stdout, "==> %s: Blender's log (%s)\n", what, cl.StoredKey)
+		}
 		if cl.Stored != "" {
 			fmt.Fprintln(stdout, strings.TrimRight(cl.Stored, "\n"))
 		}
 		if cl.Stream != "" {
-			fmt.Fprintf(stdout, "==> chunk %d: CloudWatch Logs %s %s\n", cl.Chunk, fleet.BatchLogGroup, cl.Stream)
+			fmt.Fprintf(stdout, "==> %s: CloudWatch Logs %s %s\n", what, flt.LogGroup(), cl.Stream)
 			for _, l := range cl.StreamLines {
 				fmt.Fprintf(stdout, "%s %s\n", l.Time.Format("15:04:05"), l.Message)
 			}
@@ -701,7 +740,7 @@ func failedStreams(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecor
 		}
 	}
 	for _, cf := range failures {
-		if cf.Index >= 0 && cf.LogStream != "" {
+		if cf.LogStream != "" {
 			streams[cf.Index] = cf.LogStream
 		}
 	}

@@ -112,7 +112,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -315,7 +315,7 @@ func TestBatchDetachedRun(t *testing.T) {
 	rig := startBatchRig(t, 0, nil) // no capacity yet: the run waits in RUNNABLE
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--resolution", "50", "--samples", "1",
-		"--detach", "--label", "ticket=PRJ-7", "--json"))
+		"--detach", "--label", "ticket=PRJ-7", "--poll", "500ms", "--json"))
 	if rec.ID == "" || rec.RawHandle.RenderID == "" || rec.State != "submitted" {
 		t.Fatalf("detached render returned %+v: want a submitted run with its jobs", rec)
 	}
@@ -367,7 +367,7 @@ func TestBatchDetachedRun(t *testing.T) {
 
 	// Identical renders started together make one run (this one cached).
 	t.Run("identical renders together", func(t *testing.T) {
-		args := []string{"render", scene, "--frames", "1-2", "--resolution", "50", "--samples", "1", "--json"}
+		args := []string{"render", scene, "--frames", "1-2", "--resolution", "50", "--samples", "1", "--poll", "500ms", "--json"}
 		a, b := startFF(t, rig.env, args...), startFF(t, rig.env, args...)
 		for _, p := range []*proc{a, b} {
 			if err := p.wait(t, 5*time.Minute); err != nil {
@@ -393,7 +393,7 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 	}
 	rig := startBatchRig(t, 0, nil)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
-	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--json"))
+	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--poll", "500ms", "--json"))
 	w := startFF(t, rig.env, "watch", rec.ID)
 	eventually(t, time.Minute, "the watcher to start", func() bool { return strings.Contains(w.stderr.String(), "progress") })
 
@@ -483,5 +483,47 @@ func TestBatchLogsOfAFailedChunk(t *testing.T) {
 	reqs := logs.Requests()
 	if len(reqs) != 2 || reqs[0].LogGroupName != "/aws/batch/job" || reqs[0].LogStreamName != stream {
 		t.Errorf("CloudWatch Logs requests %+v: want two GetLogEvents of the stream", reqs)
+	}
+}
+
+// TestDamagedRecordsDoNotHideOtherRuns: a record from a newer framefleet and
+// a damaged record each get a clear error, and the other runs still list.
+func TestDamagedRecordsDoNotHideOtherRuns(t *testing.T) {
+	testenv.Blender(t)
+	testenv.FFmpeg(t)
+	scene := filepath.Join(testenv.RepoRoot(), "examples", "demo.blend")
+	out := filepath.Join(t.TempDir(), "renders")
+	env := localEnv(t)
+	var ids []string
+	for _, frames := range []string{"1-2", "3-4", "5-6"} {
+		res := decodeJSON[cliResult](t, ff(t, env, "render", scene, "--out", out, "--frames", frames, "--workers", "1",
+			"--resolution", "10", "--samples", "1", "--json"))
+		ids = append(ids, res.RunID)
+	}
+	newer, damaged, good := ids[0], ids[1], ids[2]
+	if err := os.WriteFile(filepath.Join(out, "runs", newer, "run.json"), []byte(`{"schema": 99, "id": "`+newer+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "runs", damaged, "run.json"), []byte(`{"schema": 1, "id": "`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startFF(t, env, "runs", "--out", out)
+	if err := p.wait(t, time.Minute); err != nil {
+		t.Fatalf("runs: %v\n%s", err, p.stderr.String())
+	}
+	if !strings.Contains(p.stdout.String(), good) || strings.Count(p.stdout.String(), "\n") != 2 {
+		t.Errorf("runs listed:\n%s\nwant the header and run %s", p.stdout.String(), good)
+	}
+	for _, want := range []string{"warning: run " + newer + ": ", "newer framefleet", "warning: run " + damaged + ": ", "damaged"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("runs warnings lack %q:\n%s", want, p.stderr.String())
+		}
+	}
+	for id, want := range map[string]string{newer: "upgrade framefleet", damaged: "is damaged"} {
+		s := startFF(t, env, "status", id, "--out", out)
+		if err := s.wait(t, time.Minute); err == nil || !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("status %s: %v %q, want an error saying %q", id, err, s.stderr.String(), want)
+		}
 	}
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/fleet"
 )
 
 // TestSettingErrorsNameFlags: the core's setting keys become the flags a
@@ -50,5 +53,60 @@ func TestAgo(t *testing.T) {
 	}
 	if got := ago(now, time.Time{}); got != "-" {
 		t.Errorf("ago(zero) = %q", got)
+	}
+}
+
+// TestStatusTableOfAFailedRun: each failed chunk with the worker's error,
+// its CloudWatch Logs stream and the end of Blender's log.
+func TestStatusTableOfAFailedRun(t *testing.T) {
+	created := time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)
+	finished := created.Add(90 * time.Second)
+	two := 2
+	st := &runStatus{
+		Run: &pipeline.RunRecord{
+			ID: "k3x9p2ad", State: pipeline.RunFailed, Engine: "batch", Scene: "Shot", FramesTotal: 48, ChunkTotal: 4,
+			Width: 320, Height: 180, FrameRate: "24", CreatedAt: created, FinishedAt: &finished,
+			Source:   pipeline.RunSource{Name: "shot.blend", SHA256: "0123456789abcdef0123", Size: 1000},
+			Handle:   &pipeline.Handle{Engine: "batch", RenderID: "r-1", StitchID: "s-1"},
+			Progress: pipeline.Progress{FramesDone: 36, Chunks: map[pipeline.JobState]int{pipeline.StateSucceeded: 3, pipeline.StateFailed: 1}},
+			Labels:   map[string]string{"ticket": "PRJ-7"},
+			Failure: &pipeline.RunFailure{Message: "run k3x9p2ad failed\n  chunk 3 ...", Failures: []pipeline.ChildFailure{
+				{Index: 3, Attempts: 3, Reason: "Essential container in task exited", ExitCode: &two,
+					WorkerError: "blender exited with status 1", LogStream: "framefleet/default/abc"},
+			}},
+		},
+		Cost:     &fleet.Cost{VCPUSeconds: 1800, USD: 0.02, Final: true},
+		LogTails: map[int]string{3: "line 1\nline 2\nline 3\nError: Cannot read image\n"},
+		LogGroup: "/aws/batch/job",
+	}
+	var b strings.Builder
+	printStatus(&b, st, 2, finished.Add(time.Hour))
+	out := b.String()
+	// Table rows are compared with their column padding collapsed.
+	rows := regexp.MustCompile(`(?m)^(\S+(?: \S+)?) {2,}`).ReplaceAllString(out, "$1: ")
+	for _, want := range []string{
+		"state: failed",
+		"scene: Shot: 48 frames in 4 chunks, 320x180 at 24 fps",
+		"engine: AWS Batch: render job r-1, stitch job s-1",
+		"chunks: 3 SUCCEEDED, 1 FAILED",
+		"finished: 2026-11-30 11:01:30 UTC, after 1m30s",
+		"cost: $0.0200 (1800 vCPU-seconds)",
+		"next: framefleet logs k3x9p2ad",
+	} {
+		if !strings.Contains(rows, want) {
+			t.Errorf("status lacks row %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{
+		"chunk 3 failed after 3 attempts: Essential container in task exited\n  blender exited with status 1\n",
+		"CloudWatch Logs: /aws/batch/job framefleet/default/abc (framefleet logs k3x9p2ad --chunk 3)",
+		"Blender's log, last lines:\n    line 3\n    Error: Cannot read image\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "line 2") {
+		t.Errorf("status shows more than --lines 2 of the log:\n%s", out)
 	}
 }

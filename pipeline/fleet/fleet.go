@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -258,8 +259,8 @@ func (f *Fleet) NewRequest(blendPath string) pipeline.Request {
 }
 
 // WorkerEnv is what every worker needs to reach the same store the client
-// uses (an S3-compatible endpoint, the resolved region) and to run the
-// chosen Blender.
+// uses (an S3-compatible endpoint, the resolved region, how often to try an
+// S3 call) and to run the chosen Blender.
 func (f *Fleet) WorkerEnv() map[string]string {
 	env := map[string]string{}
 	for k, v := range map[string]string{
@@ -273,6 +274,9 @@ func (f *Fleet) WorkerEnv() map[string]string {
 	}
 	if f.Config.S3.PathStyle {
 		env["FRAMEFLEET_S3_PATH_STYLE"] = "true"
+	}
+	if n := f.Config.S3.MaxAttempts; n > 0 {
+		env["FRAMEFLEET_S3_MAX_ATTEMPTS"] = strconv.Itoa(n)
 	}
 	return env
 }

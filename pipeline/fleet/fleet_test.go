@@ -81,10 +81,11 @@ func TestNewRequestDefaults(t *testing.T) {
 			// The job definition's retry strategy (Attempts 0), the job's vCPUs
 			// as threads, the region the SDK resolved for the workers.
 			name: "batch",
-			sets: batchSettings(map[string]string{"batch.attempt_timeout": "20m", "price_per_vcpu_hour": "0.05"}),
+			sets: batchSettings(map[string]string{"batch.attempt_timeout": "20m", "price_per_vcpu_hour": "0.05", "s3.max_attempts": "3"}),
 			want: pipeline.Request{Engine: "batch", Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
 				PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry, PricePerVCPUHour: 0.05,
-				Env: map[string]string{"FRAMEFLEET_REGION": "eu-west-3", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true"}},
+				Env: map[string]string{"FRAMEFLEET_REGION": "eu-west-3", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true",
+					"FRAMEFLEET_S3_MAX_ATTEMPTS": "3"}},
 		},
 		{
 			name: "batch, configured parallelism and region",

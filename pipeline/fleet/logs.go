@@ -49,8 +49,11 @@ func (f *Fleet) StoredLog(ctx context.Context, runID string, chunk int) (string,
 	return string(b), nil
 }
 
+// LogGroup is the CloudWatch Logs group the Batch workers write to.
+func (f *Fleet) LogGroup() string { return BatchLogGroup }
+
 // StreamTail is the newest lines (at most 10,000) of a Batch attempt's
-// CloudWatch Logs stream in /aws/batch/job, oldest first.
+// CloudWatch Logs stream in LogGroup, oldest first.
 func (f *Fleet) StreamTail(ctx context.Context, stream string, lines int) ([]LogLine, error) {
 	if stream == "" {
 		return nil, errors.New("no log stream: Batch names one only once an attempt has started")
@@ -61,13 +64,13 @@ func (f *Fleet) StreamTail(ctx context.Context, stream string, lines int) ([]Log
 	}
 	lines = min(max(lines, 1), 10000)
 	out, err := api.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{
-		LogGroupName:  aws.String(BatchLogGroup),
+		LogGroupName:  aws.String(f.LogGroup()),
 		LogStreamName: aws.String(stream),
 		Limit:         aws.Int32(int32(lines)),
 		StartFromHead: aws.Bool(false), // the newest events: a failure is at the end
 	})
 	if err != nil {
-		return nil, fmt.Errorf("CloudWatch Logs stream %s in %s: %w%s", stream, BatchLogGroup, err, logsFix(err))
+		return nil, fmt.Errorf("CloudWatch Logs stream %s in %s: %w%s", stream, f.LogGroup(), err, logsFix(err, f.LogGroup()))
 	}
 	res := make([]LogLine, 0, len(out.Events))
 	for _, e := range out.Events {
@@ -77,7 +80,7 @@ func (f *Fleet) StreamTail(ctx context.Context, stream string, lines int) ([]Log
 }
 
 // logsFix says what to do about a failed GetLogEvents.
-func logsFix(err error) string {
+func logsFix(err error, group string) string {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
 		return ""
@@ -86,7 +89,7 @@ func logsFix(err error) string {
 	case "ResourceNotFoundException":
 		return ": the stream is gone (the log group's retention expired it) or the job definition logs elsewhere (logConfiguration)"
 	case "AccessDeniedException", "AccessDenied":
-		return ": your credentials need logs:GetLogEvents on " + BatchLogGroup
+		return ": your credentials need logs:GetLogEvents on " + group
 	}
 	return ""
 }
