@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	osexec "os/exec"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/framefleet/framefleet/internal/githubtest"
@@ -85,4 +87,44 @@ func shell(h *harness, name string, args ...string) error {
 	cmd := osexec.Command(name, args...)
 	cmd.Dir = h.ws
 	return cmd.Run()
+}
+
+// TestMaterializeRendersTheCommitAsked: the checkout's file when it holds
+// the commit's content, else the commit's blob (a PR's merge commit whose
+// base changed the file too).
+func TestMaterializeRendersTheCommitAsked(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := h.commit("v1", map[string]string{"s/a.blend": write("v1", "version one"), "s/same.blend": write("same", "unchanged")})
+	head := h.commit("v2", map[string]string{"s/a.blend": write("v2", "version two")})
+	h.git("checkout", "-q", "--detach", old)
+	g := gitRepo{dir: h.ws}
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		path, sha, want string
+		inWorkspace     bool
+	}{
+		{"s/a.blend", head, "version two", false},
+		{"s/a.blend", old, "version one", true},
+		{"s/same.blend", head, "unchanged", true},
+	} {
+		p, err := g.materialize(context.Background(), Target{Path: tc.path, SHA: tc.sha}, tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		if string(data) != tc.want || strings.HasPrefix(p, h.ws) != tc.inWorkspace {
+			t.Errorf("%s at %s: %s holds %q, want %q (in the workspace: %v)", tc.path, short(tc.sha), p, data, tc.want, tc.inWorkspace)
+		}
+	}
+	if _, err := g.materialize(context.Background(), Target{Path: "s/none.blend", SHA: head}, tmp); err == nil {
+		t.Error("a path not in the commit materialized")
+	}
 }

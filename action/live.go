@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // reportKey names one report: a PR's comment and its head commit's
@@ -13,6 +14,9 @@ type reportKey struct {
 	pr  int
 	sha string
 }
+
+// finalReportGrace bounds the last report of a cancelled job.
+const finalReportGrace = 30 * time.Second
 
 // liveReport keeps reports up to date while runs change: changes are
 // coalesced, and each dirty report is published at most once per
@@ -116,9 +120,13 @@ func (l *liveReport) start(ctx context.Context) (stop func() error) {
 			keys = append(keys, k)
 		}
 		l.mu.Unlock()
+		// Even when the job is being cancelled, the report says where the
+		// runs were left (interrupted, cancelled), within a short grace.
+		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), finalReportGrace)
+		defer cancelFinal()
 		var errs []error
 		for _, k := range keys {
-			errs = append(errs, l.a.rep.publish(ctx, k.pr, k.sha, l.snapshot(k)))
+			errs = append(errs, l.a.rep.publish(fctx, k.pr, k.sha, l.snapshot(k)))
 		}
 		return errors.Join(errs...)
 	}

@@ -344,6 +344,7 @@ const linkRenewMargin = 24 * time.Hour
 
 var (
 	signedQueryRE = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
+	expiryNoteRE  = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
 	webLinkRE     = regexp.MustCompile(`https?://[^\s)"]+`)
 )
 
@@ -355,7 +356,10 @@ func (p *reporter) same(published, next string) bool {
 	if published == next {
 		return true
 	}
-	if signedQueryRE.ReplaceAllString(published, "?signed") != signedQueryRE.ReplaceAllString(next, "?signed") {
+	unsigned := func(s string) string {
+		return expiryNoteRE.ReplaceAllString(signedQueryRE.ReplaceAllString(s, "?signed"), "Links expire (when)")
+	}
+	if unsigned(published) != unsigned(next) {
 		return false
 	}
 	for _, l := range webLinkRE.FindAllString(published, -1) {

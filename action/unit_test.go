@@ -264,6 +264,8 @@ func TestReportSame(t *testing.T) {
 	}{
 		{"identical", "a " + link("20261130T110000Z", "aa"), "a " + link("20261130T110000Z", "aa"), true},
 		{"fresh signature only", "a " + link("20261130T110000Z", "aa"), "a " + link("20261130T115900Z", "bb"), true},
+		{"fresh signature and expiry note", link("20261130T110000Z", "aa") + "\nLinks expire 2026-12-07 11:00 UTC",
+			link("20261130T115900Z", "bb") + "\nLinks expire 2026-12-07 11:59 UTC", true},
 		{"published links expire within a day", "a " + link("20261124T000000Z", "aa"), "a " + link("20261130T115900Z", "bb"), false},
 		{"text changed", "a " + link("20261130T110000Z", "aa"), "b " + link("20261130T115900Z", "bb"), false},
 	}
