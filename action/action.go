@@ -198,7 +198,11 @@ func (a *runner) render(ctx context.Context) error {
 			r, err := a.renderOne(ctx, runs, t, tmp, func(r Run) { live.set(key, index[i], r) })
 			if err != nil {
 				r.State, r.Final, r.Failure = StateFailed, true, err.Error()
-				a.gha.Errorf("%s: %s", t.Path, err)
+			}
+			if r.State == StateFailed || r.State == StateCancelled {
+				// An annotation on the file, shown in the PR's diff too.
+				a.gha.WithFieldsMap(map[string]string{"file": t.Path, "title": "framefleet render " + r.State}).
+					Errorf("%s: %s", t.Path, orDash(r.Failure))
 			}
 			live.set(key, index[i], r)
 		}()

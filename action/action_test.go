@@ -236,7 +236,7 @@ func TestDispatchRendersTheOthersWhenOneIsAnLFSPointer(t *testing.T) {
 		!strings.Contains(st["framefleet/scenes/big.blend"].Description, "Git LFS pointer") {
 		t.Errorf("statuses %+v", st)
 	}
-	if !strings.Contains(h.out.String(), "::error::scenes/big.blend: ") {
+	if !strings.Contains(h.out.String(), "::error file=scenes/big.blend,title=framefleet render failed::scenes/big.blend: ") {
 		t.Errorf("no error annotation for the pointer:\n%s", h.out.String())
 	}
 	if sum := h.summary(); !strings.Contains(sum, "**`scenes/big.blend`**: scenes/big.blend is a Git LFS pointer") {
