@@ -227,8 +227,12 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	if strings.Contains(out, "::error") {
 		t.Errorf("wait: false reported errors")
 	}
-	if submitted := actionComment(t, later.gh); strings.Contains(submitted, "✅ succeeded") && !strings.Contains(submitted, "queued") && !strings.Contains(submitted, "rendering") {
-		t.Logf("the renders ended before wait: false returned:\n%s", submitted)
+	// Submitted and left: nobody watches a Batch run but the refresh.
+	if submitted := actionComment(t, later.gh); strings.Count(submitted, "⏳ queued") != 2 {
+		t.Errorf("after wait: false the comment should show both renders queued:\n%s", submitted)
+	}
+	if st := later.gh.Statuses(repo2.head)["framefleet/scenes/b.blend"]; st.State != "pending" {
+		t.Errorf("after wait: false the status of b is %+v, want pending", st)
 	}
 	sched := eventEnv(t, "schedule", map[string]any{"schedule": "*/15 * * * *"}, repo2.head)
 	execAction(t, bin, repo2.ws, append(append(later.env, sched...), "INPUT_MODE=refresh", "INPUT_WAIT=true")...)
