@@ -60,7 +60,9 @@ type RunOutput struct {
 	VideoPath      string `json:"video_path,omitempty"`
 	PreviewPath    string `json:"preview_path,omitempty"`
 	ComparisonPath string `json:"comparison_path,omitempty"`
-	Error          string `json:"error,omitempty"`
+	// LinksExpireAt is when the soonest of the signed links stops working.
+	LinksExpireAt *time.Time `json:"links_expire_at,omitempty"`
+	Error         string     `json:"error,omitempty"`
 }
 
 // RendersFailedError is the action's result when some renders failed; the
@@ -317,6 +319,9 @@ func (a *runner) setOutputs(runs []Run) error {
 			VideoPath: r.VideoPath, PreviewPath: r.PreviewPath, ComparisonPath: r.ComparisonPath,
 			Error: r.Failure,
 		})
+		if at := soonestExpiry([]Run{r}); !at.IsZero() {
+			out[len(out)-1].LinksExpireAt = &at
+		}
 		if r.State == StateFailed || r.State == StateCancelled {
 			failed++
 		}

@@ -229,16 +229,22 @@ func failureNote(r Run) string {
 	return fmt.Sprintf("\n**%s**: %s\n", mdCode(r.Path()), mdText(msg))
 }
 
-// expiryNote says when the soonest signed link expires ("" for none).
-func expiryNote(runs []Run) string {
+// soonestExpiry is when the first of the runs' signed links expires (zero for none).
+func soonestExpiry(runs []Run) time.Time {
 	var soonest time.Time
 	for _, r := range runs {
-		for _, l := range []string{r.Video, r.Preview, r.Comparison} {
+		for _, l := range []string{r.Video, r.Preview, r.Comparison, r.ComparisonPreview} {
 			if e := linkExpiry(l); !e.IsZero() && (soonest.IsZero() || e.Before(soonest)) {
 				soonest = e
 			}
 		}
 	}
+	return soonest
+}
+
+// expiryNote says when the soonest signed link expires ("" for none).
+func expiryNote(runs []Run) string {
+	soonest := soonestExpiry(runs)
 	if soonest.IsZero() {
 		return ""
 	}
@@ -438,9 +444,11 @@ func (p *reporter) publishComment(ctx context.Context, pr int, body string) erro
 			if err != nil {
 				return err
 			}
+			// Only comments this token can edit: its user's, or (the
+			// workflow token, which has no user) github-actions[bot]'s.
 			p.authors = []string{defaultBotLogin}
 			if login != "" {
-				p.authors = append(p.authors, login)
+				p.authors = []string{login}
 			}
 		}
 		list, err := p.gh.Comments(ctx, p.owner, p.repo, pr)

@@ -205,6 +205,16 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
 		}
 	}
+	var outRuns []struct {
+		File          string  `json:"file"`
+		Video         string  `json:"video"`
+		LinksExpireAt *string `json:"links_expire_at"`
+	}
+	outputs, _ := os.ReadFile(envValue(waited.env, "GITHUB_OUTPUT"))
+	if m := regexp.MustCompile(`runs<<(\S+)\n(.*)\n`).FindSubmatch(outputs); m == nil || json.Unmarshal(m[2], &outRuns) != nil ||
+		len(outRuns) != 2 || !strings.Contains(outRuns[0].Video, "X-Amz-Signature") || outRuns[0].LinksExpireAt == nil {
+		t.Errorf("output runs: want both files with their video links and expiry:\n%s", outputs)
+	}
 	wantStatuses := waited.gh.Statuses(repo.head)
 	st := wantStatuses["framefleet/scenes/a.blend"]
 	if st.State != "success" || !strings.Contains(st.TargetURL, "X-Amz-Signature") {
@@ -255,4 +265,13 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 			t.Errorf("a refresh with nothing new sent %s %s", r.Method, r.Path)
 		}
 	}
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
 }
