@@ -51,7 +51,7 @@ func (a *runner) refresh(ctx context.Context) error {
 		}
 		for _, r := range rs {
 			i := live.add(key, r)
-			if !r.Final {
+			if !r.Final || awaitsComparison(r, now) {
 				todo = append(todo, pending{key, i, r.ID})
 			}
 		}
@@ -125,4 +125,12 @@ func currentReports(list []Run) map[reportKey][]Run {
 		slices.SortFunc(groups[k], func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
 	}
 	return groups
+}
+
+// awaitsComparison: a head run that succeeded while its comparison was not
+// composed yet (its base was still rendering when a watch ended); watching
+// it again composes it, for a day.
+func awaitsComparison(r Run, now time.Time) bool {
+	return r.State == StateSucceeded && r.Labels[LabelCompareBase] != "" && r.Comparison == "" && r.ComparisonPath == "" &&
+		now.Sub(r.FinishedAt) < recentlyFinished
 }
