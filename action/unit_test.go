@@ -5,11 +5,17 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/framefleet/framefleet/internal/testenv"
 )
 
 func TestParseInputs(t *testing.T) {
@@ -272,6 +278,39 @@ func TestReportSame(t *testing.T) {
 	for _, tc := range tests {
 		if got := p.same(tc.published, tc.next); got != tc.want {
 			t.Errorf("%s: same = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestInputsMatchActionYAML: ParseInputs reads exactly the inputs
+// action.yml declares, and the outputs it sets are declared too.
+func TestInputsMatchActionYAML(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Inputs  map[string]any `yaml:"inputs"`
+		Outputs map[string]any `yaml:"outputs"`
+	}
+	if err := yaml.Unmarshal(data, &meta); err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{}
+	ParseInputs(func(name string) string { read[name] = true; return "" })
+	for name := range meta.Inputs {
+		if !read[name] {
+			t.Errorf("action.yml declares input %q, which the action never reads", name)
+		}
+	}
+	for name := range read {
+		if _, ok := meta.Inputs[name]; !ok {
+			t.Errorf("the action reads input %q, which action.yml does not declare", name)
+		}
+	}
+	for _, out := range []string{"runs", "failures"} {
+		if _, ok := meta.Outputs[out]; !ok {
+			t.Errorf("the action sets output %q, which action.yml does not declare", out)
 		}
 	}
 }
