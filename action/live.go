@@ -48,6 +48,11 @@ func (l *liveReport) set(k reportKey, i int, r Run) {
 	l.runs[k][i] = r
 	l.dirty[k] = true
 	l.mu.Unlock()
+	l.poke()
+}
+
+// poke wakes the publisher.
+func (l *liveReport) poke() {
 	select {
 	case l.changed <- struct{}{}:
 	default:
@@ -110,6 +115,7 @@ func (l *liveReport) run(ctx context.Context) {
 func (l *liveReport) start(ctx context.Context) (stop func() error) {
 	bg, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	l.poke() // what is known now (queued files) shows at once
 	go func() { defer close(done); l.run(bg) }()
 	return func() error {
 		cancel()
