@@ -124,7 +124,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	if n := len(h.gh.Statuses(merge)); n != 0 {
 		t.Errorf("%d statuses on the merge commit: statuses belong on the PR's head", n)
 	}
-	if sum := h.summary(); !strings.Contains(sum, "| `scenes/b.blend` | Shot B |") {
+	if sum := h.summary(); !strings.Contains(sum, "| `scenes/b.blend` | Shot B <sub>32×18</sub> |") {
 		t.Errorf("step summary lacks the table:\n%s", sum)
 	}
 	pages, live := 0, false

@@ -230,7 +230,7 @@ func (r *fleetRuns) List(ctx context.Context, labels map[string]string, since ti
 func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord) Run {
 	v := Run{
 		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Labels: rec.Labels,
-		Scene: rec.Scene, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
+		Scene: rec.Scene, Width: rec.Width, Height: rec.Height, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
 		CreatedAt: rec.CreatedAt,
 	}
 	if v.FramesTotal == 0 {

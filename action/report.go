@@ -109,7 +109,7 @@ const tableHeader = "| File | Scene | Frames | State | Progress | Preview | Resu
 // row is one run's line of the table the comment and the summary share.
 func row(r Run) string {
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n",
-		mdCode(r.Path()), orDash(mdText(r.Scene)), orDash(mdText(r.Frames)), stateLabel(r.State),
+		mdCode(r.Path()), sceneCell(r), orDash(mdText(r.Frames)), stateLabel(r.State),
 		progressCell(r), latestFrameCell(r), linksCell(r))
 }
 
@@ -121,6 +121,14 @@ func table(runs []Run) string {
 		b.WriteString(row(r))
 	}
 	return b.String()
+}
+
+func sceneCell(r Run) string {
+	s := mdText(r.Scene)
+	if r.Width > 0 && r.Height > 0 {
+		s += fmt.Sprintf(" <sub>%d×%d</sub>", r.Width, r.Height)
+	}
+	return orDash(s)
 }
 
 func orDash(s string) string {

@@ -58,6 +58,7 @@ type Run struct {
 	Labels map[string]string
 
 	Scene                   string
+	Width, Height           int    // the rendered size
 	Frames                  string // e.g. "1-48"
 	FramesDone, FramesTotal int
 	// LatestFrame and LatestFrameLink show the newest frame while rendering.
