@@ -103,7 +103,7 @@ func newActionWorld(t *testing.T, bin string, repo actionRepo, prefix string) *a
 		"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE=" + repo.ws, "GITHUB_REPOSITORY=octo-org/scenes",
 		"GITHUB_API_URL=" + w.gh.URL, "GITHUB_SERVER_URL=https://github.com", "GITHUB_RUN_ID=77",
 		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
-		"INPUT_GITHUB-TOKEN=" + actionToken, "INPUT_ENGINE=batch", "INPUT_QUEUE=renders", "INPUT_CHUNK-SIZE=2", "INPUT_SAMPLES=1",
+		"INPUT_GITHUB-TOKEN=" + actionToken, "INPUT_ENGINE=batch", "INPUT_QUEUE=renders", "INPUT_CHUNK-SIZE=2", "INPUT_SAMPLES=1", "INPUT_COMPARE=true",
 	}
 	for k, v := range creds {
 		w.env = append(w.env, k+"="+v)
@@ -200,7 +200,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	waited := newActionWorld(t, bin, repo, "waited")
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
-	for _, s := range []string{"✅ succeeded", "[video](http", "X-Amz-Signature", "Links expire"} {
+	for _, s := range []string{"✅ succeeded", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
 		if !strings.Contains(want, s) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
 		}
