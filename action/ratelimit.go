@@ -60,10 +60,14 @@ type RateLimitTransport struct {
 	nextMutation time.Time
 }
 
-// NewRateLimitTransport wraps base (nil: http.DefaultTransport).
+// NewRateLimitTransport wraps base (nil: http.DefaultTransport's settings,
+// with a minute for GitHub to answer each request: a client timeout would
+// also cut the waits for rate limits short).
 func NewRateLimitTransport(base http.RoundTripper, clock Clock, log *slog.Logger) *RateLimitTransport {
 	if base == nil {
-		base = http.DefaultTransport
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = time.Minute
+		base = t
 	}
 	return &RateLimitTransport{Base: base, Clock: clock, Logger: log}
 }
