@@ -256,8 +256,16 @@ func expiryNote(runs []Run) string {
 	if soonest.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("\nLinks expire %s (signed S3 links). The scheduled refresh re-signs them while runs are pending; configure CloudFront signed URLs for links that last.\n",
-		soonest.UTC().Format("2006-01-02 15:04 UTC"))
+	when := soonest.UTC().Format("2006-01-02 15:04 UTC")
+	for _, r := range runs {
+		for _, l := range []string{r.Video, r.Preview, r.Comparison, r.ComparisonPreview} {
+			if u, err := url.Parse(l); err == nil && u.Query().Get("X-Amz-Security-Token") != "" {
+				// A presigned URL dies with the credentials that signed it.
+				return fmt.Sprintf("\nLinks expire %s at the latest: they were signed with temporary credentials (GitHub OIDC gives an hour) and stop working when those do. CloudFront signed URLs outlive them (deploy/README.md, \"Links that outlive the credentials\").\n", when)
+			}
+		}
+	}
+	return fmt.Sprintf("\nLinks expire %s (signed S3 links). CloudFront signed URLs last longer (deploy/README.md, \"Links that outlive the credentials\").\n", when)
 }
 
 // report is the table and its notes for runs (sorted), within limit bytes:

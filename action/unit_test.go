@@ -207,6 +207,9 @@ func TestCommentBody(t *testing.T) {
 	if strings.Index(body, "`a.blend`") > strings.Index(body, "z/[x]") {
 		t.Error("rows are not sorted by path")
 	}
+	if temp := commentBody("0123456", []Run{{State: StateSucceeded, Final: true, Video: signed + "&X-Amz-Security-Token=abc", Labels: map[string]string{LabelPath: "a.blend"}}}); !strings.Contains(temp, "at the latest: they were signed with temporary credentials") {
+		t.Errorf("links signed with temporary credentials do not say so:\n%s", temp)
+	}
 	many := make([]Run, 2000)
 	for i := range many {
 		many[i] = Run{State: StateFailed, Failure: strings.Repeat("x", 600), Labels: map[string]string{LabelPath: "f" + strconv.Itoa(i) + ".blend"}}

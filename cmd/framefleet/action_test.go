@@ -200,6 +200,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	waited := newActionWorld(t, bin, repo, "waited")
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
+	t.Logf("the comment with wait: true:\n%s", want)
 	for _, s := range []string{"✅ succeeded", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
 		if !strings.Contains(want, s) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
