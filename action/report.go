@@ -385,8 +385,12 @@ func (p *reporter) same(published, next string) bool {
 		return false
 	}
 	for _, l := range webLinkRE.FindAllString(published, -1) {
-		if e := linkExpiry(strings.ReplaceAll(l, "&amp;", "&")); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
+		l = strings.ReplaceAll(l, "&amp;", "&")
+		if e := linkExpiry(l); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
 			return false
+		}
+		if u, err := url.Parse(l); err == nil && u.Query().Get("X-Amz-Security-Token") != "" {
+			return false // signed with temporary credentials, which may be gone already
 		}
 	}
 	return true

@@ -277,6 +277,8 @@ func TestReportSame(t *testing.T) {
 			link("20261130T115900Z", "bb") + "\nLinks expire 2026-12-07 11:59 UTC", true},
 		{"published links expire within a day", "a " + link("20261124T000000Z", "aa"), "a " + link("20261130T115900Z", "bb"), false},
 		{"text changed", "a " + link("20261130T110000Z", "aa"), "b " + link("20261130T115900Z", "bb"), false},
+		{"temporary credentials", strings.Replace(link("20261130T110000Z", "aa"), "X-Amz-Date", "X-Amz-Security-Token=t&X-Amz-Date", 1),
+			strings.Replace(link("20261130T115900Z", "bb"), "X-Amz-Date", "X-Amz-Security-Token=u&X-Amz-Date", 1), false},
 	}
 	for _, tc := range tests {
 		if got := p.same(tc.published, tc.next); got != tc.want {
