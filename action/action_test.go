@@ -246,3 +246,24 @@ func TestDispatchRendersTheOthersWhenOneIsAnLFSPointer(t *testing.T) {
 		t.Error("a comment without a pull request")
 	}
 }
+
+// TestBadInputsStopBeforeAnything: every bad input is named with its fix,
+// nothing is asked of GitHub, and a schedule without mode refresh is refused.
+func TestBadInputsStopBeforeAnything(t *testing.T) {
+	h := newHarness(t)
+	head := h.commit("scene", map[string]string{"a.blend": "/etc/hostname"})
+	h.event("push", githubtest.Example(t, "push", ""), head)
+	err := h.run(map[string]string{"wait": "maybe", "resolution": "0", "engine": "cloud"})
+	for _, want := range []string{"input wait \"maybe\" is not a boolean: use true or false", "input resolution \"0\"", "input engine \"cloud\""} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	h.event("schedule", map[string]any{"schedule": "*/15 * * * *"}, head)
+	if err := h.run(nil); err == nil || !strings.Contains(err.Error(), "set mode: refresh") {
+		t.Errorf("a schedule in mode render: %v", err)
+	}
+	if n := len(h.gh.Requests()); n != 0 {
+		t.Errorf("%d GitHub API requests, want none", n)
+	}
+}
