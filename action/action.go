@@ -179,9 +179,9 @@ func (a *runner) render(ctx context.Context) error {
 
 	key := reportKey{pr: ev.PR, sha: ev.HeadSHA}
 	live := newLiveReport(a)
-	index := make([]int, len(targets))
+	rows := make([]int, len(targets))
 	for i, t := range targets {
-		index[i] = live.add(key, Run{State: StatePlanned, Labels: a.labels(t)})
+		rows[i] = live.add(key, Run{State: StatePlanned, Labels: a.labels(t)})
 	}
 	stop := live.start(ctx)
 
@@ -192,12 +192,40 @@ func (a *runner) render(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	// The report index is saved once every file is submitted (or failed
+	// before), so a later refresh rebuilds this very report.
+	index := Report{Repo: ev.Owner + "/" + ev.Repo, PR: ev.PR, SHA: ev.HeadSHA, RunURL: a.runURL, Files: make([]ReportFile, len(targets))}
+	var indexMu sync.Mutex
+	var submitted sync.WaitGroup
+	submitted.Add(len(targets))
+	noted := func(i int, r Run, err error) {
+		indexMu.Lock()
+		index.Files[i] = ReportFile{Path: targets[i].Path}
+		if err != nil {
+			index.Files[i].Failure = err.Error()
+		} else {
+			index.Files[i].Run = r.Ref()
+		}
+		indexMu.Unlock()
+		submitted.Done()
+	}
+	indexSaved := make(chan struct{})
+	go func() {
+		defer close(indexSaved)
+		submitted.Wait()
+		indexMu.Lock()
+		defer indexMu.Unlock()
+		if err := runs.SaveReport(context.WithoutCancel(ctx), index); err != nil {
+			a.gha.Warningf("a scheduled refresh will not find these renders: %s", err)
+		}
+	}()
+
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := a.renderOne(ctx, runs, t, tmp, func(r Run) { live.set(key, index[i], r) })
+			r, err := a.renderOne(ctx, runs, t, tmp, func(r Run) { live.set(key, rows[i], r) }, func(r Run, err error) { noted(i, r, err) })
 			if err != nil {
 				r.State, r.Final, r.Failure = StateFailed, true, err.Error()
 			}
@@ -206,10 +234,11 @@ func (a *runner) render(ctx context.Context) error {
 				a.gha.WithFieldsMap(map[string]string{"file": t.Path, "title": "framefleet render " + r.State}).
 					Errorf("%s: %s", t.Path, orDash(r.Failure))
 			}
-			live.set(key, index[i], r)
+			live.set(key, rows[i], r)
 		}()
 	}
 	wg.Wait()
+	<-indexSaved
 	if err := stop(); err != nil {
 		return fmt.Errorf("report the renders: %w", err)
 	}
@@ -234,16 +263,19 @@ func (a *runner) render(ctx context.Context) error {
 	return nil
 }
 
-// renderOne prepares, submits and (with wait) follows one file. The
-// returned run carries the file's labels even on error.
-func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string, obs func(Run)) (Run, error) {
+// renderOne prepares, submits and (with wait) follows one file, calling
+// submitted once with the submitted run or the error that prevented it.
+// The returned run carries the file's labels even on error.
+func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string, obs func(Run), submitted func(Run, error)) (Run, error) {
 	labels := a.labels(t)
 	failed := Run{Labels: labels}
 	local, err := a.git.materialize(ctx, t, tmp)
 	if err != nil {
+		submitted(failed, err)
 		return failed, err
 	}
 	if err := a.fetchLFS(ctx, local, t.Path); err != nil {
+		submitted(failed, err)
 		return failed, err
 	}
 	sub := Submission{
@@ -269,20 +301,24 @@ func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string,
 		}
 	}
 	r, err := runs.Submit(ctx, sub)
+	submitted(r, err)
 	if err != nil {
 		return failed, err
 	}
+	// A finished (cached) run may still lack its comparison: watching it
+	// composes one.
+	compose := needsComparison(r)
 	r.Labels = labels
 	obs(r)
 	a.log.Info("submitted", "file", t.Path, "run", r.ID, "state", r.State)
-	if !a.in.Wait || r.Final {
+	if !a.in.Wait || r.Final && !compose {
 		return r, nil
 	}
-	end, err := runs.Watch(ctx, r.ID, func(x Run) { x.Labels = labels; obs(x) })
+	end, err := runs.Watch(ctx, r.Ref(), func(x Run) { x.Labels = labels; obs(x) })
 	end.Labels = labels
 	if err != nil && !end.Final {
 		// The run's own failure is in its record; this is watching failing.
-		if got, gerr := runs.Get(ctx, r.ID); gerr == nil && got.Final {
+		if got, gerr := runs.Get(ctx, r.Ref()); gerr == nil && got.Final {
 			got.Labels = labels
 			return got, nil
 		}

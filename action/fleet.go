@@ -1,6 +1,7 @@
 package action
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,9 +116,10 @@ func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req.Frames = s.Frames
 	req.Labels = maps.Clone(s.Labels)
 	req.SourceName = s.SourceName
+	var cmp RunRef
 	if s.ComparePath != "" {
 		// The base renders with the same settings, so an earlier render of
-		// the base is a cache hit; its labels keep it out of the reports.
+		// the base is a cache hit.
 		base := r.f.NewRequest(s.ComparePath)
 		base.Frames = s.Frames
 		base.SourceName = s.CompareSource
@@ -126,26 +128,26 @@ func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 		if err != nil {
 			return Run{}, fmt.Errorf("render the base for the comparison: %w", err)
 		}
-		req.Labels[LabelCompareBase] = rec.ID
-		req.Labels[LabelCompareLabels] = s.BaseLabel + "|" + s.HeadLabel
+		cmp = RunRef{CompareBase: rec.ID, BaseLabel: s.BaseLabel, HeadLabel: s.HeadLabel}
 	}
 	rec, err := r.runs.Submit(ctx, req)
 	if err != nil {
 		return Run{}, err
 	}
-	return r.view(ctx, rec), nil
+	return r.view(ctx, rec, cmp), nil
 }
 
-func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, error) {
+func (r *fleetRuns) Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, error) {
 	var mu sync.Mutex
+	id := ref.ID
 	rec, err := r.runs.Get(ctx, id)
 	if err != nil {
 		return Run{}, err
 	}
-	cur := r.view(ctx, rec)
+	cur := r.view(ctx, rec, ref)
 	// A comparison's base is followed beside the head (a local run needs
 	// its watcher), and composed once both are done.
-	baseID := rec.Labels[LabelCompareBase]
+	baseID := ref.CompareBase
 	baseDone := make(chan error, 1)
 	if baseID != "" {
 		go func() {
@@ -157,7 +159,7 @@ func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, e
 		mu.Lock()
 		defer mu.Unlock()
 		if ev.Record != nil {
-			cur = r.view(ctx, ev.Record)
+			cur = r.view(ctx, ev.Record, ref)
 		}
 		if ev.FramesTotal > 0 {
 			cur.FramesDone, cur.FramesTotal = ev.FramesDone, ev.FramesTotal
@@ -178,14 +180,14 @@ func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, e
 	})
 	if baseID != "" {
 		if berr := <-baseDone; berr == nil && werr == nil {
-			r.compare(ctx, rec, baseID)
+			r.compare(ctx, rec, ref)
 		} else if berr != nil {
 			r.log.Warn("no before/after comparison: the base render failed", "run", id, "base", baseID, "err", berr)
 		}
 	}
 	// The record is the truth, whatever watching returned (a failed run is
 	// a result, not an error of the action's).
-	end, err := r.Get(ctx, id)
+	end, err := r.Get(ctx, ref)
 	if err != nil {
 		return cur, errors.Join(werr, err)
 	}
@@ -195,41 +197,68 @@ func (r *fleetRuns) Watch(ctx context.Context, id string, obs func(Run)) (Run, e
 	return end, nil
 }
 
-func (r *fleetRuns) Get(ctx context.Context, id string) (Run, error) {
-	rec, err := r.runs.Get(ctx, id)
+func (r *fleetRuns) Get(ctx context.Context, ref RunRef) (Run, error) {
+	rec, err := r.runs.Get(ctx, ref.ID)
 	if err != nil {
 		return Run{}, err
 	}
-	return r.view(ctx, rec), nil
+	return r.view(ctx, rec, ref), nil
 }
 
-func (r *fleetRuns) List(ctx context.Context, labels map[string]string, since time.Time) ([]Run, error) {
-	var out []Run
-	f := pipeline.ListFilter{Labels: labels, Limit: pipeline.MaxListLimit}
-	for {
-		page, err := r.runs.List(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		for i := range page.Runs {
-			rec := &page.Runs[i]
-			if rec.CreatedAt.Before(since) {
-				return out, nil
-			}
-			out = append(out, r.view(ctx, rec))
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		f.Cursor = page.Next
+// reportsPrefix is where the action keeps its report index in the store,
+// beside the runs: github/<owner>/<repo>/reports/<pr-N | sha-SHA>.json.
+func reportsPrefix(repo string) string { return "github/" + repo + "/reports/" }
+
+func reportKeyOf(rep Report) string {
+	if rep.PR > 0 {
+		return reportsPrefix(rep.Repo) + "pr-" + strconv.Itoa(rep.PR) + ".json"
 	}
+	return reportsPrefix(rep.Repo) + "sha-" + rep.SHA + ".json"
+}
+
+func (r *fleetRuns) SaveReport(ctx context.Context, rep Report) error {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := r.f.Store.Put(ctx, reportKeyOf(rep), bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("store the report index of %s: %w", rep.SHA, err)
+	}
+	return nil
+}
+
+func (r *fleetRuns) Reports(ctx context.Context, repo string, since time.Time) ([]Report, error) {
+	objs, err := r.f.Store.List(ctx, reportsPrefix(repo))
+	if err != nil {
+		return nil, fmt.Errorf("list the report index: %w", err)
+	}
+	var out []Report
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".json") || (!o.ModTime.IsZero() && o.ModTime.Before(since)) {
+			continue
+		}
+		rc, err := r.f.Store.Get(ctx, o.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", o.Key, err)
+		}
+		var rep Report
+		err = json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(&rep)
+		rc.Close()
+		if err != nil {
+			r.log.Warn("skipping an unreadable report index", "key", o.Key, "err", err)
+			continue
+		}
+		out = append(out, rep)
+	}
+	return out, nil
 }
 
 // view turns a record into what the reports show; links of a finished
 // run are signed afresh from its manifest.
-func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord) Run {
+func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord, cmp RunRef) Run {
+	cmp.ID = ""
 	v := Run{
-		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Labels: rec.Labels,
+		ID: rec.ID, Compare: cmp, State: string(rec.State), Final: rec.State.Final(), Labels: rec.Labels,
 		Scene: rec.Scene, Width: rec.Width, Height: rec.Height, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
 		CreatedAt: rec.CreatedAt,
 	}
@@ -256,30 +285,27 @@ func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord) Run {
 	if rec.State == pipeline.RunSucceeded {
 		v.FramesDone = v.FramesTotal
 		r.results(ctx, rec, &v)
-		r.comparison(ctx, rec, &v)
+		r.comparison(ctx, &v)
 	}
 	return v
 }
 
 // compare composes the side-by-side of a succeeded head run and its base.
-func (r *fleetRuns) compare(ctx context.Context, head *pipeline.RunRecord, baseID string) {
-	labels := strings.SplitN(head.Labels[LabelCompareLabels], "|", 2)
-	opts := compare.Options{LinkExpiry: time.Duration(r.f.Config.LinkExpiry), Logger: r.log}
-	if len(labels) == 2 {
-		opts.BaseLabel, opts.HeadLabel = labels[0], labels[1]
-	}
-	if _, err := compare.SideBySide(ctx, r.f.Store, baseID, head.ID, opts); err != nil {
-		r.log.Warn("no before/after comparison", "run", head.ID, "base", baseID, "err", err)
+func (r *fleetRuns) compare(ctx context.Context, head *pipeline.RunRecord, ref RunRef) {
+	opts := compare.Options{LinkExpiry: time.Duration(r.f.Config.LinkExpiry), Logger: r.log,
+		BaseLabel: ref.BaseLabel, HeadLabel: ref.HeadLabel}
+	if _, err := compare.SideBySide(ctx, r.f.Store, ref.CompareBase, head.ID, opts); err != nil {
+		r.log.Warn("no before/after comparison", "run", head.ID, "base", ref.CompareBase, "err", err)
 	}
 }
 
 // comparison fills the links of a composed comparison, if there is one.
-func (r *fleetRuns) comparison(ctx context.Context, rec *pipeline.RunRecord, v *Run) {
-	base := rec.Labels[LabelCompareBase]
+func (r *fleetRuns) comparison(ctx context.Context, v *Run) {
+	base := v.Compare.CompareBase
 	if base == "" {
 		return
 	}
-	rc, err := r.f.Store.Get(ctx, compare.RecordKey(rec.ID, base))
+	rc, err := r.f.Store.Get(ctx, compare.RecordKey(v.ID, base))
 	if err != nil {
 		return // not composed (yet)
 	}

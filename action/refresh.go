@@ -3,8 +3,7 @@ package action
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -14,11 +13,11 @@ import (
 // reported final too.
 const recentlyFinished = 24 * time.Hour
 
-// refresh brings the reports of this repository's pending runs up to date
-// from their records. It watches each pending run (which moves the record
-// on: nobody else may be watching a run submitted with wait: false) for at
-// most Options.RefreshBudget, so a scheduled job ends in bounded time; the
-// next schedule picks up what is still pending.
+// refresh brings this repository's reports up to date from the run records,
+// finding them through the report index the render jobs saved. It watches
+// each pending run (which moves the record on: nobody else may be watching
+// a run submitted with wait: false) for at most Options.RefreshBudget, so a
+// scheduled job ends in bounded time; the next schedule picks up the rest.
 func (a *runner) refresh(ctx context.Context) error {
 	runs, err := a.o.OpenRuns(ctx, a.in)
 	if err != nil {
@@ -26,33 +25,45 @@ func (a *runner) refresh(ctx context.Context) error {
 	}
 	now := a.o.Clock.Now()
 	repo := a.event.Owner + "/" + a.event.Repo
-	list, err := runs.List(ctx, map[string]string{LabelRepo: repo}, now.Add(-a.in.RefreshSince))
+	reports, err := runs.Reports(ctx, repo, now.Add(-a.in.RefreshSince))
 	if err != nil {
-		return fmt.Errorf("list %s's runs: %w", repo, err)
+		return fmt.Errorf("list %s's reports: %w", repo, err)
 	}
-	groups := currentReports(list)
 
 	live := newLiveReport(a)
 	type pending struct {
 		key reportKey
 		i   int
-		id  string
+		ref RunRef
 	}
 	var todo []pending
-	for key, rs := range groups {
+	for _, rep := range reports {
+		key := reportKey{pr: rep.PR, sha: rep.SHA}
+		rows := make([]Run, len(rep.Files))
 		stale := false
-		for _, r := range rs {
-			if !r.Final || now.Sub(r.FinishedAt) < recentlyFinished {
+		for i, f := range rep.Files {
+			labels := reportLabels(rep, f.Path)
+			if f.Run.ID == "" {
+				rows[i] = Run{State: StateFailed, Final: true, Failure: f.Failure, Labels: labels}
+				continue
+			}
+			r, err := runs.Get(ctx, f.Run)
+			if err != nil {
+				r = Run{ID: f.Run.ID, State: StateFailed, Final: true, Failure: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
+			}
+			r.Labels = labels
+			rows[i] = r
+			if !r.Final || now.Sub(r.FinishedAt) < recentlyFinished || awaitsComparison(r, now) {
 				stale = true
 			}
 		}
 		if !stale {
 			continue
 		}
-		for _, r := range rs {
-			i := live.add(key, r)
-			if !r.Final || awaitsComparison(r, now) {
-				todo = append(todo, pending{key, i, r.ID})
+		for i, r := range rows {
+			j := live.add(key, r)
+			if r.ID != "" && (!r.Final || awaitsComparison(r, now)) {
+				todo = append(todo, pending{key, j, rep.Files[i].Run})
 			}
 		}
 	}
@@ -65,14 +76,14 @@ func (a *runner) refresh(ctx context.Context) error {
 			defer wg.Done()
 			labels := live.snapshot(p.key)[p.i].Labels
 			wctx, cancel := context.WithTimeout(ctx, a.o.RefreshBudget)
-			r, err := runs.Watch(wctx, p.id, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
+			r, err := runs.Watch(wctx, p.ref, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
 			budgetSpent := wctx.Err() != nil && ctx.Err() == nil
 			cancel()
 			if err != nil || budgetSpent {
 				if !budgetSpent {
-					a.gha.Warningf("run %s (%s): %s", p.id, labels[LabelPath], err)
+					a.gha.Warningf("run %s (%s): %s", p.ref.ID, labels[LabelPath], err)
 				}
-				if r, err = runs.Get(ctx, p.id); err != nil {
+				if r, err = runs.Get(ctx, p.ref); err != nil {
 					return
 				}
 			}
@@ -94,43 +105,26 @@ func (a *runner) refresh(ctx context.Context) error {
 	return a.setOutputs(all)
 }
 
-// currentReports groups runs (newest first) by report: per PR only its
-// newest commit's runs, per pushed commit its runs; one run per path, the
-// newest.
-func currentReports(list []Run) map[reportKey][]Run {
-	newestSHA := map[int]string{}
-	for _, r := range list {
-		if pr := r.PR(); pr > 0 {
-			if _, ok := newestSHA[pr]; !ok {
-				newestSHA[pr] = r.SHA()
-			}
-		}
+// reportLabels are the labels a file of rep is shown with.
+func reportLabels(rep Report, path string) map[string]string {
+	l := map[string]string{LabelRepo: rep.Repo, LabelSHA: rep.SHA, LabelPath: path}
+	if rep.PR > 0 {
+		l[LabelPR] = strconv.Itoa(rep.PR)
 	}
-	groups := map[reportKey][]Run{}
-	seen := map[string]bool{}
-	for _, r := range list {
-		pr, sha := r.PR(), r.SHA()
-		if sha == "" || r.Path() == "" || (pr > 0 && newestSHA[pr] != sha) {
-			continue
-		}
-		k := reportKey{pr: pr, sha: sha}
-		id := fmt.Sprint(pr, "\x00", sha, "\x00", r.Path())
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		groups[k] = append(groups[k], r)
+	if rep.RunURL != "" {
+		l[LabelRunURL] = rep.RunURL
 	}
-	for k := range groups {
-		slices.SortFunc(groups[k], func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
-	}
-	return groups
+	return l
 }
 
 // awaitsComparison: a head run that succeeded while its comparison was not
 // composed yet (its base was still rendering when a watch ended); watching
 // it again composes it, for a day.
 func awaitsComparison(r Run, now time.Time) bool {
-	return r.State == StateSucceeded && r.Labels[LabelCompareBase] != "" && r.Comparison == "" && r.ComparisonPath == "" &&
-		now.Sub(r.FinishedAt) < recentlyFinished
+	return needsComparison(r) && now.Sub(r.FinishedAt) < recentlyFinished
+}
+
+// needsComparison: a succeeded head run whose comparison is not composed.
+func needsComparison(r Run) bool {
+	return r.State == StateSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
 }

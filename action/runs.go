@@ -13,26 +13,54 @@ const (
 	LabelSHA    = "github.sha"     // the commit rendered and reported on
 	LabelPath   = "github.path"    // the blend's repository path
 	LabelRunURL = "github.run_url" // the workflow run that submitted it
-	// LabelCompareBase is the run of the PR's base a head run is compared
-	// with, and LabelCompareLabels the halves' labels ("base abc1234|head def5678").
-	LabelCompareBase   = "github.compare_base"
-	LabelCompareLabels = "github.compare_labels"
 	// LabelRole is "compare-base" on the base renders of comparisons.
 	LabelRole = "github.role"
 )
 
-// Runs is what the action needs of framefleet's durable runs.
+// Runs is what the action needs of framefleet's durable runs, and of
+// their store for its report index.
 type Runs interface {
 	// Submit starts a render (or attaches to an identical one) and returns
-	// once it is submitted.
+	// once it is submitted; the run's Ref names it (and its comparison).
 	Submit(ctx context.Context, s Submission) (Run, error)
-	// Watch follows a run to its end, calling obs with each change.
-	Watch(ctx context.Context, id string, obs func(Run)) (Run, error)
-	// Get reads a run's record.
-	Get(ctx context.Context, id string) (Run, error)
-	// List returns runs whose labels include labels, newest first, created
-	// after since.
-	List(ctx context.Context, labels map[string]string, since time.Time) ([]Run, error)
+	// Watch follows a run to its end, calling obs with each change, and
+	// composes its comparison once both renders are done.
+	Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, error)
+	// Get reads a run's record (and its comparison, when composed).
+	Get(ctx context.Context, ref RunRef) (Run, error)
+	// SaveReport stores a report's index; Reports lists repo's (owner/name)
+	// saved since since.
+	SaveReport(ctx context.Context, r Report) error
+	Reports(ctx context.Context, repo string, since time.Time) ([]Report, error)
+}
+
+// RunRef names a run and the comparison shown with it.
+type RunRef struct {
+	ID string `json:"id"`
+	// CompareBase is the run of the PR's base this run is compared with;
+	// BaseLabel and HeadLabel are drawn over the halves.
+	CompareBase string `json:"compare_base,omitempty"`
+	BaseLabel   string `json:"base_label,omitempty"`
+	HeadLabel   string `json:"head_label,omitempty"`
+}
+
+// Report is the action's index of one report: which run renders each file
+// of a PR's head commit (or of a pushed commit). Identical renders share a
+// run (the render cache), whose labels name only its first requester; this
+// index names every file's run, so refresh rebuilds the same report.
+type Report struct {
+	Repo   string       `json:"repo"` // owner/name
+	PR     int          `json:"pr,omitempty"`
+	SHA    string       `json:"sha"`
+	RunURL string       `json:"run_url,omitempty"`
+	Files  []ReportFile `json:"files"`
+}
+
+// ReportFile is one file of a report: its run, or why it has none.
+type ReportFile struct {
+	Path    string `json:"path"`
+	Run     RunRef `json:"run,omitzero"`
+	Failure string `json:"failure,omitempty"`
 }
 
 // Submission is one render the action asks for.
@@ -51,9 +79,11 @@ type Submission struct {
 
 // Run is the action's view of a run record: what the reports show.
 type Run struct {
-	ID    string
-	State string
-	Final bool
+	ID string
+	// Compare names the comparison shown with the run (see RunRef).
+	Compare RunRef
+	State   string
+	Final   bool
 	// Labels as submitted (see Label*).
 	Labels map[string]string
 
@@ -77,6 +107,13 @@ type Run struct {
 
 	CreatedAt  time.Time
 	FinishedAt time.Time
+}
+
+// Ref names the run and its comparison.
+func (r Run) Ref() RunRef {
+	ref := r.Compare
+	ref.ID = r.ID
+	return ref
 }
 
 // Path is the blend's repository path.

@@ -60,6 +60,7 @@ func newActionRepo(t *testing.T, a, a2, b string) actionRepo {
 	base := git("rev-parse", "HEAD")
 	cp(a2, "scenes/a.blend")
 	cp(b, "scenes/b.blend")
+	cp(b, "scenes/copy of b.blend") // the same render: one run shared by two rows
 	git("add", "-A")
 	git("commit", "-q", "-m", "head")
 	return actionRepo{ws: ws, base: base, head: git("rev-parse", "HEAD")}
@@ -91,7 +92,8 @@ func newActionWorld(t *testing.T, bin string, repo actionRepo, prefix string) *a
 		return worker(ctx, j)
 	}})
 	w := &actionWorld{gh: githubtest.New(t, actionToken)}
-	w.gh.SetPRFiles(5, githubtest.File{Filename: "scenes/a.blend", Status: "modified"}, githubtest.File{Filename: "scenes/b.blend", Status: "added"})
+	w.gh.SetPRFiles(5, githubtest.File{Filename: "scenes/a.blend", Status: "modified"}, githubtest.File{Filename: "scenes/b.blend", Status: "added"},
+		githubtest.File{Filename: "scenes/copy of b.blend", Status: "added"})
 	dir := t.TempDir()
 	w.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
@@ -201,7 +203,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
 	t.Logf("the comment with wait: true:\n%s", want)
-	for _, s := range []string{"✅ succeeded", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
+	for _, s := range []string{"✅ succeeded", "`scenes/copy of b.blend`", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
 		if !strings.Contains(want, s) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
 		}
@@ -213,8 +215,8 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	}
 	outputs, _ := os.ReadFile(envValue(waited.env, "GITHUB_OUTPUT"))
 	if m := regexp.MustCompile(`runs<<(\S+)\n(.*)\n`).FindSubmatch(outputs); m == nil || json.Unmarshal(m[2], &outRuns) != nil ||
-		len(outRuns) != 2 || !strings.Contains(outRuns[0].Video, "X-Amz-Signature") || outRuns[0].LinksExpireAt == nil {
-		t.Errorf("output runs: want both files with their video links and expiry:\n%s", outputs)
+		len(outRuns) != 3 || !strings.Contains(outRuns[0].Video, "X-Amz-Signature") || outRuns[0].LinksExpireAt == nil {
+		t.Errorf("output runs: want every file with its video link and expiry:\n%s", outputs)
 	}
 	wantStatuses := waited.gh.Statuses(repo.head)
 	st := wantStatuses["framefleet/scenes/a.blend"]
@@ -239,8 +241,8 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 		t.Errorf("wait: false reported errors")
 	}
 	// Submitted and left: nobody watches a Batch run but the refresh.
-	if submitted := actionComment(t, later.gh); strings.Count(submitted, "⏳ queued") != 2 {
-		t.Errorf("after wait: false the comment should show both renders queued:\n%s", submitted)
+	if submitted := actionComment(t, later.gh); strings.Count(submitted, "⏳ queued") != 3 {
+		t.Errorf("after wait: false the comment should show every file queued:\n%s", submitted)
 	}
 	if st := later.gh.Statuses(repo2.head)["framefleet/scenes/b.blend"]; st.State != "pending" {
 		t.Errorf("after wait: false the status of b is %+v, want pending", st)
