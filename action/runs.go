@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -121,12 +120,6 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 
 // SHA is the commit the run rendered.
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
-
-// PR is the pull request's number, 0 for none.
-func (r Run) PR() int {
-	n, _ := strconv.Atoi(r.Labels[LabelPR])
-	return n
-}
 
 // Run states (pipeline.RunState's values).
 const (
