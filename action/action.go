@@ -84,6 +84,8 @@ type runner struct {
 	git    gitRepo
 	runURL string
 	rep    *reporter
+	// started is when this invocation began.
+	started time.Time
 }
 
 // Main runs the action as the runner invokes it.
@@ -107,7 +109,7 @@ func Main(ctx context.Context, o Options) error {
 		o.RefreshBudget = 5 * time.Minute
 	}
 	gha := githubactions.New(githubactions.WithGetenv(o.Getenv), githubactions.WithWriter(o.Out))
-	a := &runner{o: o, gha: gha, log: o.Logger}
+	a := &runner{o: o, gha: gha, log: o.Logger, started: o.Clock.Now()}
 
 	// The token is masked before anything can print it.
 	token := gha.GetInput("github-token")
@@ -194,7 +196,8 @@ func (a *runner) render(ctx context.Context) error {
 
 	// The report index is saved once every file is submitted (or failed
 	// before), so a later refresh rebuilds this very report.
-	index := Report{Repo: ev.Owner + "/" + ev.Repo, PR: ev.PR, SHA: ev.HeadSHA, RunURL: a.runURL, Files: make([]ReportFile, len(targets))}
+	index := Report{Repo: ev.Owner + "/" + ev.Repo, PR: ev.PR, SHA: ev.HeadSHA, RunURL: a.runURL,
+		Files: make([]ReportFile, len(targets)), StartedAt: a.started}
 	var indexMu sync.Mutex
 	var submitted sync.WaitGroup
 	submitted.Add(len(targets))

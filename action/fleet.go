@@ -1,7 +1,6 @@
 package action
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,10 +220,28 @@ func (r *fleetRuns) SaveReport(ctx context.Context, rep Report) error {
 	if err != nil {
 		return err
 	}
-	if err := r.f.Store.Put(ctx, reportKeyOf(rep), bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("store the report index of %s: %w", rep.SHA, err)
+	key := reportKeyOf(rep)
+	for range 5 { // conditional writes: two jobs of one PR never lose each other's update
+		old, version, err := r.f.Store.GetVersioned(ctx, key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			version = ""
+		case err != nil:
+			return fmt.Errorf("read the report index %s: %w", key, err)
+		default:
+			var cur Report
+			if json.Unmarshal(old, &cur) == nil && cur.SHA != rep.SHA && cur.StartedAt.After(rep.StartedAt) {
+				r.log.Info("a newer push's report is saved already; keeping it", "key", key, "sha", cur.SHA)
+				return nil
+			}
+		}
+		if _, err = r.f.Store.PutIfVersion(ctx, key, data, version); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("store the report index %s: %w", key, err)
+		}
 	}
-	return nil
+	return fmt.Errorf("store the report index %s: %w", key, store.ErrConflict)
 }
 
 func (r *fleetRuns) Reports(ctx context.Context, repo string, since time.Time) ([]Report, error) {

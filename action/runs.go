@@ -53,6 +53,9 @@ type Report struct {
 	SHA    string       `json:"sha"`
 	RunURL string       `json:"run_url,omitempty"`
 	Files  []ReportFile `json:"files"`
+	// StartedAt is when the job that saved it started: a job for an older
+	// push that ends later does not replace a newer push's report.
+	StartedAt time.Time `json:"started_at"`
 }
 
 // ReportFile is one file of a report: its run, or why it has none.

@@ -319,3 +319,35 @@ func TestInputsMatchActionYAML(t *testing.T) {
 		}
 	}
 }
+
+// TestReportIndexKeepsTheNewestPush: a job for an older push that saves
+// its report last does not replace the newer push's report.
+func TestReportIndexKeepsTheNewestPush(t *testing.T) {
+	ws := t.TempDir()
+	runs, err := OpenFleet(t.Context(), Inputs{Engine: "local"}, FleetOptions{Workspace: ws, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	save := func(sha string, started time.Time) {
+		t.Helper()
+		rep := Report{Repo: "o/r", PR: 3, SHA: sha, StartedAt: started, Files: []ReportFile{{Path: "a.blend", Run: RunRef{ID: "r" + sha}}}}
+		if err := runs.SaveReport(t.Context(), rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("bbb", t0.Add(time.Minute)) // the newer push's job saves first
+	save("aaa", t0)                  // the older push's job ends later
+	save("ccc", t0.Add(2*time.Minute))
+	save("ccc", t0.Add(3*time.Minute)) // a re-run of the newest replaces it
+	reps, err := runs.Reports(t.Context(), "o/r", t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].SHA != "ccc" || !reps[0].StartedAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("reports %+v: want PR 3's newest push only", reps)
+	}
+	if other, _ := runs.Reports(t.Context(), "o/other", time.Time{}); len(other) != 0 {
+		t.Errorf("another repository's reports: %+v", other)
+	}
+}
