@@ -164,6 +164,11 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
 				ev.Preview = &FramePreview{Frame: p.LatestFrame, FrameKey: p.LatestFrameKey, ThumbnailKey: p.LatestThumbnailKey}
 			}
+			if last.FramesDone <= 0 && p.FramesDone > 0 {
+				first := ev
+				first.Kind = EventFirstFrame
+				d.send(first)
+			}
 			d.send(ev)
 			last = p
 		}
@@ -216,6 +221,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 		RunID: rec.ID, Frames: frames, ChunkTotal: rec.ChunkTotal, Handle: h,
 		Poll: durationOr(s.PollInterval, time.Second), OutageBudget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget),
 		StallWarning: durationOr(s.StallWarning, 15*time.Minute), PricePerVCPUHour: s.PricePerVCPUHour,
+		PriorVCPUSeconds: rec.PriorVCPUSeconds,
 	})
 	notifier, _ := eng.(ChangeNotifier)
 	hosting := rec.HostBound
@@ -314,10 +320,14 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			}
 			// Other write errors: the next poll's read counts the outage.
 		}
+		wait := dec.Wait
+		if hosting {
+			wait = min(wait, renewEvery) // the lease must not lapse between polls
+		}
 		select {
 		case <-ctx.Done():
 			return nil, r.detach(ctx, eng, rec, h)
-		case <-time.After(dec.Wait):
+		case <-time.After(wait):
 		case <-changed: // nil (never ready) for engines without notifications
 		}
 	}
@@ -379,7 +389,7 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error
-		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
+		res, err = finishRun(ctx, r.Store, rec.ID, s, rec.PriorVCPUSeconds, rec.Settings.PricePerVCPUHour, durationOr(rec.Settings.LinkExpiry, 7*24*time.Hour))
 		return err
 	})
 	if err != nil {

@@ -136,16 +136,19 @@ type RunRecord struct {
 	Handle      *Handle     `json:"handle,omitempty"`
 	// HostBound: the engine's jobs die with the process that submitted
 	// them (local), so Host must hold a live lease while the run is unfinished.
-	HostBound   bool              `json:"host_bound,omitempty"`
-	Host        *RunHost          `json:"host,omitempty"`
-	Submissions int               `json:"submissions,omitempty"` // 1 + resumes
-	Progress    Progress          `json:"progress"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	FinishedAt  *time.Time        `json:"finished_at,omitempty"`
-	Result      *Result           `json:"result,omitempty"`
-	Failure     *RunFailure       `json:"failure,omitempty"`
+	HostBound   bool     `json:"host_bound,omitempty"`
+	Host        *RunHost `json:"host,omitempty"`
+	Submissions int      `json:"submissions,omitempty"` // 1 + resumes
+	// PriorVCPUSeconds is the vCPU time of earlier submissions' attempts: a
+	// resumed run's engine knows only its own.
+	PriorVCPUSeconds float64           `json:"prior_vcpu_seconds,omitempty"`
+	Progress         Progress          `json:"progress"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+	FinishedAt       *time.Time        `json:"finished_at,omitempty"`
+	Result           *Result           `json:"result,omitempty"`
+	Failure          *RunFailure       `json:"failure,omitempty"`
 }
 
 // Store layout of records and their indexes (beside store/layout.go's):

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -281,5 +282,77 @@ func TestTakeOverGivesTheLeaseToOneWatcher(t *testing.T) {
 	late := &Runs{Store: st}
 	if took, err := late.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false); took || err != nil {
 		t.Errorf("a live lease was taken over (%v, %v)", took, err)
+	}
+}
+
+// Two watchers finishing the same run record the same cost, not twice it.
+func TestFinishRunIsIdempotent(t *testing.T) {
+	st := newFileStore(t)
+	ctx := context.Background()
+	m := Manifest{RunID: "done0001", Scene: "S", VideoKey: store.VideoKey("done0001", "S"), FrameCount: 1}
+	data, _ := json.Marshal(m)
+	for k, v := range map[string]string{store.ManifestKey("done0001"): string(data), m.VideoKey: "mp4"} {
+		if err := st.Put(ctx, k, strings.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Status{Attempts: []Attempt{{Index: 0, StartedAt: t0, StoppedAt: t0.Add(10 * time.Second), VCPUs: 1}}}
+	for range 2 {
+		res, err := finishRun(ctx, st, "done0001", s, 5, 3.6, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VCPUSeconds != 15 || res.CostUSD < 0.0149999 || res.CostUSD > 0.0150001 {
+			t.Errorf("cost %v vCPU-s $%v, want 15 (5 before a resume + 10) and $0.015", res.VCPUSeconds, res.CostUSD)
+		}
+	}
+}
+
+func TestOutageRetriesTransientErrorsWithinTheBudget(t *testing.T) {
+	down := errors.New("dial tcp: connection refused")
+	tests := []struct {
+		name     string
+		failures int   // calls that fail before one succeeds
+		err      error // what they fail with
+		step     time.Duration
+		want     string // "" success, "outage", "permanent"
+		calls    int
+	}{
+		{name: "an outage shorter than the budget is ridden out", failures: 3, err: down, step: time.Minute, calls: 4},
+		{name: "an outage longer than the budget gives up", failures: 100, err: down, step: 2 * time.Minute, want: "outage", calls: 4},
+		{name: "not found is an answer, not an outage", failures: 1, err: store.ErrNotFound, step: time.Minute, want: "permanent", calls: 1},
+		{name: "a conflict is for the caller to resolve", failures: 1, err: store.ErrConflict, step: time.Minute, want: "permanent", calls: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0
+			o := &outage{budget: 5 * time.Minute, now: func() time.Time { now = now.Add(tc.step); return now }}
+			calls := 0
+			err := o.do(context.Background(), "store the plan", func() error {
+				calls++
+				if calls <= tc.failures {
+					return tc.err
+				}
+				return nil
+			})
+			var oe *OutageError
+			switch tc.want {
+			case "":
+				if err != nil {
+					t.Errorf("err = %v, want success", err)
+				}
+			case "outage":
+				if !errors.As(err, &oe) || !errors.Is(err, down) || !strings.Contains(err.Error(), "store the plan") {
+					t.Errorf("err = %v, want an *OutageError naming the step", err)
+				}
+			case "permanent":
+				if !errors.Is(err, tc.err) || errors.As(err, &oe) {
+					t.Errorf("err = %v, want %v at once", err, tc.err)
+				}
+			}
+			if calls != tc.calls {
+				t.Errorf("%d calls, want %d", calls, tc.calls)
+			}
+		})
 	}
 }

@@ -387,12 +387,13 @@ func workerErrors(ctx context.Context, st store.Store, runID string, fs []ChildF
 }
 
 // finishRun reads the manifest and adds the cost (the cache entry was claimed at submission).
-func finishRun(ctx context.Context, st store.Store, runID string, s Status, pricePerVCPUHour float64, linkExpiry time.Duration) (*Result, error) {
+// Setting (not adding) the cost keeps it right when two watchers finish the same run.
+func finishRun(ctx context.Context, st store.Store, runID string, s Status, priorVCPUSeconds, pricePerVCPUHour float64, linkExpiry time.Duration) (*Result, error) {
 	var m Manifest
 	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
 	}
-	m.VCPUSeconds += vcpuSeconds(s.Attempts)
+	m.VCPUSeconds = priorVCPUSeconds + vcpuSeconds(s.Attempts)
 	m.CostUSD = m.VCPUSeconds / 3600 * pricePerVCPUHour
 	m.Attempts = s.Attempts
 	updated, err := json.MarshalIndent(m, "", "  ")

@@ -623,6 +623,9 @@ func (r *Runs) submitJobs(ctx context.Context, out *outage, rec *RunRecord, eng 
 			if cur.State.Final() {
 				return errCancelledMeanwhile
 			}
+			if cur.Submissions > 0 {
+				cur.PriorVCPUSeconds = cur.Progress.VCPUSeconds
+			}
 			cur.Handle, cur.State = &h, RunSubmitted
 			cur.Submissions++
 			cur.Host = nil

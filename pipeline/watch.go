@@ -69,8 +69,10 @@ type watchConfig struct {
 	OutageBudget time.Duration
 	StallWarning time.Duration
 	Handle       Handle
-	// PricePerVCPUHour turns finished attempts into the cost so far.
+	// PricePerVCPUHour turns finished attempts into the cost so far;
+	// PriorVCPUSeconds is what earlier submissions of the run used.
 	PricePerVCPUHour float64
+	PriorVCPUSeconds float64
 }
 
 // watchMachine is the watcher's memory between polls.
@@ -179,7 +181,7 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		}
 	}
 	prog := Progress{FramesDone: done, FramesTotal: total, Chunks: s.Children, UpdatedAt: o.Now}
-	prog.VCPUSeconds = vcpuSeconds(s.Attempts)
+	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + vcpuSeconds(s.Attempts)
 	prog.CostUSD = prog.VCPUSeconds / 3600 * m.cfg.PricePerVCPUHour
 	if latest.Key != "" {
 		prog.LatestFrame, prog.LatestFrameKey = latestFrame, latest.Key

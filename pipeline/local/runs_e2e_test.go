@@ -230,7 +230,10 @@ func TestKilledRunResumesUnderTheSameID(t *testing.T) {
 	}
 	rec, err := runs.Get(ctx, id)
 	if err != nil || rec.State != pipeline.RunSucceeded || rec.Submissions != 2 {
-		t.Errorf("record %+v, %v: want succeeded after 2 submissions", rec, err)
+		t.Fatalf("record %+v, %v: want succeeded after 2 submissions", rec, err)
+	}
+	if res.VCPUSeconds <= rec.PriorVCPUSeconds {
+		t.Errorf("cost %.1f vCPU-s does not add the resumed attempts to the %.1f before the kill", res.VCPUSeconds, rec.PriorVCPUSeconds)
 	}
 	page, err := runs.List(ctx, pipeline.ListFilter{})
 	if err != nil || len(page.Runs) != 1 {
