@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Target is one blend to render: its repository path and the commit it is
@@ -30,7 +31,18 @@ func (a *runner) changedTargets(ctx context.Context) ([]Target, error) {
 	var err error
 	switch ev.Name {
 	case EventPullRequest:
-		files, err = a.gh.PullRequestFiles(ctx, ev.Owner, ev.Repo, ev.PR)
+		// GitHub is eventually consistent right after a PR opens: a 404 is
+		// asked again, briefly.
+		for attempt := 1; ; attempt++ {
+			files, err = a.gh.PullRequestFiles(ctx, ev.Owner, ev.Repo, ev.PR)
+			if err == nil || !errors.Is(err, ErrNotFound) || attempt == prFilesAttempts {
+				break
+			}
+			a.log.Info("the pull request's files are not listed yet: asking again", "attempt", attempt)
+			if err := a.o.Clock.Sleep(ctx, time.Duration(attempt)*2*time.Second); err != nil {
+				return nil, err
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -53,6 +65,9 @@ func (a *runner) changedTargets(ctx context.Context) ([]Target, error) {
 	}
 	return selectTargets(files, Globs(a.in.Paths), ev.HeadSHA), nil
 }
+
+// prFilesAttempts bounds the asking for a new PR's files.
+const prFilesAttempts = 3
 
 // selectTargets keeps what exists at sha and matches globs, once each, sorted.
 func selectTargets(files []ChangedFile, globs Globs, sha string) []Target {

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/framefleet/framefleet/internal/githubtest"
 )
@@ -126,5 +128,37 @@ func TestMaterializeRendersTheCommitAsked(t *testing.T) {
 	}
 	if _, err := g.materialize(context.Background(), Target{Path: "s/none.blend", SHA: head}, tmp); err == nil {
 		t.Error("a path not in the commit materialized")
+	}
+}
+
+// TestPullRequestFilesAskedAgain: a new PR's files may answer 404 for a
+// moment; the action asks again (on its clock) before giving up.
+func TestPullRequestFilesAskedAgain(t *testing.T) {
+	h := newHarness(t)
+	head := h.commit("scene", map[string]string{"a.blend": "/etc/hostname"})
+	h.gh.SetPRFiles(4, githubtest.File{Filename: "a.blend", Status: "added"})
+	h.gh.FailOnce("GET", `/pulls/4/files$`, http.StatusNotFound)
+	client, err := NewGitHub(&http.Client{}, h.gh.URL, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &runner{
+		o:     Options{Clock: h.clock},
+		in:    Inputs{Paths: []string{"**/*.blend"}},
+		event: Event{Name: EventPullRequest, Owner: "octo-org", Repo: "scenes", PR: 4, HeadSHA: head},
+		gh:    client, git: gitRepo{dir: h.ws}, log: slog.New(slog.DiscardHandler),
+	}
+	targets, err := a.changedTargets(context.Background())
+	if err != nil || len(targets) != 1 || targets[0].Path != "a.blend" {
+		t.Fatalf("targets %+v, %v: want a.blend after asking again", targets, err)
+	}
+	if got := h.clock.slept(); len(got) != 1 || got[0] != 2*time.Second {
+		t.Errorf("waits %v, want one of 2 s", got)
+	}
+	for range prFilesAttempts {
+		h.gh.FailOnce("GET", `/pulls/4/files$`, http.StatusNotFound)
+	}
+	if _, err := a.changedTargets(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after %d 404s: %v, want ErrNotFound", prFilesAttempts, err)
 	}
 }

@@ -30,6 +30,10 @@ type GitHub interface {
 	Login(ctx context.Context) (string, error)
 }
 
+// ErrNotFound wraps a 404 answer: right after a PR is opened GitHub may not
+// list its files yet.
+var ErrNotFound = errors.New("not found")
+
 // ErrCompareUnavailable says the API cannot compare two commits (a base
 // lost to a force push, or unrelated histories).
 var ErrCompareUnavailable = errors.New("the commits cannot be compared")
@@ -82,6 +86,10 @@ func (r *restClient) PullRequestFiles(ctx context.Context, owner, repo string, n
 	for {
 		files, resp, err := r.c.PullRequests.ListFiles(ctx, owner, repo, number, opts)
 		if err != nil {
+			var er *github.ErrorResponse
+			if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
+				return nil, fmt.Errorf("list the files of pull request #%d: %w (%v)", number, ErrNotFound, err)
+			}
 			return nil, fmt.Errorf("list the files of pull request #%d: %w", number, err)
 		}
 		for _, f := range files {

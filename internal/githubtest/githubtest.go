@@ -202,6 +202,15 @@ func (s *Server) RateLimitOnce(method, pathRE string, status int, header http.He
 		body: `{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}`})
 }
 
+// FailOnce answers the next request matching method and path (a regular
+// expression) with status and a plain GitHub error body.
+func (s *Server) FailOnce(method, pathRE string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method: method, path: pathRE, status: status,
+		body: fmt.Sprintf(`{"message":%q}`, http.StatusText(status))})
+}
+
 // AddComment adds a comment as if someone posted it.
 func (s *Server) AddComment(issue int, author, body string) int64 {
 	s.mu.Lock()
