@@ -302,7 +302,7 @@ func commentBody(sha string, runs []Run) string {
 
 // summary is the step summary for a set of runs.
 func summary(title string, runs []Run) string {
-	head := fmt.Sprintf("### 🎬 %s\n\n", mdText(title))
+	head := "### 🎬 " + title + "\n\n" // our own words: a commit, a repository name
 	return head + report(runs, maxSummaryLength/2) + "\n"
 }
 
