@@ -7,6 +7,10 @@ BIN       := bin/framefleet
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Keep the whole suite under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 18m
+# GitHub's OpenAPI description and webhook examples for the action tests (npm, ~385 MB): installed once per
+# machine, outside the checkout, so every worktree and clone shares them. action tests read FRAMEFLEET_GITHUB_FIXTURES.
+GITHUB_FIXTURES ?= $(or $(FRAMEFLEET_GITHUB_FIXTURES),$(HOME)/.cache/framefleet/github-fixtures)
+export FRAMEFLEET_GITHUB_FIXTURES := $(GITHUB_FIXTURES)
 FUZZTIME  ?= 20s
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 # cfn-lint checks deploy/framefleet.yaml (make lint, go test ./deploy). It is a Python package, not a
@@ -37,6 +41,10 @@ cfn-lint: ## install cfn-lint into .tools/cfn-lint when it is missing
 	  python3 -m venv .tools/cfn-lint && .tools/cfn-lint/bin/pip install -q "cfn-lint==$(CFN_LINT_VERSION)"; \
 	}
 
+.PHONY: github-fixtures
+github-fixtures: ## install the pinned npm packages the action tests validate against (once per machine)
+	@bash action/testdata/npm/install.sh action/testdata/npm "$(GITHUB_FIXTURES)"
+
 .PHONY: build
 build: ## build bin/framefleet
 	$(GO) build -o $(BIN) ./cmd/framefleet
@@ -46,7 +54,7 @@ demo: deps build ## render the bundled example scene locally and print where the
 	./$(BIN) render examples/demo.blend --out renders
 
 .PHONY: test
-test: deps ## run every test (real Blender and FFmpeg), plus a short fuzz run
+test: deps github-fixtures ## run every test (real Blender and FFmpeg), plus a short fuzz run
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./pipeline/blend

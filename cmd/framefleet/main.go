@@ -86,6 +86,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCancelCmd(g),
 		newLogsCmd(g),
 		newBotCmd(g),
+		newActionCmd(g),
 	)
 	return root
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// Workers overrides render.workers: Blender processes at once locally,
 	// the assumed parallelism on Batch.
 	Workers int
+	// WorkerCommand is the local worker program and its leading arguments
+	// (default: this executable's "worker"); tests whose executable is a
+	// test binary point it at a built framefleet.
+	WorkerCommand []string
 	// Getenv reads the FRAMEFLEET_* variables when Open is given no
 	// configuration (default os.Getenv).
 	Getenv func(string) string
@@ -181,7 +185,7 @@ func (f *Fleet) Engine(ctx context.Context, name string) (pipeline.Engine, error
 	)
 	switch name {
 	case local.Name:
-		e, err = local.New(local.Options{Workers: f.workers(), Blender: f.opts.Blender, Logger: f.log})
+		e, err = local.New(local.Options{Workers: f.workers(), Blender: f.opts.Blender, Logger: f.log, WorkerCommand: f.opts.WorkerCommand})
 	case config.EngineBatch:
 		var awsCfg aws.Config
 		if awsCfg, err = f.awsConfig(ctx); err != nil {

@@ -1,0 +1,130 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// recentlyFinished is how long after a run ended refresh still checks its
+// report, so a run that some other process saw end (the CLI, the bot) is
+// reported final too.
+const recentlyFinished = 24 * time.Hour
+
+// refresh brings this repository's reports up to date from the run records,
+// finding them through the report index the render jobs saved. It watches
+// each pending run (which moves the record on: nobody else may be watching
+// a run submitted with wait: false) for at most Options.RefreshBudget, so a
+// scheduled job ends in bounded time; the next schedule picks up the rest.
+func (a *runner) refresh(ctx context.Context) error {
+	runs, err := a.o.OpenRuns(ctx, a.in)
+	if err != nil {
+		return err
+	}
+	now := a.o.Clock.Now()
+	repo := a.event.Owner + "/" + a.event.Repo
+	reports, err := runs.Reports(ctx, repo, now.Add(-a.in.RefreshSince))
+	if err != nil {
+		return fmt.Errorf("list %s's reports: %w", repo, err)
+	}
+
+	live := newLiveReport(a)
+	type pending struct {
+		key reportKey
+		i   int
+		ref RunRef
+	}
+	var todo []pending
+	for _, rep := range reports {
+		key := reportKey{pr: rep.PR, sha: rep.SHA}
+		rows := make([]Run, len(rep.Files))
+		stale := false
+		for i, f := range rep.Files {
+			labels := reportLabels(rep, f.Path)
+			if f.Run.ID == "" {
+				rows[i] = Run{State: StateFailed, Final: true, Failure: f.Failure, Labels: labels}
+				continue
+			}
+			r, err := runs.Get(ctx, f.Run)
+			if err != nil {
+				r = Run{ID: f.Run.ID, State: StateFailed, Final: true, Failure: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
+			}
+			r.Labels = labels
+			rows[i] = r
+			if !r.Final || now.Sub(r.FinishedAt) < recentlyFinished || awaitsComparison(r, now) {
+				stale = true
+			}
+		}
+		if !stale {
+			continue
+		}
+		for i, r := range rows {
+			j := live.add(key, r)
+			if r.ID != "" && (!r.Final || awaitsComparison(r, now)) {
+				todo = append(todo, pending{key, j, rep.Files[i].Run})
+			}
+		}
+	}
+	a.log.Info("refreshing", "repo", repo, "reports", len(live.runs), "pending_runs", len(todo))
+	stop := live.start(ctx)
+	var wg sync.WaitGroup
+	for _, p := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			labels := live.snapshot(p.key)[p.i].Labels
+			wctx, cancel := context.WithTimeout(ctx, a.o.RefreshBudget)
+			r, err := runs.Watch(wctx, p.ref, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
+			budgetSpent := wctx.Err() != nil && ctx.Err() == nil
+			cancel()
+			if err != nil || budgetSpent {
+				if !budgetSpent {
+					a.gha.Warningf("run %s (%s): %s", p.ref.ID, labels[LabelPath], err)
+				}
+				if r, err = runs.Get(ctx, p.ref); err != nil {
+					return
+				}
+			}
+			r.Labels = labels
+			live.set(p.key, p.i, r)
+		}()
+	}
+	wg.Wait()
+	if err := stop(); err != nil {
+		return fmt.Errorf("report the runs: %w", err)
+	}
+
+	all := live.all()
+	if len(all) == 0 {
+		a.gha.AddStepSummary("### 🎬 framefleet refresh\n\nNo pending runs.\n")
+	} else {
+		a.gha.AddStepSummary(summary("framefleet runs of "+repo, all))
+	}
+	return a.setOutputs(all)
+}
+
+// reportLabels are the labels a file of rep is shown with.
+func reportLabels(rep Report, path string) map[string]string {
+	l := map[string]string{LabelRepo: rep.Repo, LabelSHA: rep.SHA, LabelPath: path}
+	if rep.PR > 0 {
+		l[LabelPR] = strconv.Itoa(rep.PR)
+	}
+	if rep.RunURL != "" {
+		l[LabelRunURL] = rep.RunURL
+	}
+	return l
+}
+
+// awaitsComparison: a head run that succeeded while its comparison was not
+// composed yet (its base was still rendering when a watch ended); watching
+// it again composes it, for a day.
+func awaitsComparison(r Run, now time.Time) bool {
+	return needsComparison(r) && now.Sub(r.FinishedAt) < recentlyFinished
+}
+
+// needsComparison: a succeeded head run whose comparison is not composed.
+func needsComparison(r Run) bool {
+	return r.State == StateSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
+}
