@@ -79,7 +79,7 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 				continue
 			}
 			return res, err
-		case rec.Host != nil && !r.ours(rec.Host) && r.now().Before(rec.Host.Expires):
+		case !r.ours(rec.Host) && r.hostAlive(rec.Host, r.now()):
 			// Another live process hosts it: follow its record.
 			if err := r.followRecord(ctx, rec, d); err != nil {
 				return nil, err
@@ -117,7 +117,7 @@ func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool)
 			if rec.State.Final() {
 				return errNoChange
 			}
-			alive := rec.Host != nil && r.now().Before(rec.Host.Expires)
+			alive := r.hostAlive(rec.Host, r.now())
 			if alive && !(force && r.ours(rec.Host)) {
 				return errNoChange
 			}
@@ -149,7 +149,7 @@ func (r *Runs) resume(ctx context.Context, out *outage, id string, eng Engine, d
 }
 
 // followRecord follows a run another live process hosts, through its record
-// alone, until it ends or its host's lease expires.
+// alone, until it ends, its host's lease expires, or its host process is gone.
 func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) error {
 	every := rec.Settings.PollInterval
 	if every <= 0 {
@@ -172,7 +172,7 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 			d.send(ev)
 			last = p
 		}
-		if rec.State.Final() || rec.Host == nil || r.ours(rec.Host) || !r.now().Before(rec.Host.Expires) {
+		if rec.State.Final() || rec.Host == nil || r.ours(rec.Host) || !r.hostAlive(rec.Host, r.now()) {
 			return nil
 		}
 		select {

@@ -40,6 +40,7 @@ type Runs struct {
 
 	once    sync.Once
 	hostID  string
+	self    procIdentity // this process beyond its PID, recorded in its leases
 	mu      sync.Mutex
 	engines map[string]Engine
 }
@@ -119,6 +120,7 @@ func (r *Runs) init() {
 		_, _ = rand.Read(b)
 		host, _ := os.Hostname()
 		r.hostID = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+		r.self = thisProcess()
 	})
 }
 
@@ -146,7 +148,8 @@ func (r *Runs) leaseTTL() time.Duration {
 func (r *Runs) lease() *RunHost {
 	r.init()
 	host, _ := os.Hostname()
-	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC()}
+	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC(),
+		Boot: r.self.Boot, PIDNS: r.self.PIDNS, Start: r.self.Start}
 }
 
 func (r *Runs) ours(h *RunHost) bool {
@@ -181,9 +184,13 @@ func isHostBound(e Engine) bool {
 }
 
 // effectiveState is the state a reader should see: a host-bound run whose
-// host's lease expired is interrupted, whatever its record last said.
-func effectiveState(rec *RunRecord, now time.Time) RunState {
-	if rec.State.Final() || rec.Host == nil || !now.After(rec.Host.Expires) {
+// host's lease expired, or whose host process is certainly gone (gone, asked
+// only of unexpired leases), is interrupted, whatever its record last said.
+func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) RunState {
+	if rec.State.Final() || rec.Host == nil {
+		return rec.State
+	}
+	if !now.After(rec.Host.Expires) && (gone == nil || !gone(rec.Host)) {
 		return rec.State
 	}
 	if rec.HostBoundRun() || rec.Handle == nil {
@@ -547,7 +554,7 @@ func (r *Runs) holder(ctx context.Context, pr *prepared, entry cacheEntry) (*Run
 	case rec.State.Final():
 		return nil, true, nil // failed or cancelled: a new run
 	}
-	rec.State = effectiveState(rec, r.now())
+	rec.State = effectiveState(rec, r.now(), r.holderGone)
 	return rec, false, nil
 }
 
@@ -671,7 +678,7 @@ func (r *Runs) Get(ctx context.Context, id string) (*RunRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec.State = effectiveState(rec, r.now())
+	rec.State = effectiveState(rec, r.now(), r.holderGone)
 	return rec, nil
 }
 
@@ -736,7 +743,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 				}
 				continue
 			}
-			rec.State = effectiveState(rec, now)
+			rec.State = effectiveState(rec, now, r.holderGone)
 			if !matches(rec, f) {
 				continue
 			}
