@@ -238,7 +238,7 @@ func withDefaults(req Request) Request {
 		req.PollInterval = time.Second
 	}
 	if req.LinkExpiry <= 0 {
-		req.LinkExpiry = 7 * 24 * time.Hour
+		req.LinkExpiry = store.MaxLinkExpiry
 	}
 	if req.Parallelism <= 0 {
 		req.Parallelism = 1

@@ -570,11 +570,13 @@ func checkJob(job pipeline.Job) error {
 	if job.Chunks > plan.MaxArraySize {
 		errs = append(errs, fmt.Errorf("job has %d chunks, more than the %d children an AWS Batch array job allows: use bigger chunks", job.Chunks, plan.MaxArraySize))
 	}
-	if job.Attempts < 0 || job.Attempts > 10 {
-		errs = append(errs, fmt.Errorf("job asks for %d attempts: AWS Batch allows 1 to 10", job.Attempts))
+	if job.Attempts != 0 { // 0: the job definition's
+		if err := pipeline.CheckAttempts(job.Attempts); err != nil {
+			errs = append(errs, fmt.Errorf("job: %w", err))
+		}
 	}
-	if job.AttemptTimeout != 0 && job.AttemptTimeout < time.Minute {
-		errs = append(errs, fmt.Errorf("attempt timeout %s is below AWS Batch's 60s minimum: use 0 (none) or at least 1m", job.AttemptTimeout))
+	if err := pipeline.CheckAttemptTimeout(job.AttemptTimeout, EngineName); err != nil {
+		errs = append(errs, fmt.Errorf("job: %w", err))
 	}
 	for k := range job.Env {
 		if strings.HasPrefix(k, "AWS_BATCH") {

@@ -99,8 +99,8 @@ func New(o Options) (*Engine, error) {
 	if out.Attempts <= 0 {
 		out.Attempts = pipeline.DefaultAttempts
 	}
-	if out.Attempts > 10 {
-		return nil, fmt.Errorf("local engine: %d attempts: AWS Batch allows 1 to 10", out.Attempts)
+	if err := pipeline.CheckAttempts(out.Attempts); err != nil {
+		return nil, fmt.Errorf("local engine: %w", err)
 	}
 	if out.RetryRules == nil {
 		out.RetryRules = pipeline.DefaultRetryRules()
@@ -217,8 +217,8 @@ func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle
 	if spec.Attempts > 0 {
 		attempts = spec.Attempts
 	}
-	if attempts > 10 {
-		return pipeline.Handle{}, fmt.Errorf("local engine: %d attempts: AWS Batch allows 1 to 10", attempts)
+	if err := pipeline.CheckAttempts(attempts); err != nil {
+		return pipeline.Handle{}, fmt.Errorf("local engine: %w", err)
 	}
 	id, err := newJobID()
 	if err != nil {
