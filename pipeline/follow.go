@@ -276,9 +276,10 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			if dec.Cancel != "" {
 				cerr = r.stopJobs(ctx, eng, h, dec.Cancel)
 			}
-			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason}
+			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason,
+				Logs: r.logsHint(eng, rec.ID, h)}
 			return nil, r.fail(ctx, rec, &RunFailure{Message: ferr.Error(), Failures: ferr.Failures, StitchReason: ferr.StitchReason,
-				Logs: r.logsHint(eng, rec.ID, h)}, errors.Join(ferr, cerr), d)
+				Logs: ferr.Logs}, errors.Join(ferr, cerr), d)
 		case watchLost:
 			lost := &JobsLostError{RunID: rec.ID, Handle: h, Err: dec.Err}
 			if rec.HostBound {
