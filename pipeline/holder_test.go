@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -139,6 +140,36 @@ func TestEffectiveState(t *testing.T) {
 			})
 			if got != tc.want {
 				t.Errorf("effectiveState = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergeLabels(t *testing.T) {
+	tests := []struct {
+		name      string
+		have, add map[string]string
+		want      map[string]string
+		changed   bool
+	}{
+		{"new keys are added", map[string]string{"github.pr": "7"}, map[string]string{"slack.thread": "1.2"},
+			map[string]string{"github.pr": "7", "slack.thread": "1.2"}, true},
+		{"existing keys keep their values", map[string]string{"requested_by": "ana"}, map[string]string{"requested_by": "bob", "ticket": "PRJ-12"},
+			map[string]string{"requested_by": "ana", "ticket": "PRJ-12"}, true},
+		{"nothing new", map[string]string{"github.pr": "7"}, map[string]string{"github.pr": "8"}, map[string]string{"github.pr": "7"}, false},
+		{"no labels asked", map[string]string{"github.pr": "7"}, nil, map[string]string{"github.pr": "7"}, false},
+		{"a run without labels", nil, map[string]string{"ticket": "PRJ-12"}, map[string]string{"ticket": "PRJ-12"}, true},
+		{"an empty value is a label too", map[string]string{}, map[string]string{"draft": ""}, map[string]string{"draft": ""}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := maps.Clone(tc.have)
+			got, changed := mergeLabels(tc.have, tc.add)
+			if !maps.Equal(got, tc.want) || changed != tc.changed {
+				t.Errorf("mergeLabels = %v, %v; want %v, %v", got, changed, tc.want, tc.changed)
+			}
+			if !maps.Equal(tc.have, before) {
+				t.Errorf("the run's labels were changed in place: %v, was %v", tc.have, before)
 			}
 		})
 	}

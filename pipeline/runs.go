@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -391,6 +392,9 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	if err != nil || existing != nil {
 		_ = r.Store.Delete(context.WithoutCancel(ctx), indexIDPrefix+id) // the id was never used
 		if existing != nil {
+			if err := r.addLabels(ctx, out, existing, req.Labels); err != nil {
+				return nil, false, err
+			}
 			if cached {
 				d.send(Event{Kind: EventCached, Time: r.now(), RunID: existing.ID, FramesDone: existing.FramesTotal,
 					FramesTotal: existing.FramesTotal, Record: existing,
@@ -457,6 +461,58 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 			len(p.Frames), plan.Format(p.Frames), p.NumChunks(), p.ChunkSize, p.Width, p.Height, p.FrameRate)})
 	rec, err = r.submitJobs(ctx, out, rec, pr.eng, d)
 	return rec, false, err
+}
+
+// addLabels merges a request's labels into the identical run it attached
+// to (or whose result it reuses), so whoever asked can find that run by its
+// own labels too: a Slack thread asking for a render a PR already started.
+// Labels the run has keep their values. rec is updated in place.
+func (r *Runs) addLabels(ctx context.Context, out *outage, rec *RunRecord, labels map[string]string) error {
+	if _, changed := mergeLabels(rec.Labels, labels); !changed {
+		return nil
+	}
+	var updated *RunRecord
+	err := out.do(ctx, "label the run", func() error {
+		var err error
+		updated, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+			merged, changed := mergeLabels(cur.Labels, labels)
+			if !changed {
+				return errNoChange
+			}
+			cur.Labels = merged
+			return nil
+		})
+		return err
+	})
+	var missing *RunNotFoundError
+	switch {
+	case errors.As(err, &missing):
+		return nil // a run from before records: nothing to label
+	case err != nil:
+		return fmt.Errorf("label run %s: %w", rec.ID, err)
+	}
+	rec.Labels = updated.Labels
+	return nil
+}
+
+// mergeLabels returns have with the labels of add it lacks (existing keys
+// keep their values), and whether anything was added. have is not changed.
+func mergeLabels(have, add map[string]string) (map[string]string, bool) {
+	var merged map[string]string
+	for k, v := range add {
+		if _, ok := have[k]; ok {
+			continue
+		}
+		if merged == nil {
+			merged = make(map[string]string, len(have)+len(add))
+			maps.Copy(merged, have)
+		}
+		merged[k] = v
+	}
+	if merged == nil {
+		return have, false
+	}
+	return merged, true
 }
 
 // claim takes the cache key for run id, or returns the identical run that
