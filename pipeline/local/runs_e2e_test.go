@@ -182,6 +182,13 @@ func TestKilledRunResumesUnderTheSameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = host.wait(t)
+	// Its workers got SIGTERM and store what they finished; the resume
+	// waits for them too (awaitLeftovers).
+	for deadline := time.Now().Add(time.Minute); len(leftoverWorkers(id)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed host's workers %v are still running", leftoverWorkers(id))
+		}
+	}
 	before = storedFrames(t, st, id) // what survived the kill, uploads included
 	if len(before) == frames {
 		t.Fatalf("all %d frames were stored before the kill: nothing left to resume", frames)
