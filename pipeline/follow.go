@@ -435,6 +435,12 @@ func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err erro
 		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
 		return nil
 	})
+	if final != nil && final.State == RunCancelled {
+		// Cancelled from another process between our read of the record and
+		// the jobs' status, which then showed them terminated: a cancel.
+		_, cerr := r.finalOutcome(ctx, final, d)
+		return cerr
+	}
 	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
 	return err
 }
