@@ -1,10 +1,13 @@
 package bot
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // CommandKind is what a /render invocation asks for.
@@ -91,7 +94,7 @@ func HelpText(command string) string {
 	return fmt.Sprintf(strings.Join([]string{
 		"*Render a Blender scene to a video* — the render lives in a thread you can watch.",
 		"• " + usageRender + " — " + usageSource + ".",
-		"  `frames`: the scene's range by default; `1-100`, `1-100x5` (every 5th), `3,7,12-20`. `chunk`: frames per job. `resolution`: percent of the scene's (1-100 for previews). `samples`: Cycles samples.",
+		"  `frames`: the scene's range by default; `1-100`, `1-100x5` (every 5th), `3,7,12-20`. `chunk`: frames per job. `resolution`: percent of the scene's (e.g. 25 for a quick preview). `samples`: Cycles samples.",
 		"• " + usageStatus + " — one run, or the newest ones in this channel",
 		"• " + usageCancel + " — stop a run (whoever asked for it, or an admin)",
 		"• `%[1]s runs` — the runs of this channel",
@@ -172,19 +175,19 @@ func ParseCommand(command, text string) (Command, error) {
 			}
 			cmd.Frames = value
 		case "chunk":
-			n, err := positive(key, value, 1, 100000, "frames per job, e.g. `chunk=10`")
+			n, err := setting(key, value, pipeline.CheckChunk, "`chunk=10`")
 			if err != nil {
 				return Command{}, &UsageError{err.Error(), usage(usageRender)}
 			}
 			cmd.Chunk = n
 		case "resolution":
-			n, err := positive(key, value, 1, 100, "a percentage of the scene's resolution from 1 to 100, e.g. `resolution=50`")
+			n, err := setting(key, value, pipeline.CheckResolution, "`resolution=50`")
 			if err != nil {
 				return Command{}, &UsageError{err.Error(), usage(usageRender)}
 			}
 			cmd.Resolution = n
 		case "samples":
-			n, err := positive(key, value, 1, 65536, "Cycles samples from 1 to 65536, e.g. `samples=16`")
+			n, err := setting(key, value, pipeline.CheckSamples, "`samples=16`")
 			if err != nil {
 				return Command{}, &UsageError{err.Error(), usage(usageRender)}
 			}
@@ -196,10 +199,20 @@ func ParseCommand(command, text string) (Command, error) {
 	return cmd, nil
 }
 
-func positive(key, value string, lo, hi int, want string) (int, error) {
+// setting reads a whole-number setting and checks it against the
+// pipeline's limit (each limit is defined once, there), worded for Slack.
+func setting(key, value string, check func(int) error, example string) (int, error) {
 	n, err := strconv.Atoi(value)
-	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("`%s=%s` is out of range: give %s.", key, esc(value), want)
+	if err != nil {
+		return 0, fmt.Errorf("`%s=%s` is out of range: give a whole number, e.g. %s.", key, esc(value), example)
+	}
+	if err := check(n); err != nil {
+		reason := err.Error()
+		var se *pipeline.SettingError
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return 0, fmt.Errorf("`%s=%s` is out of range: %s, e.g. %s.", key, esc(value), reason, example)
 	}
 	return n, nil
 }

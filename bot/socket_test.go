@@ -37,7 +37,7 @@ func TestSocketModeAcksEnvelopes(t *testing.T) {
 		want string // in the ack's text; "" for an empty ack
 	}{
 		{cmd(testUser, testChannel, "help"), "Render a Blender scene"},
-		{cmd(testUser, testChannel, "s3://bucket/a.blend chunk=0"), "`chunk=0` is out of range"},
+		{cmd(testUser, testChannel, "s3://bucket/a.blend chunk=-3"), "`chunk=-3` is out of range: give a positive number of frames per chunk"},
 		{cmd("U0MALLORY", testChannel, "s3://bucket/a.blend"), "not on the list"},
 		{cmd(testUser, "C0ELSEWHERE", "runs"), "not enabled in this channel"},
 		{cmd(testUser, testChannel, "runs"), ""},

@@ -85,7 +85,7 @@ func TestHTTPMalformedArgumentsAnswerEphemerally(t *testing.T) {
 		{"", "Nothing to render"},
 		{"shot.blend", "file:shot.blend"},
 		{"s3://bucket/a.blend frames=1-x", "`frames=1-x` is not a frame list"},
-		{"s3://bucket/a.blend resolution=500", "`resolution=500` is out of range"},
+		{"s3://bucket/a.blend resolution=40000", "`resolution=40000` is out of range: give a percentage from 1 to 32767"},
 		{"s3://bucket/a.blend quality=high", "`quality` is not a setting"},
 		{"s3://bucket/a.blend samples", "`samples` is not a setting"},
 		{"owner/repo/a.blend@main; rm -rf /", "`@main;` is not a git ref"},

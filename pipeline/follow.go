@@ -79,7 +79,7 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 				continue
 			}
 			return res, err
-		case rec.Host != nil && !r.ours(rec.Host) && r.now().Before(rec.Host.Expires):
+		case !r.ours(rec.Host) && r.hostAlive(rec.Host, r.now()):
 			// Another live process hosts it: follow its record.
 			if err := r.followRecord(ctx, rec, d); err != nil {
 				return nil, err
@@ -117,7 +117,7 @@ func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool)
 			if rec.State.Final() {
 				return errNoChange
 			}
-			alive := rec.Host != nil && r.now().Before(rec.Host.Expires)
+			alive := r.hostAlive(rec.Host, r.now())
 			if alive && !(force && r.ours(rec.Host)) {
 				return errNoChange
 			}
@@ -149,7 +149,7 @@ func (r *Runs) resume(ctx context.Context, out *outage, id string, eng Engine, d
 }
 
 // followRecord follows a run another live process hosts, through its record
-// alone, until it ends or its host's lease expires.
+// alone, until it ends, its host's lease expires, or its host process is gone.
 func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) error {
 	every := rec.Settings.PollInterval
 	if every <= 0 {
@@ -172,7 +172,7 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 			d.send(ev)
 			last = p
 		}
-		if rec.State.Final() || rec.Host == nil || r.ours(rec.Host) || !r.now().Before(rec.Host.Expires) {
+		if rec.State.Final() || rec.Host == nil || r.ours(rec.Host) || !r.hostAlive(rec.Host, r.now()) {
 			return nil
 		}
 		select {
@@ -276,9 +276,10 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			if dec.Cancel != "" {
 				cerr = r.stopJobs(ctx, eng, h, dec.Cancel)
 			}
-			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason}
+			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason,
+				Logs: r.logsHint(eng, rec.ID, h)}
 			return nil, r.fail(ctx, rec, &RunFailure{Message: ferr.Error(), Failures: ferr.Failures, StitchReason: ferr.StitchReason,
-				Logs: r.logsHint(eng, rec.ID, h)}, errors.Join(ferr, cerr), d)
+				Logs: ferr.Logs}, errors.Join(ferr, cerr), d)
 		case watchLost:
 			lost := &JobsLostError{RunID: rec.ID, Handle: h, Err: dec.Err}
 			if rec.HostBound {
@@ -434,6 +435,12 @@ func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err erro
 		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
 		return nil
 	})
+	if final != nil && final.State == RunCancelled {
+		// Cancelled from another process between our read of the record and
+		// the jobs' status, which then showed them terminated: a cancel.
+		_, cerr := r.finalOutcome(ctx, final, d)
+		return cerr
+	}
 	d.send(Event{Kind: EventFailed, Time: r.now(), RunID: rec.ID, FramesTotal: rec.FramesTotal, Message: err.Error(), Record: final})
 	return err
 }

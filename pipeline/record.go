@@ -107,12 +107,20 @@ type RunFailure struct {
 
 // RunHost is the lease of the process hosting a local run's workers. Only
 // the holder submits or resumes the run; another watcher takes over only
-// once the lease expired (its holder is gone).
+// once the lease expired, or at once when the holder ran on the same
+// machine (same boot and PID namespace) and its process is certainly gone.
 type RunHost struct {
 	ID      string    `json:"id"`
 	PID     int       `json:"pid,omitempty"`
 	Machine string    `json:"machine,omitempty"`
 	Expires time.Time `json:"expires"`
+	// Boot, PIDNS and Start identify the holder's process beyond its PID
+	// (Linux; empty elsewhere): the boot id, the PID namespace, and the
+	// process's start time in clock ticks after boot, so a reused PID or
+	// another container's process is never taken for the holder.
+	Boot  string `json:"boot_id,omitempty"`
+	PIDNS string `json:"pid_ns,omitempty"`
+	Start uint64 `json:"start_ticks,omitempty"`
 }
 
 // RunRecord is a durable run, stored at runs/<id>/run.json before anything

@@ -179,6 +179,9 @@ type RunFailedError struct {
 	RunID        string
 	Failures     []ChildFailure
 	StitchReason string
+	// Logs says where the workers' logs are (the engine's LogLocator and
+	// the store's log tails).
+	Logs string
 }
 
 func (e *RunFailedError) Error() string {
@@ -201,6 +204,9 @@ func (e *RunFailedError) Error() string {
 	}
 	if e.StitchReason != "" {
 		fmt.Fprintf(&b, "\n  stitch: %s", e.StitchReason)
+	}
+	if e.Logs != "" {
+		fmt.Fprintf(&b, "\n  workers' logs: %s", e.Logs)
 	}
 	return b.String()
 }
@@ -238,7 +244,7 @@ func withDefaults(req Request) Request {
 		req.PollInterval = time.Second
 	}
 	if req.LinkExpiry <= 0 {
-		req.LinkExpiry = 7 * 24 * time.Hour
+		req.LinkExpiry = store.MaxLinkExpiry
 	}
 	if req.Parallelism <= 0 {
 		req.Parallelism = 1

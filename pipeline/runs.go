@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ type Runs struct {
 
 	once    sync.Once
 	hostID  string
+	self    procIdentity // this process beyond its PID, recorded in its leases
 	mu      sync.Mutex
 	engines map[string]Engine
 }
@@ -119,6 +121,7 @@ func (r *Runs) init() {
 		_, _ = rand.Read(b)
 		host, _ := os.Hostname()
 		r.hostID = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+		r.self = thisProcess()
 	})
 }
 
@@ -146,7 +149,8 @@ func (r *Runs) leaseTTL() time.Duration {
 func (r *Runs) lease() *RunHost {
 	r.init()
 	host, _ := os.Hostname()
-	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC()}
+	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC(),
+		Boot: r.self.Boot, PIDNS: r.self.PIDNS, Start: r.self.Start}
 }
 
 func (r *Runs) ours(h *RunHost) bool {
@@ -181,9 +185,13 @@ func isHostBound(e Engine) bool {
 }
 
 // effectiveState is the state a reader should see: a host-bound run whose
-// host's lease expired is interrupted, whatever its record last said.
-func effectiveState(rec *RunRecord, now time.Time) RunState {
-	if rec.State.Final() || rec.Host == nil || !now.After(rec.Host.Expires) {
+// host's lease expired, or whose host process is certainly gone (gone, asked
+// only of unexpired leases), is interrupted, whatever its record last said.
+func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) RunState {
+	if rec.State.Final() || rec.Host == nil {
+		return rec.State
+	}
+	if !now.After(rec.Host.Expires) && (gone == nil || !gone(rec.Host)) {
 		return rec.State
 	}
 	if rec.HostBoundRun() || rec.Handle == nil {
@@ -384,6 +392,9 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	if err != nil || existing != nil {
 		_ = r.Store.Delete(context.WithoutCancel(ctx), indexIDPrefix+id) // the id was never used
 		if existing != nil {
+			if err := r.addLabels(ctx, out, existing, req.Labels); err != nil {
+				return nil, false, err
+			}
 			if cached {
 				d.send(Event{Kind: EventCached, Time: r.now(), RunID: existing.ID, FramesDone: existing.FramesTotal,
 					FramesTotal: existing.FramesTotal, Record: existing,
@@ -450,6 +461,58 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 			len(p.Frames), plan.Format(p.Frames), p.NumChunks(), p.ChunkSize, p.Width, p.Height, p.FrameRate)})
 	rec, err = r.submitJobs(ctx, out, rec, pr.eng, d)
 	return rec, false, err
+}
+
+// addLabels merges a request's labels into the identical run it attached
+// to (or whose result it reuses), so whoever asked can find that run by its
+// own labels too: a Slack thread asking for a render a PR already started.
+// Labels the run has keep their values. rec is updated in place.
+func (r *Runs) addLabels(ctx context.Context, out *outage, rec *RunRecord, labels map[string]string) error {
+	if _, changed := mergeLabels(rec.Labels, labels); !changed {
+		return nil
+	}
+	var updated *RunRecord
+	err := out.do(ctx, "label the run", func() error {
+		var err error
+		updated, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+			merged, changed := mergeLabels(cur.Labels, labels)
+			if !changed {
+				return errNoChange
+			}
+			cur.Labels = merged
+			return nil
+		})
+		return err
+	})
+	var missing *RunNotFoundError
+	switch {
+	case errors.As(err, &missing):
+		return nil // a run from before records: nothing to label
+	case err != nil:
+		return fmt.Errorf("label run %s: %w", rec.ID, err)
+	}
+	rec.Labels = updated.Labels
+	return nil
+}
+
+// mergeLabels returns have with the labels of add it lacks (existing keys
+// keep their values), and whether anything was added. have is not changed.
+func mergeLabels(have, add map[string]string) (map[string]string, bool) {
+	var merged map[string]string
+	for k, v := range add {
+		if _, ok := have[k]; ok {
+			continue
+		}
+		if merged == nil {
+			merged = make(map[string]string, len(have)+len(add))
+			maps.Copy(merged, have)
+		}
+		merged[k] = v
+	}
+	if merged == nil {
+		return have, false
+	}
+	return merged, true
 }
 
 // claim takes the cache key for run id, or returns the identical run that
@@ -547,7 +610,7 @@ func (r *Runs) holder(ctx context.Context, pr *prepared, entry cacheEntry) (*Run
 	case rec.State.Final():
 		return nil, true, nil // failed or cancelled: a new run
 	}
-	rec.State = effectiveState(rec, r.now())
+	rec.State = effectiveState(rec, r.now(), r.holderGone)
 	return rec, false, nil
 }
 
@@ -671,7 +734,7 @@ func (r *Runs) Get(ctx context.Context, id string) (*RunRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec.State = effectiveState(rec, r.now())
+	rec.State = effectiveState(rec, r.now(), r.holderGone)
 	return rec, nil
 }
 
@@ -736,7 +799,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 				}
 				continue
 			}
-			rec.State = effectiveState(rec, now)
+			rec.State = effectiveState(rec, now, r.holderGone)
 			if !matches(rec, f) {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // SettingError is a request setting out of range. Key is the setting's
@@ -48,53 +49,116 @@ const (
 	KeyStallWarning = "stall_warning"
 )
 
-// MaxAttempts is AWS Batch's limit on attempts per job; the local engine keeps it too.
-const MaxAttempts = 10
+// Limits of a request's settings. Each is defined here once: Request.Validate,
+// the configuration (pipeline/config), the engines and the front-ends check
+// them through the Check functions below, which return *SettingError.
+const (
+	// MaxAttempts is AWS Batch's limit on attempts per job; the local engine keeps it too.
+	MaxAttempts = 10
+	// MaxResolutionPercentage is Blender's limit on the resolution percentage.
+	MaxResolutionPercentage = 32767
+	// MinBatchTimeout is AWS Batch's shortest attempt timeout.
+	MinBatchTimeout = time.Minute
+)
 
-// MaxResolutionPercentage is Blender's limit on the resolution percentage.
-const MaxResolutionPercentage = 32767
+func settingError(key string, v any, reason string, err error) error {
+	return &SettingError{Key: key, Value: fmt.Sprint(v), Reason: reason, Err: err}
+}
 
-// MinBatchTimeout is AWS Batch's shortest attempt timeout.
-const MinBatchTimeout = time.Minute
+// CheckAttempts checks a number of attempts per chunk (1 to MaxAttempts).
+func CheckAttempts(n int) error {
+	if n < 1 || n > MaxAttempts {
+		return settingError(KeyAttempts, n, fmt.Sprintf("give 1 to %d attempts per chunk (AWS Batch's range)", MaxAttempts), nil)
+	}
+	return nil
+}
+
+// CheckResolution checks a resolution percentage; 0 keeps the scene's.
+func CheckResolution(n int) error {
+	if n < 0 || n > MaxResolutionPercentage {
+		return settingError(KeyResolution, n, fmt.Sprintf("give a percentage from 1 to %d (e.g. 25 for a quick preview), or 0 to keep the scene's", MaxResolutionPercentage), nil)
+	}
+	return nil
+}
+
+// CheckSamples checks a number of render samples; 0 keeps the scene's.
+func CheckSamples(n int) error {
+	if n < 0 {
+		return settingError(KeySamples, n, "give a positive number of samples, or 0 to keep the scene's", nil)
+	}
+	return nil
+}
+
+// CheckChunk checks a number of frames per chunk; 0 chooses automatically.
+func CheckChunk(n int) error {
+	if n < 0 {
+		return settingError(KeyChunk, n, "give a positive number of frames per chunk, or 0 to choose automatically", nil)
+	}
+	return nil
+}
+
+// CheckStitch checks a stitch mode; "" is the default (concat).
+func CheckStitch(mode string) error {
+	if mode == "" {
+		return nil
+	}
+	if _, err := plan.ParseStitchMode(mode); err != nil {
+		return settingError(KeyStitch, mode, "use concat (join per-chunk segments) or encode (one pass over every frame)", err)
+	}
+	return nil
+}
+
+// CheckAttemptTimeout checks a time limit per attempt on the named engine;
+// 0 is none.
+func CheckAttemptTimeout(d time.Duration, engine string) error {
+	switch {
+	case d < 0:
+		return settingError(KeyTimeout, d, "give a positive duration such as 30m, or 0 for none", nil)
+	case d > 0 && d < MinBatchTimeout && engine == "batch":
+		return settingError(KeyTimeout, d, fmt.Sprintf("AWS Batch needs at least %[1]s per attempt: give %[1]s or more, or 0 for none", fmtDuration(MinBatchTimeout)), nil)
+	}
+	return nil
+}
+
+// fmtDuration writes whole minutes as "1m", not "1m0s".
+func fmtDuration(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
 
 // Validate checks every limit of a request in one place; front-ends call it
 // to check their input early, Submit calls it again. Errors are *SettingError.
 func (r Request) Validate() error {
-	bad := func(key string, v any, reason string, err error) error {
-		return &SettingError{Key: key, Value: fmt.Sprint(v), Reason: reason, Err: err}
+	bad := settingError
+	if r.BlendPath == "" {
+		return &SettingError{Key: KeySource, Reason: "no .blend file given"}
+	}
+	if r.Attempts != 0 { // 0: the engine's default
+		if err := CheckAttempts(r.Attempts); err != nil {
+			return err
+		}
+	}
+	for _, err := range []error{CheckResolution(r.ResolutionPercentage), CheckSamples(r.Samples), CheckChunk(r.Chunk),
+		CheckAttemptTimeout(r.AttemptTimeout, r.Engine), CheckStitch(string(r.Stitch))} {
+		if err != nil {
+			return err
+		}
 	}
 	switch {
-	case r.BlendPath == "":
-		return &SettingError{Key: KeySource, Reason: "no .blend file given"}
-	case r.Attempts < 0 || r.Attempts > MaxAttempts:
-		return bad(KeyAttempts, r.Attempts, "give 1 to 10 attempts per chunk (AWS Batch's range), or 0 for the engine's default", nil)
-	case r.ResolutionPercentage < 0 || r.ResolutionPercentage > MaxResolutionPercentage:
-		return bad(KeyResolution, r.ResolutionPercentage, "give a percentage from 1 to 32767 (e.g. 25 for a quick preview), or 0 to keep the scene's", nil)
-	case r.Samples < 0:
-		return bad(KeySamples, r.Samples, "give a positive number of samples, or 0 to keep the scene's", nil)
-	case r.Chunk < 0:
-		return bad(KeyChunk, r.Chunk, "give a positive number of frames per chunk, or 0 to choose automatically", nil)
 	case r.Parallelism < 0:
 		return bad(KeyWorkers, r.Parallelism, "give a positive number of workers, or 0 for one", nil)
 	case r.Threads < 0:
 		return bad(KeyThreads, r.Threads, "give a positive number of threads per worker, or 0 for all cores", nil)
-	case r.AttemptTimeout < 0:
-		return bad(KeyTimeout, r.AttemptTimeout, "give a positive duration such as 30m, or 0 for none", nil)
-	case r.AttemptTimeout > 0 && r.AttemptTimeout < MinBatchTimeout && r.Engine == "batch":
-		return bad(KeyTimeout, r.AttemptTimeout, "AWS Batch needs at least 1m per attempt", nil)
 	case r.PollInterval < 0:
 		return bad(KeyPoll, r.PollInterval, "give a positive duration", nil)
 	case r.StoreOutageBudget < 0:
 		return bad(KeyOutage, r.StoreOutageBudget, "give a positive duration such as 5m", nil)
-	case r.LinkExpiry < 0 || r.LinkExpiry > 7*24*time.Hour:
+	case r.LinkExpiry < 0 || r.LinkExpiry > store.MaxLinkExpiry:
 		return bad(KeyLinkExpiry, r.LinkExpiry, "give a duration up to 7 days (S3's limit for presigned links)", nil)
 	case r.StallWarning < 0:
 		return bad(KeyStallWarning, r.StallWarning, "give a positive duration such as 15m", nil)
-	}
-	if r.Stitch != "" {
-		if _, err := plan.ParseStitchMode(string(r.Stitch)); err != nil {
-			return bad(KeyStitch, r.Stitch, "use concat (join per-chunk segments) or encode (one pass over every frame)", err)
-		}
 	}
 	if r.Frames != "" {
 		if _, err := plan.ParseFrames(r.Frames); err != nil {

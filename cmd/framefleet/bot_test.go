@@ -271,6 +271,21 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	if len(finalReplies(fs, parent.TS)) != 0 {
 		t.Fatal("the render finished before the kill, so nothing was resumed: make the scene slower")
 	}
+	// The killed bot ran on this machine and is gone: its run is interrupted
+	// at once, not when its lease lapses, so the new bot resumes it at once.
+	listed, err := exec.Command(framefleetBinary(t), "runs", "--config", config, "--json").Output()
+	if err != nil {
+		t.Fatalf("runs: %v", err)
+	}
+	var page struct {
+		Runs []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(listed, &page); err != nil || len(page.Runs) != 1 || page.Runs[0].State != "interrupted" {
+		t.Fatalf("runs after the kill: %s (%v); want the one run, interrupted", listed, err)
+	}
 
 	startBot(t, config)
 	waitFor(t, 5*time.Minute, "the resumed run's final reply", func() bool {

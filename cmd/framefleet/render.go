@@ -74,7 +74,7 @@ frames not yet stored are rendered.`,
 	fl.StringVar(&f.stitch, "stitch", string(plan.StitchConcat), "how the video is made: concat (join per-chunk segments) or encode (one pass over every frame)")
 	fl.BoolVar(&f.force, "force", false, "render again even if an identical render is cached")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON on stdout (and nothing else)")
-	fl.IntVar(&f.attempts, "attempts", pipeline.DefaultAttempts, "attempts per chunk; a worker killed by a signal or failing transiently is retried (1-10)")
+	fl.IntVar(&f.attempts, "attempts", pipeline.DefaultAttempts, fmt.Sprintf("attempts per chunk; a worker killed by a signal or failing transiently is retried (1-%d)", pipeline.MaxAttempts))
 	fl.DurationVar(&f.timeout, "timeout", 0, "time limit per chunk attempt, e.g. 30m (default: none)")
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
 	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(fleet.EngineNames(), ", "))
@@ -86,8 +86,11 @@ frames not yet stored are rendered.`,
 	return cmd
 }
 
-// applyFlags lays the flags the user gave over the configuration
-// (defaults < framefleet.yaml < FRAMEFLEET_* < flags).
+// applyFlags lays the flags that choose where and how wide to render over
+// the configuration (defaults < framefleet.yaml < FRAMEFLEET_* < flags).
+// The render settings' flags go into the request instead (applyRequest),
+// so their limits are checked once, by pipeline.Request.Validate, and its
+// errors name the flag (cliWording), not the configuration key.
 func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 	if fl.Changed("engine") {
 		cfg.Engine = f.engine
@@ -95,41 +98,50 @@ func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 	if fl.Changed("out") {
 		cfg.Store, cfg.Bucket, cfg.Prefix = f.out, "", ""
 	}
-	if fl.Changed("chunk") {
-		cfg.Render.Chunk = f.chunk
-	}
 	if fl.Changed("workers") {
 		cfg.Render.Workers = f.workers
 	}
-	if fl.Changed("resolution") {
-		cfg.Render.Resolution = f.resolution
-	}
-	if fl.Changed("samples") {
-		cfg.Render.Samples = f.samples
-	}
-	if fl.Changed("stitch") {
-		cfg.Render.Stitch = f.stitch
-	}
-	// --attempts and --timeout are this run's own: they are not written into
-	// the Batch settings, whose job definition every run shares.
 	f.engine = cfg.Engine
 }
 
+// applyRequest lays the render settings' flags the user gave over the
+// request's defaults. --attempts and --timeout are this run's own: they are
+// not written into the Batch settings, whose job definition every run shares.
+func (f *renderFlags) applyRequest(fl *pflag.FlagSet, req *pipeline.Request) {
+	req.Frames = f.frames
+	req.Force = f.force
+	if fl.Changed("chunk") {
+		req.Chunk = f.chunk
+	}
+	if fl.Changed("resolution") {
+		req.ResolutionPercentage = f.resolution
+	}
+	if fl.Changed("samples") {
+		req.Samples = f.samples
+	}
+	if fl.Changed("stitch") {
+		req.Stitch = plan.StitchMode(strings.ToLower(strings.TrimSpace(f.stitch)))
+	}
+	if fl.Changed("attempts") {
+		req.Attempts = f.attempts
+	}
+	if fl.Changed("timeout") {
+		req.AttemptTimeout = f.timeout
+	}
+	if fl.Changed("poll") {
+		req.PollInterval = f.poll
+	}
+}
+
+// validate checks what only the CLI means: 0 workers and a zero poll are
+// the configuration's "automatic" and the pipeline's "default", but typed as
+// flags they are mistakes. Every render setting's limit is Validate's.
 func (f *renderFlags) validate() error {
 	switch {
 	case f.workers < 1:
 		return fmt.Errorf("--workers %d: run at least 1 worker", f.workers)
-	case f.chunk < 0:
-		return fmt.Errorf("--chunk %d: give a positive number of frames per chunk", f.chunk)
 	case f.poll <= 0:
 		return fmt.Errorf("--poll %s: give a positive duration", f.poll)
-	case f.resolution < 0 || f.resolution > 32767:
-		return fmt.Errorf("--resolution %d: give a percentage from 1 to 32767 (e.g. 25 for a quick preview)", f.resolution)
-	case f.samples < 0:
-		return fmt.Errorf("--samples %d: give a positive number of samples, or leave it out to keep the scene's", f.samples)
-	}
-	if _, err := plan.ParseStitchMode(f.stitch); err != nil {
-		return fmt.Errorf("--stitch: %w", err)
 	}
 	return nil
 }
@@ -139,8 +151,9 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 	if err != nil {
 		return err
 	}
-	// The user's flags are checked as flags, so errors name them; what the
-	// file or the environment set is checked as configuration by fleet.Open.
+	// The user's flags are checked as flags (here, and as the request by
+	// Validate, whose errors cliWording words as flags); what the file or the
+	// environment set is checked as configuration by fleet.Open.
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -165,18 +178,7 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		return err
 	}
 	req := flt.NewRequest(file)
-	req.Frames = f.frames
-	req.Force = f.force
-	// Per-run flags win over the engine's defaults only when given.
-	if fl.Changed("attempts") {
-		req.Attempts = f.attempts
-	}
-	if fl.Changed("timeout") {
-		req.AttemptTimeout = f.timeout
-	}
-	if fl.Changed("poll") {
-		req.PollInterval = f.poll
-	}
+	f.applyRequest(fl, &req)
 
 	if len(f.labels) > 0 {
 		if req.Labels, err = parseLabels(f.labels); err != nil {

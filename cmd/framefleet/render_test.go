@@ -40,7 +40,10 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		{"unknown engine", []string{notBlend, "--engine", "cloud9", "--out", out}, []string{`unknown engine "cloud9"`, "local"}},
 		{"no workers", []string{notBlend, "--workers", "0", "--out", out}, []string{"--workers 0"}},
 		{"too many attempts", []string{notBlend, "--attempts", "11", "--out", out}, []string{"--attempts 11", "1 to 10"}},
-		{"bad stitch", []string{notBlend, "--stitch", "zip", "--out", out}, []string{`unknown stitch mode "zip"`}},
+		{"bad stitch", []string{notBlend, "--stitch", "zip", "--out", out}, []string{"--stitch zip", "concat", "encode"}},
+		{"too big a resolution", []string{notBlend, "--resolution", "40000", "--out", out}, []string{"--resolution 40000", "1 to 32767"}},
+		{"negative chunk", []string{notBlend, "--chunk", "-2", "--out", out}, []string{"--chunk -2", "frames per chunk"}},
+		{"negative samples", []string{notBlend, "--samples", "-1", "--out", out}, []string{"--samples -1", "samples"}},
 		{"no file", []string{"--out", out}, []string{"accepts 1 arg"}},
 		{"bad frames", []string{notBlend, "--frames", "9-x", "--out", out}, []string{`--frames "9-x"`}},
 		{"bad label", []string{notBlend, "--label", "novalue", "--out", out}, []string{`--label "novalue"`, "NAME=VALUE"}},
@@ -161,6 +164,36 @@ func TestRenderOnATerminal(t *testing.T) {
 				if strings.Contains(got, s) {
 					t.Errorf("terminal shows %q:\n%s", s, got)
 				}
+			}
+		})
+	}
+}
+
+// A limit broken in the configuration file is named by its key, never as a
+// flag the user did not type; the same limit broken by a flag names the flag.
+func TestRenderNamesWhereABadSettingCameFrom(t *testing.T) {
+	dir := t.TempDir()
+	scene := filepath.Join(dir, "shot.blend")
+	if err := os.WriteFile(scene, []byte("not a scene"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "framefleet.yaml")
+	if err := os.WriteFile(config, []byte("render:\n  resolution: 40000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		want, not string
+	}{
+		{"file", []string{scene, "--config", config, "--out", out}, "render.resolution 40000: give a percentage from 1 to 32767", "--resolution"},
+		{"flag", []string{scene, "--resolution", "40000", "--out", out}, "--resolution 40000: give a percentage from 1 to 32767", "render.resolution"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := renderRun(t, tc.args...)
+			if code == 0 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, tc.not) {
+				t.Errorf("exit %d, stderr %q: want %q and no %q", code, stderr, tc.want, tc.not)
 			}
 		})
 	}

@@ -191,6 +191,15 @@ func TestRenderKilledThenAgainResumes(t *testing.T) {
 		t.Fatalf("the first render stored all %d frames before it was killed: nothing left to resume", len(before))
 	}
 	runID := filepath.Base(filepath.Dir(filepath.Dir(before[0])))
+	// The killed process ran on this machine and is gone: its run is
+	// interrupted at once, long before its lease would lapse, so the next
+	// render resumes it without waiting.
+	st := decodeJSON[struct {
+		Run cliRecord `json:"run"`
+	}](t, ff(t, env, "status", runID, "--out", out, "--json"))
+	if st.Run.State != "interrupted" {
+		t.Fatalf("killed run %s is %q, want interrupted", runID, st.Run.State)
+	}
 
 	res := decodeJSON[cliResult](t, ff(t, env, append(args, "--json")...))
 	if res.RunID != runID {

@@ -51,6 +51,10 @@ const (
 	RunIDEnv = "FRAMEFLEET_RUN_ID"
 )
 
+// DefaultLogGroup is where AWS Batch's awslogs driver writes every job's
+// output, one stream per attempt, unless the job definition names a group.
+const DefaultLogGroup = "/aws/batch/job"
+
 // describeBatch is DescribeJobs' limit on job IDs per call.
 const describeBatch = 100
 
@@ -119,7 +123,56 @@ type watch struct {
 	final      bool
 }
 
-var _ pipeline.Engine = (*Engine)(nil)
+var (
+	_ pipeline.Engine     = (*Engine)(nil)
+	_ pipeline.LogLocator = (*Engine)(nil)
+)
+
+// LogGroup is the CloudWatch Logs group the workers write to: the job
+// definition's (batch.log_group), else Batch's default.
+func (e *Engine) LogGroup() string {
+	if g := e.opts.Definition.LogGroup; g != "" {
+		return g
+	}
+	return DefaultLogGroup
+}
+
+// WorkerLogs says where the workers of h log (pipeline.LogLocator): the
+// CloudWatch Logs group, and the streams of the failed attempts this engine
+// has seen, else how Batch names a run's streams. It makes no API call: it
+// is asked when a run gives up, often because something is unreachable.
+func (e *Engine) WorkerLogs(h pipeline.Handle) string {
+	var streams []string
+	e.mu.Lock()
+	if w := e.watches[h.RenderID]; w != nil {
+		for _, f := range w.failures {
+			if f.LogStream != "" {
+				streams = append(streams, fmt.Sprintf("chunk %d: %s", f.Index, f.LogStream))
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(streams) > 0 {
+		return fmt.Sprintf("CloudWatch Logs group %s, streams %s", e.LogGroup(), strings.Join(streams, "; "))
+	}
+	return fmt.Sprintf("CloudWatch Logs group %s, one stream per attempt named %s/default/<task id> (render job %s, stitch job %s: their attempts name them)",
+		e.LogGroup(), e.definitionName(), h.RenderID, h.StitchID)
+}
+
+// definitionName is the job definition's name, which starts its log streams' names.
+func (e *Engine) definitionName() string {
+	name := e.opts.Definition.Name
+	if name == "" {
+		name = e.opts.Definition.withDefaults().Name
+	}
+	if i := strings.LastIndexByte(name, '/'); i >= 0 { // an ARN: .../name:revision
+		name = name[i+1:]
+	}
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
 
 // New builds an Engine whose Batch client comes from cfg (region,
 // credentials), retrying throttled calls in adaptive mode.
@@ -570,11 +623,13 @@ func checkJob(job pipeline.Job) error {
 	if job.Chunks > plan.MaxArraySize {
 		errs = append(errs, fmt.Errorf("job has %d chunks, more than the %d children an AWS Batch array job allows: use bigger chunks", job.Chunks, plan.MaxArraySize))
 	}
-	if job.Attempts < 0 || job.Attempts > 10 {
-		errs = append(errs, fmt.Errorf("job asks for %d attempts: AWS Batch allows 1 to 10", job.Attempts))
+	if job.Attempts != 0 { // 0: the job definition's
+		if err := pipeline.CheckAttempts(job.Attempts); err != nil {
+			errs = append(errs, fmt.Errorf("job: %w", err))
+		}
 	}
-	if job.AttemptTimeout != 0 && job.AttemptTimeout < time.Minute {
-		errs = append(errs, fmt.Errorf("attempt timeout %s is below AWS Batch's 60s minimum: use 0 (none) or at least 1m", job.AttemptTimeout))
+	if err := pipeline.CheckAttemptTimeout(job.AttemptTimeout, EngineName); err != nil {
+		errs = append(errs, fmt.Errorf("job: %w", err))
 	}
 	for k := range job.Env {
 		if strings.HasPrefix(k, "AWS_BATCH") {

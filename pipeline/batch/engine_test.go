@@ -730,7 +730,7 @@ func TestSubmitRejectsBadJobsBeforeCallingBatch(t *testing.T) {
 		{"no chunks", testJob("r", 0), "at least one"},
 		{"no store", pipeline.Job{RunID: "r", Chunks: 2}, "no store"},
 		{"no run", pipeline.Job{StoreURI: "s3://b", Chunks: 2}, "no run ID"},
-		{"short timeout", func() pipeline.Job { j := testJob("r", 2); j.AttemptTimeout = time.Second; return j }(), "60s minimum"},
+		{"short timeout", func() pipeline.Job { j := testJob("r", 2); j.AttemptTimeout = time.Second; return j }(), "at least 1m per attempt"},
 		{"reserved env", func() pipeline.Job {
 			j := testJob("r", 2)
 			j.Env = map[string]string{"AWS_BATCH_JOB_ID": "x"}

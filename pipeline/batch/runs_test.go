@@ -3,6 +3,8 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -67,9 +69,17 @@ func TestRunsOnBatch(t *testing.T) {
 	if fresh, err := batchRuns(t, srv, st).Result(ctx, id); err != nil || fresh.Video == "" || fresh.FrameCount != 15 {
 		t.Errorf("result signed anew: %+v, %v", fresh, err)
 	}
-	again, err := batchRuns(t, srv, st).Submit(ctx, req)
+	// Asked again from a Slack thread: the finished run is reused, and the
+	// thread's labels join the PR's, which keep their values.
+	fromSlack := req
+	fromSlack.Labels = map[string]string{"github.pr": "8", "slack.thread": "1700000000.000100"}
+	again, err := batchRuns(t, srv, st).Submit(ctx, fromSlack)
 	if err != nil || again.ID != id || again.Result == nil || !again.Result.Cached {
 		t.Errorf("the same render again: %+v, %v; want run %s, cached", again, err, id)
+	}
+	page, err = watcher.List(ctx, pipeline.ListFilter{Labels: map[string]string{"slack.thread": "1700000000.000100", "github.pr": "7"}})
+	if err != nil || len(page.Runs) != 1 || page.Runs[0].ID != id {
+		t.Errorf("list by the thread's label: %+v, %v; want run %s with both requests' labels", page.Runs, err, id)
 	}
 
 	t.Run("cancel from another process while watching", func(t *testing.T) {
@@ -131,4 +141,53 @@ func TestRunsOnBatch(t *testing.T) {
 			t.Errorf("list after: %d runs, %v; want all 3", len(page.Runs), err)
 		}
 	})
+}
+
+// A request that attaches to an identical unfinished run merges its labels
+// into the run's record: new keys are added, the run's own keep their values.
+func TestAttachingMergesLabels(t *testing.T) {
+	scene, _, st := runFixture(t, store.Options{})
+	held := make(chan struct{}) // the runs stay unfinished
+	t.Cleanup(func() { close(held) })
+	srv := batchtest.Start(t, batchtest.Options{Executor: fakeWorkers(t, st, -1, held)})
+	ctx := context.Background()
+	tests := []struct {
+		name          string
+		frames        string
+		first, second map[string]string
+		want          map[string]string
+	}{
+		{"a Slack thread joins a PR's run", "1-5",
+			map[string]string{"github.pr": "7", "requested_by": "ana"},
+			map[string]string{"slack.thread": "1700000000.000100", "requested_by": "bob"},
+			map[string]string{"github.pr": "7", "requested_by": "ana", "slack.thread": "1700000000.000100"}},
+		{"no labels of its own", "6-10", map[string]string{"github.pr": "7"}, nil, map[string]string{"github.pr": "7"}},
+		{"a run without labels gets the request's", "11-15", nil, map[string]string{"ticket": "PRJ-12"}, map[string]string{"ticket": "PRJ-12"}},
+		{"the same labels", "1-15x2", map[string]string{"github.pr": "7"}, map[string]string{"github.pr": "7"}, map[string]string{"github.pr": "7"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := pipeline.Request{BlendPath: scene, Chunk: 5, Frames: tc.frames, PollInterval: 20 * time.Millisecond, Labels: tc.first}
+			first, err := batchRuns(t, srv, st).Submit(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Labels = tc.second
+			second, err := batchRuns(t, srv, st).Submit(ctx, req)
+			if err != nil || second.ID != first.ID {
+				t.Fatalf("second request: %+v, %v; want it attached to run %s", second, err, first.ID)
+			}
+			if !maps.Equal(second.Labels, tc.want) {
+				t.Errorf("attached record's labels %v, want %v", second.Labels, tc.want)
+			}
+			stored, err := batchRuns(t, srv, st).Get(ctx, first.ID)
+			if err != nil || !maps.Equal(stored.Labels, tc.want) {
+				t.Errorf("stored labels %v (%v), want %v", stored.Labels, err, tc.want)
+			}
+			page, err := batchRuns(t, srv, st).List(ctx, pipeline.ListFilter{Labels: tc.want})
+			if err != nil || !slices.ContainsFunc(page.Runs, func(r pipeline.RunRecord) bool { return r.ID == first.ID }) {
+				t.Errorf("listing by %v: %d runs, %v; want run %s among them", tc.want, len(page.Runs), err, first.ID)
+			}
+		})
+	}
 }

@@ -131,8 +131,8 @@ func (s Spec) Validate() error {
 	if !validName(s.Name) {
 		errs = append(errs, fmt.Errorf("job definition name %q is invalid: use up to 128 letters, digits, hyphens and underscores", s.Name))
 	}
-	if s.Attempts < 1 || s.Attempts > 10 {
-		errs = append(errs, fmt.Errorf("attempts %d is out of range: AWS Batch allows 1 to 10", s.Attempts))
+	if err := pipeline.CheckAttempts(s.Attempts); err != nil {
+		errs = append(errs, fmt.Errorf("job definition: %w", err))
 	}
 	if s.MemoryMiB < 0 || s.GPUs < 0 || s.VCPUs < 0 {
 		errs = append(errs, errors.New("vCPUs, memory and GPUs cannot be negative"))

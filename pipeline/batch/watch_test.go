@@ -14,6 +14,7 @@ import (
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/batch"
 	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -182,6 +183,12 @@ func TestRunGivesUpAndCancelsWhenItCannotWatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "gave up") || !strings.Contains(err.Error(), "cancelled its jobs") {
 		t.Fatalf("Run error = %v, want it to give up and cancel", err)
 	}
+	// It says where the workers' logs are: the group, and how the run's streams are named.
+	for _, want := range []string{"CloudWatch Logs group " + batch.DefaultLogGroup, testSpec().Name + "/default/", "render job " + h.RenderID} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run error does not say %q:\n%v", want, err)
+		}
+	}
 	for _, id := range []string{h.RenderID, h.StitchID} {
 		if status, reason, _ := srv.JobStatus(id); status != "FAILED" {
 			t.Errorf("job %s is %s (%q) after Run gave up, want it terminated", id, status, reason)
@@ -193,23 +200,84 @@ func TestRunGivesUpAndCancelsWhenItCannotWatch(t *testing.T) {
 }
 
 // A chunk that fails on Batch reports the worker's own error, not only
-// Batch's "Essential container in task exited", and is not retried.
+// Batch's "Essential container in task exited", and is not retried; the
+// error names the CloudWatch Logs group (batch.log_group, else Batch's
+// default) and the failed attempt's stream.
 func TestRunFailureNamesTheWorkersError(t *testing.T) {
-	scene, _, st := runFixture(t, store.Options{})
-	srv := batchtest.Start(t, batchtest.Options{Executor: fakeWorkers(t, st, 1, nil)})
+	for _, tc := range []struct{ logGroup, want string }{
+		{"", batch.DefaultLogGroup},
+		{"/framefleet/workers", "/framefleet/workers"},
+	} {
+		t.Run("log group "+tc.want, func(t *testing.T) {
+			scene, _, st := runFixture(t, store.Options{})
+			srv := batchtest.Start(t, batchtest.Options{Executor: fakeWorkers(t, st, 1, nil)})
+			spec := testSpec()
+			spec.LogGroup = tc.logGroup
+			e := newEngine(t, srv, spec)
+			_, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+				BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond,
+			}, nil)
+			var rf *pipeline.RunFailedError
+			if !errors.As(err, &rf) {
+				t.Fatalf("Run error = %v, want a RunFailedError", err)
+			}
+			if !strings.Contains(err.Error(), "Failed to read blend file") || !strings.Contains(err.Error(), "chunk 1") {
+				t.Errorf("error does not name the failed chunk and the worker's message:\n%v", err)
+			}
+			if n := srv.Attempts(srv.Submissions()[0].JobID + ":1"); n != 1 {
+				t.Errorf("the failed chunk ran %d times, want 1 (exit 1 is not retried)", n)
+			}
+			var stream string
+			for _, f := range rf.Failures {
+				if f.Index == 1 {
+					stream = f.LogStream
+				}
+			}
+			if !strings.HasPrefix(stream, spec.Name+"/default/") {
+				t.Fatalf("chunk 1's failure names stream %q, want the attempt's %s/default/<task>", stream, spec.Name)
+			}
+			for _, want := range []string{"CloudWatch Logs group " + tc.want, "log stream: " + stream} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not say %q:\n%v", want, err)
+				}
+			}
+		})
+	}
+}
+
+// WorkerLogs names the streams of the failed attempts the engine has seen
+// while a run is still going (the moment a watcher gives up).
+func TestWorkerLogsNamesFailedAttemptsStreams(t *testing.T) {
+	srv := batchtest.Start(t, batchtest.Options{Executor: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+		if j.ArrayIndex == 0 {
+			return 1, nil // fails at once
+		}
+		<-ctx.Done() // the others run until terminated
+		return 143, nil
+	}})
 	e := newEngine(t, srv, testSpec())
-	_, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
-		BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond,
-	}, nil)
-	var rf *pipeline.RunFailedError
-	if !errors.As(err, &rf) {
-		t.Fatalf("Run error = %v, want a RunFailedError", err)
+	h, err := e.Submit(context.Background(), testJob("logs0001", 2))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(err.Error(), "Failed to read blend file") || !strings.Contains(err.Error(), "chunk 1") {
-		t.Errorf("error does not name the failed chunk and the worker's message:\n%v", err)
+	t.Cleanup(func() { _ = e.Cancel(context.Background(), h, "test over") })
+	deadline := time.Now().Add(30 * time.Second)
+	var st pipeline.Status
+	for st.Children[pipeline.StateFailed] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("chunk 0 did not fail within 30s: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if st, err = e.Status(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := srv.Attempts(srv.Submissions()[0].JobID + ":1"); n != 1 {
-		t.Errorf("the failed chunk ran %d times, want 1 (exit 1 is not retried)", n)
+	if len(st.Failures) != 1 || st.Failures[0].LogStream == "" {
+		t.Fatalf("failures %+v: want chunk 0's, with its stream", st.Failures)
+	}
+	got := e.WorkerLogs(h)
+	if want := "CloudWatch Logs group " + batch.DefaultLogGroup + ", streams chunk 0: " + st.Failures[0].LogStream; got != want {
+		t.Errorf("WorkerLogs = %q, want %q", got, want)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -38,13 +39,11 @@ const (
 	PlatformFargate = "FARGATE"
 )
 
-// Limits.
-const (
-	MaxLinkExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most 7 days
-	MinMemoryMiB      = 512
-	MaxAttempts       = 10 // AWS Batch's retryStrategy limit
-	MinAttemptTimeout = time.Minute
-)
+// MinMemoryMiB is the least memory a Batch job gets. The limits of the
+// render settings (attempts, resolution, timeout, ...) are the pipeline's
+// (pipeline.Check*), defined once there; a link's longest life is
+// store.MaxLinkExpiry.
+const MinMemoryMiB = 512
 
 // Config is framefleet's whole configuration. Field comments name the YAML key.
 type Config struct {
@@ -156,7 +155,7 @@ func Defaults() *Config {
 			Attempts:      3,
 		},
 		Render:     Render{Stitch: "concat"},
-		LinkExpiry: Duration(MaxLinkExpiry),
+		LinkExpiry: Duration(store.MaxLinkExpiry),
 		Slack:      SlackDefaults(),
 	}
 }
@@ -207,6 +206,17 @@ func (c *Config) StoreOptions() store.Options {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	// limit reports a limit the pipeline defines under this configuration's
+	// key, as a plain error: it names a setting of the file or the
+	// environment, not an option a front-end would word as its own.
+	limit := func(key string, err error) {
+		var se *pipeline.SettingError
+		if errors.As(err, &se) {
+			bad("%s %s: %s", key, se.Value, se.Reason)
+		} else if err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
 
 	switch c.Engine {
 	case EngineLocal, EngineBatch:
@@ -239,27 +249,17 @@ func (c *Config) Validate() error {
 		bad("s3.endpoint: %v", err)
 	}
 
-	c.validateBatch(bad)
+	c.validateBatch(bad, limit)
 	c.validateSlack(bad)
 
 	r := c.Render
-	if r.Chunk < 0 {
-		bad("render.chunk %d is negative: give frames per job, or 0 to choose automatically", r.Chunk)
-	}
+	limit("render.chunk", pipeline.CheckChunk(r.Chunk))
 	if r.Workers < 0 {
 		bad("render.workers %d is negative: give how many jobs run at once, or 0 to choose automatically", r.Workers)
 	}
-	if r.Resolution < 0 || r.Resolution > 32767 {
-		bad("render.resolution %d is out of range: give a percentage from 1 to 32767 (e.g. 25 for a quick preview), or 0 for the scene's", r.Resolution)
-	}
-	if r.Samples < 0 {
-		bad("render.samples %d is negative: give a positive number of samples, or 0 for the scene's", r.Samples)
-	}
-	switch r.Stitch {
-	case "concat", "encode":
-	default:
-		bad("render.stitch %q is not known: use concat (join chunk videos, fast) or encode (one pass over all frames)", r.Stitch)
-	}
+	limit("render.resolution", pipeline.CheckResolution(r.Resolution))
+	limit("render.samples", pipeline.CheckSamples(r.Samples))
+	limit("render.stitch", pipeline.CheckStitch(r.Stitch))
 	if c.PricePerVCPUHour < 0 {
 		bad("price_per_vcpu_hour %g is negative: give the price in USD, e.g. 0.0408", c.PricePerVCPUHour)
 	}
@@ -275,13 +275,13 @@ func (c *Config) Validate() error {
 	switch d := time.Duration(c.LinkExpiry); {
 	case cf.Enabled() && (d <= 0 || d > store.MaxCloudFrontLinkExpiry):
 		bad("link_expiry %s is out of range: CloudFront links last more than 0 and at most 366 days: use e.g. 30d", d)
-	case !cf.Enabled() && (d <= 0 || d > MaxLinkExpiry):
+	case !cf.Enabled() && (d <= 0 || d > store.MaxLinkExpiry):
 		bad("link_expiry %s is out of range: S3 links last more than 0 and at most 7 days (set links.cloudfront_* for longer): use e.g. 24h or 7d", d)
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Config) validateBatch(bad func(string, ...any)) {
+func (c *Config) validateBatch(bad func(string, ...any), limit func(string, error)) {
 	b := c.Batch
 	if c.Engine == EngineBatch && b.JobQueue == "" {
 		bad("batch.job_queue is empty: set it to your AWS Batch job queue's name or ARN (env FRAMEFLEET_JOB_QUEUE; `framefleet setup` creates one)")
@@ -291,12 +291,8 @@ func (c *Config) validateBatch(bad func(string, ...any)) {
 	} else if b.Image != "" && !validDefinitionName(b.JobDefinition) {
 		bad("batch.job_definition %q is not a valid name to register: use up to 128 letters, digits, hyphens and underscores", b.JobDefinition)
 	}
-	if b.Attempts < 1 || b.Attempts > MaxAttempts {
-		bad("batch.attempts %d is out of range: AWS Batch allows 1 to 10 attempts per job", b.Attempts)
-	}
-	if t := time.Duration(b.AttemptTimeout); t < 0 || (t > 0 && t < MinAttemptTimeout) {
-		bad("batch.attempt_timeout %s is below AWS Batch's 60s minimum: give 0 (no timeout) or at least 1m", t)
-	}
+	limit("batch.attempts", pipeline.CheckAttempts(b.Attempts))
+	limit("batch.attempt_timeout", pipeline.CheckAttemptTimeout(time.Duration(b.AttemptTimeout), EngineBatch))
 	for _, arn := range []struct{ key, val, example string }{
 		{"batch.execution_role_arn", b.ExecutionRoleARN, "arn:aws:iam::123456789012:role/framefleet-execution"},
 		{"batch.job_role_arn", b.JobRoleARN, "arn:aws:iam::123456789012:role/framefleet-job"},

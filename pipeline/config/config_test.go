@@ -2,13 +2,16 @@ package config_test
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 )
 
@@ -288,7 +291,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"batch.job_queue is empty", "batch.memory_mib 100 is too small", "batch.attempts 0 is out of range", "store is empty"} {
+	for _, want := range []string{"batch.job_queue is empty", "batch.memory_mib 100 is too small", "batch.attempts 0: give 1 to 10 attempts", "store is empty"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -335,5 +338,45 @@ func TestParseDuration(t *testing.T) {
 		if (err != nil) != tc.err || time.Duration(got) != tc.want {
 			t.Errorf("ParseDuration(%q) = %s, %v; want %s (error %v)", tc.in, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// The configuration checks the render settings' limits the pipeline defines
+// (one definition of each): the value at a limit passes, one beyond fails
+// with the pipeline's reason, under the configuration's key.
+func TestValidateUsesThePipelinesLimits(t *testing.T) {
+	tests := []struct {
+		key, ok, bad string
+		limit        error // the pipeline's verdict on bad
+	}{
+		{"batch.attempts", strconv.Itoa(pipeline.MaxAttempts), strconv.Itoa(pipeline.MaxAttempts + 1), pipeline.CheckAttempts(pipeline.MaxAttempts + 1)},
+		{"batch.attempts", "1", "0", pipeline.CheckAttempts(0)},
+		{"render.resolution", strconv.Itoa(pipeline.MaxResolutionPercentage), strconv.Itoa(pipeline.MaxResolutionPercentage + 1), pipeline.CheckResolution(pipeline.MaxResolutionPercentage + 1)},
+		{"render.samples", "0", "-1", pipeline.CheckSamples(-1)},
+		{"render.chunk", "0", "-1", pipeline.CheckChunk(-1)},
+		{"render.stitch", "encode", "mux", pipeline.CheckStitch("mux")},
+		{"batch.attempt_timeout", "1m", "59s", pipeline.CheckAttemptTimeout(59*time.Second, "batch")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key+"="+tc.bad, func(t *testing.T) {
+			var se *pipeline.SettingError
+			if !errors.As(tc.limit, &se) {
+				t.Fatalf("the pipeline accepts %s %s", tc.key, tc.bad)
+			}
+			c := config.Defaults()
+			if err := c.Set(tc.key, tc.ok); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("%s %s (at the limit) refused: %v", tc.key, tc.ok, err)
+			}
+			if err := c.Set(tc.key, tc.bad); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.key+" ") || !strings.Contains(err.Error(), se.Reason) {
+				t.Errorf("%s %s: %v; want the key and the pipeline's reason %q", tc.key, tc.bad, err, se.Reason)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/framefleet/framefleet/internal/textdist"
+	"github.com/framefleet/framefleet/pipeline"
 
 	"gopkg.in/yaml.v3"
 )
@@ -45,7 +46,7 @@ func Keys() []Key {
 		{"batch.memory_mib", []string{"FRAMEFLEET_MEMORY_MIB"}, "memory per job in MiB"},
 		{"batch.platform", []string{"FRAMEFLEET_PLATFORM"}, "EC2 or FARGATE"},
 		{"batch.gpus", []string{"FRAMEFLEET_GPUS"}, "GPUs per job (EC2 only)"},
-		{"batch.attempts", []string{"FRAMEFLEET_ATTEMPTS"}, "attempts per job, 1 to 10"},
+		{"batch.attempts", []string{"FRAMEFLEET_ATTEMPTS"}, fmt.Sprintf("attempts per job, 1 to %d", pipeline.MaxAttempts)},
 		{"batch.attempt_timeout", []string{"FRAMEFLEET_ATTEMPT_TIMEOUT"}, "time limit per attempt (0: none, else at least 1m)"},
 		{"batch.execution_role_arn", []string{"FRAMEFLEET_EXECUTION_ROLE_ARN"}, "execution role (Fargate: image pull, logs)"},
 		{"batch.job_role_arn", []string{"FRAMEFLEET_JOB_ROLE_ARN"}, "role the containers use (S3 access)"},

@@ -14,6 +14,7 @@ import (
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/fleet"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // isolateAWS keeps the developer's AWS files and metadata service out of a test.
@@ -75,7 +76,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			sets: map[string]string{"store": dir, "render.workers": "2"},
 			opts: fleet.Options{Workers: 1},
 			want: pipeline.Request{Engine: "local", Parallelism: 1, Threads: runtime.NumCPU(), Stitch: "concat", Attempts: pipeline.DefaultAttempts,
-				PollInterval: fleet.LocalPoll, LinkExpiry: config.MaxLinkExpiry, Env: map[string]string{}},
+				PollInterval: fleet.LocalPoll, LinkExpiry: store.MaxLinkExpiry, Env: map[string]string{}},
 		},
 		{
 			// The job definition's retry strategy (Attempts 0), the job's vCPUs
@@ -83,14 +84,14 @@ func TestNewRequestDefaults(t *testing.T) {
 			name: "batch",
 			sets: batchSettings(map[string]string{"batch.attempt_timeout": "20m", "price_per_vcpu_hour": "0.05", "s3.max_attempts": "3"}),
 			want: pipeline.Request{Engine: "batch", Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
-				PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry, PricePerVCPUHour: 0.05,
+				PollInterval: fleet.BatchPoll, LinkExpiry: store.MaxLinkExpiry, PricePerVCPUHour: 0.05,
 				Env: map[string]string{"FRAMEFLEET_REGION": "eu-west-3", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true",
 					"FRAMEFLEET_S3_MAX_ATTEMPTS": "3"}},
 		},
 		{
 			name: "batch, configured parallelism and region",
 			sets: batchSettings(map[string]string{"render.workers": "7", "region": "us-west-2"}),
-			want: pipeline.Request{Engine: "batch", Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: config.MaxLinkExpiry,
+			want: pipeline.Request{Engine: "batch", Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: store.MaxLinkExpiry,
 				Env: map[string]string{"FRAMEFLEET_REGION": "us-west-2", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true"}},
 		},
 	}

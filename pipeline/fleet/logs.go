@@ -12,12 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/smithy-go"
 
+	"github.com/framefleet/framefleet/pipeline/batch"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // BatchLogGroup is where AWS Batch's default awslogs driver writes every
-// job's output, one stream per attempt (named in the attempt's details).
-const BatchLogGroup = "/aws/batch/job"
+// job's output, one stream per attempt (named in the attempt's details),
+// unless batch.log_group names another group.
+const BatchLogGroup = batch.DefaultLogGroup
 
 // maxStoredLog bounds what is read of a stored log tail (workers store a tail, not the whole log).
 const maxStoredLog = 1 << 20
@@ -49,8 +51,14 @@ func (f *Fleet) StoredLog(ctx context.Context, runID string, chunk int) (string,
 	return string(b), nil
 }
 
-// LogGroup is the CloudWatch Logs group the Batch workers write to.
-func (f *Fleet) LogGroup() string { return BatchLogGroup }
+// LogGroup is the CloudWatch Logs group the Batch workers write to: the
+// configured batch.log_group, else Batch's default.
+func (f *Fleet) LogGroup() string {
+	if g := f.Config.Batch.LogGroup; g != "" {
+		return g
+	}
+	return BatchLogGroup
+}
 
 // StreamTail is the newest lines (at most 10,000) of a Batch attempt's
 // CloudWatch Logs stream in LogGroup, oldest first.

@@ -91,3 +91,36 @@ func TestStoredLog(t *testing.T) {
 		t.Errorf("missing log: %v, want ErrNotFound naming the chunk", err)
 	}
 }
+
+// The group the workers log to is the configured batch.log_group, else
+// Batch's default; StreamTail reads that group.
+func TestLogGroupIsTheConfiguredOne(t *testing.T) {
+	isolateAWS(t, "eu-west-3")
+	srv := logstest.Start(t)
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", srv.URL)
+	const stream = "framefleet/default/77aa"
+	srv.Append("/framefleet/workers", stream, "from the configured group")
+	srv.Append(fleet.BatchLogGroup, stream, "from the default group")
+	for _, tc := range []struct{ set, want, line string }{
+		{"", "/aws/batch/job", "from the default group"},
+		{"/framefleet/workers", "/framefleet/workers", "from the configured group"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			sets := map[string]string{"store": t.TempDir()}
+			if tc.set != "" {
+				sets["batch.log_group"] = tc.set
+			}
+			f, err := fleet.Open(context.Background(), configWith(t, sets), fleet.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.LogGroup(); got != tc.want {
+				t.Errorf("LogGroup() = %q, want %q", got, tc.want)
+			}
+			lines, err := f.StreamTail(context.Background(), stream, 5)
+			if err != nil || len(lines) != 1 || lines[0].Message != tc.line {
+				t.Errorf("StreamTail = %+v, %v; want %q", lines, err, tc.line)
+			}
+		})
+	}
+}

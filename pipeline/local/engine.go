@@ -99,8 +99,8 @@ func New(o Options) (*Engine, error) {
 	if out.Attempts <= 0 {
 		out.Attempts = pipeline.DefaultAttempts
 	}
-	if out.Attempts > 10 {
-		return nil, fmt.Errorf("local engine: %d attempts: AWS Batch allows 1 to 10", out.Attempts)
+	if err := pipeline.CheckAttempts(out.Attempts); err != nil {
+		return nil, fmt.Errorf("local engine: %w", err)
 	}
 	if out.RetryRules == nil {
 		out.RetryRules = pipeline.DefaultRetryRules()
@@ -201,6 +201,37 @@ func (r *run) notify() {
 	r.changed = make(chan struct{})
 }
 
+// runIDVar names the run in a worker's environment.
+const runIDVar = "FRAMEFLEET_RUN_ID"
+
+// leftoverWait bounds how long a resumed run waits for the workers of the
+// killed process that hosted it before: their stop budget after SIGTERM
+// (container's stopBudget), with a margin.
+const leftoverWait = 30 * time.Second
+
+// awaitLeftovers waits until no worker of a killed framefleet still works on
+// run runID (a run taken over at once when its host died), so they cannot
+// store a chunk report over the resumed workers' ones, and the frames they
+// still store are skipped rather than rendered twice. After leftoverWait it
+// goes on: a worker still there is stuck past its stop budget.
+func (e *Engine) awaitLeftovers(ctx context.Context, runID string) error {
+	deadline := time.Now().Add(leftoverWait)
+	for logged := false; ; logged = true {
+		pids := leftoverWorkers(runID)
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return nil
+		}
+		if !logged {
+			e.Logger.Info("waiting for the workers of the stopped framefleet to store what they finished", "run", runID, "pids", pids)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Submit implements pipeline.Engine. The jobs outlive ctx, as on Batch;
 // stop them with Cancel.
 func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle, error) {
@@ -217,8 +248,11 @@ func (e *Engine) Submit(ctx context.Context, spec pipeline.Job) (pipeline.Handle
 	if spec.Attempts > 0 {
 		attempts = spec.Attempts
 	}
-	if attempts > 10 {
-		return pipeline.Handle{}, fmt.Errorf("local engine: %d attempts: AWS Batch allows 1 to 10", attempts)
+	if err := pipeline.CheckAttempts(attempts); err != nil {
+		return pipeline.Handle{}, fmt.Errorf("local engine: %w", err)
+	}
+	if err := e.awaitLeftovers(ctx, spec.RunID); err != nil {
+		return pipeline.Handle{}, err
 	}
 	id, err := newJobID()
 	if err != nil {
@@ -612,7 +646,7 @@ func (e *Engine) env(r *run, j *job, attempt int, workDir string) []string {
 		}
 	}
 	vars["FRAMEFLEET_STORE"] = r.spec.StoreURI
-	vars["FRAMEFLEET_RUN_ID"] = r.spec.RunID
+	vars[runIDVar] = r.spec.RunID
 	vars["FRAMEFLEET_WORKDIR"] = workDir
 	vars["AWS_BATCH_JOB_ID"] = j.id
 	vars["AWS_BATCH_JOB_ATTEMPT"] = strconv.Itoa(attempt)
