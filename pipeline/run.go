@@ -431,7 +431,7 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 		Store: st.URI(), VCPUSeconds: m.VCPUSeconds, CostUSD: m.CostUSD, Frames: []string{},
 	}
 	if res.FPS == 0 && m.FPS != "" {
-		res.FPS = parseRate(m.FPS)
+		res.FPS = RateValue(m.FPS)
 	}
 	// Links are only signed; existence is checked with one Stat for the
 	// video and one listing for all frames, not a request per frame.
@@ -490,7 +490,9 @@ func resultFromManifest(ctx context.Context, st store.Store, m Manifest, expiry 
 	return res, nil
 }
 
-func parseRate(s string) float64 {
+// RateValue is a frame rate as FFmpeg writes it ("30000/1001", "24") in
+// frames per second; 0 when it cannot be read.
+func RateValue(s string) float64 {
 	num, den, ok := strings.Cut(s, "/")
 	n, err := strconv.ParseFloat(num, 64)
 	if err != nil {

@@ -179,8 +179,8 @@ func TestRunFailedErrorListsFailures(t *testing.T) {
 
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]float64{"24": 24, "30000/1001": 30000.0 / 1001, "x": 0, "1/0": 0} {
-		if got := parseRate(in); got != want {
-			t.Errorf("parseRate(%q) = %v, want %v", in, got, want)
+		if got := RateValue(in); got != want {
+			t.Errorf("RateValue(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -72,8 +72,14 @@ var flagOfSetting = map[string]string{
 	pipeline.KeySource:     "FILE.blend",
 }
 
-// cliWording words a setting error in flags; other errors pass unchanged.
+// cliWording words the core's front-end-neutral errors for a CLI user: a
+// setting error names the flag, a missing run names the command that lists
+// runs and the flag that picks the store; other errors pass unchanged.
 func cliWording(err error) error {
+	var nf *pipeline.RunNotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no run %q in this store: `framefleet runs` lists its runs (add --out DIR or s3://bucket/prefix if the run was rendered into another store)", nf.ID)
+	}
 	var se *pipeline.SettingError
 	if !errors.As(err, &se) {
 		return err

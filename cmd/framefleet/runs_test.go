@@ -38,6 +38,9 @@ func TestSettingErrorsNameFlags(t *testing.T) {
 			}
 		})
 	}
+	if got := cliWording(fmt.Errorf("status: %w", &pipeline.RunNotFoundError{ID: "zz"})).Error(); !strings.Contains(got, "`framefleet runs`") || !strings.Contains(got, "--out") {
+		t.Errorf("a missing run is worded %q: want the command that lists runs and the store flag", got)
+	}
 	plain := errors.New("no run \"zz\"")
 	if cliWording(plain) != plain {
 		t.Error("an error without a setting was changed")

@@ -490,13 +490,13 @@ func Plan(base, head Video, font string) Layout {
 	l.BaseWidth = evenWidth(base, h)
 	l.HeadWidth = evenWidth(head, h)
 	l.Width = l.BaseWidth + l.HeadWidth
-	if rateValue(l.Rate) <= 0 {
+	if pipeline.RateValue(l.Rate) <= 0 {
 		l.Rate = base.Rate
 	}
-	if rateValue(l.Rate) <= 0 {
+	if pipeline.RateValue(l.Rate) <= 0 {
 		l.Rate = "24"
 	}
-	if base.Rate != head.Rate && rateValue(base.Rate) > 0 && rateValue(head.Rate) > 0 {
+	if base.Rate != head.Rate && pipeline.RateValue(base.Rate) > 0 && pipeline.RateValue(head.Rate) > 0 {
 		l.Notes = append(l.Notes, fmt.Sprintf("base runs at %s fps and head at %s fps: both are shown at %s fps", fpsText(base.Rate), fpsText(head.Rate), fpsText(l.Rate)))
 	}
 	if base.Width*head.Height != head.Width*base.Height {
@@ -520,23 +520,7 @@ func evenWidth(v Video, h int) int {
 	return max(2, w+w%2)
 }
 
-func rateValue(r string) float64 {
-	num, den, ok := strings.Cut(r, "/")
-	n, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0
-	}
-	if !ok {
-		return n
-	}
-	d, err := strconv.ParseFloat(den, 64)
-	if err != nil || d == 0 {
-		return 0
-	}
-	return n / d
-}
-
-func fpsText(r string) string { return strconv.FormatFloat(rateValue(r), 'f', -1, 64) }
+func fpsText(r string) string { return strconv.FormatFloat(pipeline.RateValue(r), 'f', -1, 64) }
 
 // labelText checks a label, or gives the default.
 func labelText(s, def string) (string, error) {
@@ -594,7 +578,7 @@ func VideoArgs(base, head string, l Layout, out string) []string {
 // previewWidth wide, previewMaxFPS frames a second and about previewFrames
 // frames, so it stays small for any length.
 func PreviewArgs(video string, l Layout, out string) []string {
-	fps := min(rateValue(l.Rate), previewMaxFPS)
+	fps := min(pipeline.RateValue(l.Rate), previewMaxFPS)
 	if l.Duration > 0 && l.Duration*fps > previewFrames {
 		fps = previewFrames / l.Duration // a time-lapse of long videos
 	}
