@@ -83,6 +83,9 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 	testenv.FFmpeg(t)
 	scene := filepath.Join(testenv.Shared(t), "scenes", "pottery.blend")
 	if _, err := os.Stat(scene); err != nil {
+		if testenv.CI() {
+			t.Fatalf("scene missing: %v", err)
+		}
 		t.Skipf("scene missing: %v", err)
 	}
 	bin := buildFramefleet(t)
@@ -187,6 +190,9 @@ func TestRenderEndToEndReclaimMidChunk(t *testing.T) {
 	_, ffprobe := testenv.FFmpeg(t)
 	scene := filepath.Join(testenv.Shared(t), "scenes", "pottery.blend")
 	if _, err := os.Stat(scene); err != nil {
+		if testenv.CI() {
+			t.Fatalf("scene missing: %v", err)
+		}
 		t.Skipf("scene missing: %v", err)
 	}
 	bin := buildFramefleet(t)
