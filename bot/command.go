@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/framefleet/framefleet/pipeline"
 )
@@ -102,14 +103,22 @@ func HelpText(command string) string {
 	}, "\n"), command)
 }
 
-var (
-	runIDRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`)
-	framesRE   = regexp.MustCompile(`^\d+(-\d+(x\d+)?)?(,\d+(-\d+(x\d+)?)?)*$`)
-	ghPartRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	refRE      = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
-	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	fileNameRE = regexp.MustCompile(`^[^/\\\x00-\x1f]+\.blend$`)
-)
+// patterns are the argument shapes ParseCommand accepts, compiled on first
+// use so that commands other than the bot do not pay for them at start-up.
+var patterns = sync.OnceValue(func() commandPatterns {
+	return commandPatterns{
+		runID:    regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`),
+		frames:   regexp.MustCompile(`^\d+(-\d+(x\d+)?)?(,\d+(-\d+(x\d+)?)?)*$`),
+		ghPart:   regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
+		ref:      regexp.MustCompile(`^[A-Za-z0-9_./-]+$`),
+		bucket:   regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`),
+		fileName: regexp.MustCompile(`^[^/\\\x00-\x1f]+\.blend$`),
+	}
+})
+
+type commandPatterns struct {
+	runID, frames, ghPart, ref, bucket, fileName *regexp.Regexp
+}
 
 // ParseCommand parses the text after the slash command. command is the
 // command's name (e.g. "/render"), used in the usage it shows.
@@ -135,7 +144,7 @@ func ParseCommand(command, text string) (Command, error) {
 		case 1:
 			return Command{Kind: CmdStatus}, nil
 		case 2:
-			if !runIDRE.MatchString(fields[1]) {
+			if !patterns().runID.MatchString(fields[1]) {
 				return Command{}, &UsageError{fmt.Sprintf("`%s` is not a run ID: run IDs are letters and digits, as shown in the run's message.", esc(fields[1])), usage(usageStatus)}
 			}
 			return Command{Kind: CmdStatus, RunID: fields[1]}, nil
@@ -145,7 +154,7 @@ func ParseCommand(command, text string) (Command, error) {
 		if len(fields) != 2 {
 			return Command{}, &UsageError{"`cancel` needs exactly one run ID.", usage(usageCancel)}
 		}
-		if !runIDRE.MatchString(fields[1]) {
+		if !patterns().runID.MatchString(fields[1]) {
 			return Command{}, &UsageError{fmt.Sprintf("`%s` is not a run ID: run IDs are letters and digits, as shown in the run's message.", esc(fields[1])), usage(usageCancel)}
 		}
 		return Command{Kind: CmdCancel, RunID: fields[1]}, nil
@@ -170,7 +179,7 @@ func ParseCommand(command, text string) (Command, error) {
 		seen[key] = true
 		switch key {
 		case "frames":
-			if !framesRE.MatchString(value) {
+			if !patterns().frames.MatchString(value) {
 				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is not a frame list: use `1-100`, `1-100x5` (every 5th frame) or `3,7,12-20`.", esc(value)), usage(usageRender)}
 			}
 			cmd.Frames = value
@@ -222,7 +231,7 @@ func ParseSource(arg string) (Source, error) {
 	switch {
 	case strings.HasPrefix(arg, "s3://"):
 		bucket, key, _ := strings.Cut(strings.TrimPrefix(arg, "s3://"), "/")
-		if !bucketRE.MatchString(bucket) {
+		if !patterns().bucket.MatchString(bucket) {
 			return Source{}, fmt.Errorf("`%s` has no valid bucket name: use `s3://bucket/path/scene.blend`.", esc(arg))
 		}
 		if !strings.HasSuffix(key, ".blend") || strings.Contains(key, "..") || strings.HasPrefix(key, "/") {
@@ -233,7 +242,7 @@ func ParseSource(arg string) (Source, error) {
 		return Source{Kind: SourceChannel}, nil
 	case strings.HasPrefix(arg, "file:"):
 		name := strings.TrimPrefix(arg, "file:")
-		if !fileNameRE.MatchString(name) {
+		if !patterns().fileName.MatchString(name) {
 			return Source{}, fmt.Errorf("`%s` does not name a .blend file shared here: use `file:scene.blend`, or `file` for the newest one.", esc(arg))
 		}
 		return Source{Kind: SourceChannel, Name: name}, nil
@@ -249,14 +258,14 @@ func ParseSource(arg string) (Source, error) {
 		return Source{}, fmt.Errorf("`%s` is not a source: a GitHub file is `owner/repo/path/scene.blend@ref` (a branch, tag or commit).", esc(arg))
 	}
 	for i, p := range parts {
-		if !ghPartRE.MatchString(p) || p == "." || p == ".." || (i < 2 && strings.HasPrefix(p, ".")) {
+		if !patterns().ghPart.MatchString(p) || p == "." || p == ".." || (i < 2 && strings.HasPrefix(p, ".")) {
 			return Source{}, fmt.Errorf("`%s` has an invalid path part `%s`: use `owner/repo/path/scene.blend@ref`.", esc(arg), esc(p))
 		}
 	}
 	if !strings.HasSuffix(path, ".blend") {
 		return Source{}, fmt.Errorf("`%s` does not name a .blend file: use `owner/repo/path/scene.blend@ref`.", esc(arg))
 	}
-	if !refRE.MatchString(ref) || strings.Contains(ref, "..") {
+	if !patterns().ref.MatchString(ref) || strings.Contains(ref, "..") {
 		return Source{}, fmt.Errorf("`@%s` is not a git ref: give a branch, tag or commit, e.g. `@main`.", esc(ref))
 	}
 	return Source{Kind: SourceGitHub, Owner: parts[0], Repo: parts[1], Path: strings.Join(parts[2:], "/"), Ref: ref}, nil

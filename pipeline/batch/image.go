@@ -14,6 +14,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,11 +28,15 @@ type ECRImage struct {
 }
 
 // ecrRef matches <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>[:tag|@sha256:…].
-var ecrRef = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9._/-]+?)(?::([\w][\w.-]{0,127})|@(sha256:[a-f0-9]{64}))?$`)
+// It is compiled on first use: its {0,127} repetition costs ~2,000 allocations,
+// which every command (inspect included) would otherwise pay at start-up.
+var ecrRef = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9._/-]+?)(?::([\w][\w.-]{0,127})|@(sha256:[a-f0-9]{64}))?$`)
+})
 
 // ParseECRImage recognises an ECR image reference; other registries return false.
 func ParseECRImage(image string) (ECRImage, bool) {
-	m := ecrRef.FindStringSubmatch(image)
+	m := ecrRef().FindStringSubmatch(image)
 	if m == nil {
 		return ECRImage{}, false
 	}
