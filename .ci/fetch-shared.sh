@@ -2,9 +2,13 @@
 # Builds the shared test data directory (the layout of ../shared that
 # internal/testenv reads through FRAMEFLEET_SHARED) where ../shared is not
 # beside the checkout, as on GitHub's runners:
-#   - the public .blend files, downloaded from their upstream repositories at
-#     the pinned commits in .ci/shared-sources.txt and checked by SHA-256;
-#   - framefleet's own files about them (expected.json), from .ci/shared/.
+# the public .blend files, downloaded from their upstream repositories at the
+# pinned commits in .ci/shared-sources.txt and checked by SHA-256. The shared
+# data's expected.json (the values a reader must produce) has no public
+# upstream and no copy in the repository: without it the tests that compare
+# values skip, saying why (internal/testenv.CorpusExpected), and the files are
+# still read by every other test. Licences: assimp (BSD 3-Clause),
+# glTF-Blender-IO (Apache-2.0), "Pottery" by Prokster (CC0).
 # Files already present with the right checksum are not downloaded again.
 #
 # Usage: .ci/fetch-shared.sh DIR
@@ -12,7 +16,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:?usage: .ci/fetch-shared.sh DIR (then export FRAMEFLEET_SHARED=DIR)}
 mkdir -p "$dest"
-cp -R "$here/shared/." "$dest/"
 
 while read -r path sum url; do
 	case $path in '' | '#'*) continue ;; esac

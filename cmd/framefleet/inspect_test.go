@@ -36,18 +36,7 @@ func inspectRun(t *testing.T, args ...string) (int, string, string) {
 // the values Blender stores in them.
 func sharedExpected(t *testing.T) (dir string, expected map[string]map[string]any) {
 	t.Helper()
-	dir = filepath.Join(testenv.Shared(t), "blendfiles")
-	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &expected); err != nil {
-		t.Fatalf("expected.json: %v", err)
-	}
-	if len(expected) == 0 {
-		t.Fatal("expected.json lists no files")
-	}
-	return dir, expected
+	return filepath.Join(testenv.Shared(t), "blendfiles"), testenv.CorpusExpected(t)
 }
 
 // jsonFields are the only keys --json may print (engine is left out for

@@ -1,10 +1,8 @@
 package testenv_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -45,37 +43,12 @@ func TestSharedSourcesDescribeTheSharedDir(t *testing.T) {
 			t.Errorf("%s in %s has SHA-256 %x, shared-sources.txt says %s", src.Path, dir, sum, src.SHA256)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "blendfiles", "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var expected map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &expected); err != nil {
-		t.Fatal(err)
-	}
-	for name := range expected {
-		if !listed["blendfiles/"+name] {
-			t.Errorf("expected.json describes %s, which shared-sources.txt does not pin", name)
-		}
-	}
 	if !listed["scenes/pottery.blend"] {
 		t.Error("scenes/pottery.blend is not pinned")
 	}
-}
-
-// TestExpectedValuesAreTheRepositorys: CI takes expected.json from
-// .ci/shared/; a shared directory elsewhere must hold the same values.
-func TestExpectedValuesAreTheRepositorys(t *testing.T) {
-	dir := testenv.Shared(t)
-	ours, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), ".ci", "shared", "blendfiles", "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, err := os.ReadFile(filepath.Join(dir, "blendfiles", "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(ours, theirs) {
-		t.Errorf("%s/blendfiles/expected.json differs from .ci/shared/blendfiles/expected.json: update both together", dir)
+	for name := range testenv.CorpusExpected(t) {
+		if !listed["blendfiles/"+name] {
+			t.Errorf("expected.json describes %s, which shared-sources.txt does not pin", name)
+		}
 	}
 }

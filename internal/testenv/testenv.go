@@ -6,7 +6,9 @@ package testenv
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +104,36 @@ func SharedSources() ([]SharedSource, error) {
 		out = append(out, SharedSource{Path: fields[0], SHA256: fields[1], URL: fields[2]})
 	}
 	return out, sc.Err()
+}
+
+// CorpusExpected loads blendfiles/expected.json from the shared directory:
+// for each real .blend file, the values a reader must produce. It is part of
+// the project's shared data, not of any public repository, so GitHub's
+// runners (which fetch only the public .blend files, see .ci/fetch-shared.sh)
+// do not have it: there the value checks are skipped, saying why. Anywhere
+// else a missing file fails in CI and skips outside it.
+func CorpusExpected(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	path := filepath.Join(Shared(t), "blendfiles", "expected.json")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		msg := path + " is missing: it comes with the shared data (FRAMEFLEET_SHARED or ../shared), not from the files' upstream repositories"
+		if os.Getenv("GITHUB_ACTIONS") == "true" || !CI() {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expected map[string]map[string]any
+	if err := json.Unmarshal(raw, &expected); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(expected) == 0 {
+		t.Fatalf("%s lists no files", path)
+	}
+	return expected
 }
 
 // BlenderScript runs a Python script in the real Blender, as every test that

@@ -9,20 +9,15 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/framefleet/framefleet/internal/testenv"
 )
 
 // TestCorpus reads every real file in ../shared/blendfiles through ReadFile
 // and ReadStream and compares every field with expected.json.
 func TestCorpus(t *testing.T) {
 	dir := corpusDir(t)
-	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var expected map[string]map[string]any
-	if err := json.Unmarshal(raw, &expected); err != nil {
-		t.Fatal(err)
-	}
+	expected := testenv.CorpusExpected(t)
 	names := make([]string, 0, len(expected))
 	for name := range expected {
 		names = append(names, name)
