@@ -3,6 +3,8 @@ package action
 import (
 	"context"
 	"time"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // Labels the action puts on the runs it submits; refresh finds runs by them.
@@ -124,14 +126,14 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 // SHA is the commit the run rendered.
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
 
-// Run states (pipeline.RunState's values).
+// Run states: the pipeline's, as the strings this package's interfaces carry.
 const (
-	StatePlanned     = "planned"
-	StateSubmitted   = "submitted"
-	StateRunning     = "running"
-	StateStitching   = "stitching"
-	StateSucceeded   = "succeeded"
-	StateFailed      = "failed"
-	StateCancelled   = "cancelled"
-	StateInterrupted = "interrupted"
+	StatePlanned     = string(pipeline.RunPlanned)
+	StateSubmitted   = string(pipeline.RunSubmitted)
+	StateRunning     = string(pipeline.RunRunning)
+	StateStitching   = string(pipeline.RunStitching)
+	StateSucceeded   = string(pipeline.RunSucceeded)
+	StateFailed      = string(pipeline.RunFailed)
+	StateCancelled   = string(pipeline.RunCancelled)
+	StateInterrupted = string(pipeline.RunInterrupted)
 )

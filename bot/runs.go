@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // Runs is what the bot needs from the durable-runs pipeline (pipeline.Runs
@@ -60,16 +62,16 @@ type Submission struct {
 	Labels     map[string]string
 }
 
-// Run states, as the pipeline names them.
+// Run states: the pipeline's, as the strings this package's interfaces carry.
 const (
-	StatePlanned     = "planned"
-	StateSubmitted   = "submitted"
-	StateRunning     = "running"
-	StateStitching   = "stitching"
-	StateSucceeded   = "succeeded"
-	StateFailed      = "failed"
-	StateCancelled   = "cancelled"
-	StateInterrupted = "interrupted"
+	StatePlanned     = string(pipeline.RunPlanned)
+	StateSubmitted   = string(pipeline.RunSubmitted)
+	StateRunning     = string(pipeline.RunRunning)
+	StateStitching   = string(pipeline.RunStitching)
+	StateSucceeded   = string(pipeline.RunSucceeded)
+	StateFailed      = string(pipeline.RunFailed)
+	StateCancelled   = string(pipeline.RunCancelled)
+	StateInterrupted = string(pipeline.RunInterrupted)
 )
 
 // Run is a snapshot of a run, reduced to what the bot shows.
