@@ -23,7 +23,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: cfn-lint ## install Blender, FFmpeg, git-lfs and fonts (Debian packages) and cfn-lint when missing; check Go
+deps: ## install Blender, FFmpeg, git-lfs and fonts (Debian packages) when missing; check Go
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.21 or newer (https://go.dev/dl); it fetches the Go version go.mod names by itself"; exit 1; }
 	@missing=""; \
 	for p in blender ffmpeg ffprobe git-lfs; do command -v $$p >/dev/null || missing=1; done; \
@@ -54,7 +54,7 @@ demo: deps build ## render the bundled example scene locally and print where the
 	./$(BIN) render examples/demo.blend --out renders
 
 .PHONY: test
-test: deps github-fixtures ## run every test (real Blender and FFmpeg), plus a short fuzz run
+test: deps cfn-lint github-fixtures ## run every test (real Blender and FFmpeg), plus a short fuzz run
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./pipeline/blend
