@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // commentMarker starts the action's sticky comment; it is found again by
@@ -30,22 +32,22 @@ const (
 )
 
 // stateWords are how a state reads in the table, and its commit status.
-var stateWords = map[string]struct{ label, status string }{
-	StatePlanned:     {"⏳ queued", "pending"},
-	StateSubmitted:   {"⏳ queued", "pending"},
-	StateRunning:     {"🎞️ rendering", "pending"},
-	StateStitching:   {"🧵 stitching", "pending"},
-	StateInterrupted: {"⏸️ interrupted", "pending"},
-	StateSucceeded:   {"✅ succeeded", "success"},
-	StateFailed:      {"❌ failed", "failure"},
-	StateCancelled:   {"⛔ cancelled", "error"},
+var stateWords = map[pipeline.RunState]struct{ label, status string }{
+	pipeline.RunPlanned:     {"⏳ queued", "pending"},
+	pipeline.RunSubmitted:   {"⏳ queued", "pending"},
+	pipeline.RunRunning:     {"🎞️ rendering", "pending"},
+	pipeline.RunStitching:   {"🧵 stitching", "pending"},
+	pipeline.RunInterrupted: {"⏸️ interrupted", "pending"},
+	pipeline.RunSucceeded:   {"✅ succeeded", "success"},
+	pipeline.RunFailed:      {"❌ failed", "failure"},
+	pipeline.RunCancelled:   {"⛔ cancelled", "error"},
 }
 
-func stateLabel(s string) string {
+func stateLabel(s pipeline.RunState) string {
 	if w, ok := stateWords[s]; ok {
 		return w.label
 	}
-	return s
+	return string(s)
 }
 
 // isWebLink says whether a link opens in a browser (else it is a path in a
@@ -161,7 +163,7 @@ func latestFrameCell(r Run) string {
 		if isWebLink(r.Comparison) {
 			target = r.Comparison
 		}
-		if r.State == StateSucceeded && isWebLink(img) {
+		if r.State == pipeline.RunSucceeded && isWebLink(img) {
 			if !isWebLink(target) {
 				target = img
 			}
@@ -313,7 +315,7 @@ func statusFor(r Run) Status {
 		st.State = w.status
 	}
 	switch r.State {
-	case StateSucceeded:
+	case pipeline.RunSucceeded:
 		st.Description = fmt.Sprintf("rendered %d frames", r.FramesTotal)
 		for _, l := range []string{r.Video, r.Comparison, r.Preview} {
 			if isWebLink(l) {
@@ -321,12 +323,12 @@ func statusFor(r Run) Status {
 				break
 			}
 		}
-	case StateFailed, StateCancelled:
-		st.Description = r.State
+	case pipeline.RunFailed, pipeline.RunCancelled:
+		st.Description = string(r.State)
 		if r.Failure != "" {
 			st.Description += ": " + strings.Join(strings.Fields(r.Failure), " ")
 		}
-	case StateRunning:
+	case pipeline.RunRunning:
 		// Whole tens of percent: GitHub keeps every status (at most 1000
 		// per commit and context), so progress is posted coarsely.
 		st.Description = "rendering"
@@ -334,7 +336,7 @@ func statusFor(r Run) Status {
 			st.Description = fmt.Sprintf("rendering: %d%% of %d frames", 100*r.FramesDone/r.FramesTotal/10*10, r.FramesTotal)
 		}
 	default:
-		st.Description = r.State
+		st.Description = string(r.State)
 	}
 	if !isWebLink(st.TargetURL) {
 		st.TargetURL = ""

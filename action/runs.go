@@ -86,7 +86,7 @@ type Run struct {
 	ID string
 	// Compare names the comparison shown with the run (see RunRef).
 	Compare RunRef
-	State   string
+	State   pipeline.RunState
 	Final   bool
 	// Labels as submitted (see Label*).
 	Labels map[string]string
@@ -125,15 +125,3 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 
 // SHA is the commit the run rendered.
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
-
-// Run states: the pipeline's, as the strings this package's interfaces carry.
-const (
-	StatePlanned     = string(pipeline.RunPlanned)
-	StateSubmitted   = string(pipeline.RunSubmitted)
-	StateRunning     = string(pipeline.RunRunning)
-	StateStitching   = string(pipeline.RunStitching)
-	StateSucceeded   = string(pipeline.RunSucceeded)
-	StateFailed      = string(pipeline.RunFailed)
-	StateCancelled   = string(pipeline.RunCancelled)
-	StateInterrupted = string(pipeline.RunInterrupted)
-)
