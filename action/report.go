@@ -115,16 +115,6 @@ func row(r Run) string {
 		progressCell(r), latestFrameCell(r), linksCell(r))
 }
 
-// table renders runs as that table.
-func table(runs []Run) string {
-	var b strings.Builder
-	b.WriteString(tableHeader)
-	for _, r := range runs {
-		b.WriteString(row(r))
-	}
-	return b.String()
-}
-
 func sceneCell(r Run) string {
 	s := mdText(r.Scene)
 	if r.Width > 0 && r.Height > 0 {
