@@ -356,11 +356,15 @@ func statusContext(p string) string {
 // ones only when they expire sooner than this.
 const linkRenewMargin = 24 * time.Hour
 
-var (
-	signedQueryRE = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
-	expiryNoteRE  = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
-	webLinkRE     = regexp.MustCompile(`https?://[^\s)"]+`)
-)
+// linkPatterns are what same looks for in published text, compiled on
+// first use so that commands other than the action do not pay for them at
+// start-up.
+var linkPatterns = sync.OnceValue(func() (p struct{ signedQuery, expiryNote, webLink *regexp.Regexp }) {
+	p.signedQuery = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
+	p.expiryNote = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
+	p.webLink = regexp.MustCompile(`https?://[^\s)"]+`)
+	return p
+})
 
 // same says whether published text needs no update to become next: equal,
 // or equal but for the signatures of links that stay valid long enough.
@@ -370,13 +374,14 @@ func (p *reporter) same(published, next string) bool {
 	if published == next {
 		return true
 	}
+	re := linkPatterns()
 	unsigned := func(s string) string {
-		return expiryNoteRE.ReplaceAllString(signedQueryRE.ReplaceAllString(s, "?signed"), "Links expire (when)")
+		return re.expiryNote.ReplaceAllString(re.signedQuery.ReplaceAllString(s, "?signed"), "Links expire (when)")
 	}
 	if unsigned(published) != unsigned(next) {
 		return false
 	}
-	for _, l := range webLinkRE.FindAllString(published, -1) {
+	for _, l := range re.webLink.FindAllString(published, -1) {
 		l = strings.ReplaceAll(l, "&amp;", "&")
 		if e := linkExpiry(l); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
 			return false
