@@ -234,7 +234,7 @@ func (a *runner) render(ctx context.Context) error {
 			if err != nil {
 				r.State, r.Final, r.Failure = pipeline.RunFailed, true, err.Error()
 			}
-			if r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled {
+			if r.failed() {
 				// An annotation on the file, shown in the PR's diff too.
 				a.gha.WithFieldsMap(map[string]string{"file": t.Path, "title": "framefleet render " + string(r.State)}).
 					Errorf("%s: %s", t.Path, orDash(r.Failure))
@@ -256,13 +256,7 @@ func (a *runner) render(ctx context.Context) error {
 	if err := a.setOutputs(final); err != nil {
 		return err
 	}
-	failed := 0
-	for _, r := range final {
-		if r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled {
-			failed++
-		}
-	}
-	if failed > 0 {
+	if failed := failures(final); failed > 0 {
 		return &RendersFailedError{Failed: failed, Total: len(final)}
 	}
 	return nil
@@ -352,7 +346,6 @@ func (a *runner) labels(t Target) map[string]string {
 
 func (a *runner) setOutputs(runs []Run) error {
 	out := []RunOutput{}
-	failed := 0
 	for _, r := range runs {
 		out = append(out, RunOutput{
 			File: r.Path(), SHA: r.SHA(), RunID: r.ID, State: r.State,
@@ -363,15 +356,12 @@ func (a *runner) setOutputs(runs []Run) error {
 		if at := soonestExpiry([]Run{r}); !at.IsZero() {
 			out[len(out)-1].LinksExpireAt = &at
 		}
-		if r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled {
-			failed++
-		}
 	}
 	data, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	a.gha.SetOutput("runs", string(data))
-	a.gha.SetOutput("failures", strconv.Itoa(failed))
+	a.gha.SetOutput("failures", strconv.Itoa(failures(runs)))
 	return nil
 }

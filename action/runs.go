@@ -125,3 +125,17 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 
 // SHA is the commit the run rendered.
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
+
+// failed says whether the run ended without its video (failed or cancelled).
+func (r Run) failed() bool { return r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled }
+
+// failures counts the runs that failed.
+func failures(runs []Run) int {
+	n := 0
+	for _, r := range runs {
+		if r.failed() {
+			n++
+		}
+	}
+	return n
+}
