@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // Options are what the action gets from its host process.
@@ -50,16 +52,16 @@ type Options struct {
 
 // RunOutput is one entry of the "runs" output.
 type RunOutput struct {
-	File           string `json:"file"`
-	SHA            string `json:"sha"`
-	RunID          string `json:"run_id,omitempty"`
-	State          string `json:"state"`
-	Video          string `json:"video,omitempty"`
-	Preview        string `json:"preview,omitempty"`
-	Comparison     string `json:"comparison,omitempty"`
-	VideoPath      string `json:"video_path,omitempty"`
-	PreviewPath    string `json:"preview_path,omitempty"`
-	ComparisonPath string `json:"comparison_path,omitempty"`
+	File           string            `json:"file"`
+	SHA            string            `json:"sha"`
+	RunID          string            `json:"run_id,omitempty"`
+	State          pipeline.RunState `json:"state"`
+	Video          string            `json:"video,omitempty"`
+	Preview        string            `json:"preview,omitempty"`
+	Comparison     string            `json:"comparison,omitempty"`
+	VideoPath      string            `json:"video_path,omitempty"`
+	PreviewPath    string            `json:"preview_path,omitempty"`
+	ComparisonPath string            `json:"comparison_path,omitempty"`
 	// LinksExpireAt is when the soonest of the signed links stops working.
 	LinksExpireAt *time.Time `json:"links_expire_at,omitempty"`
 	Error         string     `json:"error,omitempty"`
@@ -183,7 +185,7 @@ func (a *runner) render(ctx context.Context) error {
 	live := newLiveReport(a)
 	rows := make([]int, len(targets))
 	for i, t := range targets {
-		rows[i] = live.add(key, Run{State: StatePlanned, Labels: a.labels(t)})
+		rows[i] = live.add(key, Run{State: pipeline.RunPlanned, Labels: a.labels(t)})
 	}
 	stop := live.start(ctx)
 
@@ -230,11 +232,11 @@ func (a *runner) render(ctx context.Context) error {
 			defer wg.Done()
 			r, err := a.renderOne(ctx, runs, t, tmp, func(r Run) { live.set(key, rows[i], r) }, func(r Run, err error) { noted(i, r, err) })
 			if err != nil {
-				r.State, r.Final, r.Failure = StateFailed, true, err.Error()
+				r.State, r.Final, r.Failure = pipeline.RunFailed, true, err.Error()
 			}
-			if r.State == StateFailed || r.State == StateCancelled {
+			if r.failed() {
 				// An annotation on the file, shown in the PR's diff too.
-				a.gha.WithFieldsMap(map[string]string{"file": t.Path, "title": "framefleet render " + r.State}).
+				a.gha.WithFieldsMap(map[string]string{"file": t.Path, "title": "framefleet render " + string(r.State)}).
 					Errorf("%s: %s", t.Path, orDash(r.Failure))
 			}
 			live.set(key, rows[i], r)
@@ -254,13 +256,7 @@ func (a *runner) render(ctx context.Context) error {
 	if err := a.setOutputs(final); err != nil {
 		return err
 	}
-	failed := 0
-	for _, r := range final {
-		if r.State == StateFailed || r.State == StateCancelled {
-			failed++
-		}
-	}
-	if failed > 0 {
+	if failed := failures(final); failed > 0 {
 		return &RendersFailedError{Failed: failed, Total: len(final)}
 	}
 	return nil
@@ -350,7 +346,6 @@ func (a *runner) labels(t Target) map[string]string {
 
 func (a *runner) setOutputs(runs []Run) error {
 	out := []RunOutput{}
-	failed := 0
 	for _, r := range runs {
 		out = append(out, RunOutput{
 			File: r.Path(), SHA: r.SHA(), RunID: r.ID, State: r.State,
@@ -361,15 +356,12 @@ func (a *runner) setOutputs(runs []Run) error {
 		if at := soonestExpiry([]Run{r}); !at.IsZero() {
 			out[len(out)-1].LinksExpireAt = &at
 		}
-		if r.State == StateFailed || r.State == StateCancelled {
-			failed++
-		}
 	}
 	data, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	a.gha.SetOutput("runs", string(data))
-	a.gha.SetOutput("failures", strconv.Itoa(failed))
+	a.gha.SetOutput("failures", strconv.Itoa(failures(runs)))
 	return nil
 }

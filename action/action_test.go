@@ -11,6 +11,7 @@ import (
 
 	"github.com/framefleet/framefleet/internal/githubtest"
 	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // scenes makes tiny real scenes (Blender) for the tests.
@@ -84,7 +85,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	var paths []string
 	for _, r := range runs {
 		paths = append(paths, r.File)
-		if r.State != StateSucceeded || r.SHA != head || r.RunID == "" {
+		if r.State != pipeline.RunSucceeded || r.SHA != head || r.RunID == "" {
 			t.Errorf("run %+v: want succeeded at the head commit %s with a run id", r, head)
 		}
 		if _, err := os.Stat(r.VideoPath); err != nil {
@@ -221,11 +222,11 @@ func TestDispatchRendersTheOthersWhenOneIsAnLFSPointer(t *testing.T) {
 		t.Fatalf("action: %v, want 1 of 2 renders failed", err)
 	}
 	runs := h.runsOutput()
-	if len(runs) != 2 || runs[0].File != "scenes/a.blend" || runs[0].State != StateSucceeded {
+	if len(runs) != 2 || runs[0].File != "scenes/a.blend" || runs[0].State != pipeline.RunSucceeded {
 		t.Fatalf("runs %+v: want scenes/a.blend rendered (props/ is not in paths)", runs)
 	}
 	big := runs[1]
-	if big.File != "scenes/big.blend" || big.State != StateFailed || !strings.Contains(big.Error, "lfs: true") || !strings.Contains(big.Error, "git lfs pull --include=scenes/big.blend") {
+	if big.File != "scenes/big.blend" || big.State != pipeline.RunFailed || !strings.Contains(big.Error, "lfs: true") || !strings.Contains(big.Error, "git lfs pull --include=scenes/big.blend") {
 		t.Errorf("the pointer's run %+v: want failed with the fix", big)
 	}
 	if o := h.outputs(); o["failures"] != "1" {

@@ -166,10 +166,10 @@ func (r *fleetRuns) Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, 
 		switch ev.Kind {
 		case pipeline.EventProgress, pipeline.EventFirstFrame, pipeline.EventResumed:
 			if !cur.Final {
-				cur.State = StateRunning
+				cur.State = pipeline.RunRunning
 			}
 		case pipeline.EventStitching:
-			cur.State = StateStitching
+			cur.State = pipeline.RunStitching
 		}
 		if p := ev.Preview; p != nil && !cur.Final {
 			cur.LatestFrame = p.Frame
@@ -275,7 +275,7 @@ func (r *fleetRuns) Reports(ctx context.Context, repo string, since time.Time) (
 func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord, cmp RunRef) Run {
 	cmp.ID = ""
 	v := Run{
-		ID: rec.ID, Compare: cmp, State: string(rec.State), Final: rec.State.Final(), Labels: rec.Labels,
+		ID: rec.ID, Compare: cmp, State: rec.State, Final: rec.State.Final(), Labels: rec.Labels,
 		Scene: rec.Scene, Width: rec.Width, Height: rec.Height, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
 		CreatedAt: rec.CreatedAt,
 	}

@@ -57,6 +57,15 @@ type Status struct {
 	Context, State, Description, TargetURL string
 }
 
+// statusOf is the HTTP status of GitHub's error answer (0 for other errors).
+func statusOf(err error) int {
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		return er.Response.StatusCode
+	}
+	return 0
+}
+
 // compareFileCap is how many files the compare API lists at most.
 const compareFileCap = 300
 
@@ -86,8 +95,7 @@ func (r *restClient) PullRequestFiles(ctx context.Context, owner, repo string, n
 	for {
 		files, resp, err := r.c.PullRequests.ListFiles(ctx, owner, repo, number, opts)
 		if err != nil {
-			var er *github.ErrorResponse
-			if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
+			if statusOf(err) == http.StatusNotFound {
 				return nil, fmt.Errorf("list the files of pull request #%d: %w (%v)", number, ErrNotFound, err)
 			}
 			return nil, fmt.Errorf("list the files of pull request #%d: %w", number, err)
@@ -105,8 +113,7 @@ func (r *restClient) PullRequestFiles(ctx context.Context, owner, repo string, n
 func (r *restClient) CompareFiles(ctx context.Context, owner, repo, base, head string) ([]ChangedFile, bool, error) {
 	cmp, _, err := r.c.Repositories.CompareCommits(ctx, owner, repo, base, head, &github.ListOptions{PerPage: 1})
 	if err != nil {
-		var er *github.ErrorResponse
-		if errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode == http.StatusNotFound || er.Response.StatusCode == http.StatusUnprocessableEntity) {
+		if st := statusOf(err); st == http.StatusNotFound || st == http.StatusUnprocessableEntity {
 			return nil, false, fmt.Errorf("compare %s...%s: %w (%v)", short(base), short(head), ErrCompareUnavailable, err)
 		}
 		return nil, false, fmt.Errorf("compare %s...%s: %w", short(base), short(head), err)
@@ -186,8 +193,7 @@ func (r *restClient) CreateStatus(ctx context.Context, owner, repo, sha string, 
 func (r *restClient) Login(ctx context.Context) (string, error) {
 	u, _, err := r.c.Users.Get(ctx, "")
 	if err != nil {
-		var er *github.ErrorResponse
-		if errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode == http.StatusForbidden || er.Response.StatusCode == http.StatusNotFound) {
+		if st := statusOf(err); st == http.StatusForbidden || st == http.StatusNotFound {
 			return "", nil // an installation token (the workflow's) has no user
 		}
 		return "", fmt.Errorf("read the token's user: %w", err)

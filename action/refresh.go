@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // recentlyFinished is how long after a run ended refresh still checks its
@@ -44,12 +46,12 @@ func (a *runner) refresh(ctx context.Context) error {
 		for i, f := range rep.Files {
 			labels := reportLabels(rep, f.Path)
 			if f.Run.ID == "" {
-				rows[i] = Run{State: StateFailed, Final: true, Failure: f.Failure, Labels: labels}
+				rows[i] = Run{State: pipeline.RunFailed, Final: true, Failure: f.Failure, Labels: labels}
 				continue
 			}
 			r, err := runs.Get(ctx, f.Run)
 			if err != nil {
-				r = Run{ID: f.Run.ID, State: StateFailed, Final: true, Failure: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
+				r = Run{ID: f.Run.ID, State: pipeline.RunFailed, Final: true, Failure: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
 			}
 			r.Labels = labels
 			rows[i] = r
@@ -126,5 +128,5 @@ func awaitsComparison(r Run, now time.Time) bool {
 
 // needsComparison: a succeeded head run whose comparison is not composed.
 func needsComparison(r Run) bool {
-	return r.State == StateSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
+	return r.State == pipeline.RunSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
 }

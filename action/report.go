@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // commentMarker starts the action's sticky comment; it is found again by
@@ -30,22 +32,22 @@ const (
 )
 
 // stateWords are how a state reads in the table, and its commit status.
-var stateWords = map[string]struct{ label, status string }{
-	StatePlanned:     {"⏳ queued", "pending"},
-	StateSubmitted:   {"⏳ queued", "pending"},
-	StateRunning:     {"🎞️ rendering", "pending"},
-	StateStitching:   {"🧵 stitching", "pending"},
-	StateInterrupted: {"⏸️ interrupted", "pending"},
-	StateSucceeded:   {"✅ succeeded", "success"},
-	StateFailed:      {"❌ failed", "failure"},
-	StateCancelled:   {"⛔ cancelled", "error"},
+var stateWords = map[pipeline.RunState]struct{ label, status string }{
+	pipeline.RunPlanned:     {"⏳ queued", "pending"},
+	pipeline.RunSubmitted:   {"⏳ queued", "pending"},
+	pipeline.RunRunning:     {"🎞️ rendering", "pending"},
+	pipeline.RunStitching:   {"🧵 stitching", "pending"},
+	pipeline.RunInterrupted: {"⏸️ interrupted", "pending"},
+	pipeline.RunSucceeded:   {"✅ succeeded", "success"},
+	pipeline.RunFailed:      {"❌ failed", "failure"},
+	pipeline.RunCancelled:   {"⛔ cancelled", "error"},
 }
 
-func stateLabel(s string) string {
+func stateLabel(s pipeline.RunState) string {
 	if w, ok := stateWords[s]; ok {
 		return w.label
 	}
-	return s
+	return string(s)
 }
 
 // isWebLink says whether a link opens in a browser (else it is a path in a
@@ -113,16 +115,6 @@ func row(r Run) string {
 		progressCell(r), latestFrameCell(r), linksCell(r))
 }
 
-// table renders runs as that table.
-func table(runs []Run) string {
-	var b strings.Builder
-	b.WriteString(tableHeader)
-	for _, r := range runs {
-		b.WriteString(row(r))
-	}
-	return b.String()
-}
-
 func sceneCell(r Run) string {
 	s := mdText(r.Scene)
 	if r.Width > 0 && r.Height > 0 {
@@ -161,7 +153,7 @@ func latestFrameCell(r Run) string {
 		if isWebLink(r.Comparison) {
 			target = r.Comparison
 		}
-		if r.State == StateSucceeded && isWebLink(img) {
+		if r.State == pipeline.RunSucceeded && isWebLink(img) {
 			if !isWebLink(target) {
 				target = img
 			}
@@ -313,7 +305,7 @@ func statusFor(r Run) Status {
 		st.State = w.status
 	}
 	switch r.State {
-	case StateSucceeded:
+	case pipeline.RunSucceeded:
 		st.Description = fmt.Sprintf("rendered %d frames", r.FramesTotal)
 		for _, l := range []string{r.Video, r.Comparison, r.Preview} {
 			if isWebLink(l) {
@@ -321,12 +313,12 @@ func statusFor(r Run) Status {
 				break
 			}
 		}
-	case StateFailed, StateCancelled:
-		st.Description = r.State
+	case pipeline.RunFailed, pipeline.RunCancelled:
+		st.Description = string(r.State)
 		if r.Failure != "" {
 			st.Description += ": " + strings.Join(strings.Fields(r.Failure), " ")
 		}
-	case StateRunning:
+	case pipeline.RunRunning:
 		// Whole tens of percent: GitHub keeps every status (at most 1000
 		// per commit and context), so progress is posted coarsely.
 		st.Description = "rendering"
@@ -334,7 +326,7 @@ func statusFor(r Run) Status {
 			st.Description = fmt.Sprintf("rendering: %d%% of %d frames", 100*r.FramesDone/r.FramesTotal/10*10, r.FramesTotal)
 		}
 	default:
-		st.Description = r.State
+		st.Description = string(r.State)
 	}
 	if !isWebLink(st.TargetURL) {
 		st.TargetURL = ""
@@ -364,11 +356,15 @@ func statusContext(p string) string {
 // ones only when they expire sooner than this.
 const linkRenewMargin = 24 * time.Hour
 
-var (
-	signedQueryRE = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
-	expiryNoteRE  = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
-	webLinkRE     = regexp.MustCompile(`https?://[^\s)"]+`)
-)
+// linkPatterns are what same looks for in published text, compiled on
+// first use so that commands other than the action do not pay for them at
+// start-up.
+var linkPatterns = sync.OnceValue(func() (p struct{ signedQuery, expiryNote, webLink *regexp.Regexp }) {
+	p.signedQuery = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
+	p.expiryNote = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
+	p.webLink = regexp.MustCompile(`https?://[^\s)"]+`)
+	return p
+})
 
 // same says whether published text needs no update to become next: equal,
 // or equal but for the signatures of links that stay valid long enough.
@@ -378,13 +374,14 @@ func (p *reporter) same(published, next string) bool {
 	if published == next {
 		return true
 	}
+	re := linkPatterns()
 	unsigned := func(s string) string {
-		return expiryNoteRE.ReplaceAllString(signedQueryRE.ReplaceAllString(s, "?signed"), "Links expire (when)")
+		return re.expiryNote.ReplaceAllString(re.signedQuery.ReplaceAllString(s, "?signed"), "Links expire (when)")
 	}
 	if unsigned(published) != unsigned(next) {
 		return false
 	}
-	for _, l := range webLinkRE.FindAllString(published, -1) {
+	for _, l := range re.webLink.FindAllString(published, -1) {
 		l = strings.ReplaceAll(l, "&amp;", "&")
 		if e := linkExpiry(l); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
 			return false

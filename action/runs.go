@@ -86,7 +86,7 @@ type Run struct {
 	ID string
 	// Compare names the comparison shown with the run (see RunRef).
 	Compare RunRef
-	State   string
+	State   pipeline.RunState
 	Final   bool
 	// Labels as submitted (see Label*).
 	Labels map[string]string
@@ -126,14 +126,16 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 // SHA is the commit the run rendered.
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
 
-// Run states: the pipeline's, as the strings this package's interfaces carry.
-const (
-	StatePlanned     = string(pipeline.RunPlanned)
-	StateSubmitted   = string(pipeline.RunSubmitted)
-	StateRunning     = string(pipeline.RunRunning)
-	StateStitching   = string(pipeline.RunStitching)
-	StateSucceeded   = string(pipeline.RunSucceeded)
-	StateFailed      = string(pipeline.RunFailed)
-	StateCancelled   = string(pipeline.RunCancelled)
-	StateInterrupted = string(pipeline.RunInterrupted)
-)
+// failed says whether the run ended without its video (failed or cancelled).
+func (r Run) failed() bool { return r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled }
+
+// failures counts the runs that failed.
+func failures(runs []Run) int {
+	n := 0
+	for _, r := range runs {
+		if r.failed() {
+			n++
+		}
+	}
+	return n
+}

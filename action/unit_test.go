@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 func TestParseInputs(t *testing.T) {
@@ -187,11 +188,11 @@ func TestMutationsArePaced(t *testing.T) {
 func TestCommentBody(t *testing.T) {
 	signed := "https://bucket.s3.amazonaws.com/runs/ab/video.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261130T120000Z&X-Amz-Expires=3600&X-Amz-Signature=ff"
 	runs := []Run{
-		{ID: "zz9", State: StateRunning, Scene: "a|b", Frames: "48", FramesDone: 12, FramesTotal: 48, LatestFrame: 12,
+		{ID: "zz9", State: pipeline.RunRunning, Scene: "a|b", Frames: "48", FramesDone: 12, FramesTotal: 48, LatestFrame: 12,
 			LatestFrameLink: "https://cdn.example.com/thumb.jpg", Labels: map[string]string{LabelPath: "z/[x]`y`.blend"}},
-		{ID: "ab1", State: StateSucceeded, Final: true, Scene: "Shot", Frames: "1-4", FramesDone: 4, FramesTotal: 4, Video: signed, Preview: "https://cdn.example.com/p.gif",
+		{ID: "ab1", State: pipeline.RunSucceeded, Final: true, Scene: "Shot", Frames: "1-4", FramesDone: 4, FramesTotal: 4, Video: signed, Preview: "https://cdn.example.com/p.gif",
 			Labels: map[string]string{LabelPath: "a.blend"}},
-		{State: StateFailed, Final: true, Failure: "a.blend is a Git LFS pointer", Labels: map[string]string{LabelPath: "lfs.blend"}},
+		{State: pipeline.RunFailed, Final: true, Failure: "a.blend is a Git LFS pointer", Labels: map[string]string{LabelPath: "lfs.blend"}},
 	}
 	body := commentBody("0123456789abcdef", runs)
 	for _, want := range []string{
@@ -207,12 +208,12 @@ func TestCommentBody(t *testing.T) {
 	if strings.Index(body, "`a.blend`") > strings.Index(body, "z/[x]") {
 		t.Error("rows are not sorted by path")
 	}
-	if temp := commentBody("0123456", []Run{{State: StateSucceeded, Final: true, Video: signed + "&X-Amz-Security-Token=abc", Labels: map[string]string{LabelPath: "a.blend"}}}); !strings.Contains(temp, "at the latest: they were signed with temporary credentials") {
+	if temp := commentBody("0123456", []Run{{State: pipeline.RunSucceeded, Final: true, Video: signed + "&X-Amz-Security-Token=abc", Labels: map[string]string{LabelPath: "a.blend"}}}); !strings.Contains(temp, "at the latest: they were signed with temporary credentials") {
 		t.Errorf("links signed with temporary credentials do not say so:\n%s", temp)
 	}
 	many := make([]Run, 2000)
 	for i := range many {
-		many[i] = Run{State: StateFailed, Failure: strings.Repeat("x", 600), Labels: map[string]string{LabelPath: "f" + strconv.Itoa(i) + ".blend"}}
+		many[i] = Run{State: pipeline.RunFailed, Failure: strings.Repeat("x", 600), Labels: map[string]string{LabelPath: "f" + strconv.Itoa(i) + ".blend"}}
 	}
 	if long := commentBody("0123456", many); len(long) > maxCommentLength || !strings.Contains(long, "more files: see the workflow run's summary") || !strings.HasSuffix(long, "</sub>\n") {
 		t.Errorf("a long comment is %d bytes or not cut with a note", len(long))
@@ -225,13 +226,13 @@ func TestStatusFor(t *testing.T) {
 		run  Run
 		want Status
 	}{
-		{Run{State: StateSucceeded, FramesTotal: 4, Video: "https://v/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
+		{Run{State: pipeline.RunSucceeded, FramesTotal: 4, Video: "https://v/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
 			Status{Context: "framefleet/a.blend", State: "success", Description: "rendered 4 frames", TargetURL: "https://v/x.mp4"}},
-		{Run{State: StateSucceeded, FramesTotal: 4, Video: "/tmp/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
+		{Run{State: pipeline.RunSucceeded, FramesTotal: 4, Video: "/tmp/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
 			Status{Context: "framefleet/a.blend", State: "success", Description: "rendered 4 frames", TargetURL: testRunURL}},
-		{Run{State: StateRunning, FramesDone: 2, FramesTotal: 4, Labels: map[string]string{LabelPath: "a.blend"}},
+		{Run{State: pipeline.RunRunning, FramesDone: 2, FramesTotal: 4, Labels: map[string]string{LabelPath: "a.blend"}},
 			Status{Context: "framefleet/a.blend", State: "pending", Description: "rendering: 50% of 4 frames"}},
-		{Run{State: StateFailed, Failure: "chunk 0\nfailed", Labels: map[string]string{LabelPath: "a.blend"}},
+		{Run{State: pipeline.RunFailed, Failure: "chunk 0\nfailed", Labels: map[string]string{LabelPath: "a.blend"}},
 			Status{Context: "framefleet/a.blend", State: "failure", Description: "failed: chunk 0 failed"}},
 	}
 	for _, tc := range tests {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // ActionCancel is the Cancel button's action_id; its value is the run ID.
@@ -151,11 +153,11 @@ func plainStatus(v View, status string) string {
 
 func runStatus(r Run) string {
 	switch r.State {
-	case StatePlanned, StateSubmitted:
+	case pipeline.RunPlanned, pipeline.RunSubmitted:
 		return "Submitted, waiting for workers"
-	case StateStitching:
+	case pipeline.RunStitching:
 		return "Stitching the video"
-	case StateInterrupted:
+	case pipeline.RunInterrupted:
 		return "Interrupted, resuming"
 	case "":
 		return "Submitting"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 )
 
@@ -388,13 +389,13 @@ func (b *Bot) watch(t *thread, run Run) {
 // finalMarker records how far the final report got, so it is posted once
 // even when the bot dies in the middle of it.
 type finalMarker struct {
-	State    string `json:"state"` // posting, posted
-	ReplyTS  string `json:"reply_ts,omitempty"`
-	Video    bool   `json:"video,omitempty"`
-	Preview  bool   `json:"preview,omitempty"`
-	Channel  string `json:"channel"`
-	Thread   string `json:"thread"`
-	Finished string `json:"finished"`
+	State    string            `json:"state"` // posting, posted
+	ReplyTS  string            `json:"reply_ts,omitempty"`
+	Video    bool              `json:"video,omitempty"`
+	Preview  bool              `json:"preview,omitempty"`
+	Channel  string            `json:"channel"`
+	Thread   string            `json:"thread"`
+	Finished pipeline.RunState `json:"finished"`
 }
 
 // finish edits the parent to its final state and posts the final reply,
@@ -405,9 +406,9 @@ func (b *Bot) finish(t *thread, r Run) {
 	t.set(func(v *View) {
 		v.Run, v.Note = r, ""
 		switch r.State {
-		case StateSucceeded:
+		case pipeline.RunSucceeded:
 			v.Phase = PhaseDone
-		case StateCancelled:
+		case pipeline.RunCancelled:
 			v.Phase = PhaseCancelled
 			if v.CancelledBy == "" {
 				v.CancelledBy = cancelledBy(r.Failure)
@@ -480,7 +481,7 @@ func (b *Bot) finish(t *thread, r Run) {
 			return
 		}
 	}
-	if r.State == StateSucceeded {
+	if r.State == pipeline.RunSucceeded {
 		if !m.Video {
 			b.postVideo(ctx, t, r)
 			m.Video = true
@@ -504,7 +505,7 @@ func (b *Bot) finish(t *thread, r Run) {
 }
 
 func (b *Bot) refreshFinalThumbnail(ctx context.Context, t *thread, r Run) {
-	if r.State == StateSucceeded {
+	if r.State == pipeline.RunSucceeded {
 		t.refreshThumbnail(ctx, r)
 	}
 }
@@ -521,7 +522,7 @@ func finalText(r Run, requester string) string {
 		who = fmt.Sprintf("<@%s> ", requester)
 	}
 	switch r.State {
-	case StateSucceeded:
+	case pipeline.RunSucceeded:
 		took := ""
 		if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
 			took = " in " + roundDuration(r.FinishedAt.Sub(r.CreatedAt))
@@ -539,7 +540,7 @@ func finalText(r Run, requester string) string {
 			cost = fmt.Sprintf(", about $%.2f", r.CostUSD)
 		}
 		return fmt.Sprintf("✅ %sDone%s: %s%s%s%s — run `%s`. The video is below.", who, took, plural(r.FramesTotal, "frame"), size, fps, cost, r.ID)
-	case StateCancelled:
+	case pipeline.RunCancelled:
 		return fmt.Sprintf("🛑 Run `%s` was cancelled%s.", r.ID, byText(cancelledBy(r.Failure)))
 	}
 	line := "❌ " + who + fmt.Sprintf("Run `%s` failed", r.ID)

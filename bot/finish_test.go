@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // finishHarness stores a finished run's video and preview, posts its parent
@@ -33,7 +35,7 @@ func succeededRun(t *testing.T, h *harness, videoBytes int) Run {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	return Run{ID: "r1", State: StateSucceeded, Final: true, Scene: "Scene", FramesDone: 3, FramesTotal: 3,
+	return Run{ID: "r1", State: pipeline.RunSucceeded, Final: true, Scene: "Scene", FramesDone: 3, FramesTotal: 3,
 		CreatedAt: now.Add(-time.Minute), FinishedAt: now, VideoKey: "runs/r1/Scene.mp4", VideoSize: int64(videoBytes),
 		PreviewKey: "runs/r1/preview.gif", FailedChunk: -1, Labels: map[string]string{LabelRequestedBy: testUser}}
 }
@@ -168,7 +170,7 @@ func TestEditsAreCoalesced(t *testing.T) {
 	th := h.bot.newThread(testChannel, ts, View{Source: "a.blend", RequestedBy: testUser, Phase: PhaseRunning})
 	start := time.Now()
 	for i := 1; i <= 500; i++ {
-		th.observe(context.Background(), Update{Kind: UpdateProgress, Run: Run{ID: "r1", State: StateRunning, FramesDone: i, FramesTotal: 1000, FailedChunk: -1}})
+		th.observe(context.Background(), Update{Kind: UpdateProgress, Run: Run{ID: "r1", State: pipeline.RunRunning, FramesDone: i, FramesTotal: 1000, FailedChunk: -1}})
 		time.Sleep(4 * time.Millisecond)
 	}
 	elapsed := time.Since(start)

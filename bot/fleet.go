@@ -82,8 +82,8 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 				cur.ThumbnailKey = ev.Preview.ThumbnailKey
 			}
 		}
-		if cur.State == StateSubmitted && ev.FramesDone > 0 || ev.Kind == pipeline.EventFirstFrame {
-			cur.State = StateRunning
+		if cur.State == pipeline.RunSubmitted && ev.FramesDone > 0 || ev.Kind == pipeline.EventFirstFrame {
+			cur.State = pipeline.RunRunning
 		}
 		kind := UpdateProgress
 		switch ev.Kind {
@@ -100,7 +100,7 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 		case pipeline.EventChunkRetried:
 			kind = UpdateRetried
 		case pipeline.EventStitching:
-			kind, cur.State = UpdateStitching, StateStitching
+			kind, cur.State = UpdateStitching, pipeline.RunStitching
 		case pipeline.EventResumed:
 			kind = UpdateResumed
 		case pipeline.EventStalled:
@@ -188,7 +188,7 @@ func (r *FleetRuns) wrap(err error) error {
 // snapshot reduces a record to what the bot shows.
 func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 	run := Run{
-		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Scene: rec.Scene,
+		ID: rec.ID, State: rec.State, Final: rec.State.Final(), Scene: rec.Scene,
 		SourceName: rec.Source.Name, Frames: rec.Settings.Frames,
 		FramesDone: rec.Progress.FramesDone, FramesTotal: rec.FramesTotal, ChunksTotal: rec.ChunkTotal,
 		LatestFrame: rec.Progress.LatestFrame, ThumbnailKey: rec.Progress.LatestThumbnailKey, FrameKey: rec.Progress.LatestFrameKey,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/framefleet/framefleet/internal/slackfake"
 	"github.com/framefleet/framefleet/internal/testenv"
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 )
 
@@ -86,7 +87,7 @@ func TestCancelRunningRender(t *testing.T) {
 		p := h.slack.Parents()[0]
 		return lastEdit(p, "Cancelled") && len(finalOf(h, ts)) == 1
 	})
-	if r, _ := h.runs.Get(context.Background(), runID); r.State != StateCancelled {
+	if r, _ := h.runs.Get(context.Background(), runID); r.State != pipeline.RunCancelled {
 		t.Errorf("run state %s, want cancelled", r.State)
 	}
 	final := finalOf(h, ts)[0]

@@ -62,22 +62,10 @@ type Submission struct {
 	Labels     map[string]string
 }
 
-// Run states: the pipeline's, as the strings this package's interfaces carry.
-const (
-	StatePlanned     = string(pipeline.RunPlanned)
-	StateSubmitted   = string(pipeline.RunSubmitted)
-	StateRunning     = string(pipeline.RunRunning)
-	StateStitching   = string(pipeline.RunStitching)
-	StateSucceeded   = string(pipeline.RunSucceeded)
-	StateFailed      = string(pipeline.RunFailed)
-	StateCancelled   = string(pipeline.RunCancelled)
-	StateInterrupted = string(pipeline.RunInterrupted)
-)
-
 // Run is a snapshot of a run, reduced to what the bot shows.
 type Run struct {
 	ID          string
-	State       string
+	State       pipeline.RunState
 	Final       bool
 	Scene       string
 	SourceName  string

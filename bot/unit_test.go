@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 func TestVerifyRequest(t *testing.T) {
@@ -202,7 +204,7 @@ func TestParentMessage(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	running := View{Source: "acme/film/<shot>.blend@main", RequestedBy: "U1", Phase: PhaseRunning, Now: now,
 		ThumbnailURL: "https://bucket.s3.amazonaws.com/thumb.jpg",
-		Run: Run{ID: "k3x9p2ad", State: StateRunning, Scene: "Shot", Frames: "1-100x2", FramesDone: 10, FramesTotal: 50,
+		Run: Run{ID: "k3x9p2ad", State: pipeline.RunRunning, Scene: "Shot", Frames: "1-100x2", FramesDone: 10, FramesTotal: 50,
 			Width: 960, Height: 540, Engine: "batch", CreatedAt: now.Add(-100 * time.Second), FailedChunk: -1}}
 	text, blocks := Parent(running)
 	raw, _ := json.Marshal(blocks)
@@ -220,7 +222,7 @@ func TestParentMessage(t *testing.T) {
 		t.Errorf("%d blocks, %d bytes: over Slack's limits", len(blocks), len(js))
 	}
 	done := running
-	done.Phase, done.Run.State, done.Run.FramesDone, done.Run.FinishedAt = PhaseDone, StateSucceeded, 50, now
+	done.Phase, done.Run.State, done.Run.FramesDone, done.Run.FinishedAt = PhaseDone, pipeline.RunSucceeded, 50, now
 	done.VideoURL = "https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"
 	_, blocks = Parent(done)
 	raw, _ = json.Marshal(blocks)

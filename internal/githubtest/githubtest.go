@@ -164,10 +164,11 @@ type Server struct {
 }
 
 type fault struct {
-	method, path string
-	status       int
-	header       http.Header
-	body         string
+	method string
+	path   *regexp.Regexp
+	status int
+	header http.Header
+	body   string
 }
 
 // New starts a server; it is closed when the test ends.
@@ -198,7 +199,7 @@ func (s *Server) SetCompare(base, head string, files ...File) {
 func (s *Server) RateLimitOnce(method, pathRE string, status int, header http.Header) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, fault{method: method, path: pathRE, status: status, header: header,
+	s.faults = append(s.faults, fault{method: method, path: regexp.MustCompile(pathRE), status: status, header: header,
 		body: `{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}`})
 }
 
@@ -207,7 +208,7 @@ func (s *Server) RateLimitOnce(method, pathRE string, status int, header http.He
 func (s *Server) FailOnce(method, pathRE string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, fault{method: method, path: pathRE, status: status,
+	s.faults = append(s.faults, fault{method: method, path: regexp.MustCompile(pathRE), status: status,
 		body: fmt.Sprintf(`{"message":%q}`, http.StatusText(status))})
 }
 
@@ -280,7 +281,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	for i, f := range s.faults {
-		if f.method == r.Method && regexp.MustCompile(f.path).MatchString(r.URL.Path) {
+		if f.method == r.Method && f.path.MatchString(r.URL.Path) {
 			s.faults = slices.Delete(s.faults, i, i+1)
 			s.mu.Unlock()
 			for k, v := range f.header {

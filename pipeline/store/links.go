@@ -14,15 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/cloudfront/sign"
 )
 
-// LinkSigner makes the links an S3 store's Link returns in place of
-// presigned S3 URLs, which die with the credentials that signed them
-// (about an hour under GitHub's OIDC). CloudFrontSigner is the one in use.
-type LinkSigner interface {
-	// SignLink returns a URL for the S3 object key (the store's prefix
-	// included) that works until expires.
-	SignLink(ctx context.Context, objectKey string, expires time.Time) (string, error)
-}
-
 // MaxCloudFrontLinkExpiry bounds CloudFront links. CloudFront itself sets no
 // limit; a year keeps a leaked link from living for ever.
 const MaxCloudFrontLinkExpiry = 366 * 24 * time.Hour
@@ -49,7 +40,9 @@ func (c CloudFront) Enabled() bool {
 }
 
 // CloudFrontSigner signs CloudFront URLs with a canned policy (an expiry
-// time only). The links do not depend on AWS credentials.
+// time only): an S3 store's Link returns them in place of presigned S3 URLs,
+// which die with the credentials that signed them (about an hour under
+// GitHub's OIDC). The links do not depend on AWS credentials.
 type CloudFrontSigner struct {
 	base   *url.URL
 	signer *sign.URLSigner
@@ -125,14 +118,14 @@ func loadRSAKey(pemText string) (crypto.Signer, error) {
 	return rk, nil
 }
 
-// SignLink implements LinkSigner.
-func (s *CloudFrontSigner) SignLink(ctx context.Context, objectKey string, expires time.Time) (string, error) {
+// SignLink returns a URL for the S3 object key (the store's prefix
+// included) that works until expires.
+func (s *CloudFrontSigner) SignLink(objectKey string, expires time.Time) (string, error) {
 	parts := strings.Split(objectKey, "/")
 	for i, p := range parts {
 		parts[i] = url.PathEscape(p) // CloudFront signs ASCII URLs only
 	}
-	u := *s.base
-	raw := u.String() + "/" + strings.Join(parts, "/")
+	raw := s.base.String() + "/" + strings.Join(parts, "/")
 	signed, err := s.signer.Sign(raw, expires)
 	if err != nil {
 		return "", fmt.Errorf("sign CloudFront link to %s: %w", objectKey, err)

@@ -57,7 +57,7 @@ type S3 struct {
 	bucket  string
 	prefix  string // no leading or trailing slash; "" is the bucket root
 	expiry  time.Duration
-	links   LinkSigner // nil: presigned S3 URLs
+	links   *CloudFrontSigner // nil: presigned S3 URLs
 	// endpoint and pathStyle are kept to explain addressing failures.
 	endpoint  string
 	pathStyle bool
@@ -96,7 +96,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
-	var links LinkSigner
+	var links *CloudFrontSigner
 	if opts.CloudFront.Enabled() {
 		cf, err := NewCloudFrontSigner(opts.CloudFront)
 		if err != nil {
@@ -382,7 +382,7 @@ func (s *S3) Link(ctx context.Context, key string, expiry time.Duration) (string
 		return "", err
 	}
 	if s.links != nil {
-		return s.links.SignLink(ctx, s.ObjectKey(key), time.Now().Add(expiry))
+		return s.links.SignLink(s.ObjectKey(key), time.Now().Add(expiry))
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
