@@ -69,6 +69,10 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 	var mu sync.Mutex
 	cur := r.snapshot(ctx, rec)
 	_, werr := r.Runs.Watch(ctx, id, func(ev pipeline.Event) {
+		switch ev.Kind {
+		case pipeline.EventSucceeded, pipeline.EventFailed, pipeline.EventCancelled:
+			return // the final snapshot comes from the record below
+		}
 		mu.Lock()
 		if ev.Record != nil {
 			cur = r.snapshot(ctx, ev.Record)
@@ -107,9 +111,6 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			kind = UpdateStalled
 		case pipeline.EventSubmitted:
 			kind = UpdateSubmitted
-		case pipeline.EventSucceeded, pipeline.EventFailed, pipeline.EventCancelled:
-			mu.Unlock()
-			return // the final snapshot comes from the record below
 		}
 		u := Update{Kind: kind, Run: cur, Message: ev.Message}
 		mu.Unlock()
