@@ -155,7 +155,7 @@ func (r *FleetRuns) List(ctx context.Context, labels map[string]string, limit in
 			return nil, err
 		}
 		for i := range page.Runs {
-			out = append(out, r.snapshot(ctx, &page.Runs[i]))
+			out = append(out, summary(&page.Runs[i]))
 		}
 		if page.Next == "" {
 			break
@@ -186,8 +186,27 @@ func (r *FleetRuns) wrap(err error) error {
 	return err
 }
 
-// snapshot reduces a record to what the bot shows.
+// snapshot reduces a record to what the bot shows, with what only the
+// store knows: the failed chunk's frames, the video's size and the preview.
 func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
+	run := summary(rec)
+	if run.FailedChunk >= 0 {
+		run.FailedFrames = r.chunkFrames(ctx, rec.ID, run.FailedChunk)
+	}
+	if run.VideoKey != "" {
+		if obj, err := r.Fleet.Store.Stat(ctx, run.VideoKey); err == nil {
+			run.VideoSize = obj.Size
+		}
+		if _, err := r.Fleet.Store.Stat(ctx, store.PreviewKey(rec.ID)); err == nil {
+			run.PreviewKey = store.PreviewKey(rec.ID)
+		}
+	}
+	return run
+}
+
+// summary is snapshot without reading the store (no FailedFrames,
+// VideoSize or PreviewKey): what List returns, one record per run.
+func summary(rec *pipeline.RunRecord) Run {
 	run := Run{
 		ID: rec.ID, State: string(rec.State), Final: rec.State.Final(), Scene: rec.Scene,
 		SourceName: rec.Source.Name, Frames: rec.Settings.Frames,
@@ -210,7 +229,6 @@ func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 		for _, c := range f.Failures {
 			if c.Index >= 0 {
 				run.FailedChunk = c.Index
-				run.FailedFrames = r.chunkFrames(ctx, rec.ID, c.Index)
 				run.Failure = childReason(c)
 				break
 			}
@@ -221,12 +239,6 @@ func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 	}
 	if rec.State == pipeline.RunSucceeded {
 		run.VideoKey = store.VideoKey(rec.ID, rec.Scene)
-		if obj, err := r.Fleet.Store.Stat(ctx, run.VideoKey); err == nil {
-			run.VideoSize = obj.Size
-		}
-		if _, err := r.Fleet.Store.Stat(ctx, store.PreviewKey(rec.ID)); err == nil {
-			run.PreviewKey = store.PreviewKey(rec.ID)
-		}
 		if rec.Result != nil {
 			run.CostUSD = rec.Result.CostUSD
 		}

@@ -24,7 +24,9 @@ type Runs interface {
 	Cancel(ctx context.Context, id, reason string) (Run, error)
 	// Get returns a run by ID or unique prefix (ErrRunNotFound when none).
 	Get(ctx context.Context, id string) (Run, error)
-	// List returns the newest runs carrying every label given, at most limit.
+	// List returns the newest runs carrying every label given, at most
+	// limit, without what only the store knows (FailedFrames, VideoSize,
+	// PreviewKey): Get a run for those.
 	List(ctx context.Context, labels map[string]string, limit int) ([]Run, error)
 	// Open reads a stored object (the video, the preview, a thumbnail).
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
