@@ -98,7 +98,6 @@ type Run struct {
 	Engine       string
 	Labels       map[string]string
 	CreatedAt    time.Time
-	StartedAt    time.Time // the first frame's work began (zero: not yet)
 	FinishedAt   time.Time
 	// VideoKey, VideoSize and PreviewKey are set when the run succeeded.
 	VideoKey   string
@@ -124,7 +123,6 @@ const (
 	UpdateStitching   UpdateKind = "stitching"
 	UpdateResumed     UpdateKind = "resumed"
 	UpdateStalled     UpdateKind = "stalled"
-	UpdateFinal       UpdateKind = "final"
 )
 
 // Update is one change Watch reports.
