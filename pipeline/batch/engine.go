@@ -161,10 +161,7 @@ func (e *Engine) WorkerLogs(h pipeline.Handle) string {
 
 // definitionName is the job definition's name, which starts its log streams' names.
 func (e *Engine) definitionName() string {
-	name := e.opts.Definition.Name
-	if name == "" {
-		name = e.opts.Definition.withDefaults().Name
-	}
+	name := e.opts.Definition.withDefaults().Name
 	if i := strings.LastIndexByte(name, '/'); i >= 0 { // an ARN: .../name:revision
 		name = name[i+1:]
 	}
@@ -981,7 +978,7 @@ func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) e
 }
 
 // Name is the engine's name in run records (pipeline.Run uses it).
-func (e *Engine) Name() string { return "batch" }
+func (e *Engine) Name() string { return EngineName }
 
 // BlenderVersion is the Blender the image carries: the spec's, or the
 // FRAMEFLEET_BLENDER_VERSION of the existing job definition.
