@@ -287,7 +287,8 @@ func (e *Engine) JobDefinition(ctx context.Context, spec Spec) (string, error) {
 // revisions that carry the tag but differ (someone registered them by hand,
 // or with a forged tag); they are never used.
 func (e *Engine) matchingRevision(ctx context.Context, spec Spec) (match *types.JobDefinition, rejected []string, err error) {
-	hash := specHash(spec.registerInput())
+	want := spec.registerInput()
+	hash := specHash(want)
 	// Any ACTIVE revision with the same spec will do (e.g. going back to an
 	// earlier image), not only the latest: every registration is a new
 	// revision, and submissions name the exact one.
@@ -300,7 +301,7 @@ func (e *Engine) matchingRevision(ctx context.Context, spec Spec) (match *types.
 		if d.Tags[SpecHashTag] != hash {
 			continue
 		}
-		if diffs := spec.mismatches(d); len(diffs) > 0 {
+		if diffs := mismatches(want, d); len(diffs) > 0 {
 			e.log.Warn("job definition revision carries framefleet's spec tag but differs from the spec: not using it",
 				"arn", aws.ToString(d.JobDefinitionArn), "differences", strings.Join(diffs, "; "))
 			rejected = append(rejected, fmt.Sprintf("revision %d carries the spec tag but %s", aws.ToInt32(d.Revision), strings.Join(diffs, ", ")))
