@@ -37,11 +37,7 @@ func (r *FleetRuns) EngineName() string { return r.Fleet.Config.Engine }
 
 func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req := r.Fleet.NewRequest(s.BlendPath)
-	req.SourceName = s.SourceName
-	req.Labels = s.Labels
-	if s.Frames != "" {
-		req.Frames = s.Frames
-	}
+	req.SourceName, req.Labels, req.Frames = s.SourceName, s.Labels, s.Frames
 	if s.Chunk > 0 {
 		req.Chunk = s.Chunk
 	}
@@ -51,10 +47,7 @@ func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	if s.Samples > 0 {
 		req.Samples = s.Samples
 	}
-	if err := req.Validate(); err != nil {
-		return Run{}, err
-	}
-	rec, err := r.Runs.Submit(ctx, req)
+	rec, err := r.Runs.Submit(ctx, req) // validates req before anything else
 	if err != nil {
 		return Run{}, err
 	}
