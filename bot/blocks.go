@@ -178,12 +178,10 @@ func ProgressBar(done, total, width int) string {
 	return fmt.Sprintf("`%s%s` %d%%", strings.Repeat("█", full), strings.Repeat("░", width-full), int(frac*100))
 }
 
-// ETA estimates the time left from the frame rate so far (0: unknown).
+// ETA estimates the time left from the frame rate since the run was
+// created (0: unknown).
 func ETA(r Run, now time.Time) time.Duration {
-	start := r.StartedAt
-	if start.IsZero() {
-		start = r.CreatedAt
-	}
+	start := r.CreatedAt
 	if r.FramesDone == 0 || r.FramesTotal <= r.FramesDone || start.IsZero() || !now.After(start) {
 		return 0
 	}

@@ -418,7 +418,9 @@ func (b *Bot) finish(t *thread, r Run) {
 			v.Note = r.Failure
 		}
 	})
-	b.refreshFinalThumbnail(ctx, t, r)
+	if r.State == pipeline.RunSucceeded {
+		t.refreshThumbnail(ctx, r)
+	}
 	if r.VideoKey != "" {
 		if link, err := b.runs.Link(ctx, r.VideoKey); err == nil {
 			t.set(func(v *View) { v.VideoURL = link })
@@ -501,12 +503,6 @@ func (b *Bot) finish(t *thread, r Run) {
 		if _, err := b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
 			b.log.Warn("could not record the report as complete; the next start checks it again", "run", r.ID, "err", err)
 		}
-	}
-}
-
-func (b *Bot) refreshFinalThumbnail(ctx context.Context, t *thread, r Run) {
-	if r.State == pipeline.RunSucceeded {
-		t.refreshThumbnail(ctx, r)
 	}
 }
 

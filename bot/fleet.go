@@ -37,11 +37,7 @@ func (r *FleetRuns) EngineName() string { return r.Fleet.Config.Engine }
 
 func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req := r.Fleet.NewRequest(s.BlendPath)
-	req.SourceName = s.SourceName
-	req.Labels = s.Labels
-	if s.Frames != "" {
-		req.Frames = s.Frames
-	}
+	req.SourceName, req.Labels, req.Frames = s.SourceName, s.Labels, s.Frames
 	if s.Chunk > 0 {
 		req.Chunk = s.Chunk
 	}
@@ -51,10 +47,7 @@ func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	if s.Samples > 0 {
 		req.Samples = s.Samples
 	}
-	if err := req.Validate(); err != nil {
-		return Run{}, err
-	}
-	rec, err := r.Runs.Submit(ctx, req)
+	rec, err := r.Runs.Submit(ctx, req) // validates req before anything else
 	if err != nil {
 		return Run{}, err
 	}
@@ -69,6 +62,10 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 	var mu sync.Mutex
 	cur := r.snapshot(ctx, rec)
 	_, werr := r.Runs.Watch(ctx, id, func(ev pipeline.Event) {
+		switch ev.Kind {
+		case pipeline.EventSucceeded, pipeline.EventFailed, pipeline.EventCancelled:
+			return // the final snapshot comes from the record below
+		}
 		mu.Lock()
 		if ev.Record != nil {
 			cur = r.snapshot(ctx, ev.Record)
@@ -107,9 +104,6 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			kind = UpdateStalled
 		case pipeline.EventSubmitted:
 			kind = UpdateSubmitted
-		case pipeline.EventSucceeded, pipeline.EventFailed, pipeline.EventCancelled:
-			mu.Unlock()
-			return // the final snapshot comes from the record below
 		}
 		u := Update{Kind: kind, Run: cur, Message: ev.Message}
 		mu.Unlock()
@@ -154,7 +148,7 @@ func (r *FleetRuns) List(ctx context.Context, labels map[string]string, limit in
 			return nil, err
 		}
 		for i := range page.Runs {
-			out = append(out, r.snapshot(ctx, &page.Runs[i]))
+			out = append(out, summary(&page.Runs[i]))
 		}
 		if page.Next == "" {
 			break
@@ -185,8 +179,27 @@ func (r *FleetRuns) wrap(err error) error {
 	return err
 }
 
-// snapshot reduces a record to what the bot shows.
+// snapshot reduces a record to what the bot shows, with what only the
+// store knows: the failed chunk's frames, the video's size and the preview.
 func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
+	run := summary(rec)
+	if run.FailedChunk >= 0 {
+		run.FailedFrames = r.chunkFrames(ctx, rec.ID, run.FailedChunk)
+	}
+	if run.VideoKey != "" {
+		if obj, err := r.Fleet.Store.Stat(ctx, run.VideoKey); err == nil {
+			run.VideoSize = obj.Size
+		}
+		if _, err := r.Fleet.Store.Stat(ctx, store.PreviewKey(rec.ID)); err == nil {
+			run.PreviewKey = store.PreviewKey(rec.ID)
+		}
+	}
+	return run
+}
+
+// summary is snapshot without reading the store (no FailedFrames,
+// VideoSize or PreviewKey): what List returns, one record per run.
+func summary(rec *pipeline.RunRecord) Run {
 	run := Run{
 		ID: rec.ID, State: rec.State, Final: rec.State.Final(), Scene: rec.Scene,
 		SourceName: rec.Source.Name, Frames: rec.Settings.Frames,
@@ -209,7 +222,6 @@ func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 		for _, c := range f.Failures {
 			if c.Index >= 0 {
 				run.FailedChunk = c.Index
-				run.FailedFrames = r.chunkFrames(ctx, rec.ID, c.Index)
 				run.Failure = childReason(c)
 				break
 			}
@@ -220,12 +232,6 @@ func (r *FleetRuns) snapshot(ctx context.Context, rec *pipeline.RunRecord) Run {
 	}
 	if rec.State == pipeline.RunSucceeded {
 		run.VideoKey = store.VideoKey(rec.ID, rec.Scene)
-		if obj, err := r.Fleet.Store.Stat(ctx, run.VideoKey); err == nil {
-			run.VideoSize = obj.Size
-		}
-		if _, err := r.Fleet.Store.Stat(ctx, store.PreviewKey(rec.ID)); err == nil {
-			run.PreviewKey = store.PreviewKey(rec.ID)
-		}
 		if rec.Result != nil {
 			run.CostUSD = rec.Result.CostUSD
 		}

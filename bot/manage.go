@@ -152,6 +152,11 @@ func (b *Bot) resume(ctx context.Context) error {
 				defer release()
 			}
 			if r.Final {
+				// List's runs lack the video's size and the failed frames
+				// the report needs.
+				if full, err := b.runs.Get(ctx, r.ID); err == nil {
+					r = full
+				}
 				b.finish(t, r)
 				return
 			}

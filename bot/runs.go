@@ -24,7 +24,9 @@ type Runs interface {
 	Cancel(ctx context.Context, id, reason string) (Run, error)
 	// Get returns a run by ID or unique prefix (ErrRunNotFound when none).
 	Get(ctx context.Context, id string) (Run, error)
-	// List returns the newest runs carrying every label given, at most limit.
+	// List returns the newest runs carrying every label given, at most
+	// limit, without what only the store knows (FailedFrames, VideoSize,
+	// PreviewKey): Get a run for those.
 	List(ctx context.Context, labels map[string]string, limit int) ([]Run, error)
 	// Open reads a stored object (the video, the preview, a thumbnail).
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
@@ -84,7 +86,6 @@ type Run struct {
 	Engine       string
 	Labels       map[string]string
 	CreatedAt    time.Time
-	StartedAt    time.Time // the first frame's work began (zero: not yet)
 	FinishedAt   time.Time
 	// VideoKey, VideoSize and PreviewKey are set when the run succeeded.
 	VideoKey   string
@@ -110,7 +111,6 @@ const (
 	UpdateStitching   UpdateKind = "stitching"
 	UpdateResumed     UpdateKind = "resumed"
 	UpdateStalled     UpdateKind = "stalled"
-	UpdateFinal       UpdateKind = "final"
 )
 
 // Update is one change Watch reports.

@@ -389,13 +389,7 @@ func TestExampleImageTagIsOneTheWorkflowPushes(t *testing.T) {
 			BlenderVersion string `yaml:"blender_version"`
 		} `yaml:"batch"`
 	}
-	b, err := os.ReadFile(filepath.Join("..", "framefleet.example.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &ex); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, filepath.Join("..", "framefleet.example.yaml"), &ex)
 	if !strings.Contains(imageWorkflow(t), "}}-blender${{ steps.probe.outputs.blender-version }}") {
 		t.Fatal("image.yml no longer tags images <version>-blender<Blender version>: update this test and the example")
 	}

@@ -161,10 +161,7 @@ func (e *Engine) WorkerLogs(h pipeline.Handle) string {
 
 // definitionName is the job definition's name, which starts its log streams' names.
 func (e *Engine) definitionName() string {
-	name := e.opts.Definition.Name
-	if name == "" {
-		name = e.opts.Definition.withDefaults().Name
-	}
+	name := e.opts.Definition.withDefaults().Name
 	if i := strings.LastIndexByte(name, '/'); i >= 0 { // an ARN: .../name:revision
 		name = name[i+1:]
 	}
@@ -290,7 +287,8 @@ func (e *Engine) JobDefinition(ctx context.Context, spec Spec) (string, error) {
 // revisions that carry the tag but differ (someone registered them by hand,
 // or with a forged tag); they are never used.
 func (e *Engine) matchingRevision(ctx context.Context, spec Spec) (match *types.JobDefinition, rejected []string, err error) {
-	hash := specHash(spec.registerInput())
+	want := spec.registerInput()
+	hash := specHash(want)
 	// Any ACTIVE revision with the same spec will do (e.g. going back to an
 	// earlier image), not only the latest: every registration is a new
 	// revision, and submissions name the exact one.
@@ -303,7 +301,7 @@ func (e *Engine) matchingRevision(ctx context.Context, spec Spec) (match *types.
 		if d.Tags[SpecHashTag] != hash {
 			continue
 		}
-		if diffs := spec.mismatches(d); len(diffs) > 0 {
+		if diffs := mismatches(want, d); len(diffs) > 0 {
 			e.log.Warn("job definition revision carries framefleet's spec tag but differs from the spec: not using it",
 				"arn", aws.ToString(d.JobDefinitionArn), "differences", strings.Join(diffs, "; "))
 			rejected = append(rejected, fmt.Sprintf("revision %d carries the spec tag but %s", aws.ToInt32(d.Revision), strings.Join(diffs, ", ")))
@@ -981,7 +979,7 @@ func (e *Engine) Cancel(ctx context.Context, h pipeline.Handle, reason string) e
 }
 
 // Name is the engine's name in run records (pipeline.Run uses it).
-func (e *Engine) Name() string { return "batch" }
+func (e *Engine) Name() string { return EngineName }
 
 // BlenderVersion is the Blender the image carries: the spec's, or the
 // FRAMEFLEET_BLENDER_VERSION of the existing job definition.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/batch/types"
 )
 
@@ -23,12 +24,12 @@ var ErrDefinitionMismatch = errors.New("no job definition revision matches the c
 // (anyone allowed to register can copy a tag).
 func (s Spec) Hash() string { return specHash(s.withDefaults().registerInput()) }
 
-// mismatches lists how the revision d differs from what the spec registers,
-// in the fields that decide what runs and with which rights: image, roles,
-// command, privileges, host access, resources, platform, environment and
-// retries. Empty means d may be submitted with.
-func (s Spec) mismatches(d *types.JobDefinition) []string {
-	want := s.withDefaults().registerInput()
+// mismatches lists how the revision d differs from want, the request a spec
+// registers (Spec.registerInput), in the fields that decide what runs and
+// with which rights: image, roles, command, privileges, host access,
+// resources, platform, environment and retries. Empty means d may be
+// submitted with.
+func mismatches(want *batch.RegisterJobDefinitionInput, d *types.JobDefinition) []string {
 	wc := want.ContainerProperties
 	var out []string
 	diff := func(what, got, want string) {

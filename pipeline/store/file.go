@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -48,6 +49,14 @@ func (s *File) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := checkFileKey(key); err != nil {
 		return err
 	}
+	return s.write(ctx, key, r, false, nil)
+}
+
+// write copies r to a temporary file beside key's and renames it into place
+// under the key's lock, so the rename cannot fall between a conditional
+// writer's check and its own rename. check, if any, runs under the lock
+// first and may refuse the rename; sync makes the bytes durable before it.
+func (s *File) write(ctx context.Context, key string, r io.Reader, sync bool, check func(dst string) error) error {
 	dst := s.Path(key)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
@@ -57,20 +66,26 @@ func (s *File) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
-		tmp.Close()
+	_, err = io.Copy(tmp, ctxReader{ctx, r})
+	if err == nil && sync {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("store %s: %w", key, err)
-	}
-	// The rename happens under the key's lock so it cannot fall between a
-	// conditional writer's check and its own rename.
 	unlock, err := s.lock(key)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
 	defer unlock()
+	if check != nil {
+		if err := check(dst); err != nil {
+			return err
+		}
+	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
@@ -141,47 +156,25 @@ func (s *File) PutIfVersion(ctx context.Context, key string, data []byte, match 
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	dst := s.Path(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", fmt.Errorf("store %s: %w", key, err)
-	}
-	tmp, err := createTemp(dst)
-	if err != nil {
-		return "", fmt.Errorf("store %s: %w", key, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		// Records written this way are the ones a crash must not empty.
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("store %s: %w", key, err)
-	}
-
-	unlock, err := s.lock(key)
-	if err != nil {
-		return "", fmt.Errorf("store %s: %w", key, err)
-	}
-	defer unlock()
-	cur, err := os.ReadFile(dst)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if match != "" {
-			return "", fmt.Errorf("store %s: %w: it was deleted", key, ErrConflict)
+	// Records written this way are the ones a crash must not empty: synced.
+	err := s.write(ctx, key, bytes.NewReader(data), true, func(dst string) error {
+		cur, err := os.ReadFile(dst)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if match != "" {
+				return fmt.Errorf("store %s: %w: it was deleted", key, ErrConflict)
+			}
+		case err != nil:
+			return fmt.Errorf("store %s: read current version: %w", key, err)
+		case match == "":
+			return fmt.Errorf("store %s: %w: it exists already", key, ErrConflict)
+		case fileVersion(cur) != match:
+			return fmt.Errorf("store %s: %w: it is no longer version %.12s", key, ErrConflict, match)
 		}
-	case err != nil:
-		return "", fmt.Errorf("store %s: read current version: %w", key, err)
-	case match == "":
-		return "", fmt.Errorf("store %s: %w: it exists already", key, ErrConflict)
-	case fileVersion(cur) != match:
-		return "", fmt.Errorf("store %s: %w: it is no longer version %.12s", key, ErrConflict, match)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("store %s: %w", key, err)
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return fileVersion(data), nil
 }

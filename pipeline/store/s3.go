@@ -340,14 +340,10 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 	if strings.HasPrefix(prefix, "/") || slices.Contains(strings.Split(prefix, "/"), "..") {
 		return nil, fmt.Errorf("invalid store prefix %q: use a relative prefix such as runs/<id>/", prefix)
 	}
-	full := prefix
-	if s.prefix != "" {
-		full = s.prefix + "/" + prefix
-	}
 	var out []Object
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(full),
+		Prefix: aws.String(s.ObjectKey(prefix)),
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -355,11 +351,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 			return nil, s.wrap("list", prefix, err)
 		}
 		for _, o := range page.Contents {
-			k := aws.ToString(o.Key)
-			if s.prefix != "" {
-				k = strings.TrimPrefix(k, s.prefix+"/")
-			}
-			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+			out = append(out, Object{Key: s.storeKey(aws.ToString(o.Key)), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -533,9 +525,6 @@ func (s *S3) ListPage(ctx context.Context, prefix, startAfter string, limit int)
 		Bucket:  aws.String(s.bucket),
 		Prefix:  aws.String(s.ObjectKey(prefix)),
 		MaxKeys: aws.Int32(int32(pageLimit(limit))),
-	}
-	if s.prefix == "" {
-		in.Prefix = aws.String(prefix)
 	}
 	if startAfter != "" {
 		in.StartAfter = aws.String(s.ObjectKey(startAfter))
