@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,25 +26,6 @@ const (
 	botChannel = "C0RENDERS"
 	botUser    = "U0ALICE"
 )
-
-// botProcess is `framefleet bot` running as a user would run it.
-type botProcess struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func (p *botProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *botProcess) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
 
 func writeBotConfig(t *testing.T, fs *slackfake.Server, mode, listen string) string {
 	t.Helper()
@@ -71,32 +49,19 @@ slack:
 	return path
 }
 
-func startBot(t *testing.T, config string) *botProcess {
+// startBot starts `framefleet bot` as a user would run it; the test's end
+// stops it as a service manager would (SIGTERM, then SIGKILL).
+func startBot(t *testing.T, config string) *proc {
 	t.Helper()
-	p := &botProcess{}
-	p.cmd = exec.Command(framefleetBinary(t), "bot", "--config", config, "--log-format", "text", "-v")
-	p.cmd.Env = append(os.Environ(), "SLACK_BOT_TOKEN=xoxb-e2e", "SLACK_APP_TOKEN=xapp-e2e", "SLACK_SIGNING_SECRET="+botSecret)
-	p.cmd.Stderr = p
-	p.cmd.Stdout = p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = p.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-done
-			}
-		}
-		if t.Failed() {
-			t.Logf("bot log:\n%s", p.log())
+	var p *proc
+	t.Cleanup(func() { // registered first, so run last: after the bot ended
+		if p != nil && t.Failed() {
+			t.Logf("bot log:\n%s%s", p.stdout, p.stderr)
 		}
 	})
+	cmd := exec.Command(framefleetBinary(t), "bot", "--config", config, "--log-format", "text", "-v")
+	cmd.Env = append(os.Environ(), "SLACK_BOT_TOKEN=xoxb-e2e", "SLACK_APP_TOKEN=xapp-e2e", "SLACK_SIGNING_SECRET="+botSecret)
+	p = startProc(t, cmd, 20*time.Second)
 	return p
 }
 
@@ -266,7 +231,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
-	_ = first.cmd.Wait()
+	<-first.done
 	parent := fs.Parents()[0]
 	if len(finalReplies(fs, parent.TS)) != 0 {
 		t.Fatal("the render finished before the kill, so nothing was resumed: make the scene slower")
