@@ -75,17 +75,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func shareScene(t *testing.T, fs *slackfake.Server, opts map[string]any) {
 	t.Helper()
 	data, err := os.ReadFile(testenv.MakeScene(t, opts))
@@ -126,7 +115,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 	shareScene(t, fs, map[string]any{"start": 1, "end": 3})
 	addr := freeAddr(t)
 	startBot(t, writeBotConfig(t, fs, "http", addr))
-	waitFor(t, 20*time.Second, "the bot to listen", func() bool {
+	eventually(t, 20*time.Second, "the bot to listen", func() bool {
 		resp, err := http.Get("http://" + addr + bot.PathHealth)
 		if err == nil {
 			resp.Body.Close()
@@ -152,7 +141,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 		t.Fatalf("ack: %d %q", resp.StatusCode, ack.Text)
 	}
 
-	waitFor(t, 4*time.Minute, "the final reply", func() bool {
+	eventually(t, 4*time.Minute, "the final reply", func() bool {
 		ps := fs.Parents()
 		return len(ps) == 1 && len(finalReplies(fs, ps[0].TS)) == 1 && len(uploadsNamed(fs, ps[0].TS, ".gif")) == 1
 	})
@@ -213,7 +202,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	shareScene(t, fs, map[string]any{"start": 1, "end": 8, "width": 160, "height": 90, "samples": 8})
 	config := writeBotConfig(t, fs, "socket", "")
 	first := startBot(t, config)
-	waitFor(t, 20*time.Second, "the socket mode connection", fs.Connected)
+	eventually(t, 20*time.Second, "the socket mode connection", fs.Connected)
 	cmd := slack.SlashCommand{TeamID: "T0", ChannelID: botChannel, UserID: botUser, Command: "/render",
 		Text: "file chunk=2", ResponseURL: fs.ResponseURL("k1")}
 	if err := fs.Send(slackfake.SlashEnvelope("env-1", cmd)); err != nil {
@@ -227,7 +216,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ack")
 	}
-	waitFor(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
+	eventually(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
@@ -253,7 +242,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	}
 
 	startBot(t, config)
-	waitFor(t, 5*time.Minute, "the resumed run's final reply", func() bool {
+	eventually(t, 5*time.Minute, "the resumed run's final reply", func() bool {
 		return len(finalReplies(fs, parent.TS)) == 1 && len(uploadsNamed(fs, parent.TS, ".gif")) == 1
 	})
 	time.Sleep(2 * time.Second) // a duplicate would come now
