@@ -2,22 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/internal/githubtest"
-	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 )
 
@@ -67,55 +62,24 @@ func newActionRepo(t *testing.T, a, a2, b string) actionRepo {
 }
 
 // actionWorld is everything `framefleet action` talks to: GitHub, S3 and
-// AWS Batch test servers, Batch attempts running the real worker.
+// AWS Batch test servers (a batchRig), Batch attempts running the real worker.
 type actionWorld struct {
 	gh  *githubtest.Server
 	env []string
 }
 
-func newActionWorld(t *testing.T, bin string, repo actionRepo, prefix string) *actionWorld {
+func newActionWorld(t *testing.T, repo actionRepo, prefix string) *actionWorld {
 	t.Helper()
-	s3 := s3test.Start(t)
-	creds := map[string]string{
-		"AWS_ACCESS_KEY_ID": s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	}
-	var logMu sync.Mutex
-	worker := batchtest.WorkerProcess(bin, func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Logf(format, args...)
-	})
-	batch := batchtest.Start(t, batchtest.Options{MaxRunning: 2, Executor: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
-		j.Env = maps.Clone(j.Env)
-		maps.Copy(j.Env, creds)
-		return worker(ctx, j)
-	}})
 	w := &actionWorld{gh: githubtest.New(t, actionToken)}
 	w.gh.SetPRFiles(5, githubtest.File{Filename: "scenes/a.blend", Status: "modified"}, githubtest.File{Filename: "scenes/b.blend", Status: "added"},
 		githubtest.File{Filename: "scenes/copy of b.blend", Status: "added"})
 	dir := t.TempDir()
-	w.env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
-		"FRAMEFLEET_BUCKET=" + s3.Bucket, "FRAMEFLEET_PREFIX=" + prefix, "FRAMEFLEET_REGION=" + s3.Region,
-		"FRAMEFLEET_S3_ENDPOINT=" + s3.Endpoint, "FRAMEFLEET_S3_PATH_STYLE=true",
-		"FRAMEFLEET_IMAGE=registry.example/framefleet:test", "FRAMEFLEET_JOB_QUEUE=renders",
-		"FRAMEFLEET_JOB_ROLE_ARN=arn:aws:iam::123456789012:role/framefleet-job", "FRAMEFLEET_BLENDER_VERSION=3.4.1",
-		"AWS_ENDPOINT_URL_BATCH=" + batch.URL,
+	w.env = startBatchRig(t, batchRigOptions{capacity: 2, prefix: prefix, env: []string{
 		"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE=" + repo.ws, "GITHUB_REPOSITORY=octo-org/scenes",
 		"GITHUB_API_URL=" + w.gh.URL, "GITHUB_SERVER_URL=https://github.com", "GITHUB_RUN_ID=77",
 		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
 		"INPUT_GITHUB-TOKEN=" + actionToken, "INPUT_ENGINE=batch", "INPUT_QUEUE=renders", "INPUT_CHUNK-SIZE=2", "INPUT_SAMPLES=1", "INPUT_COMPARE=true",
-	}
-	for k, v := range creds {
-		w.env = append(w.env, k+"="+v)
-	}
-	// Once per repository, as the README's set-up says: register the job definition.
-	setup := exec.Command(bin, "setup")
-	setup.Dir, setup.Env = t.TempDir(), w.env
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("framefleet setup: %v\n%s", err, out)
-	}
+	}}).env
 	return w
 }
 
@@ -199,7 +163,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 
 	// wait: true
 	repo := newActionRepo(t, a, a2, b)
-	waited := newActionWorld(t, bin, repo, "waited")
+	waited := newActionWorld(t, repo, "waited")
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
 	t.Logf("the comment with wait: true:\n%s", want)
@@ -235,7 +199,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 
 	// wait: false, then the scheduled refresh.
 	repo2 := newActionRepo(t, a, a2, b)
-	later := newActionWorld(t, bin, repo2, "later")
+	later := newActionWorld(t, repo2, "later")
 	out := execAction(t, bin, repo2.ws, append(append(later.env, prEvent(t, repo2)...), "INPUT_WAIT=false")...)
 	if strings.Contains(out, "::error") {
 		t.Errorf("wait: false reported errors")

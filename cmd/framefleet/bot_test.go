@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,25 +26,6 @@ const (
 	botChannel = "C0RENDERS"
 	botUser    = "U0ALICE"
 )
-
-// botProcess is `framefleet bot` running as a user would run it.
-type botProcess struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func (p *botProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *botProcess) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
 
 func writeBotConfig(t *testing.T, fs *slackfake.Server, mode, listen string) string {
 	t.Helper()
@@ -71,32 +49,19 @@ slack:
 	return path
 }
 
-func startBot(t *testing.T, config string) *botProcess {
+// startBot starts `framefleet bot` as a user would run it; the test's end
+// stops it as a service manager would (SIGTERM, then SIGKILL).
+func startBot(t *testing.T, config string) *proc {
 	t.Helper()
-	p := &botProcess{}
-	p.cmd = exec.Command(framefleetBinary(t), "bot", "--config", config, "--log-format", "text", "-v")
-	p.cmd.Env = append(os.Environ(), "SLACK_BOT_TOKEN=xoxb-e2e", "SLACK_APP_TOKEN=xapp-e2e", "SLACK_SIGNING_SECRET="+botSecret)
-	p.cmd.Stderr = p
-	p.cmd.Stdout = p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = p.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-done
-			}
-		}
-		if t.Failed() {
-			t.Logf("bot log:\n%s", p.log())
+	var p *proc
+	t.Cleanup(func() { // registered first, so run last: after the bot ended
+		if p != nil && t.Failed() {
+			t.Logf("bot log:\n%s%s", p.stdout, p.stderr)
 		}
 	})
+	cmd := exec.Command(framefleetBinary(t), "bot", "--config", config, "--log-format", "text", "-v")
+	cmd.Env = append(os.Environ(), "SLACK_BOT_TOKEN=xoxb-e2e", "SLACK_APP_TOKEN=xapp-e2e", "SLACK_SIGNING_SECRET="+botSecret)
+	p = startProc(t, cmd, 20*time.Second)
 	return p
 }
 
@@ -108,17 +73,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func shareScene(t *testing.T, fs *slackfake.Server, opts map[string]any) {
@@ -161,7 +115,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 	shareScene(t, fs, map[string]any{"start": 1, "end": 3})
 	addr := freeAddr(t)
 	startBot(t, writeBotConfig(t, fs, "http", addr))
-	waitFor(t, 20*time.Second, "the bot to listen", func() bool {
+	eventually(t, 20*time.Second, "the bot to listen", func() bool {
 		resp, err := http.Get("http://" + addr + bot.PathHealth)
 		if err == nil {
 			resp.Body.Close()
@@ -187,7 +141,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 		t.Fatalf("ack: %d %q", resp.StatusCode, ack.Text)
 	}
 
-	waitFor(t, 4*time.Minute, "the final reply", func() bool {
+	eventually(t, 4*time.Minute, "the final reply", func() bool {
 		ps := fs.Parents()
 		return len(ps) == 1 && len(finalReplies(fs, ps[0].TS)) == 1 && len(uploadsNamed(fs, ps[0].TS, ".gif")) == 1
 	})
@@ -248,7 +202,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	shareScene(t, fs, map[string]any{"start": 1, "end": 8, "width": 160, "height": 90, "samples": 8})
 	config := writeBotConfig(t, fs, "socket", "")
 	first := startBot(t, config)
-	waitFor(t, 20*time.Second, "the socket mode connection", fs.Connected)
+	eventually(t, 20*time.Second, "the socket mode connection", fs.Connected)
 	cmd := slack.SlashCommand{TeamID: "T0", ChannelID: botChannel, UserID: botUser, Command: "/render",
 		Text: "file chunk=2", ResponseURL: fs.ResponseURL("k1")}
 	if err := fs.Send(slackfake.SlashEnvelope("env-1", cmd)); err != nil {
@@ -262,11 +216,11 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ack")
 	}
-	waitFor(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
+	eventually(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
-	_ = first.cmd.Wait()
+	<-first.done
 	parent := fs.Parents()[0]
 	if len(finalReplies(fs, parent.TS)) != 0 {
 		t.Fatal("the render finished before the kill, so nothing was resumed: make the scene slower")
@@ -288,7 +242,7 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	}
 
 	startBot(t, config)
-	waitFor(t, 5*time.Minute, "the resumed run's final reply", func() bool {
+	eventually(t, 5*time.Minute, "the resumed run's final reply", func() bool {
 		return len(finalReplies(fs, parent.TS)) == 1 && len(uploadsNamed(fs, parent.TS, ".gif")) == 1
 	})
 	time.Sleep(2 * time.Second) // a duplicate would come now

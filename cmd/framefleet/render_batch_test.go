@@ -2,19 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/framefleet/framefleet/internal/batchtest"
-	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 )
 
@@ -32,54 +26,10 @@ func TestRenderBatchEngine(t *testing.T) {
 	bin := framefleetBinary(t)
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 
-	s3 := s3test.Start(t)
-	creds := map[string]string{
-		"AWS_ACCESS_KEY_ID":           s3test.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":       s3test.SecretKey,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	}
-	var logMu sync.Mutex
-	worker := batchtest.WorkerProcess(bin, func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Logf(format, args...)
-	})
-	srv := batchtest.Start(t, batchtest.Options{
-		MaxRunning: 2,
-		// Containers get credentials from the job role on Batch; here from the environment.
-		Executor: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
-			j.Env = maps.Clone(j.Env)
-			maps.Copy(j.Env, creds)
-			return worker(ctx, j)
-		},
-	})
-
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
-		"FRAMEFLEET_BUCKET=" + s3.Bucket,
-		"FRAMEFLEET_PREFIX=cli",
-		"FRAMEFLEET_REGION=" + s3.Region,
-		"FRAMEFLEET_S3_ENDPOINT=" + s3.Endpoint,
-		"FRAMEFLEET_S3_PATH_STYLE=true",
-		"FRAMEFLEET_JOB_QUEUE=renders",
-		"FRAMEFLEET_IMAGE=registry.example/framefleet:test",
-		"FRAMEFLEET_BLENDER_VERSION=3.4.1",
-		"FRAMEFLEET_JOB_ROLE_ARN=arn:aws:iam::123456789012:role/framefleet-job",
-		"AWS_ENDPOINT_URL_BATCH=" + srv.URL,
-	}
-	for k, v := range creds {
-		env = append(env, k+"="+v)
-	}
-	// An administrator registers the job definition; renders only use it.
-	setup := exec.Command(bin, "setup")
-	setup.Env = env
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("setup: %v\n%s", err, out)
-	}
+	rig := startBatchRig(t, batchRigOptions{capacity: 2, prefix: "cli"})
+	srv, s3 := rig.srv, rig.s3
 	cmd := exec.Command(bin, "render", scene, "--engine", "batch", "--chunk", "2", "--resolution", "50", "--samples", "1", "--json")
-	cmd.Env = env
+	cmd.Env = rig.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -53,6 +53,19 @@ func (s *storeFlags) open(ctx context.Context, g *globalFlags, stderr io.Writer)
 	return f, con, nil
 }
 
+// openRun opens the store and reads the run named by id (or a unique prefix of it).
+func (s *storeFlags) openRun(ctx context.Context, g *globalFlags, id string, stderr io.Writer) (*fleet.Fleet, *console, *pipeline.RunRecord, error) {
+	flt, con, err := s.open(ctx, g, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rec, err := flt.Get(ctx, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return flt, con, rec, nil
+}
+
 // flagOfSetting maps the core's setting keys (pipeline.SettingError) to the
 // flags a CLI user types.
 var flagOfSetting = map[string]string{
@@ -285,11 +298,7 @@ price_per_vcpu_hour).`,
 }
 
 func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string, stdout, stderr io.Writer) error {
-	flt, _, err := f.store.open(ctx, g, stderr)
-	if err != nil {
-		return err
-	}
-	rec, err := flt.Get(ctx, id)
+	flt, _, rec, err := f.store.openRun(ctx, g, id, stderr)
 	if err != nil {
 		return err
 	}
@@ -485,11 +494,7 @@ going; a local run it hosts is stopped and can be resumed again.`,
 }
 
 func runWatch(ctx context.Context, g *globalFlags, f *watchFlags, id string, stdout, stderr io.Writer) error {
-	flt, con, err := f.store.open(ctx, g, stderr)
-	if err != nil {
-		return err
-	}
-	rec, err := flt.Get(ctx, id)
+	flt, con, rec, err := f.store.openRun(ctx, g, id, stderr)
 	if err != nil {
 		return err
 	}
@@ -626,11 +631,7 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 	if f.lines < 1 || f.lines > 10000 {
 		return fmt.Errorf("--lines %d: give 1 to 10000", f.lines)
 	}
-	flt, _, err := f.store.open(ctx, g, stderr)
-	if err != nil {
-		return err
-	}
-	rec, err := flt.Get(ctx, id)
+	flt, _, rec, err := f.store.openRun(ctx, g, id, stderr)
 	if err != nil {
 		return err
 	}

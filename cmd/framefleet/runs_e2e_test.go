@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/internal/logstest"
-	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 )
 
@@ -25,64 +21,12 @@ import (
 // detached Batch runs followed from new processes, a cancel from another
 // process, and identical renders started together.
 
-// proc is a framefleet process started in the background.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{}
-	err            error
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
+// startFF starts framefleet in the background; the test's end kills it.
 func startFF(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(framefleetBinary(t), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// wait waits for the process to end and returns its error.
-func (p *proc) wait(t *testing.T, limit time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(limit):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("%v did not end within %s\nstderr:\n%s", p.cmd.Args, limit, p.stderr.String())
-		return nil
-	}
+	cmd := exec.Command(framefleetBinary(t), args...)
+	cmd.Env = env
+	return startProc(t, cmd, 0)
 }
 
 // ff runs framefleet to its end; a failure fails the test.
@@ -251,72 +195,6 @@ func TestIdenticalRendersTogetherMakeOneRun(t *testing.T) {
 	}
 }
 
-// batchRig is the Batch test server and the S3 server, with the environment
-// a framefleet process needs to use them.
-type batchRig struct {
-	srv *batchtest.Server
-	env []string
-}
-
-// startBatchRig starts the servers; exec nil runs the real worker (Blender).
-func startBatchRig(t *testing.T, capacity int, exec batchtest.Executor) *batchRig {
-	t.Helper()
-	bin := framefleetBinary(t)
-	s3 := s3test.Start(t)
-	creds := map[string]string{
-		"AWS_ACCESS_KEY_ID":           s3test.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":       s3test.SecretKey,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	}
-	var logMu sync.Mutex
-	worker := batchtest.WorkerProcess(bin, func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Logf(format, args...)
-	})
-	if exec == nil {
-		testenv.Blender(t)
-		testenv.FFmpeg(t)
-		exec = func(ctx context.Context, j batchtest.ExecJob) (int, error) {
-			j.Env = maps.Clone(j.Env)
-			maps.Copy(j.Env, creds)
-			return worker(ctx, j)
-		}
-	}
-	srv := batchtest.Start(t, batchtest.Options{MaxRunning: capacity, Executor: exec})
-	srv.SetCapacity(capacity) // Options reads 0 as its default
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir(),
-		"FRAMEFLEET_ENGINE=batch",
-		"FRAMEFLEET_BUCKET=" + s3.Bucket,
-		"FRAMEFLEET_PREFIX=cli",
-		"FRAMEFLEET_REGION=" + s3.Region,
-		"FRAMEFLEET_S3_ENDPOINT=" + s3.Endpoint,
-		"FRAMEFLEET_S3_PATH_STYLE=true",
-		"FRAMEFLEET_JOB_QUEUE=renders",
-		"FRAMEFLEET_IMAGE=registry.example/framefleet:test",
-		"FRAMEFLEET_BLENDER_VERSION=3.4.1",
-		"FRAMEFLEET_JOB_ROLE_ARN=arn:aws:iam::123456789012:role/framefleet-job",
-		"AWS_ENDPOINT_URL_BATCH=" + srv.URL,
-	}
-	for k, v := range creds {
-		env = append(env, k+"="+v)
-	}
-	// An administrator registers the job definition once; renders only use it.
-	ff(t, env, "setup")
-	return &batchRig{srv: srv, env: env}
-}
-
-func (r *batchRig) status(t *testing.T, id string) cliRecord {
-	t.Helper()
-	st := decodeJSON[struct {
-		Run cliRecord `json:"run"`
-	}](t, ff(t, r.env, "status", id, "--json"))
-	return st.Run
-}
-
 // TestBatchDetachedRun: `render --detach`, then `runs`, `status` and
 // `watch` from new processes through to the video; a `watch` killed and
 // started again picks the run up without submitting it again.
@@ -324,7 +202,7 @@ func TestBatchDetachedRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
-	rig := startBatchRig(t, 0, nil) // no capacity yet: the run waits in RUNNABLE
+	rig := startBatchRig(t, batchRigOptions{prefix: "cli", env: []string{"FRAMEFLEET_ENGINE=batch"}}) // no capacity yet: the run waits in RUNNABLE
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--resolution", "50", "--samples", "1",
 		"--detach", "--label", "ticket=PRJ-7", "--poll", "500ms", "--json"))
@@ -403,7 +281,7 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders with Blender")
 	}
-	rig := startBatchRig(t, 0, nil)
+	rig := startBatchRig(t, batchRigOptions{prefix: "cli", env: []string{"FRAMEFLEET_ENGINE=batch"}})
 	scene := testenv.MakeScene(t, map[string]any{"start": 1, "end": 4})
 	rec := decodeJSON[cliRecord](t, ff(t, rig.env, "render", scene, "--chunk", "2", "--detach", "--poll", "500ms", "--json"))
 	w := startFF(t, rig.env, "watch", rec.ID)
@@ -442,12 +320,13 @@ func TestBatchCancelWhileWatched(t *testing.T) {
 func TestBatchLogsOfAFailedChunk(t *testing.T) {
 	// The "container" of chunk 1 fails before it could store anything, as an
 	// image that cannot reach the store does; chunk 0 and stitch succeed.
-	rig := startBatchRig(t, 2, func(ctx context.Context, j batchtest.ExecJob) (int, error) {
-		if j.ArrayIndex == 1 {
-			return 1, nil
-		}
-		return 0, nil
-	})
+	rig := startBatchRig(t, batchRigOptions{capacity: 2, prefix: "cli", env: []string{"FRAMEFLEET_ENGINE=batch"},
+		exec: func(ctx context.Context, j batchtest.ExecJob) (int, error) {
+			if j.ArrayIndex == 1 {
+				return 1, nil
+			}
+			return 0, nil
+		}})
 	logs := logstest.Start(t)
 	rig.env = append(rig.env, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS="+logs.URL)
 	scene := filepath.Join(testenv.RepoRoot(), "examples", "demo.blend")

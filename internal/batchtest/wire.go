@@ -92,9 +92,6 @@ type JobDefinition struct {
 	Parameters           map[string]string   `json:"parameters,omitempty"`
 }
 
-// Privileged reports whether the definition's container runs privileged.
-func (d JobDefinition) Privileged() bool { return d.ContainerProperties.Privileged }
-
 // LogGroup is the awslogs-group of the definition's log configuration, or "".
 func (d JobDefinition) LogGroup() string {
 	if l := d.ContainerProperties.LogConfiguration; l != nil && l.LogDriver == "awslogs" {
