@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,12 +13,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-github/v62/github"
 	"github.com/slack-go/slack"
 
+	"github.com/framefleet/framefleet/pipeline/blend"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -181,12 +180,13 @@ func (f *Fetcher) fetchGitHub(ctx context.Context, src Source) (string, string, 
 	if err != nil {
 		return "", "", fmt.Errorf("download %s: %w", name, err)
 	}
-	ptr, ok := parseLFSPointer(head.buf.Bytes(), meta.GetSize())
-	if !ok {
+	// A pointer is a small text file standing in for the real object.
+	ptr, ok := blend.ParseLFSPointer(head.buf.Bytes())
+	if !ok || meta.GetSize() > blend.LFSPointerMaxSize || ptr.Size == 0 {
 		return path, name, nil
 	}
 	os.Remove(path)
-	if err := f.check(name, ptr.size); err != nil {
+	if err := f.check(name, ptr.Size); err != nil {
 		return "", "", err
 	}
 	path, err = f.fetchLFS(ctx, src, name, ptr)
@@ -205,34 +205,9 @@ func (h *headWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type lfsPointer struct {
-	oid  string
-	size int64
-}
-
-// parseLFSPointer recognises a Git LFS pointer file (a small text file
-// standing in for the real object).
-func parseLFSPointer(data []byte, size int) (lfsPointer, bool) {
-	if size > 1024 || !bytes.HasPrefix(data, []byte("version https://git-lfs.github.com/spec/v1")) {
-		return lfsPointer{}, false
-	}
-	var p lfsPointer
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), " ")
-		switch k {
-		case "oid":
-			p.oid = strings.TrimPrefix(v, "sha256:")
-		case "size":
-			p.size, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return p, len(p.oid) == 64 && p.size > 0
-}
-
 // fetchLFS asks the repository's LFS server for the object (the batch API,
 // basic transfer) and downloads it, checking its size and SHA-256.
-func (f *Fetcher) fetchLFS(ctx context.Context, src Source, name string, ptr lfsPointer) (string, error) {
+func (f *Fetcher) fetchLFS(ctx context.Context, src Source, name string, ptr blend.LFSPointer) (string, error) {
 	base := strings.TrimRight(f.LFSURL, "/")
 	if base == "" {
 		base = "https://github.com"
@@ -240,7 +215,7 @@ func (f *Fetcher) fetchLFS(ctx context.Context, src Source, name string, ptr lfs
 	reqBody, _ := json.Marshal(map[string]any{
 		"operation": "download", "transfers": []string{"basic"},
 		"ref":     map[string]string{"name": "refs/heads/" + src.Ref},
-		"objects": []map[string]any{{"oid": ptr.oid, "size": ptr.size}},
+		"objects": []map[string]any{{"oid": ptr.OID, "size": ptr.Size}},
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/%s/%s.git/info/lfs/objects/batch", base, src.Owner, src.Repo), bytes.NewReader(reqBody))
 	if err != nil {
@@ -307,17 +282,17 @@ func (f *Fetcher) fetchLFS(ctx context.Context, src Source, name string, ptr lfs
 			return fmt.Errorf("download the LFS object: %s", resp.Status)
 		}
 		n, err := io.Copy(io.MultiWriter(w, hash), resp.Body)
-		if err == nil && n != ptr.size {
-			err = fmt.Errorf("the LFS object has %d bytes, its pointer says %d", n, ptr.size)
+		if err == nil && n != ptr.Size {
+			err = fmt.Errorf("the LFS object has %d bytes, its pointer says %d", n, ptr.Size)
 		}
 		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("download %s from Git LFS: %w", name, err)
 	}
-	if got := hex.EncodeToString(hash.Sum(nil)); got != ptr.oid {
+	if got := hex.EncodeToString(hash.Sum(nil)); got != ptr.OID {
 		os.Remove(path)
-		return "", fmt.Errorf("the LFS object for %s has SHA-256 %s, its pointer says %s", name, got, ptr.oid)
+		return "", fmt.Errorf("the LFS object for %s has SHA-256 %s, its pointer says %s", name, got, ptr.OID)
 	}
 	return path, nil
 }
