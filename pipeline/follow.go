@@ -193,7 +193,8 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 
 // poll watches a submitted run's jobs: the pure watchMachine decides, this
 // loop does the I/O. Each poll costs one record read, one Status, one
-// listing of the run's objects, and a record write when something changed.
+// listing of the run's objects, and a record write when something changed
+// (conditional on the version read: only a conflict reads it again).
 func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *deliverer) (*Result, error) {
 	s := rec.Settings
 	h := *rec.Handle
@@ -234,7 +235,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			changed = notifier.Changes(h)
 		}
 		o := watchObservation{Now: r.now()}
-		cur, _, rerr := readRecord(ctx, r.Store, rec.ID)
+		cur, ver, rerr := readRecord(ctx, r.Store, rec.ID)
 		if rerr != nil && !permanent(rerr) {
 			o.StoreErr = rerr // an outage: the engine is still asked
 		} else if rerr != nil {
@@ -299,7 +300,8 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error(), Logs: logs}, err, d)
 		}
 		if dec.Changed || hosting && r.now().Sub(lastWrite) >= renewEvery {
-			_, err := updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+			// From this poll's read (nil after a failed one): no second read.
+			_, err := updateReadRecord(ctx, r.Store, rec.ID, o.Record, ver, r.now, func(cur *RunRecord) error {
 				if cur.State.Final() {
 					return errNoChange // cancelled meanwhile: the next poll sees it
 				}
