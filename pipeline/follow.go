@@ -111,23 +111,20 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 // live lease that is ours.
 func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (bool, error) {
 	took := false
-	err := out.do(ctx, "take over the run", func() error {
-		_, err := updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
-			took = false
-			if rec.State.Final() {
-				return errNoChange
-			}
-			alive := r.hostAlive(rec.Host, r.now())
-			if alive && !(force && r.ours(rec.Host)) {
-				return errNoChange
-			}
-			if rec.Handle != nil {
-				rec.State = RunInterrupted
-			}
-			rec.Host, took = r.lease(), true
-			return nil
-		})
-		return err
+	_, err := r.update(ctx, out, "take over the run", id, func(rec *RunRecord) error {
+		took = false
+		if rec.State.Final() {
+			return errNoChange
+		}
+		alive := r.hostAlive(rec.Host, r.now())
+		if alive && !(force && r.ours(rec.Host)) {
+			return errNoChange
+		}
+		if rec.Handle != nil {
+			rec.State = RunInterrupted
+		}
+		rec.Host, took = r.lease(), true
+		return nil
 	})
 	return took, err
 }
@@ -398,19 +395,14 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 	if err != nil {
 		return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error()}, err, d)
 	}
-	var final *RunRecord
-	err = out.do(ctx, "record the result", func() error {
-		var err error
-		final, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-			if cur.State.Final() {
-				return errNoChange
-			}
-			now := r.now().UTC()
-			cur.State, cur.FinishedAt, cur.Host, cur.Result = RunSucceeded, &now, nil, res
-			cur.Progress.FramesDone, cur.Progress.UpdatedAt = cur.FramesTotal, now
-			return nil
-		})
-		return err
+	final, err := r.update(ctx, out, "record the result", rec.ID, func(cur *RunRecord) error {
+		if cur.State.Final() {
+			return errNoChange
+		}
+		now := r.now().UTC()
+		cur.State, cur.FinishedAt, cur.Host, cur.Result = RunSucceeded, &now, nil, res
+		cur.Progress.FramesDone, cur.Progress.UpdatedAt = cur.FramesTotal, now
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -427,16 +419,7 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 // fail records a failure (best effort: the store may be what failed), tells
 // the observer, and returns err.
 func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err error, d *deliverer) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	final, _ := updateRecord(cctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-		if cur.State.Final() {
-			return errNoChange
-		}
-		now := r.now().UTC()
-		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
-		return nil
-	})
+	final := r.recordFailure(ctx, rec.ID, f)
 	if final != nil && final.State == RunCancelled {
 		// Cancelled from another process between our read of the record and
 		// the jobs' status, which then showed them terminated: a cancel.
