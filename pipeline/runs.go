@@ -194,14 +194,11 @@ func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) Run
 	if !now.After(rec.Host.Expires) && (gone == nil || !gone(rec.Host)) {
 		return rec.State
 	}
-	if rec.HostBoundRun() || rec.Handle == nil {
+	if rec.HostBound || rec.Handle == nil {
 		return RunInterrupted
 	}
 	return rec.State
 }
-
-// HostBoundRun reports whether the run's jobs die with its host process.
-func (rec *RunRecord) HostBoundRun() bool { return rec.HostBound }
 
 // outage retries store operations with backoff while one outage lasts at
 // most budget; any success ends the outage.
