@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline/plan"
@@ -155,7 +156,7 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 	last := Progress{FramesDone: -1}
 	for {
 		if p := rec.Progress; p.FramesDone != last.FramesDone || p.LatestFrameKey != last.LatestFrameKey ||
-			fmt.Sprint(p.Chunks) != fmt.Sprint(last.Chunks) || p.LatestThumbnailKey != last.LatestThumbnailKey {
+			!maps.Equal(p.Chunks, last.Chunks) || p.LatestThumbnailKey != last.LatestThumbnailKey {
 			ev := Event{Kind: EventProgress, Time: r.now(), RunID: rec.ID, FramesDone: p.FramesDone, FramesTotal: rec.FramesTotal,
 				Chunks: p.Chunks, ChunkTotal: rec.ChunkTotal}
 			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
