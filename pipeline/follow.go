@@ -71,10 +71,11 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 			if errors.As(err, &lost) && rec.HostBound && ctx.Err() == nil {
 				// Our own engine forgot the jobs (a new Runs in this process):
 				// the run is as good as interrupted.
-				if _, err := r.takeOver(ctx, out, rec.ID, true); err != nil {
+				cur, _, err := r.takeOver(ctx, out, rec.ID, true)
+				if err != nil {
 					return nil, err
 				}
-				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+				if err := r.resume(ctx, out, cur, eng, d); err != nil {
 					return nil, err
 				}
 				continue
@@ -87,12 +88,12 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 			}
 		default:
 			// Nobody hosts it (its process died): take it over and resume.
-			took, err := r.takeOver(ctx, out, rec.ID, false)
+			cur, took, err := r.takeOver(ctx, out, rec.ID, false)
 			if err != nil {
 				return nil, err
 			}
 			if took {
-				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+				if err := r.resume(ctx, out, cur, eng, d); err != nil {
 					return nil, err
 				}
 				continue
@@ -109,10 +110,10 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 
 // takeOver acquires the host lease of an unhosted run by a conditional
 // write, so two watchers never both resume it. force takes it even from a
-// live lease that is ours.
-func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (bool, error) {
+// live lease that is ours. It returns the record as it now is.
+func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (*RunRecord, bool, error) {
 	took := false
-	_, err := r.update(ctx, out, "take over the run", id, func(rec *RunRecord) error {
+	rec, err := r.update(ctx, out, "take over the run", id, func(rec *RunRecord) error {
 		took = false
 		if rec.State.Final() {
 			return errNoChange
@@ -127,23 +128,21 @@ func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool)
 		rec.Host, took = r.lease(), true
 		return nil
 	})
-	return took, err
+	return rec, took, err
 }
 
 // resume submits the run's jobs again under the same id; the workers skip
-// frames already stored.
-func (r *Runs) resume(ctx context.Context, out *outage, id string, eng Engine, d *deliverer) (*RunRecord, error) {
-	rec, _, err := readRecord(ctx, r.Store, id)
-	if err != nil {
-		return nil, err
-	}
+// frames already stored. rec is the record takeOver returned.
+func (r *Runs) resume(ctx context.Context, out *outage, rec *RunRecord, eng Engine, d *deliverer) error {
+	id := rec.ID
 	if _, err := r.Store.Stat(ctx, store.PlanKey(id)); errors.Is(err, store.ErrNotFound) {
-		return nil, r.failRun(ctx, id, fmt.Errorf("run %s cannot be resumed: the process that planned it stopped before storing its plan; render again", id))
+		return r.failRun(ctx, id, fmt.Errorf("run %s cannot be resumed: the process that planned it stopped before storing its plan; render again", id))
 	} else if err != nil {
-		return nil, fmt.Errorf("resume run %s: %w", id, err)
+		return fmt.Errorf("resume run %s: %w", id, err)
 	}
 	r.log().Info("resuming run", "run", id, "frames_done", rec.Progress.FramesDone, "frames_total", rec.FramesTotal)
-	return r.submitJobs(ctx, out, rec, eng, d)
+	_, err := r.submitJobs(ctx, out, rec, eng, d)
+	return err
 }
 
 // followRecord follows a run another live process hosts, through its record
