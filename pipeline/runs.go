@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,11 +253,7 @@ func jitter(d time.Duration) time.Duration {
 	if d <= 1 {
 		return d
 	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(d/2)+1))
-	if err != nil {
-		return d
-	}
-	return d/2 + time.Duration(n.Int64())
+	return d/2 + mrand.N(d/2+1)
 }
 
 // prepared is a request checked and planned, before anything is stored.
