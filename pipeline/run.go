@@ -399,7 +399,7 @@ func finishRun(ctx context.Context, st store.Store, runID string, s Status, prio
 	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
 	}
-	m.VCPUSeconds = priorVCPUSeconds + vcpuSeconds(s.Attempts)
+	m.VCPUSeconds = priorVCPUSeconds + VCPUSeconds(s.Attempts)
 	m.CostUSD = m.VCPUSeconds / 3600 * pricePerVCPUHour
 	m.Attempts = s.Attempts
 	updated, err := json.MarshalIndent(m, "", "  ")

@@ -178,7 +178,7 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		}
 	}
 	prog := Progress{FramesDone: done, FramesTotal: total, Chunks: s.Children, UpdatedAt: o.Now}
-	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + vcpuSeconds(s.Attempts)
+	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + VCPUSeconds(s.Attempts)
 	prog.CostUSD = prog.VCPUSeconds / 3600 * m.cfg.PricePerVCPUHour
 	if latest.Key != "" {
 		prog.LatestFrame, prog.LatestFrameKey = latestFrame, latest.Key
@@ -278,8 +278,8 @@ func (m *watchMachine) jobs(o watchObservation, d watchDecision, done int) watch
 	return d
 }
 
-// vcpuSeconds adds up the vCPU time of finished attempts.
-func vcpuSeconds(as []Attempt) float64 {
+// VCPUSeconds adds up the vCPU time of finished attempts.
+func VCPUSeconds(as []Attempt) float64 {
 	total := 0.0
 	for _, a := range as {
 		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {

@@ -313,12 +313,7 @@ func (f *Fleet) CostSoFar(ctx context.Context, rec *pipeline.RunRecord) (Cost, e
 	if err != nil {
 		return Cost{}, fmt.Errorf("ask the %s engine about run %s: %w", rec.Engine, rec.ID, err)
 	}
-	var c Cost
-	for _, a := range st.Attempts {
-		if !a.StoppedAt.IsZero() {
-			c.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
-		}
-	}
+	c := Cost{VCPUSeconds: pipeline.VCPUSeconds(st.Attempts)}
 	price := rec.Settings.PricePerVCPUHour
 	if price == 0 {
 		price = f.Config.PricePerVCPUHour
