@@ -40,10 +40,11 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 	for {
 		rec := known
 		known = nil
+		var ver store.Version // unknown for a known record
 		if rec == nil {
 			err := out.do(ctx, "read the run record", func() error {
 				var err error
-				rec, _, err = readRecord(ctx, r.Store, id)
+				rec, ver, err = readRecord(ctx, r.Store, id)
 				return err
 			})
 			if err != nil {
@@ -63,7 +64,7 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 		needsHost := rec.HostBound || rec.Handle == nil
 		switch {
 		case !needsHost || r.ours(rec.Host) && rec.Handle != nil:
-			res, err := r.poll(ctx, rec, eng, d)
+			res, err := r.poll(ctx, rec, ver, eng, d)
 			if errors.Is(err, errLeaseLost) {
 				continue
 			}
@@ -191,8 +192,9 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 // poll watches a submitted run's jobs: the pure watchMachine decides, this
 // loop does the I/O. Each poll costs one record read, one Status, one
 // listing of the run's objects, and a record write when something changed
-// (conditional on the version read: only a conflict reads it again).
-func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *deliverer) (*Result, error) {
+// (conditional on the version read: only a conflict reads it again). The
+// first poll takes rec, at version ver, as the caller just read it.
+func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng Engine, d *deliverer) (*Result, error) {
 	s := rec.Settings
 	h := *rec.Handle
 	var p plan.Plan
@@ -226,13 +228,18 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 	renewEvery := r.leaseTTL() / 3
 	lastWrite := r.now()
 	var last Status
+	first := *rec // a copy: the write below changes the record it starts from
+	next := &first
 	for {
 		var changed <-chan struct{}
 		if notifier != nil {
 			changed = notifier.Changes(h)
 		}
 		o := watchObservation{Now: r.now()}
-		cur, ver, rerr := readRecord(ctx, r.Store, rec.ID)
+		cur, rerr := next, error(nil)
+		if next = nil; cur == nil {
+			cur, ver, rerr = readRecord(ctx, r.Store, rec.ID)
+		}
 		if rerr != nil && !permanent(rerr) {
 			o.StoreErr = rerr // an outage: the engine is still asked
 		} else if rerr != nil {

@@ -322,12 +322,12 @@ func updateRecord(ctx context.Context, st store.Store, id string, now func() tim
 }
 
 // updateReadRecord is updateRecord starting from rec at version ver, as the
-// caller just read them (rec nil: read first), so a caller that reads the
-// record anyway does not read it twice: the first write is conditional on
-// ver, and a conflict reads the fresh record as usual. rec is changed in place.
+// caller just read them (either unknown: read first), so a caller that reads
+// the record anyway does not read it twice: the first write is conditional
+// on ver, and a conflict reads the fresh record as usual. rec is changed in place.
 func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRecord, ver store.Version, now func() time.Time, change func(*RunRecord) error) (*RunRecord, error) {
 	for attempt := 0; ; attempt++ {
-		if rec == nil {
+		if rec == nil || ver == "" {
 			var err error
 			if rec, ver, err = readRecord(ctx, st, id); err != nil {
 				return nil, err
