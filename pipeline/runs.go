@@ -41,6 +41,7 @@ type Runs struct {
 
 	once    sync.Once
 	hostID  string
+	machine string       // os.Hostname, read once
 	self    procIdentity // this process beyond its PID, recorded in its leases
 	mu      sync.Mutex
 	engines map[string]Engine
@@ -119,8 +120,8 @@ func (r *Runs) init() {
 	r.once.Do(func() {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
-		host, _ := os.Hostname()
-		r.hostID = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+		r.machine, _ = os.Hostname()
+		r.hostID = fmt.Sprintf("%s/%d/%s", r.machine, os.Getpid(), hex.EncodeToString(b))
 		r.self = thisProcess()
 	})
 }
@@ -148,8 +149,7 @@ func (r *Runs) leaseTTL() time.Duration {
 
 func (r *Runs) lease() *RunHost {
 	r.init()
-	host, _ := os.Hostname()
-	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC(),
+	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: r.machine, Expires: r.now().Add(r.leaseTTL()).UTC(),
 		Boot: r.self.Boot, PIDNS: r.self.PIDNS, Start: r.self.Start}
 }
 
