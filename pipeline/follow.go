@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline/plan"
@@ -39,10 +40,11 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 	for {
 		rec := known
 		known = nil
+		var ver store.Version // unknown for a known record
 		if rec == nil {
 			err := out.do(ctx, "read the run record", func() error {
 				var err error
-				rec, _, err = readRecord(ctx, r.Store, id)
+				rec, ver, err = readRecord(ctx, r.Store, id)
 				return err
 			})
 			if err != nil {
@@ -62,7 +64,7 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 		needsHost := rec.HostBound || rec.Handle == nil
 		switch {
 		case !needsHost || r.ours(rec.Host) && rec.Handle != nil:
-			res, err := r.poll(ctx, rec, eng, d)
+			res, err := r.poll(ctx, rec, ver, eng, d)
 			if errors.Is(err, errLeaseLost) {
 				continue
 			}
@@ -70,10 +72,11 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 			if errors.As(err, &lost) && rec.HostBound && ctx.Err() == nil {
 				// Our own engine forgot the jobs (a new Runs in this process):
 				// the run is as good as interrupted.
-				if _, err := r.takeOver(ctx, out, rec.ID, true); err != nil {
+				cur, _, err := r.takeOver(ctx, out, rec.ID, true)
+				if err != nil {
 					return nil, err
 				}
-				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+				if err := r.resume(ctx, out, cur, eng, d); err != nil {
 					return nil, err
 				}
 				continue
@@ -86,12 +89,12 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 			}
 		default:
 			// Nobody hosts it (its process died): take it over and resume.
-			took, err := r.takeOver(ctx, out, rec.ID, false)
+			cur, took, err := r.takeOver(ctx, out, rec.ID, false)
 			if err != nil {
 				return nil, err
 			}
 			if took {
-				if _, err := r.resume(ctx, out, id, eng, d); err != nil {
+				if err := r.resume(ctx, out, cur, eng, d); err != nil {
 					return nil, err
 				}
 				continue
@@ -108,44 +111,39 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 
 // takeOver acquires the host lease of an unhosted run by a conditional
 // write, so two watchers never both resume it. force takes it even from a
-// live lease that is ours.
-func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (bool, error) {
+// live lease that is ours. It returns the record as it now is.
+func (r *Runs) takeOver(ctx context.Context, out *outage, id string, force bool) (*RunRecord, bool, error) {
 	took := false
-	err := out.do(ctx, "take over the run", func() error {
-		_, err := updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
-			took = false
-			if rec.State.Final() {
-				return errNoChange
-			}
-			alive := r.hostAlive(rec.Host, r.now())
-			if alive && !(force && r.ours(rec.Host)) {
-				return errNoChange
-			}
-			if rec.Handle != nil {
-				rec.State = RunInterrupted
-			}
-			rec.Host, took = r.lease(), true
-			return nil
-		})
-		return err
+	rec, err := r.update(ctx, out, "take over the run", id, func(rec *RunRecord) error {
+		took = false
+		if rec.State.Final() {
+			return errNoChange
+		}
+		alive := r.hostAlive(rec.Host, r.now())
+		if alive && !(force && r.ours(rec.Host)) {
+			return errNoChange
+		}
+		if rec.Handle != nil {
+			rec.State = RunInterrupted
+		}
+		rec.Host, took = r.lease(), true
+		return nil
 	})
-	return took, err
+	return rec, took, err
 }
 
 // resume submits the run's jobs again under the same id; the workers skip
-// frames already stored.
-func (r *Runs) resume(ctx context.Context, out *outage, id string, eng Engine, d *deliverer) (*RunRecord, error) {
-	rec, _, err := readRecord(ctx, r.Store, id)
-	if err != nil {
-		return nil, err
-	}
+// frames already stored. rec is the record takeOver returned.
+func (r *Runs) resume(ctx context.Context, out *outage, rec *RunRecord, eng Engine, d *deliverer) error {
+	id := rec.ID
 	if _, err := r.Store.Stat(ctx, store.PlanKey(id)); errors.Is(err, store.ErrNotFound) {
-		return nil, r.failRun(ctx, id, fmt.Errorf("run %s cannot be resumed: the process that planned it stopped before storing its plan; render again", id))
+		return r.failRun(ctx, id, fmt.Errorf("run %s cannot be resumed: the process that planned it stopped before storing its plan; render again", id))
 	} else if err != nil {
-		return nil, fmt.Errorf("resume run %s: %w", id, err)
+		return fmt.Errorf("resume run %s: %w", id, err)
 	}
 	r.log().Info("resuming run", "run", id, "frames_done", rec.Progress.FramesDone, "frames_total", rec.FramesTotal)
-	return r.submitJobs(ctx, out, rec, eng, d)
+	_, err := r.submitJobs(ctx, out, rec, eng, d)
+	return err
 }
 
 // followRecord follows a run another live process hosts, through its record
@@ -158,7 +156,7 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 	last := Progress{FramesDone: -1}
 	for {
 		if p := rec.Progress; p.FramesDone != last.FramesDone || p.LatestFrameKey != last.LatestFrameKey ||
-			fmt.Sprint(p.Chunks) != fmt.Sprint(last.Chunks) || p.LatestThumbnailKey != last.LatestThumbnailKey {
+			!maps.Equal(p.Chunks, last.Chunks) || p.LatestThumbnailKey != last.LatestThumbnailKey {
 			ev := Event{Kind: EventProgress, Time: r.now(), RunID: rec.ID, FramesDone: p.FramesDone, FramesTotal: rec.FramesTotal,
 				Chunks: p.Chunks, ChunkTotal: rec.ChunkTotal}
 			if p.LatestFrameKey != "" && (p.LatestFrameKey != last.LatestFrameKey || p.LatestThumbnailKey != last.LatestThumbnailKey) {
@@ -193,8 +191,10 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 
 // poll watches a submitted run's jobs: the pure watchMachine decides, this
 // loop does the I/O. Each poll costs one record read, one Status, one
-// listing of the run's objects, and a record write when something changed.
-func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *deliverer) (*Result, error) {
+// listing of the run's objects, and a record write when something changed
+// (conditional on the version read: only a conflict reads it again). The
+// first poll takes rec, at version ver, as the caller just read it.
+func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng Engine, d *deliverer) (*Result, error) {
 	s := rec.Settings
 	h := *rec.Handle
 	var p plan.Plan
@@ -228,13 +228,18 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 	renewEvery := r.leaseTTL() / 3
 	lastWrite := r.now()
 	var last Status
+	first := *rec // a copy: the write below changes the record it starts from
+	next := &first
 	for {
 		var changed <-chan struct{}
 		if notifier != nil {
 			changed = notifier.Changes(h)
 		}
 		o := watchObservation{Now: r.now()}
-		cur, _, rerr := readRecord(ctx, r.Store, rec.ID)
+		cur, rerr := next, error(nil)
+		if next = nil; cur == nil {
+			cur, ver, rerr = readRecord(ctx, r.Store, rec.ID)
+		}
 		if rerr != nil && !permanent(rerr) {
 			o.StoreErr = rerr // an outage: the engine is still asked
 		} else if rerr != nil {
@@ -299,7 +304,8 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, eng Engine, d *delivere
 			return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error(), Logs: logs}, err, d)
 		}
 		if dec.Changed || hosting && r.now().Sub(lastWrite) >= renewEvery {
-			_, err := updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+			// From this poll's read (nil after a failed one): no second read.
+			_, err := updateReadRecord(ctx, r.Store, rec.ID, o.Record, ver, r.now, func(cur *RunRecord) error {
 				if cur.State.Final() {
 					return errNoChange // cancelled meanwhile: the next poll sees it
 				}
@@ -396,19 +402,14 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 	if err != nil {
 		return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error()}, err, d)
 	}
-	var final *RunRecord
-	err = out.do(ctx, "record the result", func() error {
-		var err error
-		final, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-			if cur.State.Final() {
-				return errNoChange
-			}
-			now := r.now().UTC()
-			cur.State, cur.FinishedAt, cur.Host, cur.Result = RunSucceeded, &now, nil, res
-			cur.Progress.FramesDone, cur.Progress.UpdatedAt = cur.FramesTotal, now
-			return nil
-		})
-		return err
+	final, err := r.update(ctx, out, "record the result", rec.ID, func(cur *RunRecord) error {
+		if cur.State.Final() {
+			return errNoChange
+		}
+		now := r.now().UTC()
+		cur.State, cur.FinishedAt, cur.Host, cur.Result = RunSucceeded, &now, nil, res
+		cur.Progress.FramesDone, cur.Progress.UpdatedAt = cur.FramesTotal, now
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -425,16 +426,7 @@ func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliver
 // fail records a failure (best effort: the store may be what failed), tells
 // the observer, and returns err.
 func (r *Runs) fail(ctx context.Context, rec *RunRecord, f *RunFailure, err error, d *deliverer) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	final, _ := updateRecord(cctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-		if cur.State.Final() {
-			return errNoChange
-		}
-		now := r.now().UTC()
-		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
-		return nil
-	})
+	final := r.recordFailure(ctx, rec.ID, f)
 	if final != nil && final.State == RunCancelled {
 		// Cancelled from another process between our read of the record and
 		// the jobs' status, which then showed them terminated: a cancel.

@@ -78,7 +78,7 @@ func TestKilledHolderOnThisMachineIsTakenOverAtOnce(t *testing.T) {
 	if err != nil || rec.State != RunRunning {
 		t.Fatalf("live holder's run: %+v, %v; want running", rec, err)
 	}
-	if took, err := runs.takeOver(ctx, out, leaseHolderRun, false); took || err != nil {
+	if _, took, err := runs.takeOver(ctx, out, leaseHolderRun, false); took || err != nil {
 		t.Fatalf("a live process's lease was taken over (%v, %v)", took, err)
 	}
 
@@ -105,7 +105,7 @@ func TestKilledHolderOnThisMachineIsTakenOverAtOnce(t *testing.T) {
 	if err != nil || !slices.ContainsFunc(page.Runs, func(r RunRecord) bool { return r.ID == leaseHolderRun }) {
 		t.Errorf("interrupted runs %+v, %v: want the killed holder's", page.Runs, err)
 	}
-	took, err := runs.takeOver(ctx, out, leaseHolderRun, false)
+	_, took, err := runs.takeOver(ctx, out, leaseHolderRun, false)
 	if err != nil || !took {
 		t.Fatalf("takeOver of the killed holder's run = %v, %v; want taken at once", took, err)
 	}

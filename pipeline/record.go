@@ -318,10 +318,20 @@ func readRecord(ctx context.Context, st store.Store, id string) (*RunRecord, sto
 // a watcher and a cancel never lose each other's update. change may return
 // errNoChange to skip the write; it must not keep state between calls.
 func updateRecord(ctx context.Context, st store.Store, id string, now func() time.Time, change func(*RunRecord) error) (*RunRecord, error) {
+	return updateReadRecord(ctx, st, id, nil, "", now, change)
+}
+
+// updateReadRecord is updateRecord starting from rec at version ver, as the
+// caller just read them (either unknown: read first), so a caller that reads
+// the record anyway does not read it twice: the first write is conditional
+// on ver, and a conflict reads the fresh record as usual. rec is changed in place.
+func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRecord, ver store.Version, now func() time.Time, change func(*RunRecord) error) (*RunRecord, error) {
 	for attempt := 0; ; attempt++ {
-		rec, ver, err := readRecord(ctx, st, id)
-		if err != nil {
-			return nil, err
+		if rec == nil || ver == "" {
+			var err error
+			if rec, ver, err = readRecord(ctx, st, id); err != nil {
+				return nil, err
+			}
 		}
 		if err := change(rec); errors.Is(err, errNoChange) {
 			return rec, nil
@@ -338,6 +348,7 @@ func updateRecord(ctx context.Context, st store.Store, id string, now func() tim
 		} else if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("update run %s: %w", id, err)
 		}
+		rec = nil
 		if attempt >= 100 {
 			return nil, fmt.Errorf("update run %s: 100 conflicting writers in a row: %w", id, store.ErrConflict)
 		}

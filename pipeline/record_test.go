@@ -260,7 +260,7 @@ func TestTakeOverGivesTheLeaseToOneWatcher(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := &Runs{Store: st}
-			took, err := r.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false)
+			_, took, err := r.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false)
 			if err != nil {
 				t.Error(err)
 			}
@@ -280,7 +280,7 @@ func TestTakeOverGivesTheLeaseToOneWatcher(t *testing.T) {
 		t.Errorf("record %+v, %v: want it interrupted and hosted by the winner", rec, err)
 	}
 	late := &Runs{Store: st}
-	if took, err := late.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false); took || err != nil {
+	if _, took, err := late.takeOver(context.Background(), &outage{budget: time.Second, now: time.Now}, "orphan02", false); took || err != nil {
 		t.Errorf("a live lease was taken over (%v, %v)", took, err)
 	}
 }

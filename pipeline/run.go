@@ -87,7 +87,7 @@ const (
 	EventSucceeded    EventKind = "succeeded"
 	EventFailed       EventKind = "failed"
 	// EventWatchError says the run could not be checked for a while; it is
-	// retried until Request.WatchErrorBudget runs out.
+	// retried until Request.StoreOutageBudget runs out.
 	EventWatchError EventKind = "watch_error"
 	// EventStalled says chunks have waited for capacity (RUNNABLE) with none
 	// running for Request.StallWarning: on Batch, a compute environment that
@@ -258,7 +258,6 @@ func withDefaults(req Request) Request {
 	if req.StoreOutageBudget <= 0 {
 		req.StoreOutageBudget = DefaultStoreOutageBudget
 	}
-	req.WatchErrorBudget = req.StoreOutageBudget
 	if req.StallWarning <= 0 {
 		req.StallWarning = 15 * time.Minute
 	}
@@ -399,7 +398,7 @@ func finishRun(ctx context.Context, st store.Store, runID string, s Status, prio
 	if err := getJSON(ctx, st, store.ManifestKey(runID), &m); err != nil {
 		return nil, fmt.Errorf("run %s: the stitch job succeeded but its manifest is unreadable: %w", runID, err)
 	}
-	m.VCPUSeconds = priorVCPUSeconds + vcpuSeconds(s.Attempts)
+	m.VCPUSeconds = priorVCPUSeconds + VCPUSeconds(s.Attempts)
 	m.CostUSD = m.VCPUSeconds / 3600 * pricePerVCPUHour
 	m.Attempts = s.Attempts
 	updated, err := json.MarshalIndent(m, "", "  ")

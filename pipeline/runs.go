@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +41,7 @@ type Runs struct {
 
 	once    sync.Once
 	hostID  string
+	machine string       // os.Hostname, read once
 	self    procIdentity // this process beyond its PID, recorded in its leases
 	mu      sync.Mutex
 	engines map[string]Engine
@@ -119,8 +120,8 @@ func (r *Runs) init() {
 	r.once.Do(func() {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
-		host, _ := os.Hostname()
-		r.hostID = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+		r.machine, _ = os.Hostname()
+		r.hostID = fmt.Sprintf("%s/%d/%s", r.machine, os.Getpid(), hex.EncodeToString(b))
 		r.self = thisProcess()
 	})
 }
@@ -148,8 +149,7 @@ func (r *Runs) leaseTTL() time.Duration {
 
 func (r *Runs) lease() *RunHost {
 	r.init()
-	host, _ := os.Hostname()
-	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: host, Expires: r.now().Add(r.leaseTTL()).UTC(),
+	return &RunHost{ID: r.hostID, PID: os.Getpid(), Machine: r.machine, Expires: r.now().Add(r.leaseTTL()).UTC(),
 		Boot: r.self.Boot, PIDNS: r.self.PIDNS, Start: r.self.Start}
 }
 
@@ -194,14 +194,11 @@ func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) Run
 	if !now.After(rec.Host.Expires) && (gone == nil || !gone(rec.Host)) {
 		return rec.State
 	}
-	if rec.HostBoundRun() || rec.Handle == nil {
+	if rec.HostBound || rec.Handle == nil {
 		return RunInterrupted
 	}
 	return rec.State
 }
-
-// HostBoundRun reports whether the run's jobs die with its host process.
-func (rec *RunRecord) HostBoundRun() bool { return rec.HostBound }
 
 // outage retries store operations with backoff while one outage lasts at
 // most budget; any success ends the outage.
@@ -256,11 +253,7 @@ func jitter(d time.Duration) time.Duration {
 	if d <= 1 {
 		return d
 	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(d/2)+1))
-	if err != nil {
-		return d
-	}
-	return d/2 + time.Duration(n.Int64())
+	return d/2 + mrand.N(d/2+1)
 }
 
 // prepared is a request checked and planned, before anything is stored.
@@ -471,18 +464,13 @@ func (r *Runs) addLabels(ctx context.Context, out *outage, rec *RunRecord, label
 	if _, changed := mergeLabels(rec.Labels, labels); !changed {
 		return nil
 	}
-	var updated *RunRecord
-	err := out.do(ctx, "label the run", func() error {
-		var err error
-		updated, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-			merged, changed := mergeLabels(cur.Labels, labels)
-			if !changed {
-				return errNoChange
-			}
-			cur.Labels = merged
-			return nil
-		})
-		return err
+	updated, err := r.update(ctx, out, "label the run", rec.ID, func(cur *RunRecord) error {
+		merged, changed := mergeLabels(cur.Labels, labels)
+		if !changed {
+			return errNoChange
+		}
+		cur.Labels = merged
+		return nil
 	})
 	var missing *RunNotFoundError
 	switch {
@@ -649,19 +637,37 @@ func (r *Runs) keepLease(ctx context.Context, id string) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// failRun records a failure that happened before the jobs ran, and returns err.
-func (r *Runs) failRun(ctx context.Context, id string, err error) error {
+// update is updateRecord retried under out while the store is unreachable.
+func (r *Runs) update(ctx context.Context, out *outage, what, id string, change func(*RunRecord) error) (*RunRecord, error) {
+	var rec *RunRecord
+	err := out.do(ctx, what, func() error {
+		var err error
+		rec, err = updateRecord(ctx, r.Store, id, r.now, change)
+		return err
+	})
+	return rec, err
+}
+
+// recordFailure marks the run failed unless it already ended, best effort
+// (the store may be what failed) and even when ctx has ended; it returns
+// the record as it now is, nil when it could not be written or read.
+func (r *Runs) recordFailure(ctx context.Context, id string, f *RunFailure) *RunRecord {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_, _ = updateRecord(cctx, r.Store, id, r.now, func(rec *RunRecord) error {
-		if rec.State.Final() {
+	rec, _ := updateRecord(cctx, r.Store, id, r.now, func(cur *RunRecord) error {
+		if cur.State.Final() {
 			return errNoChange
 		}
 		now := r.now().UTC()
-		rec.State, rec.FinishedAt, rec.Host = RunFailed, &now, nil
-		rec.Failure = &RunFailure{Message: err.Error()}
+		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
 		return nil
 	})
+	return rec
+}
+
+// failRun records a failure that happened before the jobs ran, and returns err.
+func (r *Runs) failRun(ctx context.Context, id string, err error) error {
+	r.recordFailure(ctx, id, &RunFailure{Message: err.Error()})
 	return err
 }
 
@@ -679,25 +685,20 @@ func (r *Runs) submitJobs(ctx context.Context, out *outage, rec *RunRecord, eng 
 		return nil, r.failRun(ctx, rec.ID, fmt.Errorf("submit run %s: %w", rec.ID, err))
 	}
 	resumed := rec.Submissions > 0
-	var updated *RunRecord
-	err = out.do(ctx, "record the submitted jobs", func() error {
-		var err error
-		updated, err = updateRecord(ctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
-			if cur.State.Final() {
-				return errCancelledMeanwhile
-			}
-			if cur.Submissions > 0 {
-				cur.PriorVCPUSeconds = cur.Progress.VCPUSeconds
-			}
-			cur.Handle, cur.State = &h, RunSubmitted
-			cur.Submissions++
-			cur.Host = nil
-			if cur.HostBound {
-				cur.Host = r.lease()
-			}
-			return nil
-		})
-		return err
+	updated, err := r.update(ctx, out, "record the submitted jobs", rec.ID, func(cur *RunRecord) error {
+		if cur.State.Final() {
+			return errCancelledMeanwhile
+		}
+		if cur.Submissions > 0 {
+			cur.PriorVCPUSeconds = cur.Progress.VCPUSeconds
+		}
+		cur.Handle, cur.State = &h, RunSubmitted
+		cur.Submissions++
+		cur.Host = nil
+		if cur.HostBound {
+			cur.Host = r.lease()
+		}
+		return nil
 	})
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)

@@ -13,7 +13,7 @@ import (
 
 // The watcher is split in two: watchMachine is pure state logic (input: the
 // time, the engine's status, the stored objects, the record; output: events
-// and decisions), tested table-driven without timing, and Runs.follow is the
+// and decisions), tested table-driven without timing, and Runs.poll is the
 // I/O loop around it.
 
 // watchOutcome is what a poll decided about the run as a whole.
@@ -144,10 +144,7 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 	m.failingSince, m.backoff = time.Time{}, 0
 	if o.Record != nil && o.Record.State == RunCancelled {
 		d.Outcome, d.State = watchCancelled, RunCancelled
-		reason := "cancelled"
-		if o.Record.Failure != nil && o.Record.Failure.CancelReason != "" {
-			reason = o.Record.Failure.CancelReason
-		}
+		reason := cancelReason(o.Record)
 		d.Cancel = reason
 		ev := m.event(EventCancelled, o.Now, max(m.lastDone, 0))
 		ev.Message = reason
@@ -181,7 +178,7 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 		}
 	}
 	prog := Progress{FramesDone: done, FramesTotal: total, Chunks: s.Children, UpdatedAt: o.Now}
-	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + vcpuSeconds(s.Attempts)
+	prog.VCPUSeconds = m.cfg.PriorVCPUSeconds + VCPUSeconds(s.Attempts)
 	prog.CostUSD = prog.VCPUSeconds / 3600 * m.cfg.PricePerVCPUHour
 	if latest.Key != "" {
 		prog.LatestFrame, prog.LatestFrameKey = latestFrame, latest.Key
@@ -281,8 +278,8 @@ func (m *watchMachine) jobs(o watchObservation, d watchDecision, done int) watch
 	return d
 }
 
-// vcpuSeconds adds up the vCPU time of finished attempts.
-func vcpuSeconds(as []Attempt) float64 {
+// VCPUSeconds adds up the vCPU time of finished attempts.
+func VCPUSeconds(as []Attempt) float64 {
 	total := 0.0
 	for _, a := range as {
 		if !a.StoppedAt.IsZero() && a.StoppedAt.After(a.StartedAt) {

@@ -70,14 +70,13 @@ type Options struct {
 }
 
 // Fleet is a configured framefleet: the durable runs of one store
-// (Submit, Watch, Render, Cancel, Get, List) on the configured engines.
+// (Submit, Watch, Render, Cancel, Get, List) on the configured engines;
+// Runs.Store (f.Store) holds every run's inputs, records and results.
 type Fleet struct {
 	*pipeline.Runs
 	// Config is the configuration as resolved (the store and, for Batch,
 	// the region filled in); Open copies it, so the caller's is untouched.
 	Config *config.Config
-	// Store holds every run's inputs, records and results.
-	Store store.Store
 
 	opts Options
 	log  *slog.Logger
@@ -129,10 +128,11 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 			return nil, err
 		}
 	}
-	if f.Store, err = store.Open(ctx, uri, c.StoreOptions()); err != nil {
+	st, err := store.Open(ctx, uri, c.StoreOptions())
+	if err != nil {
 		return nil, err
 	}
-	f.Runs = &pipeline.Runs{Store: f.Store, Engine: f.Engine, EngineName: c.Engine, Logger: log}
+	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log}
 	return f, nil
 }
 
@@ -313,12 +313,7 @@ func (f *Fleet) CostSoFar(ctx context.Context, rec *pipeline.RunRecord) (Cost, e
 	if err != nil {
 		return Cost{}, fmt.Errorf("ask the %s engine about run %s: %w", rec.Engine, rec.ID, err)
 	}
-	var c Cost
-	for _, a := range st.Attempts {
-		if !a.StoppedAt.IsZero() {
-			c.VCPUSeconds += a.StoppedAt.Sub(a.StartedAt).Seconds() * a.VCPUs
-		}
-	}
+	c := Cost{VCPUSeconds: pipeline.VCPUSeconds(st.Attempts)}
 	price := rec.Settings.PricePerVCPUHour
 	if price == 0 {
 		price = f.Config.PricePerVCPUHour

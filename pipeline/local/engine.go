@@ -9,12 +9,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -417,13 +417,7 @@ func retryDelay(base, most time.Duration, attempts int, fraction float64) time.D
 	return d/2 + time.Duration(fraction*float64(d/2))
 }
 
-func randomFraction() float64 {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return 0.5
-	}
-	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
-}
+func randomFraction() float64 { return mrand.Float64() }
 
 // arrayDone reports whether every child is terminal; r.mu must be held.
 func (r *run) arrayDone() bool {
