@@ -297,6 +297,14 @@ func encodeRecord(rec *RunRecord) ([]byte, error) {
 	return b, nil
 }
 
+// changeRefusedError carries an error the change function returned: a
+// decision about the record (cancelled meanwhile, lease lost), never an
+// outage, so retrying loops never retry it.
+type changeRefusedError struct{ err error }
+
+func (e *changeRefusedError) Error() string { return e.err.Error() }
+func (e *changeRefusedError) Unwrap() error { return e.err }
+
 // errNoChange tells updateRecord that the change function changed nothing.
 var errNoChange = errors.New("no change")
 
@@ -336,7 +344,7 @@ func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRe
 		if err := change(rec); errors.Is(err, errNoChange) {
 			return rec, nil
 		} else if err != nil {
-			return rec, err
+			return rec, &changeRefusedError{err}
 		}
 		rec.UpdatedAt = now().UTC()
 		data, err := encodeRecord(rec)

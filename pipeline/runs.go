@@ -216,10 +216,12 @@ func permanent(err error) bool {
 		corrupt *CorruptRecordError
 		missing *RunNotFoundError
 		setting *SettingError
+		refused *changeRefusedError
 	)
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fs.ErrPermission) || store.IsPermanent(err) ||
-		errors.As(err, &tooNew) || errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &setting)
+		errors.As(err, &tooNew) || errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &setting) ||
+		errors.As(err, &refused)
 }
 
 func (o *outage) do(ctx context.Context, what string, fn func() error) error {

@@ -1,16 +1,24 @@
 package batch_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/batch"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -189,5 +197,54 @@ func TestAttachingMergesLabels(t *testing.T) {
 				t.Errorf("listing by %v: %d runs, %v; want run %s among them", tc.want, len(page.Runs), err, first.ID)
 			}
 		})
+	}
+}
+
+// A cancel that lands while Submit is recording the jobs it just submitted
+// ends Submit with the cancel at once: it is a decision about the run, not a
+// store outage to ride out (the budget here is an hour).
+func TestCancelWhileSubmittingIsNotRetried(t *testing.T) {
+	scene, _, st := runFixture(t, store.Options{})
+	srv := batchtest.Start(t, batchtest.Options{Executor: fakeWorkers(t, st, -1, make(chan struct{}))})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Between the engine submitting the stitch job and Submit recording it,
+	// another process cancels the run (found by its label).
+	var once sync.Once
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.HasSuffix(r.URL.Path, "/submitjob") && bytes.Contains(body, []byte("dependsOn")) {
+			once.Do(func() {
+				page, err := batchRuns(t, srv, st).List(ctx, pipeline.ListFilter{Labels: map[string]string{"ticket": "cancel-mid-submit"}})
+				if err != nil || len(page.Runs) != 1 {
+					t.Errorf("the run being submitted: %+v, %v", page.Runs, err)
+					return
+				}
+				if _, err := batchRuns(t, srv, st).Cancel(ctx, page.Runs[0].ID, "cancelled by @ana"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	runs := &pipeline.Runs{Store: st, EngineName: "batch", Engine: func(ctx context.Context, name string) (pipeline.Engine, error) {
+		e, err := batch.New(awsConfig(), batch.Options{Queue: queue, Definition: testSpec(), Endpoint: front.URL, MaxBackoff: 20 * time.Millisecond})
+		if err == nil && testSpec().Registers() {
+			_, _, err = e.EnsureJobDefinition(ctx, testSpec())
+		}
+		return e, err
+	}}
+
+	req := pipeline.Request{BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond, StoreOutageBudget: time.Hour,
+		Labels: map[string]string{"ticket": "cancel-mid-submit"}}
+	_, err := runs.Submit(ctx, req)
+	var ce *pipeline.RunCancelledError
+	if !errors.As(err, &ce) || ce.Reason != "cancelled by @ana" {
+		t.Fatalf("submit ended with %v, want the cancel", err)
 	}
 }
