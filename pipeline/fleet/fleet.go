@@ -313,7 +313,8 @@ func (f *Fleet) CostSoFar(ctx context.Context, rec *pipeline.RunRecord) (Cost, e
 	if err != nil {
 		return Cost{}, fmt.Errorf("ask the %s engine about run %s: %w", rec.Engine, rec.ID, err)
 	}
-	c := Cost{VCPUSeconds: pipeline.VCPUSeconds(st.Attempts)}
+	// Earlier submissions of a resumed run used vCPUs too; Status knows only the current jobs.
+	c := Cost{VCPUSeconds: rec.PriorVCPUSeconds + pipeline.VCPUSeconds(st.Attempts)}
 	price := rec.Settings.PricePerVCPUHour
 	if price == 0 {
 		price = f.Config.PricePerVCPUHour
