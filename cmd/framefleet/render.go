@@ -65,7 +65,7 @@ frames not yet stored are rendered.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.out, "out", "renders", "directory (or file:// / s3:// store) that keeps the frames and the video")
+	fl.StringVar(&f.out, "out", fleet.DefaultStore, "directory (or file:// / s3:// store) that keeps the frames and the video")
 	fl.StringVar(&f.frames, "frames", "", `frames to render, e.g. "1-100", "1-100x5", "3,7,12-20" (default: the scene's range)`)
 	fl.IntVar(&f.chunk, "chunk", 0, "frames per chunk (default: chosen from the frame count and --workers)")
 	fl.IntVar(&f.workers, "workers", fleet.DefaultWorkers(runtime.NumCPU()), "Blender processes run at once (local engine)")
