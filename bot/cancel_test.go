@@ -87,9 +87,11 @@ func TestQueuedRenderShowsPositionAndCancels(t *testing.T) {
 	if n := h.runCount(); n != 0 {
 		t.Errorf("%d runs recorded, want 0", n)
 	}
-	if keys, _ := h.runs.ListMarkers(t.Context(), "slack/pending/"); len(keys) != 0 {
-		t.Errorf("pending requests left behind: %v", keys)
-	}
+	// The request's marker goes after its last reply: wait for it, not for a poll.
+	eventually(t, 5*time.Second, "no pending requests left behind", func() bool {
+		keys, err := h.runs.ListMarkers(t.Context(), "slack/pending/")
+		return err == nil && len(keys) == 0
+	})
 }
 
 func lastEdit(m slackfake.Message, want string) bool {
