@@ -8,8 +8,10 @@ import (
 // The store layout, shared by the client, every worker and every front-end:
 //
 //	blends/<sha256>.blend                      the scene, by content hash (uploaded once)
+//	inputs/<sha256>                            every input a scene needs (textures, libraries, caches), by content hash (uploaded once)
 //	cache/<cache-key>.json                     {"run_id": ...} of a finished run with the same inputs
 //	runs/<run-id>/plan.json                    the plan every worker reads
+//	runs/<run-id>/inputs.json                  the input manifest: workspace-relative path -> sha256 and size
 //	runs/<run-id>/frames/frame_000123.png      each frame, stored as soon as Blender saves it
 //	runs/<run-id>/segments/chunk_00003.mp4     each chunk's video segment
 //	runs/<run-id>/chunks/chunk_00003.json      each chunk's timings and attempts
@@ -21,6 +23,12 @@ import (
 
 // BlendKey is where a scene file with this SHA-256 is stored.
 func BlendKey(sha256hex string) string { return "blends/" + sha256hex + ".blend" }
+
+// InputKey is where an input file with this SHA-256 is stored.
+func InputKey(sha256hex string) string { return "inputs/" + sha256hex }
+
+// InputManifestKey is the run's input manifest.
+func InputManifestKey(runID string) string { return RunPrefix(runID) + "inputs.json" }
 
 // CacheKey is where the run id of a finished render with this cache key is stored.
 func CacheKey(key string) string { return "cache/" + key + ".json" }
