@@ -24,7 +24,7 @@ func (r *Runs) Watch(ctx context.Context, id string, obs func(Event)) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	d := newDeliverer(obs)
+	d := r.newDeliverer(ctx, obs)
 	defer d.close()
 	return r.watch(ctx, full, d, nil)
 }
@@ -268,6 +268,13 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		}
 		dec := m.step(o)
 		for _, ev := range dec.Events {
+			if o.Record != nil && ev.Record == nil {
+				// The record as this poll will write it: the view's state is the machine's.
+				snap := *o.Record
+				snap.State, snap.Progress = dec.State, dec.Progress
+				v := NewRunView(ViewInput{Record: &snap})
+				ev.View = &v
+			}
 			d.send(ev)
 		}
 		switch dec.Outcome {

@@ -101,6 +101,8 @@ type RunFailure struct {
 	StitchReason string         `json:"stitch_reason,omitempty"`
 	// CancelReason is the reason given to Cancel (who cancelled, and why).
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// CancelledBy is who cancelled (a user name, "GitHub Actions"), "" when not said.
+	CancelledBy string `json:"cancelled_by,omitempty"`
 	// Logs says where the workers' logs are.
 	Logs string `json:"logs,omitempty"`
 }

@@ -129,6 +129,9 @@ type Event struct {
 	// Record is a snapshot of the run record when the event was made
 	// (submitted, resumed, cancelled and final events; nil otherwise).
 	Record *RunRecord `json:"record,omitempty"`
+	// View is the run as front-ends show it after this event (always set
+	// for observers; built from the newest record the watcher knows).
+	View *RunView `json:"view,omitempty"`
 }
 
 // Result is a finished render; `framefleet render --json` prints it.

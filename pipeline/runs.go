@@ -314,7 +314,7 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 // resumes it if it was interrupted), and a finished identical one is
 // returned with its Result marked Cached; Request.Force renders afresh.
 func (r *Runs) Submit(ctx context.Context, req Request) (*RunRecord, error) {
-	d := newDeliverer(nil)
+	d := r.newDeliverer(ctx, nil)
 	rec, _, err := r.submit(ctx, req, d)
 	return rec, err
 }
@@ -327,7 +327,7 @@ func (r *Runs) Render(ctx context.Context, req Request, obs func(Event)) (*Resul
 
 func (r *Runs) render(ctx context.Context, req Request, obs func(Event)) (string, *Result, error) {
 	started := r.now()
-	d := newDeliverer(obs)
+	d := r.newDeliverer(ctx, obs)
 	defer d.close()
 	rec, cached, err := r.submit(ctx, req, d)
 	if err != nil {
@@ -863,6 +863,11 @@ func matches(rec *RunRecord, f ListFilter) bool {
 // it, in any process, stops its jobs at its next poll and reports it), and
 // the engine is asked to stop the jobs when it knows them here.
 func (r *Runs) Cancel(ctx context.Context, id, reason string) (*RunRecord, error) {
+	return r.CancelBy(ctx, id, "", reason)
+}
+
+// CancelBy is Cancel saying who cancelled (RunView.Cancelled.By).
+func (r *Runs) CancelBy(ctx context.Context, id, by, reason string) (*RunRecord, error) {
 	full, err := r.resolve(ctx, id)
 	if err != nil {
 		return nil, err
@@ -876,7 +881,7 @@ func (r *Runs) Cancel(ctx context.Context, id, reason string) (*RunRecord, error
 		}
 		now := r.now().UTC()
 		rec.State, rec.FinishedAt = RunCancelled, &now
-		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason}
+		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason, CancelledBy: by}
 		return nil
 	})
 	if err != nil {
