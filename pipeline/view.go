@@ -27,12 +27,16 @@ type RunView struct {
 	Final bool     `json:"final"`
 	// Source is what the front-end called the scene ("shot.blend",
 	// "owner/repo/path.blend@sha"); Scene is the scene rendered.
-	Source    string `json:"source"`
-	Scene     string `json:"scene"`
-	Engine    string `json:"engine"`
-	Width     int    `json:"width,omitempty"`
-	Height    int    `json:"height,omitempty"`
-	FrameRate string `json:"frame_rate,omitempty"`
+	Source       string `json:"source"`
+	SourceSHA256 string `json:"source_sha256,omitempty"`
+	SourceSize   int64  `json:"source_size,omitempty"`
+	Scene        string `json:"scene"`
+	Engine       string `json:"engine"`
+	// Jobs are the engine's jobs, once submitted.
+	Jobs      *Handle `json:"jobs,omitempty"`
+	Width     int     `json:"width,omitempty"`
+	Height    int     `json:"height,omitempty"`
+	FrameRate string  `json:"frame_rate,omitempty"`
 	// Frames is what was asked for, in Blender's notation ("1-48x2"), or ""
 	// for the scene's own range.
 	Frames   string       `json:"frames,omitempty"`
@@ -166,14 +170,18 @@ func NewRunView(in ViewInput) RunView {
 	rec := in.Record
 	v := RunView{
 		ID: rec.ID, State: rec.State, Final: rec.State.Final(), Source: rec.Source.Name, Scene: rec.Scene,
+		SourceSHA256: rec.Source.SHA256, SourceSize: rec.Source.Size, Jobs: rec.Handle,
 		Engine: rec.Engine, Width: rec.Width, Height: rec.Height, FrameRate: rec.FrameRate, Frames: rec.Settings.Frames,
 		Progress: ViewProgress{FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal, ChunkTotal: rec.ChunkTotal},
 		Labels:   rec.Labels, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, FinishedAt: rec.FinishedAt,
-		HostBound: rec.HostBound, Chunks: rec.Progress.Chunks,
-		Cost: ViewCost{VCPUSeconds: rec.Progress.VCPUSeconds, USD: rec.Progress.CostUSD, Final: rec.State.Final()},
+		HostBound: rec.HostBound,
+		Cost:      ViewCost{VCPUSeconds: rec.Progress.VCPUSeconds, USD: rec.Progress.CostUSD, Final: rec.State.Final()},
 	}
 	if v.Progress.FramesTotal == 0 {
 		v.Progress.FramesTotal = rec.FramesTotal
+	}
+	if !v.Final || !activeChunks(rec.Progress.Chunks) {
+		v.Chunks = rec.Progress.Chunks // a finished run's counts that say "running" are stale
 	}
 	if !v.Final && rec.Progress.LatestFrameKey != "" {
 		v.Latest = &LatestFrame{Frame: rec.Progress.LatestFrame, FrameKey: rec.Progress.LatestFrameKey, ThumbnailKey: rec.Progress.LatestThumbnailKey}
@@ -206,6 +214,15 @@ func NewRunView(in ViewInput) RunView {
 		v.Failures = failuresOf(rec, in.Plan)
 	}
 	return v
+}
+
+func activeChunks(c map[JobState]int) bool {
+	for s, n := range c {
+		if n > 0 && s != StateSucceeded && s != StateFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // linksOf names a succeeded run's files: the manifest's keys, else the
