@@ -15,8 +15,14 @@ type reportKey struct {
 	sha string
 }
 
-// finalReportGrace bounds the last report of a cancelled job.
+// finalReportGrace bounds the last report of a cancelled job (GitHub
+// sends SIGKILL some seconds after SIGINT; the comment goes first).
 const finalReportGrace = 30 * time.Second
+
+// finalReportBudget bounds the last report of a job that was not
+// cancelled: every status is paced a second apart, so 60 files take a
+// minute or more, and the report must end complete.
+const finalReportBudget = 30 * time.Minute
 
 // liveReport keeps reports up to date while runs change: changes are
 // coalesced, and each dirty report is published at most once per
@@ -128,7 +134,11 @@ func (l *liveReport) start(ctx context.Context) (stop func() error) {
 		l.mu.Unlock()
 		// Even when the job is being cancelled, the report says where the
 		// runs were left (interrupted, cancelled), within a short grace.
-		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), finalReportGrace)
+		budget := finalReportBudget
+		if ctx.Err() != nil {
+			budget = finalReportGrace
+		}
+		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), budget)
 		defer cancelFinal()
 		var errs []error
 		for _, k := range keys {
