@@ -43,6 +43,9 @@ type Options struct {
 	// FetchLFS replaces a Git LFS pointer in the workspace by its content,
 	// or fails with the fix (default FetchLFS: git lfs pull --include).
 	FetchLFS func(ctx context.Context, workspace, path string) error
+	// SmudgeLFS replaces a pointer copied from another commit (file) by its
+	// content (default SmudgeLFS: git lfs smudge in the workspace).
+	SmudgeLFS func(ctx context.Context, workspace, file, path string) error
 	// UpdateEvery is the least time between two comment updates while
 	// renders run (default 15 s): progress, not every frame.
 	UpdateEvery time.Duration

@@ -167,7 +167,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
 	t.Logf("the comment with wait: true:\n%s", want)
-	for _, s := range []string{"✅ succeeded", "`scenes/copy of b.blend`", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
+	for _, s := range []string{"✅ done", "`scenes/copy of b.blend`", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before and after of scenes/`} {
 		if !strings.Contains(want, s) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
 		}
