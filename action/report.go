@@ -193,9 +193,7 @@ func progressCell(r Run) string {
 	if r.Final() {
 		return fmt.Sprintf("%d/%d", p.FramesDone, p.FramesTotal)
 	}
-	const width = 5
-	filled := width * p.FramesDone / p.FramesTotal
-	return fmt.Sprintf("%d/%d<br>%s", p.FramesDone, p.FramesTotal, strings.Repeat("▰", filled)+strings.Repeat("▱", width-filled))
+	return fmt.Sprintf("%d/%d<br><sub>%d%%</sub>", p.FramesDone, p.FramesTotal, p.Percent())
 }
 
 // Preview sizes: big enough to see the shot, small enough for five columns at 760 px.
@@ -441,9 +439,13 @@ func expiryNote(runs []Run) string {
 	return fmt.Sprintf("\n<sub>Links expire %s.</sub>\n", when)
 }
 
-// report is the count line, the table and its notes for runs (sorted),
-// within limit bytes: rows that do not fit are left out with a line
-// saying how many.
+// foldAbove: a report with more files than this folds its finished rows
+// (done, deleted) into a collapsed table, so what needs a look comes first.
+const foldAbove = 10
+
+// report is the failures, the table and the before/afters for runs
+// (sorted), within limit bytes: rows that do not fit are left out with a
+// line saying how many.
 func (f reportFormat) report(runs []Run, limit int) string {
 	runs = slices.Clone(runs)
 	sortRuns(runs)
@@ -452,26 +454,37 @@ func (f reportFormat) report(runs []Run, limit int) string {
 	if len(cmp) > limit/4 {
 		cmp = ""
 	}
-	budget := limit - len(tableHeader) - len(tail) - len(cmp) - 200 // 200: the "… and N more" lines
-	var rows, notes strings.Builder
-	shown := 0
+	budget := limit - 2*len(tableHeader) - len(tail) - len(cmp) - 300 // 300: the fold and "… and N more" lines
+	var open, folded, notes strings.Builder
+	shown, nFolded := 0, 0
 	for _, r := range runs {
 		line, note := f.row(r), problemNote(r)
-		if rows.Len()+notes.Len()+len(line)+len(note) > budget {
+		if open.Len()+folded.Len()+notes.Len()+len(line)+len(note) > budget {
 			break
 		}
-		rows.WriteString(line)
+		if len(runs) > foldAbove && (r.State() == pipeline.RunSucceeded || r.Change == changeRemoved && r.ID() == "") && r.CompareNote == "" {
+			folded.WriteString(line)
+			nFolded++
+		} else {
+			open.WriteString(line)
+		}
 		notes.WriteString(note)
 		shown++
 	}
-	out := tableHeader + rows.String()
-	if shown < len(runs) {
-		out += fmt.Sprintf("\n… and %d more files: see the workflow run's summary.\n", len(runs)-shown)
-	}
+	var out strings.Builder
 	if notes.Len() > 0 {
-		out += "\n" + notes.String()
+		out.WriteString(notes.String() + "\n")
 	}
-	return out + cmp + tail
+	if open.Len() > 0 {
+		out.WriteString(tableHeader + open.String())
+	}
+	if nFolded > 0 {
+		fmt.Fprintf(&out, "\n<details><summary>%d finished files</summary>\n\n%s%s\n</details>\n", nFolded, tableHeader, folded.String())
+	}
+	if shown < len(runs) {
+		fmt.Fprintf(&out, "\n… and %d more files: see the workflow run's summary.\n", len(runs)-shown)
+	}
+	return out.String() + cmp + tail
 }
 
 // commentBody is the sticky comment (marker) for a PR's runs at sha.
