@@ -260,3 +260,50 @@ func TestCloudFrontLinksRefreshWritesNothing(t *testing.T) {
 		t.Error("links about to expire were not renewed")
 	}
 }
+
+// TestPushWithoutBlendsSupersedesTheEarlierRenders: a later push to the PR
+// that touches no blends cancels the earlier push's unfinished runs and
+// says in the comment that there is nothing to render.
+func TestPushWithoutBlendsSupersedesTheEarlierRenders(t *testing.T) {
+	scene := oneScene(t, map[string]any{"name": "Shot", "end": 1})
+	h := newHarness(t)
+	base := h.commit("start", map[string]string{"README.md": "/etc/hostname"})
+	h.git("checkout", "-q", "-b", "feature")
+	head := h.commit("scene", map[string]string{"a.blend": scene})
+	h.gh.SetPRFiles(7, githubtest.File{Filename: "a.blend", Status: "added"})
+	h.pullRequest("synchronize", 7, head, base, h.mergeInto(head), "")
+	if err := h.run(map[string]string{"engine": "local", "resolution": "50", "samples": "1", "wait": "false"}); err != nil {
+		t.Fatalf("first push: %v", err)
+	}
+	first := h.runsOutput()
+	if len(first) != 1 || first[0].RunID == "" {
+		t.Fatalf("first push's runs %+v", first)
+	}
+
+	// The next push reverts the blend: the PR changes no blend any more.
+	h.git("checkout", "-q", "feature")
+	head2 := h.commit("drop the scene", map[string]string{"a.blend": "", "notes.txt": "/etc/hostname"})
+	h.gh.SetPRFiles(7, githubtest.File{Filename: "notes.txt", Status: "added"})
+	h.clock.Sleep(context.Background(), time.Minute)
+	h.pullRequest("synchronize", 7, head2, base, h.mergeInto(head2), "")
+	if err := h.run(quickInputs); err != nil {
+		t.Fatalf("second push: %v", err)
+	}
+	mine := commentsByAction(h.gh.Comments(7))
+	if len(mine) != 1 || !strings.Contains(mine[0].Body, "No blends to render") || !strings.Contains(mine[0].Body, short(head2)) {
+		t.Errorf("comment after a push without blends:\n%v", mine)
+	}
+	runs, err := OpenFleet(context.Background(), Inputs{Engine: "local"}, FleetOptions{Getenv: func(string) string { return "" }, Workspace: h.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runs.Get(context.Background(), RunRef{ID: first[0].RunID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With wait: false nobody follows the run, so it is unfinished when the next push comes.
+	if c := got.View.Cancelled; got.State() != pipeline.RunCancelled || c == nil || c.By != cancelledBy ||
+		!strings.Contains(c.Reason, "superseded by the push of "+short(head2)) {
+		t.Errorf("the superseded run is %s (%+v), want cancelled by %s as superseded", got.State(), c, cancelledBy)
+	}
+}
