@@ -206,7 +206,7 @@ func (a *runner) render(ctx context.Context) error {
 		a.cancelSuperseded(ctx, runs)
 	}
 
-	key := reportKey{pr: ev.PR, sha: ev.HeadSHA}
+	key := reportKey{pr: ev.PR, sha: ev.HeadSHA, comment: a.in.CommentKey}
 	live := newLiveReport(a)
 	rows := make([]int, len(targets))
 	for i, t := range targets {
@@ -226,7 +226,7 @@ func (a *runner) render(ctx context.Context) error {
 
 	// The report index is saved once every file is submitted (or failed
 	// before), so a later refresh rebuilds this very report.
-	index := Report{Repo: ev.Owner + "/" + ev.Repo, PR: ev.PR, SHA: ev.HeadSHA, RunURL: a.runURL,
+	index := Report{Repo: ev.Owner + "/" + ev.Repo, PR: ev.PR, SHA: ev.HeadSHA, RunURL: a.runURL, CommentKey: a.in.CommentKey,
 		Files: make([]ReportFile, len(targets)), StartedAt: a.started}
 	var indexMu sync.Mutex
 	var submitted sync.WaitGroup
@@ -349,7 +349,7 @@ func (a *runner) cancelSuperseded(ctx context.Context, runs Runs) {
 		return
 	}
 	for _, rep := range reports {
-		if rep.PR != ev.PR || rep.SHA == ev.HeadSHA || rep.StartedAt.After(a.started) {
+		if rep.PR != ev.PR || rep.SHA == ev.HeadSHA || rep.StartedAt.After(a.started) || rep.CommentKey != a.in.CommentKey {
 			continue
 		}
 		for _, f := range rep.Files {

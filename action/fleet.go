@@ -2,6 +2,8 @@ package action
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,10 +192,15 @@ func (r *fleetRuns) Cancel(ctx context.Context, id, by, reason string) error {
 func reportsPrefix(repo string) string { return "github/" + repo + "/reports/" }
 
 func reportKeyOf(rep Report) string {
-	if rep.PR > 0 {
-		return reportsPrefix(rep.Repo) + "pr-" + strconv.Itoa(rep.PR) + ".json"
+	keyed := ""
+	if rep.CommentKey != "" {
+		sum := sha256.Sum256([]byte(rep.CommentKey))
+		keyed = "-key-" + hex.EncodeToString(sum[:6])
 	}
-	return reportsPrefix(rep.Repo) + "sha-" + rep.SHA + ".json"
+	if rep.PR > 0 {
+		return reportsPrefix(rep.Repo) + "pr-" + strconv.Itoa(rep.PR) + keyed + ".json"
+	}
+	return reportsPrefix(rep.Repo) + "sha-" + rep.SHA + keyed + ".json"
 }
 
 func (r *fleetRuns) SaveReport(ctx context.Context, rep Report) error {

@@ -13,6 +13,8 @@ import (
 type reportKey struct {
 	pr  int
 	sha string
+	// comment is the comment key (input comment-key) of the PR's comment.
+	comment string
 }
 
 // finalReportGrace bounds the last report of a cancelled job (GitHub
@@ -103,7 +105,7 @@ func (l *liveReport) run(ctx context.Context) {
 		case <-l.changed:
 		}
 		for _, k := range l.takeDirty() {
-			if err := l.a.rep.publish(ctx, k.pr, k.sha, l.snapshot(k)); err != nil && ctx.Err() == nil {
+			if err := l.a.rep.publish(ctx, k, l.snapshot(k)); err != nil && ctx.Err() == nil {
 				l.a.log.Warn("could not update the report (retried with the next change)", "err", err)
 				l.mu.Lock()
 				l.dirty[k] = true
@@ -142,7 +144,7 @@ func (l *liveReport) start(ctx context.Context) (stop func() error) {
 		defer cancelFinal()
 		var errs []error
 		for _, k := range keys {
-			errs = append(errs, l.a.rep.publish(fctx, k.pr, k.sha, l.snapshot(k)))
+			errs = append(errs, l.a.rep.publish(fctx, k, l.snapshot(k)))
 		}
 		return errors.Join(errs...)
 	}

@@ -92,14 +92,14 @@ type reporter struct {
 	gh          GitHub
 	owner, repo string
 	comment     bool
-	marker      string
+	key         string // the comment-key input: this job's comment
 	format      reportFormat
 	clock       Clock
 	log         *slog.Logger
 
 	mu       sync.Mutex
 	authors  []string
-	comments map[int]*Comment             // PR → the sticky comment once found
+	comments map[commentSlot]*Comment     // the sticky comments once found
 	statuses map[string]map[string]Status // sha → context → last known
 }
 
@@ -107,20 +107,27 @@ func newReporter(gh GitHub, owner, repo string, comment bool, key string, format
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment, marker: commentMarkerFor(key), format: format, clock: clock, log: log,
-		comments: map[int]*Comment{}, statuses: map[string]map[string]Status{}}
+	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment, key: key, format: format, clock: clock, log: log,
+		comments: map[commentSlot]*Comment{}, statuses: map[string]map[string]Status{}}
 }
 
-// publish brings the PR's comment (pr > 0) and sha's statuses up to runs.
-// Every part is tried; the errors are joined.
-func (p *reporter) publish(ctx context.Context, pr int, sha string, runs []Run) error {
+// commentSlot is one sticky comment: a PR's, under one comment key's marker.
+type commentSlot struct {
+	pr     int
+	marker string
+}
+
+// publish brings report k's comment (a PR's, under k's comment key) and
+// its commit's statuses up to runs. Every part is tried; the errors are joined.
+func (p *reporter) publish(ctx context.Context, k reportKey, runs []Run) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	if pr > 0 && p.comment {
-		errs = append(errs, p.publishComment(ctx, pr, p.format.commentBody(p.marker, sha, runs)))
+	if k.pr > 0 && p.comment {
+		slot := commentSlot{pr: k.pr, marker: commentMarkerFor(k.comment)}
+		errs = append(errs, p.publishComment(ctx, slot, p.format.commentBody(slot.marker, k.sha, runs)))
 	}
-	errs = append(errs, p.publishStatuses(ctx, sha, runs))
+	errs = append(errs, p.publishStatuses(ctx, k.sha, runs))
 	return errors.Join(errs...)
 }
 
@@ -132,11 +139,12 @@ func (p *reporter) publishNoBlends(ctx context.Context, pr int, sha string, path
 	if pr == 0 || !p.comment {
 		return nil
 	}
-	c, err := p.findComment(ctx, pr)
+	slot := commentSlot{pr: pr, marker: commentMarkerFor(p.key)}
+	c, err := p.findComment(ctx, slot)
 	if err != nil || c == nil {
 		return err
 	}
-	body := noBlendsBody(p.marker, sha, paths)
+	body := noBlendsBody(slot.marker, sha, paths)
 	if c.Body == body {
 		return nil
 	}
@@ -184,23 +192,23 @@ func (p *reporter) publishStatuses(ctx context.Context, sha string, runs []Run) 
 
 // findComment returns the PR's sticky comment, nil when there is none:
 // the oldest comment with the marker by an author this token can edit.
-func (p *reporter) findComment(ctx context.Context, pr int) (*Comment, error) {
-	if c := p.comments[pr]; c != nil {
+func (p *reporter) findComment(ctx context.Context, slot commentSlot) (*Comment, error) {
+	if c := p.comments[slot]; c != nil {
 		return c, nil
 	}
-	mine, err := p.ours(ctx, pr)
+	mine, err := p.ours(ctx, slot)
 	if err != nil || len(mine) == 0 {
 		return nil, err
 	}
 	c := mine[0]
-	p.comments[pr] = &c
+	p.comments[slot] = &c
 	p.removeExtras(ctx, mine[1:])
-	return p.comments[pr], nil
+	return p.comments[slot], nil
 }
 
 // ours lists the PR's comments with the marker by an author this token
 // can edit, oldest first.
-func (p *reporter) ours(ctx context.Context, pr int) ([]Comment, error) {
+func (p *reporter) ours(ctx context.Context, slot commentSlot) ([]Comment, error) {
 	if p.authors == nil {
 		login, err := p.gh.Login(ctx)
 		if err != nil {
@@ -213,13 +221,13 @@ func (p *reporter) ours(ctx context.Context, pr int) ([]Comment, error) {
 			p.authors = []string{login}
 		}
 	}
-	list, err := p.gh.Comments(ctx, p.owner, p.repo, pr)
+	list, err := p.gh.Comments(ctx, p.owner, p.repo, slot.pr)
 	if err != nil {
 		return nil, err
 	}
 	var mine []Comment
 	for _, x := range list {
-		if firstLine(x.Body) == p.marker && slices.Contains(p.authors, x.Author) {
+		if firstLine(x.Body) == slot.marker && slices.Contains(p.authors, x.Author) {
 			mine = append(mine, x)
 		}
 	}
@@ -245,27 +253,27 @@ func (p *reporter) removeExtras(ctx context.Context, extras []Comment) {
 // publishComment finds or creates the sticky comment and brings it to
 // body. Two runs at once may both create one: each then lists again, keeps
 // the oldest and deletes the others, so one comment remains.
-func (p *reporter) publishComment(ctx context.Context, pr int, body string) error {
-	c, err := p.findComment(ctx, pr)
+func (p *reporter) publishComment(ctx context.Context, slot commentSlot, body string) error {
+	c, err := p.findComment(ctx, slot)
 	if err != nil {
 		return err
 	}
 	if c == nil {
-		created, err := p.gh.CreateComment(ctx, p.owner, p.repo, pr, body)
+		created, err := p.gh.CreateComment(ctx, p.owner, p.repo, slot.pr, body)
 		if err != nil {
 			return err
 		}
 		created.Body = body
 		c = &created
-		p.comments[pr] = c
-		mine, err := p.ours(ctx, pr)
+		p.comments[slot] = c
+		mine, err := p.ours(ctx, slot)
 		if err != nil {
 			return nil // ours stands; the next publish dedupes
 		}
 		if len(mine) > 0 && mine[0].ID != created.ID {
 			// Another run created one first: keep that, drop ours.
 			first := mine[0]
-			p.comments[pr] = &first
+			p.comments[slot] = &first
 			c = &first
 		}
 		var extras []Comment
@@ -283,7 +291,7 @@ func (p *reporter) publishComment(ctx context.Context, pr int, body string) erro
 		return nil
 	}
 	if err := p.gh.EditComment(ctx, p.owner, p.repo, c.ID, body); err != nil {
-		p.comments[pr] = nil // it may be gone: find it again next time
+		p.comments[slot] = nil // it may be gone: find it again next time
 		return err
 	}
 	c.Body = body

@@ -40,7 +40,7 @@ func (a *runner) refresh(ctx context.Context) error {
 	}
 	var todo []pending
 	for _, rep := range reports {
-		key := reportKey{pr: rep.PR, sha: rep.SHA}
+		key := reportKey{pr: rep.PR, sha: rep.SHA, comment: rep.CommentKey}
 		rows := make([]Run, len(rep.Files))
 		stale := false
 		for i, f := range rep.Files {

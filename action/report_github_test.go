@@ -228,7 +228,7 @@ func TestCloudFrontLinksRefreshWritesNothing(t *testing.T) {
 	p := newReporter(client, "octo-org", "scenes", true, "", reportFormat{}, clock, nil)
 	ctx := context.Background()
 	in90 := clock.Now().Add(90 * 24 * time.Hour)
-	if err := p.publish(ctx, 7, "abc1234def", runsSigned(in90, "AAAA")); err != nil {
+	if err := p.publish(ctx, reportKey{pr: 7, sha: "abc1234def"}, runsSigned(in90, "AAAA")); err != nil {
 		t.Fatal(err)
 	}
 	writes := func() int {
@@ -244,7 +244,7 @@ func TestCloudFrontLinksRefreshWritesNothing(t *testing.T) {
 	// A later refresh: another process, links signed afresh.
 	clock.Sleep(ctx, time.Hour)
 	again := newReporter(client, "octo-org", "scenes", true, "", reportFormat{}, clock, nil)
-	if err := again.publish(ctx, 7, "abc1234def", runsSigned(in90.Add(time.Hour), "BBBB")); err != nil {
+	if err := again.publish(ctx, reportKey{pr: 7, sha: "abc1234def"}, runsSigned(in90.Add(time.Hour), "BBBB")); err != nil {
 		t.Fatal(err)
 	}
 	if n := writes() - before; n != 0 {
@@ -253,7 +253,7 @@ func TestCloudFrontLinksRefreshWritesNothing(t *testing.T) {
 	// Links that expire within a day are replaced.
 	soon := newReporter(client, "octo-org", "scenes", true, "", reportFormat{}, clock, nil)
 	clock.Sleep(ctx, 90*24*time.Hour-12*time.Hour)
-	if err := soon.publish(ctx, 7, "abc1234def", runsSigned(clock.Now().Add(90*24*time.Hour), "CCCC")); err != nil {
+	if err := soon.publish(ctx, reportKey{pr: 7, sha: "abc1234def"}, runsSigned(clock.Now().Add(90*24*time.Hour), "CCCC")); err != nil {
 		t.Fatal(err)
 	}
 	if n := writes() - before; n == 0 {

@@ -52,11 +52,14 @@ type RunRef struct {
 // run (the render cache), whose labels name only its first requester; this
 // index names every file's run, so refresh rebuilds the same report.
 type Report struct {
-	Repo   string       `json:"repo"` // owner/name
-	PR     int          `json:"pr,omitempty"`
-	SHA    string       `json:"sha"`
-	RunURL string       `json:"run_url,omitempty"`
-	Files  []ReportFile `json:"files"`
+	Repo   string `json:"repo"` // owner/name
+	PR     int    `json:"pr,omitempty"`
+	SHA    string `json:"sha"`
+	RunURL string `json:"run_url,omitempty"`
+	// CommentKey is the job's comment-key: jobs with different keys (and
+	// paths) keep reports, and comments, of their own.
+	CommentKey string       `json:"comment_key,omitempty"`
+	Files      []ReportFile `json:"files"`
 	// StartedAt is when the job that saved it started: a job for an older
 	// push that ends later does not replace a newer push's report.
 	StartedAt time.Time `json:"started_at"`
