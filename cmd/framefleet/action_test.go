@@ -141,6 +141,7 @@ var (
 // commits, links, run ids, the expiry minute.
 func normalized(s string, repo actionRepo) string {
 	s = strings.ReplaceAll(s, repo.head[:7], "HEAD")
+	s = strings.ReplaceAll(s, repo.base[:7], "BASE")
 	s = linkRE.ReplaceAllString(s, "(LINK)")
 	s = runIDRE.ReplaceAllString(s, "run `ID`")
 	return expiryRE.ReplaceAllString(s, "Links expire WHEN")
