@@ -42,9 +42,10 @@ func openBlockFile(path string) (*blockFile, io.Closer, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	if st.IsDir() {
+	if !st.Mode().IsRegular() {
+		// Libraries are followed by path: never block on a FIFO or read a device.
 		f.Close()
-		return nil, nil, newError(ErrNotBlend, -1, "%s is a directory", path)
+		return nil, nil, newError(ErrNotBlend, -1, "%s is not a regular file (%s)", path, st.Mode().Type())
 	}
 	bf, err := newBlockFile(f, st.Size(), defaultLimits())
 	if err != nil {

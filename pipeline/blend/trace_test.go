@@ -7,57 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline/blend"
 )
-
-// depProjects holds the projects testdata/make_deps.py builds: one Blender
-// process for every case, since starting Blender costs about a second.
-var depProjects struct {
-	once sync.Once
-	dir  string
-	err  string
-}
-
-// TestMain removes the shared projects folder after all tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if depProjects.dir != "" {
-		os.RemoveAll(depProjects.dir)
-	}
-	os.Exit(code)
-}
-
-// DepProjects returns the folder holding one sub-folder per case of
-// make_deps.py, building them on first use.
-func DepProjects(t testing.TB) string {
-	t.Helper()
-	blender := testenv.Blender(t)
-	depProjects.once.Do(func() {
-		dir, err := os.MkdirTemp("", "framefleet-deps-")
-		if err != nil {
-			depProjects.err = err.Error()
-			return
-		}
-		depProjects.dir = dir
-		script, err := filepath.Abs(filepath.Join("testdata", "make_deps.py"))
-		if err != nil {
-			depProjects.err = err.Error()
-			return
-		}
-		cmd := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			depProjects.err = "make_deps.py: " + err.Error() + "\n" + string(out)
-		}
-	})
-	if depProjects.err != "" {
-		t.Fatal(depProjects.err)
-	}
-	return depProjects.dir
-}
 
 // wantDep is one expected dependency. File and Blend are relative to the
 // case's folder unless absolute ("/..." or "C:/...").
@@ -71,7 +25,7 @@ type wantDep struct {
 }
 
 func TestTraceScenes(t *testing.T) {
-	root := DepProjects(t)
+	root := blend.DepProjects(t)
 	cases := []struct {
 		name  string
 		scene string
@@ -131,6 +85,30 @@ func TestTraceScenes(t *testing.T) {
 			{blend.DepImage, "{dir}/elsewhere/abs.png", "elsewhere/abs.png", true, "IMhere", "scene.blend"},
 		}},
 		{name: "packed", scene: "scene.blend", want: nil},
+		{name: "volume_sequence", scene: "scene.blend", want: []wantDep{
+			{blend.DepVolume, "//vdb/smoke_0001.vdb", "vdb/smoke_0001.vdb", true, "VOSmoke", "scene.blend"},
+			{blend.DepVolume, "//vdb/smoke_0001.vdb", "vdb/smoke_0002.vdb", true, "VOSmoke", "scene.blend"},
+		}},
+		{name: "movieclip", scene: "scene.blend", want: []wantDep{
+			{blend.DepMovieClip, "//plates/plate_0001.png", "plates/plate_0001.png", true, "MCplate", "scene.blend"},
+			{blend.DepMovieClip, "//plates/plate_0001.png", "plates/plate_0002.png", true, "MCplate", "scene.blend"},
+		}},
+		{name: "mesh_cache", scene: "scene.blend", want: []wantDep{
+			// cache/unused.mdd belongs to an object in no scene.
+			{blend.DepMeshCache, "//cache/wave.pc2", "cache/wave.pc2", true, "OBWave/Wave", "scene.blend"},
+		}},
+		{name: "multires", scene: "scene.blend", want: []wantDep{
+			{blend.DepMultires, "//sculpt/detail.btx", "sculpt/detail.btx", true, "MESculpt", "scene.blend"},
+		}},
+		{name: "fluid", scene: "scene.blend", want: []wantDep{
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/config/config_0001.uni", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/config/config_0002.uni", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/data/fluid_data_0001.vdb", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/data/fluid_data_0002.vdb", true, "OBDomain", "scene.blend"},
+		}},
+		// The bake files exist, but the saved modifier does not read them
+		// (see make_deps.py); TestTraceOceanCache sets the flag.
+		{name: "ocean", scene: "scene.blend", want: nil},
 		{name: "windows", scene: "scene.blend", want: []wantDep{
 			{blend.DepImage, `//textures\win.png`, "textures/win.png", true, "IMwin", "scene.blend"},
 			{blend.DepImage, `C:\Users\artist\tex\wood.png`, "C:/Users/artist/tex/wood.png", false, "IMdrive", "scene.blend"},
@@ -227,7 +205,7 @@ func countMissing(w []wantDep) int {
 // TestTraceMissingLibrary: a library that is not there is listed missing,
 // with the datablocks linked from it, and its own files cannot be listed.
 func TestTraceMissingLibrary(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "library")
+	src := filepath.Join(blend.DepProjects(t), "library")
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(src, "shots", "shot.blend"), filepath.Join(dir, "shots", "shot.blend"))
 	deps, err := blend.Trace(context.Background(), filepath.Join(dir, "shots", "shot.blend"))
@@ -249,7 +227,7 @@ func TestTraceMissingLibrary(t *testing.T) {
 // loads from a new layout, and has the real Blender open the result: the
 // linked object and both textures must load from their new places.
 func TestRewritePaths(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "library")
+	src := filepath.Join(blend.DepProjects(t), "library")
 	ws := t.TempDir()
 	// The workspace layout: scene at the top, everything else under deps/.
 	copyFile(t, filepath.Join(src, "lib", "prop.blend"), filepath.Join(ws, "deps", "prop.blend"))
@@ -318,7 +296,7 @@ for img in bpy.data.images:
 // TestRewritePathsCompressed: a zstd scene comes out uncompressed, with
 // the path replaced and everything else as Blender wrote it.
 func TestRewritePathsCompressed(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "texture_up", "shots", "shot.blend")
+	src := filepath.Join(blend.DepProjects(t), "texture_up", "shots", "shot.blend")
 	raw, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +340,7 @@ func TestRewritePathsCompressed(t *testing.T) {
 }
 
 func TestRewritePathsTooLong(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "texture_subfolder", "scene.blend")
+	src := filepath.Join(blend.DepProjects(t), "texture_subfolder", "scene.blend")
 	long := "//" + strings.Repeat("x", 2000) + ".png"
 	var sink strings.Builder
 	err := blend.RewritePaths(src, &sink, func(stored string) (string, bool) { return long, stored == "//textures/a.png" })
