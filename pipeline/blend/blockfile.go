@@ -21,10 +21,19 @@ type blockFile struct {
 	r           io.ReaderAt // the uncompressed bytes
 	size        int64
 	compression string // none | gzip | zstd
-	heads       []bhead
-	byOld       map[uint64]int32 // stored address → index in heads
-	dna         *sdna
+	// mem is the whole uncompressed file when it is held in memory
+	// (compressed files, and plain ones up to wholeFileLimit): payloads are
+	// then slices of it, with no read and no copy.
+	mem   []byte
+	heads []bhead
+	byOld map[uint64]int32 // stored address → index in heads
+	dna   *sdna
 }
+
+// wholeFileLimit is the largest plain .blend read into memory at once;
+// larger ones are read block by block, so that a multi-GB file of mesh and
+// cache data costs only the blocks the tracer looks into.
+const wholeFileLimit = 64 << 20
 
 // isIDCode reports whether c is a 2-character ID code ("OB\0\0", "IM\0\0").
 func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[3] == 0 }
@@ -32,7 +41,7 @@ func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[
 // openBlockFile reads the block headers and the catalogue of the .blend at
 // path. Compressed files are decompressed into memory (capped as the
 // settings reader caps them); plain files are read in place.
-func openBlockFile(path string) (*blockFile, io.Closer, error) {
+func openBlockFile(path string, cache dnaCache) (*blockFile, io.Closer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, openError(err)
@@ -45,9 +54,13 @@ func openBlockFile(path string) (*blockFile, io.Closer, error) {
 	if !st.Mode().IsRegular() {
 		// Libraries are followed by path: never block on a FIFO or read a device.
 		f.Close()
-		return nil, nil, newError(ErrNotBlend, -1, "%s is not a regular file (%s)", path, st.Mode().Type())
+		what := "is not a regular file (a device, pipe or socket)"
+		if st.IsDir() {
+			what = "is a directory"
+		}
+		return nil, nil, newError(ErrNotBlend, -1, "%s %s", path, what)
 	}
-	bf, err := newBlockFile(f, st.Size(), defaultLimits())
+	bf, err := newBlockFile(f, st.Size(), defaultLimits(), cache)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -59,7 +72,13 @@ func openBlockFile(path string) (*blockFile, io.Closer, error) {
 	return bf, f, nil
 }
 
-func newBlockFile(r io.ReaderAt, size int64, lim limits) (*blockFile, error) {
+// dnaCache shares parsed catalogues between the files of one trace: a
+// scene and its libraries saved by the same Blender carry byte-identical
+// DNA1 blocks. nil disables it. (Offsets in a shared catalogue's errors are
+// those of the first file that had it.)
+type dnaCache map[string]*sdna
+
+func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*blockFile, error) {
 	if size <= 0 {
 		return nil, newError(ErrEmpty, -1, "no data")
 	}
@@ -73,14 +92,25 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits) (*blockFile, error) {
 		return nil, err
 	}
 	bf := &blockFile{r: r, size: size, compression: kind}
-	if kind != "none" {
+	switch {
+	case kind != "none":
 		data, err := decompressAll(io.NewSectionReader(r, 0, size), kind, lim)
 		if err != nil {
 			return nil, err
 		}
-		bf.r, bf.size = bytes.NewReader(data), int64(len(data))
+		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(len(data)), data
+	case size <= wholeFileLimit:
+		// One read instead of one per block: a scene of a few MB has
+		// thousands of blocks the tracer looks into.
+		data := make([]byte, size)
+		n, err := r.ReadAt(data, 0)
+		if int64(n) < size && err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading .blend: %w", err)
+		}
+		data = data[:n]
+		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(n), data
 	}
-	if err := bf.index(); err != nil {
+	if err := bf.index(cache); err != nil {
 		var fe *FormatError
 		if kind != "none" && errors.As(err, &fe) {
 			fe.Decompressed = true
@@ -138,7 +168,7 @@ func decompressAll(r io.Reader, kind string, lim limits) ([]byte, error) {
 }
 
 // index walks every block header and parses DNA1.
-func (bf *blockFile) index() error {
+func (bf *blockFile) index(cache dnaCache) error {
 	c := newAtCursor(bf.r, bf.size)
 	h, err := parseHeader(c)
 	if err != nil {
@@ -184,8 +214,16 @@ func (bf *blockFile) index() error {
 	if err != nil {
 		return err
 	}
-	if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
-		return err
+	key := fmt.Sprintf("%d/%v/", h.ptrSize, h.order) + string(payload)
+	if d, ok := cache[key]; ok {
+		bf.dna = d
+	} else {
+		if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
+			return err
+		}
+		if cache != nil {
+			cache[key] = bf.dna
+		}
 	}
 	bf.byOld = make(map[uint64]int32, len(bf.heads))
 	for i, b := range bf.heads {
@@ -202,8 +240,16 @@ func (bf *blockFile) index() error {
 // payloadStart is the file offset of b's payload.
 func (bf *blockFile) payloadStart(b bhead) int64 { return b.offset + int64(bf.hdr.bheadSize()) }
 
-// payload reads b's payload.
+// payload returns b's payload. With the file in memory it is a slice of
+// it: callers must not modify it.
 func (bf *blockFile) payload(b bhead) ([]byte, error) {
+	if bf.mem != nil {
+		start := bf.payloadStart(b)
+		if start < 0 || start > int64(len(bf.mem)) || b.length > int64(len(bf.mem))-start {
+			return nil, truncatedPayload(b, max(0, int64(len(bf.mem))-start))
+		}
+		return bf.mem[start : start+b.length : start+b.length], nil
+	}
 	if b.length > maxKeptBlock {
 		return nil, tooLargeBlock(b, b.length)
 	}

@@ -18,11 +18,13 @@ var depProjects struct {
 	err  string
 }
 
-// TestMain removes the shared projects folder after all tests.
+// TestMain removes the folders shared by tests and benchmarks at the end.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if depProjects.dir != "" {
-		os.RemoveAll(depProjects.dir)
+	for _, dir := range []string{depProjects.dir, traceBench.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

@@ -256,12 +256,12 @@ func FuzzTrace(f *testing.F) {
 	lim := defaultLimits()
 	lim.maxDecompressed = 64 << 20
 	f.Fuzz(func(t *testing.T, data []byte) {
-		bf, err := newBlockFile(bytes.NewReader(data), int64(len(data)), lim)
+		bf, err := newBlockFile(bytes.NewReader(data), int64(len(data)), lim, nil)
 		if err != nil {
 			checkOutcome(t, "newBlockFile", nil, err)
 			return
 		}
-		deps, err := traceBlockFile(context.Background(), "/nonexistent-framefleet-fuzz/scene.blend", bf)
+		deps, err := traceBlockFile(context.Background(), "/nonexistent-framefleet-fuzz/scene.blend", bf, dnaCache{})
 		if err != nil {
 			checkOutcome(t, "Trace", nil, err)
 		} else {

@@ -19,7 +19,7 @@ func TestTraceOceanCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bf, err := newBlockFile(strings.NewReader(string(data)), int64(len(data)), defaultLimits())
+	bf, err := newBlockFile(strings.NewReader(string(data)), int64(len(data)), defaultLimits(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

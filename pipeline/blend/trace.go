@@ -121,12 +121,13 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	bf, closer, err := openBlockFile(abs)
+	dnas := dnaCache{}
+	bf, closer, err := openBlockFile(abs, dnas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer closer.Close()
-	deps, err := traceBlockFile(ctx, abs, bf)
+	deps, err := traceBlockFile(ctx, abs, bf, dnas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -135,8 +136,8 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 
 // traceBlockFile traces an opened scene file; abs is where it lives, the
 // base of its "//" paths.
-func traceBlockFile(ctx context.Context, abs string, bf *blockFile) (*Deps, error) {
-	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}}
+func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCache) (*Deps, error) {
+	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}, dnas: dnas}
 	root := tr.addFile(abs, bf)
 	var roots []int32
 	for i, b := range root.bf.heads {
@@ -178,6 +179,7 @@ type tracer struct {
 	closers  []io.Closer
 	out      []Dependency
 	deps     map[string]int // resolved file → index in out
+	dnas     dnaCache
 	warnings []string
 	// pending are libraries to follow: file → datablock names asked for.
 	pending []libRequest
@@ -203,7 +205,7 @@ type fileTrace struct {
 }
 
 func (tr *tracer) open(abs string) (*fileTrace, io.Closer, error) {
-	bf, closer, err := openBlockFile(abs)
+	bf, closer, err := openBlockFile(abs, tr.dnas)
 	if err != nil {
 		return nil, nil, err
 	}
