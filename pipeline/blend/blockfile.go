@@ -25,6 +25,7 @@ type blockFile struct {
 	// (compressed files, and plain ones up to wholeFileLimit): payloads are
 	// then slices of it, with no read and no copy.
 	mem   []byte
+	file  io.ReaderAt // the plain file mem was read from, for release
 	heads []bhead
 	byOld map[uint64]int32 // stored address → index in heads
 	dna   *sdna
@@ -65,7 +66,7 @@ func openBlockFile(path string, cache dnaCache) (*blockFile, io.Closer, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	if bf.r != io.ReaderAt(f) {
+	if bf.compression != "none" {
 		f.Close() // decompressed into memory
 		return bf, nopCloser{}, nil
 	}
@@ -108,6 +109,7 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*block
 			return nil, fmt.Errorf("reading .blend: %w", err)
 		}
 		data = data[:n]
+		bf.file = r
 		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(n), data
 	}
 	if err := bf.index(cache); err != nil {
@@ -235,6 +237,16 @@ func (bf *blockFile) index(cache dnaCache) error {
 		}
 	}
 	return nil
+}
+
+// release drops the in-memory copy of a plain file, which is then read
+// block by block again. A trace keeps every library it opened (a later
+// datablock may ask for more of it), so it releases each one after use
+// rather than hold a large project's files in memory at once.
+func (bf *blockFile) release() {
+	if bf.file != nil && bf.mem != nil {
+		bf.r, bf.mem = bf.file, nil
+	}
 }
 
 // payloadStart is the file offset of b's payload.

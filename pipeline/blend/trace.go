@@ -138,6 +138,11 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 // base of its "//" paths.
 func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCache) (*Deps, error) {
 	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}, dnas: dnas}
+	defer func() {
+		for _, c := range tr.closers {
+			c.Close()
+		}
+	}()
 	root := tr.addFile(abs, bf)
 	var roots []int32
 	for i, b := range root.bf.heads {
@@ -151,6 +156,7 @@ func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCach
 	if err := tr.reach(root, roots); err != nil {
 		return nil, err
 	}
+	root.bf.release()
 	if err := tr.followLibraries(); err != nil {
 		return nil, err
 	}
@@ -349,16 +355,41 @@ func (tr *tracer) followLibraries() error {
 		for _, name := range req.names {
 			if i, ok := ft.idByName[name]; ok {
 				roots = append(roots, i)
+				continue
+			}
+			if len(name) > 2 {
+				tr.warnings = append(tr.warnings, fmt.Sprintf("library %s has no %s named %q (renamed or deleted there?): Blender will show it as missing", req.file, idKind(name[:2]), name[2:]))
 			}
 		}
 		if err := tr.reach(ft, roots); err != nil {
 			tr.warnings = append(tr.warnings, fmt.Sprintf("library %s: %v", req.file, err))
 		}
-	}
-	for _, c := range tr.closers {
-		c.Close()
+		ft.bf.release()
 	}
 	return nil
+}
+
+// idKind names an ID code for messages: "OB" → "object".
+func idKind(code string) string {
+	switch code {
+	case "OB":
+		return "object"
+	case "CO", "GR":
+		return "collection"
+	case "MA":
+		return "material"
+	case "ME":
+		return "mesh"
+	case "NT":
+		return "node group"
+	case "SC":
+		return "scene"
+	case "WO":
+		return "world"
+	case "IM":
+		return "image"
+	}
+	return "datablock (" + code + ")"
 }
 
 // indexNames maps every ID block's name to its index.
@@ -478,6 +509,8 @@ func (x *extraction) files(kind DepKind, stored string, r resolvedPath, user str
 		found = list(r.file)
 	}
 	if len(found) == 0 {
+		// Missing: name the first file of the set, as a person would look for it.
+		r.file = strings.NewReplacer("<UDIM>", "1001", "<UVTILE>", "u1_v1").Replace(r.file)
 		x.file(kind, stored, r, user)
 		return
 	}
