@@ -171,7 +171,10 @@ func decompressAll(r io.Reader, kind string, lim limits) ([]byte, error) {
 
 // index walks every block header and parses DNA1.
 func (bf *blockFile) index(cache dnaCache) error {
-	c := newAtCursor(bf.r, bf.size)
+	var c cursor = newAtCursor(bf.r, bf.size)
+	if bf.mem != nil {
+		c = &memCursor{mem: bf.mem}
+	}
 	h, err := parseHeader(c)
 	if err != nil {
 		return err
@@ -203,6 +206,11 @@ func (bf *blockFile) index(cache dnaCache) error {
 		}
 		if err := c.skip(b.length, b); err != nil {
 			return err
+		}
+		if bf.heads == nil {
+			// About one block per 150 bytes in real files: one allocation
+			// instead of a dozen doublings.
+			bf.heads = make([]bhead, 0, min(bf.size/150+16, 1<<20))
 		}
 		bf.heads = append(bf.heads, b)
 		if isCode(b.code, "DNA1") && dna1 == nil {
@@ -288,3 +296,36 @@ func (bf *blockFile) structName(b bhead) string {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+// memCursor walks a file held in memory without copying it.
+type memCursor struct {
+	mem []byte
+	off int64
+}
+
+func (c *memCursor) offset() int64    { return c.off }
+func (c *memCursor) remaining() int64 { return int64(len(c.mem)) - c.off }
+
+func (c *memCursor) read(n int) ([]byte, error) {
+	end := min(c.off+int64(n), int64(len(c.mem)))
+	p := c.mem[c.off:end:end]
+	c.off = end
+	return p, nil
+}
+
+func (c *memCursor) skip(n int64, b bhead) error {
+	if n > c.remaining() {
+		return truncatedPayload(b, c.remaining())
+	}
+	c.off += n
+	return nil
+}
+
+func (c *memCursor) payload(n int64, b bhead) ([]byte, error) {
+	if n > c.remaining() {
+		return nil, truncatedPayload(b, c.remaining())
+	}
+	p := c.mem[c.off : c.off+n : c.off+n]
+	c.off += n
+	return p, nil
+}
