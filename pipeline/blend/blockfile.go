@@ -208,9 +208,9 @@ func (bf *blockFile) index(cache dnaCache) error {
 			return err
 		}
 		if bf.heads == nil {
-			// About one block per 150 bytes in real files: one allocation
+			// About one block per 400 bytes in real files: one allocation
 			// instead of a dozen doublings.
-			bf.heads = make([]bhead, 0, min(bf.size/150+16, 1<<20))
+			bf.heads = make([]bhead, 0, min(bf.size/400+16, 1<<20))
 		}
 		bf.heads = append(bf.heads, b)
 		if isCode(b.code, "DNA1") && dna1 == nil {
