@@ -369,3 +369,57 @@ func copyFile(t testing.TB, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTraceCorpus traces the shared public files (Blender 2.48 to 5.x,
+// 32-bit big-endian, gzip, zstd): every one traces, and the three that
+// reference files list what Blender 3.4 itself lists for them
+// (bpy.data.images, bpy.data.libraries): a packed image and the Render
+// Result are left out, and a path saved on Windows resolves with slashes.
+// 01_cs_rotate links four node groups; only "glTF Metallic Roughness" is
+// used by a material of the scene, so only it names the library.
+func TestTraceCorpus(t *testing.T) {
+	dir := filepath.Join(testenv.Shared(t), "blendfiles")
+	want := map[string][]string{
+		"01_cs_rotate.blend": {
+			`image //..\environments\field.hdr ../environments/field.hdr IMfield.hdr`,
+			`library //..\pbr_node\glTF2_Principled.blend ../pbr_node/glTF2_Principled.blend NTglTF Metallic Roughness`,
+		},
+		"01_principled_material_280.blend": {
+			"image //01_principled_baseColor.png 01_principled_baseColor.png IM01_principled_baseColor.png",
+			"image //01_principled_emissive.png 01_principled_emissive.png IM01_principled_emissive.png",
+			"image //01_principled_normal.png 01_principled_normal.png IM01_principled_normal.png",
+			"image //01_principled_occlusionRoughnessMetallic.png 01_principled_occlusionRoughnessMetallic.png IM01_principled_occlusionRoughnessMetallic.png",
+		},
+		"yxa_1.blend": {
+			"image //../corrosive_med.jpg ../corrosive_med.jpg IMcorrosive_med.jpg",
+			"image //../oak_golden.jpg ../oak_golden.jpg IMoak_golden.jpg",
+		},
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.blend"))
+	if len(paths) < 10 {
+		t.Fatalf("%d corpus files in %s, want the shared set", len(paths), dir)
+	}
+	for _, p := range paths {
+		name := filepath.Base(p)
+		t.Run(name, func(t *testing.T) {
+			deps, err := blend.Trace(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range deps.Dependencies {
+				rel, err := filepath.Rel(dir, filepath.FromSlash(d.File))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Exists {
+					t.Errorf("%s exists?", d.File)
+				}
+				got = append(got, strings.Join([]string{string(d.Kind), d.StoredPath, filepath.ToSlash(rel), strings.Join(d.UsedBy, ",")}, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(want[name], "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want[name], "\n"))
+			}
+		})
+	}
+}
