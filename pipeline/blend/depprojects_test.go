@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 func DepProjects(t testing.TB) string {
 	t.Helper()
 	blender := testenv.Blender(t)
+	testenv.FFmpeg(t) // the sound_strip case makes its movie with ffmpeg
 	depProjects.once.Do(func() {
 		dir, err := os.MkdirTemp("", "framefleet-deps-")
 		if err != nil {

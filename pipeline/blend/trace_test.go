@@ -67,6 +67,7 @@ func TestTraceScenes(t *testing.T) {
 			{blend.DepFont, "//fonts/title.ttf", "fonts/title.ttf", true, "VFDejaVu Sans Bold", "scene.blend"},
 		}},
 		{name: "sound_strip", scene: "scene.blend", want: []wantDep{
+			{blend.DepSequence, "//movies/", "movies/clip.mp4", true, "SCScene/clip", "scene.blend"},
 			{blend.DepSequence, "//strips/", "strips/card_0001.png", true, "SCScene/cards", "scene.blend"},
 			{blend.DepSequence, "//strips/", "strips/card_0002.png", true, "SCScene/cards", "scene.blend"},
 			{blend.DepSound, "//audio/beep.wav", "audio/beep.wav", true, "SObeep.wav", "scene.blend"},

@@ -8,6 +8,9 @@ files it needs. The Go test (trace_test.go) states what the tracer must
 list for each; this script only builds the files with the real Blender, so
 the .blend files are Blender's own, not hand-made.
 
+The sound_strip case also runs ffmpeg (on PATH) to make a 3-frame movie.
+Cases can be chosen by name after OUTDIR (default: all).
+
 Paths are stored exactly as a user would have them ("//textures/a.png",
 "//textures\\win.png", "C:\\Users\\..."), and every save uses
 relative_remap=False so Blender keeps them as set.
@@ -16,6 +19,7 @@ relative_remap=False so Blender keeps them as set.
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import wave
 import zlib
@@ -203,6 +207,12 @@ def case_sound_strip(d):
     cards = ed.sequences.new_image("cards", f"{d}/strips/card_0001.png", 2, 1)
     cards.elements.append("card_0002.png")
     cards.directory = "//strips/"
+    # A movie strip: a 3-frame clip made by ffmpeg (Blender only reads movies).
+    os.makedirs(f"{d}/movies", exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=16x16:rate=24", "-frames:v", "3",
+                    "-pix_fmt", "yuv420p", f"{d}/movies/clip.mp4"], check=True)
+    clip = ed.sequences.new_movie("clip", f"{d}/movies/clip.mp4", 3, 1)
+    clip.filepath = "//movies/clip.mp4"
     save(f"{d}/scene.blend")
 
 
