@@ -44,7 +44,8 @@ and USD caches, OpenVDB volumes, physics bakes and point caches, mesh
 caches, multires data, ocean bakes and sequencer strips. Packed files and
 data no scene uses are left out. Each row shows the kind, the path as the
 .blend stores it, the file it resolves to here, its size, whether it was
-found, and the datablocks that use it.`,
+found, and the datablocks that use it. Missing files are part of the answer:
+the exit status is 0 when the file could be read.`,
 		Example: `  framefleet inspect scene.blend
   framefleet inspect --json shots/*.blend
   framefleet inspect --thumbnail preview.png scene.blend

@@ -128,3 +128,13 @@ func TestFrameAndTileFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestResolvePath(t *testing.T) {
+	file, local := ResolvePath(`//..\tex\a.png`, "/proj/shots/shot.blend")
+	if file != "/proj/tex/a.png" || !local {
+		t.Errorf("ResolvePath = %s %v", file, local)
+	}
+	if file, local := ResolvePath(`C:\a.png`, "/proj/shot.blend"); file != "C:/a.png" || local {
+		t.Errorf("ResolvePath(C:) = %s %v", file, local)
+	}
+}
