@@ -32,13 +32,16 @@ import (
 // SDNA (Image.name, Library.name, ...), so the byte layout of each Blender
 // version does not matter.
 
-// notFollowed are pointer members that do not mean "uses": the list of all
-// datablocks of a type (ID.next/prev), runtime links, and the library
-// that first linked a library indirectly (Library.parent), which the
-// datablocks in use reach on their own.
+// notFollowed are pointer members that do not mean "uses" for a render:
+// the list of all datablocks of a type (ID.next/prev), runtime links, the
+// library that first linked a library indirectly (Library.parent), which
+// the datablocks in use reach on their own, and the scene's editing tool
+// settings (brushes and their textures, palettes), which only painting
+// and sculpting use.
 var notFollowed = map[string]map[string]bool{
 	"ID":      {"next": true, "prev": true, "newid": true, "orig_id": true},
 	"Library": {"parent": true, "filedata": true},
+	"Scene":   {"toolsettings": true},
 }
 
 // ptrSlot is one pointer inside a struct, at a byte offset.

@@ -33,7 +33,9 @@ func TestTraceScenes(t *testing.T) {
 		refs  map[string][]blend.PathRef // by File, when more than one
 	}{
 		{name: "texture_subfolder", scene: "scene.blend", want: []wantDep{
-			// textures/orphan.png is kept by a fake user only: no scene reaches it.
+			// textures/orphan.png is kept by a fake user only: no scene reaches
+			// it; textures/stamp.png is a painting brush's, reached only
+			// through the tool settings.
 			{blend.DepImage, "//textures/a.png", "textures/a.png", true, "IMa", "scene.blend"},
 		}},
 		{name: "texture_up", scene: "shots/shot.blend", want: []wantDep{

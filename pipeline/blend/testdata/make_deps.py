@@ -105,6 +105,14 @@ def case_texture_subfolder(d):
     png(f"{d}/textures/orphan.png")
     orphan = image("orphan", "//textures/orphan.png", f"{d}/textures/orphan.png")
     orphan.use_fake_user = True
+    # A painting brush's texture: reached only through the tool settings,
+    # which a render does not use.
+    png(f"{d}/textures/stamp.png")
+    tex = bpy.data.textures.new("Stamp", "IMAGE")
+    tex.image = image("stamp", "//textures/stamp.png", f"{d}/textures/stamp.png")
+    brush = bpy.data.brushes.new("Stamp", mode="TEXTURE_PAINT")
+    brush.texture = tex
+    scene.tool_settings.image_paint.brush = brush
     save(f"{d}/scene.blend")
 
 
