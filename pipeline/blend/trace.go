@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,6 +212,7 @@ type fileTrace struct {
 	idByName map[string]int32
 	// libUsers collects, per LI block, the placeholders that link from it.
 	libUsers map[int32][]string
+	info     os.FileInfo // identity of the file on disk, for sameFile
 }
 
 func (tr *tracer) open(abs string) (*fileTrace, io.Closer, error) {
@@ -225,6 +227,7 @@ func (tr *tracer) addFile(abs string, bf *blockFile) *fileTrace {
 	ft := &fileTrace{path: abs, dir: filepath.Dir(abs), bf: bf,
 		seen: make([]bool, len(bf.heads)), owner: make([]int32, len(bf.heads)),
 		libUsers: map[int32][]string{}}
+	ft.info, _ = os.Stat(abs) // nil for in-memory input (fuzzing): never matched
 	tr.files[abs] = ft
 	return ft
 }
@@ -338,6 +341,9 @@ func (tr *tracer) followLibraries() error {
 		}
 		ft, ok := tr.files[req.file]
 		if !ok {
+			ft, ok = tr.sameFile(req.file)
+		}
+		if !ok {
 			var closer io.Closer
 			var err error
 			ft, closer, err = tr.open(req.file)
@@ -370,6 +376,24 @@ func (tr *tracer) followLibraries() error {
 		ft.bf.release()
 	}
 	return nil
+}
+
+// sameFile finds a file already opened under another name: a library
+// reached through a symbolic link, or "//lib/../lib/a.blend" spelt through
+// a linked folder. Without it a folder link that loops (lib/self -> .)
+// would make every round a new path and the trace would never end.
+func (tr *tracer) sameFile(path string) (*fileTrace, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, false
+	}
+	for _, ft := range tr.files {
+		if ft != nil && ft.info != nil && os.SameFile(ft.info, st) {
+			tr.files[path] = ft
+			return ft, true
+		}
+	}
+	return nil, false
 }
 
 // idKind names an ID code for messages: "OB" → "object".

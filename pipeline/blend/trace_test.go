@@ -426,3 +426,49 @@ func TestTraceCorpus(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceLibraryThroughLinkLoop: a library that links itself through a
+// folder link pointing back to its own folder is the same file under ever
+// longer names (lib/self/b2.blend, lib/self/self/b2.blend...); the trace
+// must recognise the file and end.
+func TestTraceLibraryThroughLinkLoop(t *testing.T) {
+	src := filepath.Join(blend.DepProjects(t), "library_two_paths")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(dir, "lib", "self")); err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(from, to string, remap map[string]string) {
+		t.Helper()
+		out, err := os.Create(to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		if err := blend.RewritePaths(from, out, func(stored string) (string, bool) {
+			q, ok := remap[stored]
+			return q, ok
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b2 is b whose link to a.blend now names b2 itself, through lib/self.
+	rewrite(filepath.Join(dir, "lib", "b.blend"), filepath.Join(dir, "lib", "b2.blend"), map[string]string{"//a.blend": "//self/b2.blend"})
+	rewrite(filepath.Join(dir, "scene.blend"), filepath.Join(dir, "loop.blend"), map[string]string{"//lib/b.blend": "//lib/b2.blend"})
+	deps, err := blend.Trace(context.Background(), filepath.Join(dir, "loop.blend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var libs []string
+	for _, d := range deps.Dependencies {
+		if d.Kind == blend.DepLibrary {
+			libs = append(libs, strings.TrimPrefix(d.File, filepath.ToSlash(dir)+"/"))
+		}
+	}
+	want := []string{"lib/a.blend", "lib/b2.blend", "lib/self/b2.blend"}
+	if strings.Join(libs, " ") != strings.Join(want, " ") {
+		t.Errorf("libraries %q, want %q", libs, want)
+	}
+}
