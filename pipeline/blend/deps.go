@@ -15,7 +15,8 @@ const (
 	DepMeshCache  DepKind = "meshcache"  // MeshCache modifier (MDD/PC2)
 	DepMultires   DepKind = "multires"   // multires external data (CustomData external file)
 	DepOcean      DepKind = "ocean"      // ocean modifier bake folder
-	DepSequence   DepKind = "sequence"   // sequencer strips: image sequences, movies, sounds
+	DepSequence   DepKind = "sequence"   // sequencer strips: image sequences and movies (sound strips use a sound)
+	DepIES        DepKind = "ies"        // IES light profiles read by an IES Texture node from a file
 )
 
 // Dependency is one external file that a scene (or one of its libraries) needs.

@@ -585,6 +585,7 @@ var dataExtractors = map[string]func(*extraction){
 	"CustomDataExternal":    extractMultires,
 	"Sequence":              extractStrip,
 	"NodesModifierData":     extractNodesBake,
+	"NodeShaderTexIES":      extractIES,
 }
 
 // Image sources (Image.source).

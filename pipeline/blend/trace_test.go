@@ -36,6 +36,7 @@ func TestTraceScenes(t *testing.T) {
 			// textures/orphan.png is kept by a fake user only: no scene reaches
 			// it; textures/stamp.png is a painting brush's, reached only
 			// through the tool settings.
+			{blend.DepIES, "//ies/spot.ies", "ies/spot.ies", true, "MAPlane", "scene.blend"},
 			{blend.DepImage, "//textures/a.png", "textures/a.png", true, "IMa", "scene.blend"},
 		}},
 		{name: "texture_up", scene: "shots/shot.blend", want: []wantDep{
