@@ -473,3 +473,29 @@ func TestTraceLibraryThroughLinkLoop(t *testing.T) {
 		t.Errorf("libraries %q, want %q", libs, want)
 	}
 }
+
+// TestTraceMissingSets: a sequence or UDIM set with no file left is one
+// missing item naming its first file, with its user.
+func TestTraceMissingSets(t *testing.T) {
+	root := blend.DepProjects(t)
+	for _, tc := range []struct{ project, want string }{
+		{"image_sequence", "image //seq/frame_0001.png seq/frame_0001.png IMframes"},
+		{"udim", "image //tex/wood.<UDIM>.png tex/wood.1001.png IMwood"},
+	} {
+		t.Run(tc.project, func(t *testing.T) {
+			dir := t.TempDir()
+			copyFile(t, filepath.Join(root, tc.project, "scene.blend"), filepath.Join(dir, "scene.blend"))
+			deps, err := blend.Trace(context.Background(), filepath.Join(dir, "scene.blend"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range deps.Missing() {
+				got = append(got, strings.Join([]string{string(d.Kind), d.StoredPath, strings.TrimPrefix(d.File, filepath.ToSlash(dir)+"/"), strings.Join(d.UsedBy, ",")}, " "))
+			}
+			if len(deps.Dependencies) != 1 || strings.Join(got, "\n") != tc.want {
+				t.Errorf("missing %q of %d, want %q", got, len(deps.Dependencies), tc.want)
+			}
+		})
+	}
+}
