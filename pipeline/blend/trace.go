@@ -125,7 +125,7 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	dnas := dnaCache{}
+	dnas := newFileCache()
 	bf, closer, err := openBlockFile(abs, dnas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -140,7 +140,7 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 
 // traceBlockFile traces an opened scene file; abs is where it lives, the
 // base of its "//" paths.
-func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCache) (*Deps, error) {
+func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas *fileCache) (*Deps, error) {
 	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}, dnas: dnas}
 	defer func() {
 		for _, c := range tr.closers {
@@ -189,7 +189,7 @@ type tracer struct {
 	closers  []io.Closer
 	out      []Dependency
 	deps     map[string]int // resolved file → index in out
-	dnas     dnaCache
+	dnas     *fileCache
 	warnings []string
 	// pending are libraries to follow: file → datablock names asked for.
 	pending []libRequest
