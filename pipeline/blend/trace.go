@@ -45,6 +45,30 @@ var notFollowed = map[string]map[string]bool{
 	"Scene":   {"toolsettings": true},
 }
 
+// member looks up a dotted member path ("packedfiles.first") of a struct,
+// remembering the answer: extractors ask the same few questions for
+// every datablock.
+func (d *sdna) member(structName, dotted string) (field, bool) {
+	if m, ok := d.members[structName][dotted]; ok {
+		return m.f, m.ok
+	}
+	if d.members == nil {
+		d.members = map[string]map[string]memberAnswer{}
+	}
+	if d.members[structName] == nil {
+		d.members[structName] = map[string]memberAnswer{}
+	}
+	f, ok, err := d.lookup(structName, strings.Split(dotted, ".")...)
+	ok = ok && err == nil
+	d.members[structName][dotted] = memberAnswer{f, ok}
+	return f, ok
+}
+
+type memberAnswer struct {
+	f  field
+	ok bool
+}
+
 // ptrSlot is one pointer inside a struct, at a byte offset.
 type ptrSlot struct {
 	off    int
@@ -471,8 +495,8 @@ func (x *extraction) structName() string { return x.ft.bf.structName(x.ft.bf.hea
 // str reads the first of the named char-array members that exists.
 func (x *extraction) str(names ...string) string {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && !f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && !f.pointer {
 			s, _ := readString(x.data, f)
 			return s
 		}
@@ -483,8 +507,8 @@ func (x *extraction) str(names ...string) string {
 // int reads the first of the named integer members that exists.
 func (x *extraction) int(names ...string) (int64, bool) {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && !f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && !f.pointer {
 			return x.ft.bf.dna.readInt(x.data, f)
 		}
 	}
@@ -494,8 +518,8 @@ func (x *extraction) int(names ...string) (int64, bool) {
 // ptr reads the first of the named pointer members that exists.
 func (x *extraction) ptr(names ...string) uint64 {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && f.pointer {
 			v, _ := x.ft.bf.dna.readPointer(x.data, f)
 			return v
 		}
