@@ -82,9 +82,22 @@ func openBlockFile(path string, cache *fileCache) (*blockFile, io.Closer, error)
 type fileCache struct {
 	dnas  map[string]*sdna
 	spare []byte
+	// wholeFile is the largest plain file read into memory (wholeFileLimit;
+	// tests lower it to exercise the block-by-block reads).
+	wholeFile int64
 }
 
-func newFileCache() *fileCache { return &fileCache{dnas: map[string]*sdna{}} }
+func newFileCache() *fileCache {
+	return &fileCache{dnas: map[string]*sdna{}, wholeFile: wholeFileLimit}
+}
+
+// inMemory reports whether a plain file of size bytes is read whole.
+func (c *fileCache) inMemory(size int64) bool {
+	if c == nil {
+		return size <= wholeFileLimit
+	}
+	return size <= c.wholeFile
+}
 
 // buffer returns n bytes to read a file into, reusing the spare memory.
 func (c *fileCache) dna(key string) (*sdna, bool) {
@@ -125,7 +138,7 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits, cache *fileCache) (*blo
 			return nil, err
 		}
 		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(len(data)), data
-	case size <= wholeFileLimit:
+	case cache.inMemory(size):
 		// One read instead of one per block: a scene of a few MB has
 		// thousands of blocks the tracer looks into.
 		data := cache.buffer(size)

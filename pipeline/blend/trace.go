@@ -149,13 +149,16 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	dnas := newFileCache()
-	bf, closer, err := openBlockFile(abs, dnas)
+	return traceFile(ctx, path, abs, newFileCache())
+}
+
+func traceFile(ctx context.Context, path, abs string, cache *fileCache) (*Deps, error) {
+	bf, closer, err := openBlockFile(abs, cache)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer closer.Close()
-	deps, err := traceBlockFile(ctx, abs, bf, dnas)
+	deps, err := traceBlockFile(ctx, abs, bf, cache)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -318,7 +321,11 @@ func (tr *tracer) reach(ft *fileTrace, roots []int32) error {
 		}
 		p, err := ft.payload(v.block)
 		if err != nil {
-			return err
+			// A block too large to hold (over 64 MiB, in a file read block
+			// by block) or unreadable: what it points to is not followed,
+			// and the answer says so rather than failing.
+			tr.warnings = append(tr.warnings, fmt.Sprintf("%s: block %q at offset %d was not followed: %v", ft.path, b.name(), b.offset, err))
+			continue
 		}
 		if interesting {
 			tr.extract(ft, v.block, p)
