@@ -1,11 +1,5 @@
 package blend
 
-import (
-	"context"
-	"errors"
-	"io"
-)
-
 // DepKind is what sort of external file a scene needs.
 type DepKind string
 
@@ -21,34 +15,63 @@ const (
 	DepMeshCache  DepKind = "meshcache"  // MeshCache modifier (MDD/PC2)
 	DepMultires   DepKind = "multires"   // multires external data (CustomData external file)
 	DepOcean      DepKind = "ocean"      // ocean modifier bake folder
-	DepSequence   DepKind = "sequence"   // sequencer strips: image sequences, movies, sounds
+	DepSequence   DepKind = "sequence"   // sequencer strips: image sequences and movies (sound strips use a sound)
+	DepIES        DepKind = "ies"        // IES light profiles read by an IES Texture node from a file
 )
 
 // Dependency is one external file that a scene (or one of its libraries) needs.
 // A sequence, UDIM set or cache folder gives one Dependency per file that
-// exists; a missing one gives one item naming the pattern's first file.
+// exists; a missing one gives one item naming the pattern's first file
+// (frame as stored, tile 1001), or the folder of a cache that says it is
+// baked but has no files. A cache that is not baked (Blender recomputes it)
+// and has no files is not listed.
 type Dependency struct {
 	Kind DepKind `json:"kind"`
 	// StoredPath is the path exactly as the .blend stores it ("//../tex/a.png",
-	// "C:\\Users\\me\\a.png"), before any expansion.
+	// "C:\\Users\\me\\a.png"), before any expansion. A point cache in
+	// Blender's default place stores no path: StoredPath is then the folder
+	// Blender derives from the .blend's name ("//blendcache_shot/"), which
+	// RewritePaths never sees (it moves with the .blend).
 	StoredPath string `json:"stored_path"`
 	// File is the resolved absolute path on this machine (slash-separated).
+	// A Windows path traced elsewhere ("C:\\x", "\\\\server\\x") cannot
+	// resolve: File is then that path with slashes and Exists is false.
 	File   string `json:"file"`
 	Exists bool   `json:"exists"`
 	Size   int64  `json:"size"`
-	// UsedBy names the datablocks that use it ("IMwood", "OBplane/Modifier MeshCache").
+	// UsedBy names the datablocks that use it, sorted: the datablock that
+	// stores the path ("IMwood", "SObeep.wav"), the object and modifier
+	// ("OBplane/MeshCache"), the scene and strip ("SCScene/cards"), or for
+	// a library the linked datablocks ("OBProp").
 	UsedBy []string `json:"used_by"`
 	// Blend is the absolute path of the .blend file whose datablock stores
 	// StoredPath: the scene itself or a linked library (paths in a library
 	// are relative to that library).
 	Blend string `json:"blend"`
+	// Refs lists every (blend, stored path) pair that names this file: a
+	// library linked as "//lib/a.blend" by the scene and as "//a.blend" by
+	// another library is one item with two refs. Blend/StoredPath are the
+	// first ref. For a sequence, UDIM set or cache folder, StoredPath is the
+	// pattern as stored (first frame, <UDIM> token, folder), shared by all
+	// its files.
+	Refs []PathRef `json:"refs"`
 }
 
-// Deps is everything a scene needs, libraries included.
+// PathRef is one place a path is stored: the .blend and the path in it.
+type PathRef struct {
+	Blend      string `json:"blend"`
+	StoredPath string `json:"stored_path"`
+}
+
+// Deps is everything a scene needs, libraries included, sorted by kind
+// then file.
 type Deps struct {
 	// Scene is the absolute path of the traced .blend.
 	Scene        string       `json:"scene"`
 	Dependencies []Dependency `json:"dependencies"`
+	// Warnings are problems that did not stop the trace, such as a library
+	// that exists but cannot be read (its own files are then not listed).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Missing returns the dependencies that do not exist on this machine.
@@ -60,20 +83,4 @@ func (d *Deps) Missing() []Dependency {
 		}
 	}
 	return out
-}
-
-// Trace finds every external file the .blend at path needs, following
-// linked libraries recursively, without Blender. Packed files and data
-// no user of the scene reaches are not dependencies.
-func Trace(ctx context.Context, path string) (*Deps, error) {
-	return nil, errors.New("blend.Trace: not implemented yet")
-}
-
-// RewritePaths copies the .blend at src to dst (uncompressed), replacing each
-// stored path p for which remap(p) returns (q, true) by q. The workspace copy
-// of a scene is rewritten this way so that files outside the project root, or
-// stored with absolute or Windows paths, resolve inside the render workspace.
-// A replacement longer than the field it goes into is an error.
-func RewritePaths(src string, dst io.Writer, remap func(stored string) (string, bool)) error {
-	return errors.New("blend.RewritePaths: not implemented yet")
 }
