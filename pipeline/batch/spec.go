@@ -170,17 +170,44 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RetryRules is the definition's evaluateOnExit policy, pipeline's shared
-// one (the local engine applies the same rules): a Spot host loss and the
-// worker's transient exit code are retried, everything else fails at once
-// (a failure matching no rule would otherwise be retried). Rules that can
-// only match the local engine's reasons are left out.
-func RetryRules() []types.EvaluateOnExit {
-	var out []types.EvaluateOnExit
+// StartFailureRules retry an attempt whose task never started, as AWS's own
+// retry example does: Batch reports "Task failed to start" as the status
+// reason when the image cannot be pulled (CannotPullContainerError) or the
+// task cannot be set up (ResourceInitializationError: ENI, volumes,
+// secrets); an image pull error can also show only in the container's
+// reason. These are the registry's or the host's hiccups, not the scene's.
+var StartFailureRules = []pipeline.RetryRule{
+	{OnStatusReason: "Task failed to start*", Action: pipeline.ActionRetry},
+	{OnReason: "CannotPullContainerError*", Action: pipeline.ActionRetry},
+}
+
+// MaxRetryRules is Batch's limit on evaluateOnExit entries.
+const MaxRetryRules = 5
+
+// BatchRetryRules is the definition's policy as pipeline rules: pipeline's
+// shared one (the local engine applies the same rules) with the start
+// failures after the lost host, and without the rules that can only match
+// the local engine's reasons. A Spot host loss, a task that failed to start
+// and the worker's transient exit code are retried; everything else fails
+// at once (a failure matching no rule would otherwise be retried).
+func BatchRetryRules() []pipeline.RetryRule {
+	var out []pipeline.RetryRule
 	for _, r := range pipeline.DefaultRetryRules() {
 		if strings.HasPrefix(r.OnStatusReason, "Host local") {
 			continue
 		}
+		out = append(out, r)
+		if r.OnStatusReason == "Host EC2*" {
+			out = append(out, StartFailureRules...)
+		}
+	}
+	return out
+}
+
+// RetryRules is BatchRetryRules in the API's form.
+func RetryRules() []types.EvaluateOnExit {
+	var out []types.EvaluateOnExit
+	for _, r := range BatchRetryRules() {
 		e := types.EvaluateOnExit{Action: types.RetryAction(r.Action)}
 		if r.OnStatusReason != "" {
 			e.OnStatusReason = aws.String(r.OnStatusReason)
