@@ -123,6 +123,12 @@ func TestRolesWriteOnlyTheirScope(t *testing.T) {
 		s3Check{"delete a preview result", "s3:DeleteObject", previewKeys.key("runs/r1/Scene.mp4"), nil},
 		s3Check{"delete a bot marker", "s3:DeleteObject", botKeys.key("slack/pending/C1-1.json"), []string{"BotRole"}},
 		s3Check{"delete a bot result", "s3:DeleteObject", botKeys.key("runs/r1/Scene.mp4"), nil},
+		s3Check{"release a trusted run id", "s3:DeleteObject", trustedKeys.key("runindex/id/abc"), []string{"GitHubRenderRole"}},
+		s3Check{"release a preview run id", "s3:DeleteObject", previewKeys.key("runindex/id/abc"), []string{"GitHubPreviewRole"}},
+		s3Check{"release a bot run id", "s3:DeleteObject", botKeys.key("runindex/id/abc"), []string{"BotRole"}},
+		s3Check{"delete the trusted run listing", "s3:DeleteObject", trustedKeys.key("runindex/time/123-abc"), nil},
+		s3Check{"index a trusted run", "s3:PutObject", trustedKeys.key("runindex/time/123-abc"), []string{"GitHubRenderRole"}},
+		s3Check{"index a preview run", "s3:PutObject", previewKeys.key("runindex/time/123-abc"), []string{"GitHubPreviewRole", "PreviewJobRole"}},
 		s3Check{"write at the store root", "s3:PutObject", "scopes/x", nil},
 		s3Check{"write another bot's scope", "s3:PutObject", "scopes/bot-other/runs/r1/plan.json", nil},
 	)
