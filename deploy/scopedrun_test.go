@@ -103,7 +103,7 @@ func (e *recordingEngine) Status(context.Context, pipeline.Handle) (pipeline.Sta
 	return pipeline.Status{Render: pipeline.StateRunnable, Stitch: pipeline.StatePending}, nil
 }
 func (e *recordingEngine) Cancel(context.Context, pipeline.Handle, string) error { return nil }
-func (e *recordingEngine) BlenderVersion(context.Context) (string, error)       { return "4.2.0", nil }
+func (e *recordingEngine) BlenderVersion(context.Context) (string, error)        { return "4.2.0", nil }
 
 // TestPreviewCannotPoisonTrusted runs requests on the S3 test server with
 // each scope's requester policy enforced on every call (the template's own

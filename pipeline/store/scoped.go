@@ -288,8 +288,8 @@ func (r readOnly) refuse(key string) error {
 }
 
 func (r readOnly) Put(_ context.Context, key string, _ io.Reader) error { return r.refuse(key) }
-func (r readOnly) PutFile(_ context.Context, key, _ string) error      { return r.refuse(key) }
-func (r readOnly) Delete(_ context.Context, key string) error          { return r.refuse(key) }
+func (r readOnly) PutFile(_ context.Context, key, _ string) error       { return r.refuse(key) }
+func (r readOnly) Delete(_ context.Context, key string) error           { return r.refuse(key) }
 func (r readOnly) PutIfVersion(_ context.Context, key string, _ []byte, _ Version) (Version, error) {
 	return "", r.refuse(key)
 }
