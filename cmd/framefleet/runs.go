@@ -211,9 +211,9 @@ func runRuns(ctx context.Context, g *globalFlags, f *runsFlags, stdout, stderr i
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATE\tFRAMES\tENGINE\tCREATED\tSOURCE\tLABELS")
+	fmt.Fprintln(tw, "RUN\tSTATE\tSCOPE\tFRAMES\tENGINE\tCREATED\tSOURCE\tLABELS")
 	for _, r := range page.Runs {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Progress.FramesDone, r.FramesTotal,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.ScopeName(), r.Progress.FramesDone, r.FramesTotal,
 			r.Engine, ago(now, r.CreatedAt), r.Source.Name, labelList(r.Labels))
 	}
 	if err := tw.Flush(); err != nil {
@@ -360,6 +360,7 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("run", "%s", r.ID)
 	row("state", "%s", r.State)
+	row("scope", "%s", r.ScopeName())
 	row("source", "%s (sha256 %.12s, %d bytes)", r.Source.Name, r.Source.SHA256, r.Source.Size)
 	row("scene", "%s: %d frames in %d chunks, %dx%d at %s fps", r.Scene, r.FramesTotal, r.ChunkTotal, r.Width, r.Height, r.FrameRate)
 	if r.Handle != nil {

@@ -45,6 +45,8 @@ const (
 	RunTag      = "framefleet-run"
 	SceneTag    = "framefleet-scene"
 	StageTag    = "framefleet-stage"
+	// ScopeTag is the trust scope of the run a job belongs to.
+	ScopeTag = "framefleet-scope"
 )
 
 // BlenderVersionEnv is the job definition variable naming the Blender the image carries.
