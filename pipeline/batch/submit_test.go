@@ -65,6 +65,7 @@ func edgeEngine(t *testing.T, srv *batchtest.Server) (*batch.Engine, *edgeAPI) {
 func TestCancelledSubmissionIsLookedUpAndTerminated(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	e, api := edgeEngine(t, srv)
+	srv.SetCapacity(0) // the job stays queued: what is terminated is still live
 	ctx, cancel := context.WithCancel(context.Background())
 	api.cancelOnSubmit = cancel
 	if _, err := e.Submit(ctx, testJob("cancelled-submit", 3)); err == nil {
@@ -88,6 +89,7 @@ func TestCancelledSubmissionIsLookedUpAndTerminated(t *testing.T) {
 func TestDuplicateFoundLaterIsTerminated(t *testing.T) {
 	srv := batchtest.Start(t, batchtest.Options{})
 	e, api := edgeEngine(t, srv)
+	srv.SetCapacity(0) // nothing runs (or finishes) until the submission is over
 	srv.FailAfterWork("SubmitJob", 1)
 	api.hideLists = 4 // every look-up after the lost answer misses it
 	h, err := e.Submit(context.Background(), testJob("late-duplicate", 3))
@@ -105,6 +107,7 @@ func TestDuplicateFoundLaterIsTerminated(t *testing.T) {
 	if status, reason, _ := srv.JobStatus(lostID); status != "FAILED" || !strings.Contains(reason, "duplicate") {
 		t.Errorf("the lost duplicate %s is %s (%q), want it terminated", lostID, status, reason)
 	}
+	srv.SetCapacity(4)
 	st := wait(t, e, h)
 	if st.Render != pipeline.StateSucceeded || st.Stitch != pipeline.StateSucceeded {
 		t.Errorf("the kept jobs: %+v, want both SUCCEEDED", st)
