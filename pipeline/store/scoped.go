@@ -293,3 +293,38 @@ func (r readOnly) Delete(_ context.Context, key string) error           { return
 func (r readOnly) PutIfVersion(_ context.Context, key string, _ []byte, _ Version) (Version, error) {
 	return "", r.refuse(key)
 }
+
+// Path is the local file of a key when the store is a directory ("" on S3),
+// as the trusted scope's File store answers it.
+func (s *Scoped) Path(key string) string {
+	lp, ok := s.base.(interface{ Path(string) string })
+	if !ok {
+		return ""
+	}
+	k, err := s.key(key)
+	if err != nil {
+		return ""
+	}
+	if fallsBack(key, ErrNotFound) {
+		if _, err := s.base.Stat(context.Background(), k); fallsBack(key, err) {
+			return lp.Path(key)
+		}
+	}
+	return lp.Path(k)
+}
+
+// LinksExpireAt is the base store's (links of a scope are the base's links).
+func (s *Scoped) LinksExpireAt(ctx context.Context, expiry time.Duration) *time.Time {
+	return LinksExpireAt(ctx, s.base, expiry)
+}
+
+func (r readOnly) Path(key string) string {
+	if lp, ok := r.Store.(interface{ Path(string) string }); ok {
+		return lp.Path(key)
+	}
+	return ""
+}
+
+func (r readOnly) LinksExpireAt(ctx context.Context, expiry time.Duration) *time.Time {
+	return LinksExpireAt(ctx, r.Store, expiry)
+}
