@@ -335,6 +335,8 @@ func TestJobDefinitionsPerScope(t *testing.T) {
 			}
 			if u := fmt.Sprint(cp["User"]); u == "" || u == "<nil>" || u == "0" || u == "root" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
 				t.Errorf("user %q: the definition must run as the image's unprivileged user (the metadata block holds only for non-root)", u)
+			} else if u != batch.DefaultUser {
+				t.Errorf("user %q, want the image's %s (what framefleet setup registers)", u, batch.DefaultUser)
 			}
 			if cp["Privileged"] == true {
 				t.Error("the definition runs privileged")
