@@ -240,7 +240,11 @@ func TestRequestersSubmitOnlyTheirScopesDefinition(t *testing.T) {
 					}
 				}
 			}
-			for _, def := range []string{defARN("framefleet-" + me.scope), defARN("framefleet-" + me.scope + "x:1"), defARN("other:1")} {
+			// By name (IAM sees no revision then) or name:revision, and nothing that merely starts alike.
+			if !may(request{action: "batch:SubmitJob", resource: defARN("framefleet-" + me.scope)}) {
+				t.Errorf("may not submit its definition by name")
+			}
+			for _, def := range []string{defARN("framefleet-" + me.scope + "x:1"), defARN("framefleet-" + me.scope + "x"), defARN("other:1")} {
 				if may(request{action: "batch:SubmitJob", resource: def}) {
 					t.Errorf("may submit %s", def)
 				}
