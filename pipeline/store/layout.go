@@ -27,9 +27,10 @@ import (
 //
 //	scopes/<scope>/blends/..., scopes/<scope>/cache/..., scopes/<scope>/runs/...
 //
-// A scope reads the trusted scope's scenes and inputs when it lacks them
-// (they are stored by content hash, and the worker checks the hash), and
-// its cache entries and finished runs through a read-only view; the trusted
+// A scope reads the trusted scope's scenes, inputs and run files when it
+// lacks them (scenes and inputs are stored by content hash, and the worker
+// checks the hash), and its cache entries and finished runs through a
+// read-only view (pipeline.Runs); never its records or listings. The trusted
 // scope never reads under scopes/, so nothing a branch writes can become
 // what main renders or serves. deploy/framefleet.yaml's roles grant exactly
 // these prefixes.

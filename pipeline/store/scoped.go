@@ -48,10 +48,13 @@ func ScopePrefix(name string) string {
 
 // trustedReadable are the prefixes a scope may read from the trusted scope
 // when it lacks the key itself: scenes and inputs, which are stored by
-// content hash (so a copy is the same bytes, and the worker checks the hash).
-// Cache entries and runs of the trusted scope are read through Runs'
-// read-only trusted view, never through a scope's own store.
-var trustedReadable = []string{"blends/", "inputs/"}
+// content hash (so a copy is the same bytes, and the worker checks the
+// hash), and runs' files (a pull request compares its render with main's,
+// which a trusted cache hit names). Run records (read with GetVersioned),
+// listings and cache entries never fall back: a scope decides what to
+// render from its own, and finds trusted results only through Runs'
+// read-only view of finished runs.
+var trustedReadable = []string{"blends/", "inputs/", "runs/"}
 
 // ErrReadOnly is returned (wrapped) by every write to a ReadOnly store.
 var ErrReadOnly = errors.New("the store is read-only here")

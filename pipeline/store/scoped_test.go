@@ -83,6 +83,12 @@ func TestScopedStore(t *testing.T) {
 	if got, err := read(t, other, store.BlendKey(sha)); err != nil || got != "trusted scene" {
 		t.Errorf("bot reads the trusted scene as %q, %v", got, err)
 	}
+	if got, err := read(t, other, store.ManifestKey("trusted-run")); err != nil || got != "trusted manifest" {
+		t.Errorf("bot reads a trusted run's manifest (to compare with it) as %q, %v", got, err)
+	}
+	if _, _, err := other.GetVersioned(ctx, store.ManifestKey("trusted-run")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bot's versioned reads (records) see the trusted scope: %v", err)
+	}
 	if _, err := other.Stat(ctx, store.CacheKey("k")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("bot's own store shows the trusted cache entry (only Runs' read-only view may): %v", err)
 	}
