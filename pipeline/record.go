@@ -152,13 +152,12 @@ type RunRecord struct {
 	PriorVCPUSeconds float64           `json:"prior_vcpu_seconds,omitempty"`
 	Progress         Progress          `json:"progress"`
 	Labels           map[string]string `json:"labels,omitempty"`
-	// Scope is the trust scope the run belongs to (see ScopeName).
-	Scope      string      `json:"scope,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
-	FinishedAt *time.Time  `json:"finished_at,omitempty"`
-	Result     *Result     `json:"result,omitempty"`
-	Failure    *RunFailure `json:"failure,omitempty"`
+	Scope            string            `json:"scope,omitempty"` // the run's trust scope (see ScopeName)
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+	FinishedAt       *time.Time        `json:"finished_at,omitempty"`
+	Result           *Result           `json:"result,omitempty"`
+	Failure          *RunFailure       `json:"failure,omitempty"`
 }
 
 // Store layout of records and their indexes (beside store/layout.go's):
