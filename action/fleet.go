@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,7 +91,12 @@ func OpenFleet(ctx context.Context, in Inputs, o FleetOptions) (Runs, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Getenv: o.Getenv, Blender: o.Blender, Workers: o.Workers, WorkerCommand: o.WorkerCommand})
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Getenv: o.Getenv, Blender: o.Blender, Workers: o.Workers, WorkerCommand: o.WorkerCommand,
+		DefaultScope: githubScope(getenv)})
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,11 @@ package container
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,6 +50,14 @@ func newRun(t *testing.T, blend string, p plan.Plan) *testRun {
 		p.RunID = "run-" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-")
 	}
 	p.Blend.Key = store.BlendKey("0123abcd")
+	if p.Blend.SHA256 == "" { // what the client records: the worker checks it
+		b, err := os.ReadFile(blend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		p.Blend.SHA256 = hex.EncodeToString(sum[:])
+	}
 	if p.FrameRate.Num == 0 {
 		p.FrameRate = plan.FrameRate{Num: 24, Den: 1}
 	}

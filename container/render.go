@@ -3,8 +3,11 @@ package container
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +152,9 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 	blend := filepath.Join(dir, "scene.blend")
 	if err := w.Store.GetFile(ctx, p.Blend.Key, blend); err != nil {
 		return nil, stored, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
+	}
+	if err := checkSHA256(blend, p.Blend.Key, expectedBlendSHA256(p.Blend)); err != nil {
+		return nil, stored, err
 	}
 	if err := os.MkdirAll(framesDir, 0o755); err != nil {
 		return nil, stored, &Error{Code: ExitTransient, Err: err}
@@ -439,4 +445,50 @@ func (t *tail) String() string {
 	}
 	b.WriteString(strings.Join(t.lines, "\n") + "\n")
 	return b.String()
+}
+
+// expectedBlendSHA256 is the scene's hash from the plan, or, for a plan
+// without one, the hash its content-addressed key names (blends/<sha256>.blend).
+func expectedBlendSHA256(b plan.Blend) string {
+	if b.SHA256 != "" {
+		return b.SHA256
+	}
+	name, ok := strings.CutSuffix(strings.TrimPrefix(b.Key, "blends/"), ".blend")
+	if ok && isSHA256Hex(name) {
+		return name
+	}
+	return ""
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != sha256.Size*2 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// checkSHA256 verifies a downloaded file against the hash the run recorded:
+// a blob that was replaced (another scope cannot, but a bucket is only as
+// safe as its weakest writer) or corrupted must not be rendered. A mismatch
+// is permanent: a retry would download the same bytes. want "" checks
+// nothing (a plan of a scene with no recorded hash).
+func checkSHA256(path, key, want string) error {
+	if want == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &Error{Code: ExitTransient, Err: err}
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return &Error{Code: ExitTransient, Err: fmt.Errorf("hash %s: %w", key, err)}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
+		return permanent("the scene %s does not match its recorded SHA-256: it has %s, the run recorded %s; "+
+			"the stored blob was changed or damaged after upload: delete it and submit the scene again", key, got, want)
+	}
+	return nil
 }

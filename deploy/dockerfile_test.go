@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/framefleet/framefleet/pipeline/batch"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,6 +136,11 @@ func TestDockerfileRuntime(t *testing.T) {
 	}
 	if u := last["USER"].args; u == "" || u == "root" || strings.HasPrefix(u, "0") {
 		t.Errorf("final USER is %q: the worker must not run as root", u)
+	}
+	// The job definitions name that user (the stack's and setup's): a
+	// different one would run the worker without its home and files.
+	if u, _, _ := strings.Cut(last["USER"].args, ":"); u != batch.DefaultUser {
+		t.Errorf("final USER %q is not the job definitions' user %s (pipeline/batch.DefaultUser)", last["USER"].args, batch.DefaultUser)
 	}
 	if runtimeStage != "runtime" {
 		t.Errorf("the last stage is %q: the worker (runtime) must stay the default target", runtimeStage)

@@ -162,15 +162,20 @@ func (r *taggingRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestLifecycleRulesCoverWhatTheStoreWrites(t *testing.T) {
 	// The SDK cannot add a CA bundle to a custom HTTP client; the server is plain HTTP on loopback.
 	t.Setenv("AWS_CA_BUNDLE", "")
-	for _, prefix := range []string{"framefleet", "team/renders", ""} {
-		t.Run("prefix="+prefix, func(t *testing.T) {
+	for _, tc := range []struct{ prefix, scope string }{{"framefleet", "trusted"}, {"team/renders", "trusted"}, {"", "trusted"}, {"framefleet", "preview"}, {"", "bot-studio"}} {
+		prefix := tc.prefix
+		t.Run("prefix="+prefix+",scope="+tc.scope, func(t *testing.T) {
 			srv := s3test.Start(t)
 			rec := &taggingRecorder{next: http.DefaultTransport, bucket: srv.Bucket, tags: map[string]map[string]string{}}
 			ctx := context.Background()
-			st, err := store.NewS3(ctx, srv.Bucket, prefix, store.Options{
+			root, err := store.NewS3(ctx, srv.Bucket, prefix, store.Options{
 				Region: srv.Region, Endpoint: srv.Endpoint, UsePathStyle: true, Credentials: srv.Credentials(),
 				HTTPClient: &http.Client{Transport: rec},
 			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := store.NewScoped(root, tc.scope)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,9 +191,9 @@ func TestLifecycleRulesCoverWhatTheStoreWrites(t *testing.T) {
 			}
 			written := func(key string) (string, map[string]string) {
 				t.Helper()
-				full := key
+				full := store.ScopePrefix(tc.scope) + key
 				if prefix != "" {
-					full = prefix + "/" + key
+					full = prefix + "/" + full
 				}
 				tags, ok := rec.tags[full]
 				if !ok {

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -112,7 +111,7 @@ func decodeYAML(n *yaml.Node) (any, error) {
 
 func decodeTemplate(t *testing.T) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(templatePath)
+	b, err := os.ReadFile(*templateFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,54 +264,6 @@ func TestUserDataConfiguresTheECSAgent(t *testing.T) {
 	}
 }
 
-// Batch jobs on EC2 share the host's network, where the IMDS hop limit does
-// not apply: the user data must block the metadata address for every user
-// but root (the worker runs unprivileged), so a job cannot take the
-// instance role. The hop limit still keeps bridge-networked containers out.
-func TestJobsCannotReachInstanceMetadata(t *testing.T) {
-	tmpl := decodeTemplate(t)
-	md := props(t, tmpl, "LaunchTemplate")["LaunchTemplateData"].(map[string]any)["MetadataOptions"].(map[string]any)
-	if md["HttpTokens"] != "required" || !equal(md["HttpPutResponseHopLimit"], 1) {
-		t.Errorf("metadata options %v: want IMDSv2 only (HttpTokens required) and hop limit 1", md)
-	}
-	if md["HttpProtocolIpv6"] != "disabled" {
-		t.Errorf("HttpProtocolIpv6 = %v, want disabled (the block covers the IPv4 address only)", md["HttpProtocolIpv6"])
-	}
-
-	ud := userData(t, tmpl)
-	if !strings.Contains(ud, "set -euo pipefail") {
-		t.Error("user data does not stop at its first failure: a failed block would go unnoticed")
-	}
-	var blocks []string
-	for _, line := range strings.Split(ud, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "iptables" {
-			continue
-		}
-		has := func(seq ...string) bool {
-			for i := range f {
-				if i+len(seq) <= len(f) && slices.Equal(f[i:i+len(seq)], seq) {
-					return true
-				}
-			}
-			return false
-		}
-		rejects := has("--jump", "REJECT") || has("--jump", "DROP") || has("-j", "REJECT") || has("-j", "DROP")
-		chain := has("--insert", "OUTPUT") || has("-I", "OUTPUT") || has("--append", "OUTPUT") || has("-A", "OUTPUT")
-		dest := has("--destination", "169.254.169.254/32") || has("--destination", "169.254.169.254") || has("-d", "169.254.169.254/32") || has("-d", "169.254.169.254")
-		nonRoot := has("!", "--uid-owner", "0")
-		if rejects && chain && dest && nonRoot {
-			blocks = append(blocks, line)
-		}
-		if has("169.254.170.2") || has("--destination", "169.254.0.0/16") {
-			t.Errorf("user data blocks the ECS agent's credentials endpoint, which jobs need for the job role: %s", line)
-		}
-	}
-	if len(blocks) != 1 {
-		t.Errorf("user data has %d rules rejecting 169.254.169.254 for every user but root in OUTPUT, want 1:\n%s", len(blocks), ud)
-	}
-}
-
 // A tag names one image for good: job definitions name tags.
 func TestRepositoryTagsAreImmutable(t *testing.T) {
 	if m := props(t, decodeTemplate(t), "Repository")["ImageTagMutability"]; m != "IMMUTABLE" {
@@ -445,80 +396,6 @@ func TestLogGroupHasRetention(t *testing.T) {
 	}
 }
 
-func TestJobRoleReachesOnlyItsBucket(t *testing.T) {
-	allowed := []string{"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket", "s3:AbortMultipartUpload"}
-	bucketResources := []any{
-		map[string]any{"Fn::GetAtt": []any{"Bucket", "Arn"}},
-		map[string]any{"Fn::Sub": "${Bucket.Arn}/*"},
-	}
-	for _, s := range statements(t, decodeTemplate(t), "JobRole") {
-		if s["Effect"] != "Allow" {
-			continue
-		}
-		for _, a := range actions(s) {
-			if !slices.Contains(allowed, a) {
-				t.Errorf("job role allows %v, want only %v", a, allowed)
-			}
-		}
-		for _, r := range asList(s["Resource"]) {
-			if !slices.ContainsFunc(bucketResources, func(b any) bool { return equal(b, r) }) {
-				t.Errorf("job role reaches %v, want only the bucket and its objects", r)
-			}
-		}
-	}
-}
-
-// The render role (any branch's workflow) must not choose what renders run:
-// registering job definitions, and tagging them, belongs to `framefleet
-// setup` with an administrator's credentials.
-func TestRenderRoleCannotRegisterJobDefinitions(t *testing.T) {
-	sts := statements(t, decodeTemplate(t), "GitHubRenderRole")
-	for _, s := range sts {
-		for _, a := range actions(s) {
-			if a == "batch:RegisterJobDefinition" || a == "batch:DeregisterJobDefinition" || strings.Contains(a, "*") {
-				t.Errorf("render role statement %v allows %s", s["Sid"], a)
-			}
-			if a == "batch:TagResource" {
-				for _, r := range asList(s["Resource"]) {
-					if !strings.HasSuffix(fmt.Sprint(r), ":job/*}]") && !strings.HasSuffix(fmt.Sprint(r), ":job/*]") {
-						t.Errorf("render role may tag %v, want jobs only", r)
-					}
-				}
-				if condition(s, "StringEquals", "aws:RequestTag/framefleet") != "true" {
-					t.Errorf("render role's tagging is not limited to jobs tagged framefleet=true: %v", s["Condition"])
-				}
-			}
-		}
-	}
-	if len(sts) == 0 {
-		t.Fatal("render role has no statements: the test reads nothing")
-	}
-}
-
-// Cancel and terminate reach only jobs tagged as framefleet's, and the job
-// roles can be passed only to ECS tasks.
-func TestRenderRoleIsConditioned(t *testing.T) {
-	var stop, pass int
-	for _, s := range statements(t, decodeTemplate(t), "GitHubRenderRole") {
-		as := actions(s)
-		if slices.Contains(as, "batch:TerminateJob") || slices.Contains(as, "batch:CancelJob") {
-			stop++
-			if v := condition(s, "StringEquals", "aws:ResourceTag/framefleet"); v != "true" {
-				t.Errorf("statement %v stops jobs without the condition aws:ResourceTag/framefleet = true (got %v)", s["Sid"], s["Condition"])
-			}
-		}
-		if slices.Contains(as, "iam:PassRole") {
-			pass++
-			if v := condition(s, "StringEquals", "iam:PassedToService"); v != "ecs-tasks.amazonaws.com" {
-				t.Errorf("statement %v passes roles without iam:PassedToService = ecs-tasks.amazonaws.com (got %v)", s["Sid"], s["Condition"])
-			}
-		}
-	}
-	if stop == 0 || pass == 0 {
-		t.Errorf("found %d statements that stop jobs and %d that pass roles: the test reads nothing", stop, pass)
-	}
-}
-
 // Roles that AWS services assume for the account name the account
 // (aws:SourceAccount), so no other account's use of the service can get
 // them (the confused deputy). EC2's instance-profile role is the exception
@@ -548,28 +425,6 @@ func TestServiceTrustPoliciesNameTheAccount(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no service trust policy found: the test reads nothing")
-	}
-}
-
-func TestGitHubRolesTrustOnlyTheRepository(t *testing.T) {
-	tmpl := decodeTemplate(t)
-	for _, role := range []string{"GitHubRenderRole", "GitHubImageRole"} {
-		t.Run(role, func(t *testing.T) {
-			if c := resource(t, tmpl, role)["Condition"]; c != "CreateGitHubRoles" {
-				t.Errorf("Condition = %v, want CreateGitHubRoles (no role without GitHubRepo)", c)
-			}
-			doc := props(t, tmpl, role)["AssumeRolePolicyDocument"].(map[string]any)
-			for _, s := range doc["Statement"].([]any) {
-				st := s.(map[string]any)
-				if aud := condition(st, "StringEquals", "token.actions.githubusercontent.com:aud"); aud != "sts.amazonaws.com" {
-					t.Errorf("aud condition = %v, want sts.amazonaws.com", aud)
-				}
-				sub := fmt.Sprint(condition(st, "StringLike", "token.actions.githubusercontent.com:sub"))
-				if !strings.Contains(sub, "repo:${GitHubRepo}:") {
-					t.Errorf("sub condition %s does not pin the repository", sub)
-				}
-			}
-		})
 	}
 }
 

@@ -154,6 +154,7 @@ type RunRecord struct {
 	PriorVCPUSeconds float64           `json:"prior_vcpu_seconds,omitempty"`
 	Progress         Progress          `json:"progress"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	Scope            string            `json:"scope,omitempty"` // the run's trust scope (see ScopeName)
 	CreatedAt        time.Time         `json:"created_at"`
 	UpdatedAt        time.Time         `json:"updated_at"`
 	FinishedAt       *time.Time        `json:"finished_at,omitempty"`

@@ -71,6 +71,13 @@ type Request struct {
 	// StallWarning is how long chunks may wait for capacity, none running,
 	// before an EventStalled (default 15 minutes).
 	StallWarning time.Duration
+	// Scope is the trust scope of whoever asked (trusted, preview, bot,
+	// bot-<name>); empty is the scope of Runs' store. It must be that
+	// store's scope: a front-end opens its scope's store.
+	Scope string
+	// Ceiling bounds the request's frames and chunks; zero fields take the
+	// scope's defaults (a preview's are lower).
+	Ceiling Ceiling
 }
 
 // EventKind names a step of a run.

@@ -283,6 +283,9 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if req.Engine == "" {
 		req.Engine = r.EngineName
 	}
+	if err := r.requestScope(&req); err != nil {
+		return nil, err
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -307,6 +310,9 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 		Key: store.BlendKey(sum), SHA256: sum, Name: name, Size: size, Version: info.Version,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckCeiling(req.Scope, req.Ceiling, len(p.Frames), p.NumChunks()); err != nil {
 		return nil, err
 	}
 	// The workers' Blender must read the file, and is part of the cache key.
@@ -423,7 +429,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		Settings: settingsOf(req), CacheKey: pr.key, Scene: p.Scene,
 		FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Width: p.Width, Height: p.Height, FrameRate: p.FrameRate.String(),
 		Blender: p.Blender, Engine: req.Engine, StoreURI: r.Store.URI(), HostBound: isHostBound(pr.eng),
-		Host: r.lease(), Progress: Progress{FramesTotal: len(p.Frames)}, Labels: req.Labels,
+		Host: r.lease(), Progress: Progress{FramesTotal: len(p.Frames)}, Labels: req.Labels, Scope: req.Scope,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	data, err := encodeRecord(rec)
@@ -554,6 +560,9 @@ func (r *Runs) claim(ctx context.Context, out *outage, pr *prepared, id string) 
 					continue
 				}
 			}
+		}
+		if hit, err := r.trustedCacheHit(ctx, pr, err); hit != nil || err != nil {
+			return hit, hit != nil, err
 		}
 		entry, _ := json.Marshal(cacheEntry{RunID: id, ClaimedAt: r.now().UTC()})
 		err = out.do(ctx, "claim the cache key", func() error {

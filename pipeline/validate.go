@@ -170,5 +170,8 @@ func (r Request) Validate() error {
 			return bad(KeyLabels, fmt.Sprintf("%q", k), "label names must be 1 to 128 characters and values at most 1024", nil)
 		}
 	}
-	return nil
+	if err := r.checkRequestScope(); err != nil {
+		return err
+	}
+	return r.checkRequestCeiling()
 }

@@ -174,8 +174,8 @@ func NewRunView(in ViewInput) RunView {
 		Engine: rec.Engine, Width: rec.Width, Height: rec.Height, FrameRate: rec.FrameRate, Frames: rec.Settings.Frames,
 		Progress: ViewProgress{FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal, ChunkTotal: rec.ChunkTotal},
 		Labels:   rec.Labels, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, FinishedAt: rec.FinishedAt,
-		HostBound: rec.HostBound,
-		Cost:      ViewCost{VCPUSeconds: rec.Progress.VCPUSeconds, USD: rec.Progress.CostUSD, Final: rec.State.Final()},
+		HostBound: rec.HostBound, Scope: rec.ScopeName(),
+		Cost: ViewCost{VCPUSeconds: rec.Progress.VCPUSeconds, USD: rec.Progress.CostUSD, Final: rec.State.Final()},
 	}
 	if v.Progress.FramesTotal == 0 {
 		v.Progress.FramesTotal = rec.FramesTotal

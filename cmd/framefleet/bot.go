@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/framefleet/framefleet/bot"
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/fleet"
 	"github.com/framefleet/framefleet/pipeline/store"
@@ -80,7 +81,7 @@ func runBot(ctx context.Context, g *globalFlags, cf *configFlags, blender string
 		return fmt.Errorf("the bot needs these environment variables: %s", strings.Join(missing, "; "))
 	}
 
-	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: blender})
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Blender: blender, DefaultScope: pipeline.ScopeBot})
 	if err != nil {
 		return err
 	}

@@ -227,7 +227,10 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	}
 	// The killed bot ran on this machine and is gone: its run is interrupted
 	// at once, not when its lease lapses, so the new bot resumes it at once.
-	listed, err := exec.Command(framefleetBinary(t), "runs", "--config", config, "--json").Output()
+	// The bot's runs are in its trust scope (bot); the CLI lists the one it is given.
+	runsCmd := exec.Command(framefleetBinary(t), "runs", "--config", config, "--json")
+	runsCmd.Env = append(os.Environ(), "FRAMEFLEET_SCOPE=bot")
+	listed, err := runsCmd.Output()
 	if err != nil {
 		t.Fatalf("runs: %v", err)
 	}

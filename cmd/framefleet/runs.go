@@ -211,9 +211,9 @@ func runRuns(ctx context.Context, g *globalFlags, f *runsFlags, stdout, stderr i
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATE\tFRAMES\tENGINE\tCREATED\tSOURCE\tLABELS")
+	fmt.Fprintln(tw, "RUN\tSTATE\tSCOPE\tFRAMES\tENGINE\tCREATED\tSOURCE\tLABELS")
 	for _, r := range page.Runs {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Progress.FramesDone, r.FramesTotal,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.ScopeName(), r.Progress.FramesDone, r.FramesTotal,
 			r.Engine, ago(now, r.CreatedAt), r.Source.Name, labelList(r.Labels))
 	}
 	if err := tw.Flush(); err != nil {
@@ -352,6 +352,7 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("run", "%s", v.ID)
 	row("state", "%s", v.State)
+	row("scope", "%s", v.Scope)
 	source := v.Source
 	if v.SourceSHA256 != "" {
 		source += fmt.Sprintf(" (sha256 %.12s, %d bytes)", v.SourceSHA256, v.SourceSize)
@@ -391,9 +392,6 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 			names = append(names, m.Path)
 		}
 		row("missing inputs", "%s", strings.Join(names, ", "))
-	}
-	if v.Scope != "" {
-		row("scope", "%s", v.Scope)
 	}
 	created := v.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(now, v.CreatedAt) + ")"
 	row("created", "%s", created)

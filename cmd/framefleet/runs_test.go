@@ -71,6 +71,7 @@ func TestStatusTableOfAFailedRun(t *testing.T) {
 		Handle:   &pipeline.Handle{Engine: "batch", RenderID: "r-1", StitchID: "s-1"},
 		Progress: pipeline.Progress{FramesDone: 36, Chunks: map[pipeline.JobState]int{pipeline.StateSucceeded: 3, pipeline.StateFailed: 1}},
 		Labels:   map[string]string{"ticket": "PRJ-7"},
+		Scope:    "preview",
 		Failure: &pipeline.RunFailure{Message: "run k3x9p2ad failed\n  chunk 3 ...", Failures: []pipeline.ChildFailure{
 			{Index: 3, Attempts: 3, Reason: "Essential container in task exited", ExitCode: &two,
 				WorkerError: "blender exited with status 1", LogStream: "framefleet/default/abc"},
@@ -89,6 +90,7 @@ func TestStatusTableOfAFailedRun(t *testing.T) {
 	rows := regexp.MustCompile(`(?m)^(\S+(?: \S+)?) {2,}`).ReplaceAllString(out, "$1: ")
 	for _, want := range []string{
 		"state: failed",
+		"scope: preview",
 		"scene: Shot: 48 frames in 4 chunks, 320x180 at 24 fps",
 		"engine: AWS Batch: render job r-1, stitch job s-1",
 		"chunks: 3 SUCCEEDED, 1 FAILED",

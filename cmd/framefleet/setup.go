@@ -102,6 +102,17 @@ func runSetup(ctx context.Context, g *globalFlags, cf *configFlags, stdout, stde
 		}
 		fmt.Fprintf(stdout, "image         %s: pushed %s (%s, %d MiB)\n", cfg.Batch.Image,
 			info.PushedAt.UTC().Format("2006-01-02 15:04 UTC"), info.Digest, info.Size>>20)
+		// The instances keep only non-root processes from the metadata
+		// service (and the instance role): an image that runs as root is refused.
+		user, err := batch.ImageUser(ctx, awsCfg, img, "")
+		if err != nil {
+			return err
+		}
+		if batch.IsRootUser(user) {
+			return fmt.Errorf("image %s runs as root (USER %q): jobs would reach the instance's metadata service and role; "+
+				"build it with an unprivileged user (container/Dockerfile ends with USER %s) and push it again", cfg.Batch.Image, user, batch.DefaultUser)
+		}
+		fmt.Fprintf(stdout, "image user    %s\n", user)
 	} else {
 		fmt.Fprintf(stdout, "image         %s (not an ECR image, not checked: the instances must be able to pull it)\n", cfg.Batch.Image)
 	}

@@ -66,7 +66,9 @@ func TestSetup(t *testing.T) {
 	setupEnv(t, srv.URL)
 	good := writeSetupConfig(t, s3, s3.Bucket, "renders")
 	ecr := ecrtest.Start(t, []string{"framefleet"}, ecrtest.Image{Repository: "framefleet", Tag: "3.4.1",
-		Digest: "sha256:" + strings.Repeat("0f", 32), Size: 900 << 20, PushedAt: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)})
+		Digest: "sha256:" + strings.Repeat("0f", 32), Size: 900 << 20, PushedAt: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC), User: "10001:10001"},
+		ecrtest.Image{Repository: "framefleet", Tag: "rooted", Digest: "sha256:" + strings.Repeat("0e", 32), Size: 900 << 20,
+			PushedAt: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)})
 	t.Setenv("AWS_ENDPOINT_URL_ECR", ecr.URL)
 	const ecrImage = "123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet"
 
@@ -102,7 +104,10 @@ func TestSetup(t *testing.T) {
 		// An ECR image is looked up: a pushed tag is reported, a missing one stops setup.
 		{name: "pushed ECR image", config: good, image: ecrImage + ":3.4.1", registers: 3, wantOut: []string{
 			"image         " + ecrImage + ":3.4.1: pushed 2026-11-20 12:00 UTC (sha256:0f0f",
+			"image user    10001:10001",
 		}},
+		// The metadata block holds only for non-root processes: a root image is refused, nothing registered.
+		{name: "ECR image that runs as root", config: good, image: ecrImage + ":rooted", registers: 3, wantErr: `runs as root (USER "")`},
 		{name: "ECR tag never pushed", config: good, image: ecrImage + ":3.5.0", registers: 3, wantErr: "framefleet:3.5.0 is not in ECR repository framefleet: image not found: build and push it"},
 		{name: "--set without =", config: good, sets: []string{"batch.job_queue"}, registers: 3, wantErr: `--set "batch.job_queue": give KEY=VALUE`},
 		{name: "--set unknown key", config: good, sets: []string{"batch.jobqueue=x"}, registers: 3, wantErr: "--set batch.jobqueue=x"},

@@ -1,8 +1,12 @@
 // Package ecrtest is an Amazon ECR test server speaking the awsJson1_1
-// protocol the SDK uses, for the one call framefleet makes: DescribeImages.
+// protocol the SDK uses, for the calls framefleet makes: DescribeImages, and
+// BatchGetImage and GetDownloadUrlForLayer to read an image's configuration
+// (its user), whose blob it serves at the download URL it hands out.
 package ecrtest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +24,25 @@ type Image struct {
 	Digest     string
 	Size       int64
 	PushedAt   time.Time
+	// User is the image configuration's user (Dockerfile USER); "" is root.
+	User string
+}
+
+// config is the image's configuration blob and its digest.
+func (img Image) config() ([]byte, string) {
+	b, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{"User": img.User}})
+	sum := sha256.Sum256(b)
+	return b, "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (img Image) manifest() string {
+	cfg, digest := img.config()
+	b, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+		"config": map[string]any{"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(cfg), "digest": digest},
+		"layers": []any{},
+	})
+	return string(b)
 }
 
 // Server is a running ECR test server.
@@ -55,6 +78,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	// Layer downloads go to presigned URLs (S3 on real ECR): no signature.
+	if digest, ok := strings.CutPrefix(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodGet {
+		for _, img := range s.images {
+			if cfg, d := img.config(); d == digest {
+				w.Write(cfg)
+				return
+			}
+		}
+		http.NotFound(w, r)
+		return
+	}
 	// Real ECR refuses unsigned requests and signatures scoped to another service.
 	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, "/ecr/aws4_request") {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -62,8 +96,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"})
 		return
 	}
-	if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.DescribeImages" {
-		fail(w, "UnsupportedCommandException", "only DescribeImages is served")
+	switch target := r.Header.Get("X-Amz-Target"); target {
+	case "AmazonEC2ContainerRegistry_V20150921.DescribeImages":
+	case "AmazonEC2ContainerRegistry_V20150921.BatchGetImage", "AmazonEC2ContainerRegistry_V20150921.GetDownloadUrlForLayer":
+		s.serveImage(w, r, strings.TrimPrefix(target, "AmazonEC2ContainerRegistry_V20150921."))
+		return
+	default:
+		fail(w, "UnsupportedCommandException", "only DescribeImages, BatchGetImage and GetDownloadUrlForLayer are served")
 		return
 	}
 	var in struct {
@@ -110,4 +149,52 @@ func fail(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(http.StatusBadRequest)
 	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// serveImage answers BatchGetImage (the image's manifest) and
+// GetDownloadUrlForLayer (a URL of this server for the configuration blob).
+func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, op string) {
+	var in struct {
+		RepositoryName string `json:"repositoryName"`
+		LayerDigest    string `json:"layerDigest"`
+		ImageIDs       []struct {
+			ImageTag    string `json:"imageTag"`
+			ImageDigest string `json:"imageDigest"`
+		} `json:"imageIds"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		fail(w, "InvalidParameterException", err.Error())
+		return
+	}
+	if !s.repos[in.RepositoryName] {
+		fail(w, "RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry", in.RepositoryName))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if op == "GetDownloadUrlForLayer" {
+		for _, img := range s.images {
+			if _, d := img.config(); img.Repository == in.RepositoryName && d == in.LayerDigest {
+				json.NewEncoder(w).Encode(map[string]string{"downloadUrl": s.URL + "/blobs/" + d, "layerDigest": d})
+				return
+			}
+		}
+		fail(w, "LayersNotFoundException", "The layer does not exist: "+in.LayerDigest)
+		return
+	}
+	var images, failures []map[string]any
+	for _, id := range in.ImageIDs {
+		found := false
+		for _, img := range s.images {
+			if img.Repository == in.RepositoryName && ((id.ImageTag != "" && img.Tag == id.ImageTag) || (id.ImageDigest != "" && img.Digest == id.ImageDigest)) {
+				images = append(images, map[string]any{"registryId": "123456789012", "repositoryName": img.Repository,
+					"imageId": map[string]string{"imageTag": img.Tag, "imageDigest": img.Digest}, "imageManifest": img.manifest(),
+					"imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json"})
+				found = true
+			}
+		}
+		if !found {
+			failures = append(failures, map[string]any{"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})
+		}
+	}
+	json.NewEncoder(w).Encode(map[string]any{"images": images, "failures": failures})
 }

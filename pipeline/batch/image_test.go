@@ -63,3 +63,35 @@ func TestCheckECRImage(t *testing.T) {
 		}
 	}
 }
+
+// The user an image runs as is read from its configuration blob, through the
+// calls ECR serves (BatchGetImage, GetDownloadUrlForLayer, the blob).
+func TestImageUser(t *testing.T) {
+	digest := func(b byte) string { return "sha256:" + strings.Repeat(string([]byte{b, b}), 32) }
+	srv := ecrtest.Start(t, []string{"framefleet"},
+		ecrtest.Image{Repository: "framefleet", Tag: "v1-blender3.4.1", Digest: digest('1'), User: "10001:10001"},
+		ecrtest.Image{Repository: "framefleet", Tag: "rooted", Digest: digest('2'), User: ""},
+		ecrtest.Image{Repository: "framefleet", Tag: "named-root", Digest: digest('3'), User: "root"})
+	for tag, want := range map[string]struct {
+		user string
+		root bool
+	}{"v1-blender3.4.1": {"10001:10001", false}, "rooted": {"", true}, "named-root": {"root", true}} {
+		img, _ := batch.ParseECRImage("123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet:" + tag)
+		got, err := batch.ImageUser(context.Background(), awsConfig(), img, srv.URL)
+		if err != nil || got != want.user || batch.IsRootUser(got) != want.root {
+			t.Errorf("%s: user %q (root %v), %v; want %q (root %v)", tag, got, batch.IsRootUser(got), err, want.user, want.root)
+		}
+	}
+	img, _ := batch.ParseECRImage("123456789012.dkr.ecr.us-east-1.amazonaws.com/framefleet:missing")
+	if _, err := batch.ImageUser(context.Background(), awsConfig(), img, srv.URL); !errors.Is(err, batch.ErrImageNotFound) {
+		t.Errorf("missing image: %v, want ErrImageNotFound", err)
+	}
+}
+
+func TestIsRootUser(t *testing.T) {
+	for u, want := range map[string]bool{"": true, "0": true, "root": true, "0:0": true, "root:staff": true, "10001": false, "10001:10001": false, "framefleet": false} {
+		if got := batch.IsRootUser(u); got != want {
+			t.Errorf("IsRootUser(%q) = %v, want %v", u, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
@@ -34,6 +35,13 @@ const (
 	DefaultAttempts       = 3
 	DefaultVCPUs          = 2
 	DefaultMemoryMiB      = 4096
+	// DefaultUser is the worker image's unprivileged user (container/Dockerfile
+	// USER 10001): the instances' metadata block holds only for non-root
+	// processes, so every definition runs as it.
+	DefaultUser = "10001"
+	// DefaultTimeout bounds every attempt of a render chunk or the stitch
+	// that the submission gives no shorter limit: nothing runs unbounded.
+	DefaultTimeout = 6 * time.Hour
 )
 
 // Tags framefleet puts on what it creates.
@@ -45,6 +53,8 @@ const (
 	RunTag      = "framefleet-run"
 	SceneTag    = "framefleet-scene"
 	StageTag    = "framefleet-stage"
+	// ScopeTag is the trust scope of the run a job belongs to.
+	ScopeTag = "framefleet-scope"
 )
 
 // BlenderVersionEnv is the job definition variable naming the Blender the image carries.
@@ -90,12 +100,16 @@ type Spec struct {
 	LogGroup string
 	// Environment is passed to every container.
 	Environment map[string]string
-	// Attempts per child (1–10, default 3). Spot reclaims and exit code 75
-	// are retried; any other failure ends the child at once.
+	// Attempts per child (1–10, default 3). Spot reclaims, tasks that
+	// failed to start and exit code 75 are retried; any other failure ends
+	// the child at once.
 	Attempts int
-	// There is deliberately no timeout: the definition serves both stages,
-	// and a chunk's attempt budget (pipeline.Job.AttemptTimeout) is sent
-	// with the render submission only.
+	// User the containers run as (default DefaultUser); never root.
+	User string
+	// Timeout bounds each attempt of both stages (default DefaultTimeout);
+	// a chunk's own budget (pipeline.Job.AttemptTimeout) is sent with the
+	// render submission and replaces it there.
+	Timeout time.Duration
 }
 
 // Registers reports whether the spec describes a definition to register
@@ -118,6 +132,12 @@ func (s Spec) withDefaults() Spec {
 	if s.Attempts == 0 {
 		s.Attempts = DefaultAttempts
 	}
+	if s.User == "" {
+		s.User = DefaultUser
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
 	if s.Platform == PlatformFargate && s.FargatePlatformVersion == "" {
 		s.FargatePlatformVersion = "LATEST"
 	}
@@ -133,6 +153,12 @@ func (s Spec) Validate() error {
 	}
 	if err := pipeline.CheckAttempts(s.Attempts); err != nil {
 		errs = append(errs, fmt.Errorf("job definition: %w", err))
+	}
+	if IsRootUser(s.User) {
+		errs = append(errs, fmt.Errorf("job definition user %q is root: the instances keep only non-root processes from the instance role's credentials; use the image's unprivileged user, e.g. %s", s.User, DefaultUser))
+	}
+	if s.Timeout < pipeline.MinBatchTimeout {
+		errs = append(errs, fmt.Errorf("job definition timeout %s: AWS Batch needs at least 1m; leave it 0 for the default %s", s.Timeout, DefaultTimeout))
 	}
 	if s.MemoryMiB < 0 || s.GPUs < 0 || s.VCPUs < 0 {
 		errs = append(errs, errors.New("vCPUs, memory and GPUs cannot be negative"))
@@ -170,17 +196,44 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RetryRules is the definition's evaluateOnExit policy, pipeline's shared
-// one (the local engine applies the same rules): a Spot host loss and the
-// worker's transient exit code are retried, everything else fails at once
-// (a failure matching no rule would otherwise be retried). Rules that can
-// only match the local engine's reasons are left out.
-func RetryRules() []types.EvaluateOnExit {
-	var out []types.EvaluateOnExit
+// StartFailureRules retry an attempt whose task never started, as AWS's own
+// retry example does: Batch reports "Task failed to start" as the status
+// reason when the image cannot be pulled (CannotPullContainerError) or the
+// task cannot be set up (ResourceInitializationError: ENI, volumes,
+// secrets); an image pull error can also show only in the container's
+// reason. These are the registry's or the host's hiccups, not the scene's.
+var StartFailureRules = []pipeline.RetryRule{
+	{OnStatusReason: "Task failed to start*", Action: pipeline.ActionRetry},
+	{OnReason: "CannotPullContainerError*", Action: pipeline.ActionRetry},
+}
+
+// MaxRetryRules is Batch's limit on evaluateOnExit entries.
+const MaxRetryRules = 5
+
+// BatchRetryRules is the definition's policy as pipeline rules: pipeline's
+// shared one (the local engine applies the same rules) with the start
+// failures after the lost host, and without the rules that can only match
+// the local engine's reasons. A Spot host loss, a task that failed to start
+// and the worker's transient exit code are retried; everything else fails
+// at once (a failure matching no rule would otherwise be retried).
+func BatchRetryRules() []pipeline.RetryRule {
+	var out []pipeline.RetryRule
 	for _, r := range pipeline.DefaultRetryRules() {
 		if strings.HasPrefix(r.OnStatusReason, "Host local") {
 			continue
 		}
+		out = append(out, r)
+		if r.OnStatusReason == "Host EC2*" {
+			out = append(out, StartFailureRules...)
+		}
+	}
+	return out
+}
+
+// RetryRules is BatchRetryRules in the API's form.
+func RetryRules() []types.EvaluateOnExit {
+	var out []types.EvaluateOnExit
+	for _, r := range BatchRetryRules() {
 		e := types.EvaluateOnExit{Action: types.RetryAction(r.Action)}
 		if r.OnStatusReason != "" {
 			e.OnStatusReason = aws.String(r.OnStatusReason)
@@ -234,6 +287,7 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 	}
 	cp := &types.ContainerProperties{
 		Image:                aws.String(s.Image),
+		User:                 aws.String(s.User),
 		Command:              []string{"worker", "render"},
 		Environment:          kvs,
 		ResourceRequirements: res,
@@ -261,6 +315,7 @@ func (s Spec) registerInput() *batch.RegisterJobDefinitionInput {
 		ContainerProperties:  cp,
 		PlatformCapabilities: []types.PlatformCapability{types.PlatformCapability(s.Platform)},
 		RetryStrategy:        &types.RetryStrategy{Attempts: aws.Int32(int32(s.Attempts)), EvaluateOnExit: RetryRules()},
+		Timeout:              &types.JobTimeout{AttemptDurationSeconds: aws.Int32(int32(math.Ceil(s.Timeout.Seconds())))},
 	}
 	return in
 }

@@ -52,7 +52,14 @@ func mismatches(want *batch.RegisterJobDefinitionInput, d *types.JobDefinition) 
 	if aws.ToBool(got.Privileged) {
 		out = append(out, "it runs privileged")
 	}
-	diff("user", aws.ToString(got.User), "")
+	// The metadata block holds only for non-root processes: a definition
+	// must name its user, never root.
+	if IsRootUser(aws.ToString(got.User)) {
+		out = append(out, fmt.Sprintf("it runs as root (user %q)", aws.ToString(got.User)))
+	} else {
+		diff("user", aws.ToString(got.User), aws.ToString(wc.User))
+	}
+	diff("timeout", timeoutString(d.Timeout), timeoutString(want.Timeout))
 	if len(got.Volumes) > 0 || len(got.MountPoints) > 0 {
 		out = append(out, "it mounts volumes")
 	}
@@ -138,4 +145,11 @@ func retryString(r *types.RetryStrategy) string {
 		s += fmt.Sprintf(" %s:%s:%s:%s", strings.ToUpper(string(e.Action)), aws.ToString(e.OnStatusReason), aws.ToString(e.OnReason), aws.ToString(e.OnExitCode))
 	}
 	return s
+}
+
+func timeoutString(t *types.JobTimeout) string {
+	if t == nil || t.AttemptDurationSeconds == nil {
+		return "none"
+	}
+	return strconv.Itoa(int(*t.AttemptDurationSeconds)) + "s"
 }

@@ -68,9 +68,26 @@ type Config struct {
 	// Slack configures `framefleet bot` (see slack.go); its secrets come
 	// from the environment, never from this file.
 	Slack Slack `yaml:"slack"`
+	// Scope is the trust scope of the runs this front-end starts (trusted,
+	// preview, bot, bot-<name>; deploy/README.md "Trust scopes"). Empty: the
+	// front-end's default (CLI trusted, bot "bot", the Action from the event).
+	Scope string `yaml:"scope"`
+	// Limits is the cost ceiling of one request in this scope.
+	Limits Limits `yaml:"limits"`
 
 	// Source is the file the configuration was read from ("" for none).
 	Source string `yaml:"-"`
+}
+
+// Limits bound one request; 0 takes the scope's default (pipeline.DefaultCeiling).
+type Limits struct {
+	MaxFrames int `yaml:"max_frames"`
+	MaxChunks int `yaml:"max_chunks"`
+}
+
+// Ceiling is the limits as the pipeline takes them.
+func (l Limits) Ceiling() pipeline.Ceiling {
+	return pipeline.Ceiling{MaxFrames: l.MaxFrames, MaxChunks: l.MaxChunks}
 }
 
 // S3 configures S3-compatible servers (MinIO, R2, gofakes3 …).
@@ -223,6 +240,10 @@ func (c *Config) Validate() error {
 	default:
 		bad("engine %q is not known: use local or batch", c.Engine)
 	}
+	if c.Scope != "" {
+		limit("scope", pipeline.CheckScope(c.Scope))
+	}
+	limit("limits", pipeline.CheckCeilingSettings(c.Limits.Ceiling()))
 
 	uri, err := c.StoreURI()
 	if err != nil {

@@ -12,6 +12,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,9 @@ type Options struct {
 	// Getenv reads the FRAMEFLEET_* variables when Open is given no
 	// configuration (default os.Getenv).
 	Getenv func(string) string
+	// DefaultScope is the front-end's trust scope when the configuration
+	// names none (default trusted: an operator's CLI).
+	DefaultScope string
 }
 
 // Fleet is a configured framefleet: the durable runs of one store
@@ -132,9 +136,19 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 	if err != nil {
 		return nil, err
 	}
+	// The scope's store: every run of this front-end writes only there.
+	if c.Scope == "" {
+		c.Scope = cmp.Or(opts.DefaultScope, pipeline.ScopeTrusted)
+	}
+	if st, err = store.NewScoped(st, c.Scope); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
 	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log}
 	return f, nil
 }
+
+// Scope is the trust scope of this fleet's runs.
+func (f *Fleet) Scope() string { return store.ScopeOf(f.Runs.Store) }
 
 // LoadAWSConfig loads the AWS configuration (credentials chain, shared
 // config) for region, or the SDK's own region when region is empty, and
@@ -236,6 +250,8 @@ func (f *Fleet) NewRequest(blendPath string) pipeline.Request {
 		LinkExpiry:           time.Duration(c.LinkExpiry),
 		PricePerVCPUHour:     c.PricePerVCPUHour,
 		Env:                  f.WorkerEnv(),
+		Scope:                f.Scope(),
+		Ceiling:              c.Limits.Ceiling(),
 	}
 	if c.Engine == config.EngineBatch {
 		// Each container gets its job's vCPUs (Blender's -t 0 would take the

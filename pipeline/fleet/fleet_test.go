@@ -67,7 +67,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			name: "local",
 			sets: map[string]string{"store": dir, "render.workers": "2", "render.resolution": "25", "render.chunk": "4", "link_expiry": "1h"},
 			opts: fleet.Options{Blender: "/opt/blender/blender"},
-			want: pipeline.Request{Engine: "local", Chunk: 4, Parallelism: 2, ResolutionPercentage: 25, Threads: max(1, runtime.NumCPU()/2),
+			want: pipeline.Request{Scope: pipeline.ScopeTrusted, Engine: "local", Chunk: 4, Parallelism: 2, ResolutionPercentage: 25, Threads: max(1, runtime.NumCPU()/2),
 				Stitch: "concat", Attempts: pipeline.DefaultAttempts, PollInterval: fleet.LocalPoll, LinkExpiry: time.Hour,
 				Env: map[string]string{"FRAMEFLEET_BLENDER": "/opt/blender/blender"}},
 		},
@@ -75,7 +75,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			name: "local, workers from the front-end",
 			sets: map[string]string{"store": dir, "render.workers": "2"},
 			opts: fleet.Options{Workers: 1},
-			want: pipeline.Request{Engine: "local", Parallelism: 1, Threads: runtime.NumCPU(), Stitch: "concat", Attempts: pipeline.DefaultAttempts,
+			want: pipeline.Request{Scope: pipeline.ScopeTrusted, Engine: "local", Parallelism: 1, Threads: runtime.NumCPU(), Stitch: "concat", Attempts: pipeline.DefaultAttempts,
 				PollInterval: fleet.LocalPoll, LinkExpiry: store.MaxLinkExpiry, Env: map[string]string{}},
 		},
 		{
@@ -83,7 +83,7 @@ func TestNewRequestDefaults(t *testing.T) {
 			// as threads, the region the SDK resolved for the workers.
 			name: "batch",
 			sets: batchSettings(map[string]string{"batch.attempt_timeout": "20m", "price_per_vcpu_hour": "0.05", "s3.max_attempts": "3"}),
-			want: pipeline.Request{Engine: "batch", Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
+			want: pipeline.Request{Scope: pipeline.ScopeTrusted, Engine: "batch", Parallelism: fleet.BatchParallelism, Threads: 4, Stitch: "concat", AttemptTimeout: 20 * time.Minute,
 				PollInterval: fleet.BatchPoll, LinkExpiry: store.MaxLinkExpiry, PricePerVCPUHour: 0.05,
 				Env: map[string]string{"FRAMEFLEET_REGION": "eu-west-3", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true",
 					"FRAMEFLEET_S3_MAX_ATTEMPTS": "3"}},
@@ -91,7 +91,7 @@ func TestNewRequestDefaults(t *testing.T) {
 		{
 			name: "batch, configured parallelism and region",
 			sets: batchSettings(map[string]string{"render.workers": "7", "region": "us-west-2"}),
-			want: pipeline.Request{Engine: "batch", Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: store.MaxLinkExpiry,
+			want: pipeline.Request{Scope: pipeline.ScopeTrusted, Engine: "batch", Parallelism: 7, Threads: 4, Stitch: "concat", PollInterval: fleet.BatchPoll, LinkExpiry: store.MaxLinkExpiry,
 				Env: map[string]string{"FRAMEFLEET_REGION": "us-west-2", "FRAMEFLEET_S3_ENDPOINT": "http://127.0.0.1:1", "FRAMEFLEET_S3_PATH_STYLE": "true"}},
 		},
 	}
@@ -172,5 +172,37 @@ func TestDefaultWorkersLeaveAThreadEach(t *testing.T) {
 		if got != want || cpus/got < 1 {
 			t.Errorf("DefaultWorkers(%d) = %d, want %d", cpus, got, want)
 		}
+	}
+}
+
+// A front-end's scope: the configuration's, else the front-end's default,
+// else trusted; the fleet's store and requests are that scope's.
+func TestFleetScope(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name  string
+		sets  map[string]string
+		def   string
+		want  string
+		limit int
+	}{
+		{"the CLI", map[string]string{"store": dir}, "", pipeline.ScopeTrusted, 0},
+		{"the bot", map[string]string{"store": dir}, pipeline.ScopeBot, pipeline.ScopeBot, 0},
+		{"configured", map[string]string{"store": dir, "scope": "preview", "limits.max_frames": "100"}, pipeline.ScopeBot, pipeline.ScopePreview, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := fleet.Open(context.Background(), configWith(t, tc.sets), fleet.Options{DefaultScope: tc.def})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := f.NewRequest("shot.blend")
+			if f.Scope() != tc.want || req.Scope != tc.want || store.ScopeOf(f.Store) != tc.want || req.Ceiling.MaxFrames != tc.limit {
+				t.Errorf("fleet scope %s, request scope %s, store %s, ceiling %+v; want %s", f.Scope(), req.Scope, f.Store.URI(), req.Ceiling, tc.want)
+			}
+		})
+	}
+	if _, err := fleet.Open(context.Background(), configWith(t, map[string]string{"store": dir, "scope": "Main"}), fleet.Options{}); err == nil {
+		t.Error("a bad scope name opens")
 	}
 }

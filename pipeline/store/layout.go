@@ -20,6 +20,20 @@ import (
 //	runs/<run-id>/preview.gif                  a small animated preview
 //	runs/<run-id>/thumbnail.png                the last frame, small
 //	runs/<run-id>/manifest.json                the result: links, frames, timings, cost
+//
+// That is the trusted scope (the default branch, protected refs, operators).
+// Every other trust scope (preview, bot, bot-<name>) has the same layout
+// under its own prefix, and writes nothing outside it (store.NewScoped):
+//
+//	scopes/<scope>/blends/..., scopes/<scope>/cache/..., scopes/<scope>/runs/...
+//
+// A scope reads the trusted scope's scenes, inputs and run files when it
+// lacks them (scenes and inputs are stored by content hash, and the worker
+// checks the hash), and its cache entries and finished runs through a
+// read-only view (pipeline.Runs); never its records or listings. The trusted
+// scope never reads under scopes/, so nothing a branch writes can become
+// what main renders or serves. deploy/framefleet.yaml's roles grant exactly
+// these prefixes.
 
 // BlendKey is where a scene file with this SHA-256 is stored.
 func BlendKey(sha256hex string) string { return "blends/" + sha256hex + ".blend" }
@@ -104,8 +118,13 @@ const (
 	RetentionIntermediate = "intermediate"
 )
 
-// IsIntermediate reports whether key is a run's frame or segment.
+// IsIntermediate reports whether key is a run's frame or segment, in any scope.
 func IsIntermediate(key string) bool {
+	if rest, ok := strings.CutPrefix(key, ScopesDir); ok {
+		if _, k, ok := strings.Cut(rest, "/"); ok {
+			key = k
+		}
+	}
 	parts := strings.Split(key, "/")
 	return len(parts) == 4 && parts[0] == "runs" && (parts[2] == "frames" || parts[2] == "segments")
 }

@@ -119,10 +119,28 @@ type Options struct {
 
 // Open returns the store for a URI: file:///abs/dir, a plain directory path,
 // or s3://bucket/optional/prefix.
+//
+// A URI may name a trust scope, s3://bucket/prefix?scope=preview: the store
+// is then that scope's (NewScoped), as a scoped store's URI says.
 func Open(ctx context.Context, uri string, opts Options) (Store, error) {
 	if uri == "" {
 		return nil, errors.New("no store given: use a directory, file:///dir or s3://bucket/prefix")
 	}
+	base, scope, err := SplitScope(uri)
+	if err != nil {
+		return nil, err
+	}
+	if scope != TrustedScope {
+		st, err := openRoot(ctx, base, opts)
+		if err != nil {
+			return nil, err
+		}
+		return NewScoped(st, scope)
+	}
+	return openRoot(ctx, uri, opts)
+}
+
+func openRoot(ctx context.Context, uri string, opts Options) (Store, error) {
 	if !strings.Contains(uri, "://") {
 		return NewFile(uri)
 	}
