@@ -20,6 +20,7 @@ import (
 //	runs/<run-id>/preview.gif                  a small animated preview
 //	runs/<run-id>/thumbnail.png                the last frame, small
 //	runs/<run-id>/manifest.json                the result: links, frames, timings, cost
+//	framefleet/conditional-writes.json         whether the server honours conditional writes (probed once)
 
 // BlendKey is where a scene file with this SHA-256 is stored.
 func BlendKey(sha256hex string) string { return "blends/" + sha256hex + ".blend" }
