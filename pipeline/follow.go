@@ -36,7 +36,7 @@ var errLeaseLost = errors.New("another process hosts the run")
 // (so a store outage right after Submit is ridden out under the request's
 // budget, not the default one).
 func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRecord) (*Result, error) {
-	out := &outage{budget: DefaultStoreOutageBudget, now: r.now}
+	out := r.newOutage(DefaultStoreOutageBudget, d)
 	for {
 		rec := known
 		known = nil
@@ -198,7 +198,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 	s := rec.Settings
 	h := *rec.Handle
 	var p plan.Plan
-	out := &outage{budget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	out := r.newOutage(durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), d)
 	if err := out.do(ctx, "read the plan", func() error {
 		var err error
 		p, err = readPlan(ctx, r.Store, rec.ID)
@@ -392,7 +392,7 @@ func (r *Runs) logsHint(eng Engine, runID string, h Handle) string {
 
 // succeed finishes a run whose stitch job succeeded.
 func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliverer) (*Result, error) {
-	out := &outage{budget: durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	out := r.newOutage(durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), d)
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error

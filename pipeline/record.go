@@ -152,6 +152,10 @@ type RunRecord struct {
 	PriorVCPUSeconds float64           `json:"prior_vcpu_seconds,omitempty"`
 	Progress         Progress          `json:"progress"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	// NotDeduplicated says why this run was not checked against identical
+	// runs: the store ignores conditional writes and the configuration
+	// accepts it (s3.unsafe_no_conditional_writes). Empty normally.
+	NotDeduplicated string `json:"not_deduplicated,omitempty"`
 	CreatedAt        time.Time         `json:"created_at"`
 	UpdatedAt        time.Time         `json:"updated_at"`
 	FinishedAt       *time.Time        `json:"finished_at,omitempty"`

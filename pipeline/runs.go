@@ -38,6 +38,14 @@ type Runs struct {
 	// its process without renewing the lease in its record: after that, it is
 	// interrupted and the next watcher resumes it (default 30 s).
 	LeaseTTL time.Duration
+	// AllowNoConditionalWrites accepts a store that ignores conditional
+	// writes (s3.unsafe_no_conditional_writes): its runs are then not
+	// deduplicated, and Submit says so. Without it, Submit refuses such a
+	// store with a *store.NoConditionalWritesError.
+	AllowNoConditionalWrites bool
+
+	checkMu sync.Mutex
+	checked *store.ConditionalCheck // the store's conditional-write check, once found
 
 	once    sync.Once
 	hostID  string
@@ -201,12 +209,44 @@ func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) Run
 }
 
 // outage retries store operations with backoff while one outage lasts at
-// most budget; any success ends the outage.
+// most budget; any success ends the outage. notify, when set, is told when
+// an outage starts and then every noticeEvery while it lasts.
 type outage struct {
 	budget  time.Duration
 	now     func() time.Time
 	since   time.Time
 	backoff time.Duration
+	notify  func(Event)
+	noticed time.Time // when notify was last called
+}
+
+// noticeEvery is how often a lasting outage is reported again.
+const noticeEvery = time.Minute
+
+// newOutage is an outage budget whose waits are reported to d (and the log).
+func (r *Runs) newOutage(budget time.Duration, d *deliverer) *outage {
+	return &outage{budget: budget, now: r.now, notify: func(ev Event) {
+		r.log().Warn("store unreachable", "note", ev.Message)
+		if d != nil {
+			d.send(ev)
+		}
+	}}
+}
+
+// WaitingMessage says since when the store has been unreachable and until
+// when it is retried, e.g. "store unreachable since 12:03, retrying until
+// 12:08 (outage budget 5 min)".
+func WaitingMessage(since time.Time, budget time.Duration) string {
+	return fmt.Sprintf("store unreachable since %s, retrying until %s (outage budget %s)",
+		since.Format("15:04"), since.Add(budget).Format("15:04"), FormatBudget(budget))
+}
+
+// FormatBudget writes whole minutes as "5 min", anything else as a Go duration.
+func FormatBudget(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
 }
 
 // permanent reports errors no retry fixes.
@@ -217,11 +257,12 @@ func permanent(err error) bool {
 		missing *RunNotFoundError
 		setting *SettingError
 		refused *changeRefusedError
+		noCond  *store.NoConditionalWritesError
 	)
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fs.ErrPermission) || store.IsPermanent(err) ||
 		errors.As(err, &tooNew) || errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &setting) ||
-		errors.As(err, &refused)
+		errors.As(err, &refused) || errors.As(err, &noCond)
 }
 
 func (o *outage) do(ctx context.Context, what string, fn func() error) error {
@@ -236,6 +277,10 @@ func (o *outage) do(ctx context.Context, what string, fn func() error) error {
 		now := o.now()
 		if o.since.IsZero() {
 			o.since = now
+		}
+		if o.notify != nil && (o.noticed.Before(o.since) || now.Sub(o.noticed) >= noticeEvery) {
+			o.noticed = now
+			o.notify(Event{Kind: EventStoreUnreachable, Time: now, Message: WaitingMessage(o.since, o.budget) + ": " + err.Error()})
 		}
 		if now.Sub(o.since) >= o.budget {
 			return &OutageError{What: what, Budget: o.budget, Err: err}
@@ -313,10 +358,67 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 // identical unfinished run (same cache key) is returned instead (Watch
 // resumes it if it was interrupted), and a finished identical one is
 // returned with its Result marked Cached; Request.Force renders afresh.
+//
+// Submit has no observer of its own: a front-end that wants to hear about
+// waits (EventStoreUnreachable) and warnings while it submits gives ctx an
+// observer with WithNotices.
 func (r *Runs) Submit(ctx context.Context, req Request) (*RunRecord, error) {
-	d := newDeliverer(nil)
+	d := newDeliverer(noticesOf(ctx))
+	defer d.close()
 	rec, _, err := r.submit(ctx, req, d)
 	return rec, err
+}
+
+type noticesKey struct{}
+
+// WithNotices returns ctx carrying obs, which Submit tells about waits for
+// the store (EventStoreUnreachable) and warnings (EventWarning) while it
+// submits: a front-end's Submission interface need not change to show them.
+func WithNotices(ctx context.Context, obs func(Event)) context.Context {
+	return context.WithValue(ctx, noticesKey{}, obs)
+}
+
+// noticesOf is the observer WithNotices gave ctx, seeing only notices.
+func noticesOf(ctx context.Context) func(Event) {
+	obs, _ := ctx.Value(noticesKey{}).(func(Event))
+	if obs == nil {
+		return nil
+	}
+	return func(ev Event) {
+		if ev.Kind == EventStoreUnreachable || ev.Kind == EventWarning {
+			obs(ev)
+		}
+	}
+}
+
+// conditionalWrites checks once per Runs (and records once per store)
+// whether the store honours conditional writes. It returns the reason runs
+// are not deduplicated ("" when they are), or a
+// *store.NoConditionalWritesError when the store ignores them and that is
+// not accepted.
+func (r *Runs) conditionalWrites(ctx context.Context, out *outage) (string, error) {
+	r.checkMu.Lock()
+	defer r.checkMu.Unlock()
+	if r.checked == nil {
+		var c store.ConditionalCheck
+		err := out.do(ctx, "check the store's conditional writes", func() error {
+			var err error
+			c, err = store.CheckConditionalWrites(ctx, r.Store, r.now())
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("check the store %s: %w", r.Store.URI(), err)
+		}
+		r.checked = &c
+	}
+	if r.checked.Supported {
+		return "", nil
+	}
+	if !r.AllowNoConditionalWrites {
+		return "", &store.NoConditionalWritesError{Store: r.Store.URI(), Reason: r.checked.Reason, Setting: store.UnsafeSetting}
+	}
+	return fmt.Sprintf("not deduplicated: the store %s ignores conditional writes (%s), accepted by %s",
+		r.Store.URI(), r.checked.Reason, store.UnsafeSetting), nil
 }
 
 // Render is Submit followed by Watch.
@@ -364,7 +466,15 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		return nil, false, err
 	}
 	req, p := pr.req, pr.plan
-	out := &outage{budget: req.StoreOutageBudget, now: r.now}
+	out := r.newOutage(req.StoreOutageBudget, d)
+	notDeduplicated, err := r.conditionalWrites(ctx, out)
+	if err != nil {
+		return nil, false, err
+	}
+	if notDeduplicated != "" {
+		r.log().Warn("run not deduplicated", "note", notDeduplicated)
+		d.send(Event{Kind: EventWarning, Time: r.now(), Message: notDeduplicated})
+	}
 
 	// Claim a fresh id (create-if-absent), then the cache key.
 	var id string
@@ -383,7 +493,14 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 			return nil, false, err
 		}
 	}
-	existing, cached, err := r.claim(ctx, out, pr, id)
+	var (
+		existing *RunRecord
+		cached   bool
+	)
+	if notDeduplicated == "" {
+		// Without conditional writes a claim proves nothing: every run is new.
+		existing, cached, err = r.claim(ctx, out, pr, id)
+	}
 	if err != nil || existing != nil {
 		_ = r.Store.Delete(context.WithoutCancel(ctx), indexIDPrefix+id) // the id was never used
 		if existing != nil {
@@ -412,7 +529,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Width: p.Width, Height: p.Height, FrameRate: p.FrameRate.String(),
 		Blender: p.Blender, Engine: req.Engine, StoreURI: r.Store.URI(), HostBound: isHostBound(pr.eng),
 		Host: r.lease(), Progress: Progress{FramesTotal: len(p.Frames)}, Labels: req.Labels,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, NotDeduplicated: notDeduplicated,
 	}
 	data, err := encodeRecord(rec)
 	if err != nil {

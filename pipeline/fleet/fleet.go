@@ -128,11 +128,16 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, uri, c.StoreOptions())
+	// A front-end reports a wrong endpoint, scheme or addressing at once;
+	// workers (which open the store themselves) ride out an outage instead.
+	storeOpts := c.StoreOptions()
+	storeOpts.FailFast = true
+	st, err := store.Open(ctx, uri, storeOpts)
 	if err != nil {
 		return nil, err
 	}
-	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log}
+	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log,
+		AllowNoConditionalWrites: c.S3.UnsafeNoConditionalWrites}
 	return f, nil
 }
 
