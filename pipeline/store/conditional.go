@@ -70,11 +70,21 @@ func CheckConditionalWrites(ctx context.Context, st Store, now time.Time) (Condi
 	} else if !errors.Is(err, ErrNotFound) {
 		return ConditionalCheck{}, fmt.Errorf("read the store's conditional-write check: %w", err)
 	}
+	return RecheckConditionalWrites(ctx, st, now)
+}
+
+// RecheckConditionalWrites probes the store (ProbeConditionalWrites) even
+// when it was checked before, and records the result: `framefleet setup`
+// does, since a server's behaviour can change with its version.
+func RecheckConditionalWrites(ctx context.Context, st Store, now time.Time) (ConditionalCheck, error) {
+	if _, ok := st.(*File); ok {
+		return ConditionalCheck{Supported: true, CheckedAt: now.UTC()}, nil
+	}
 	c, err := ProbeConditionalWrites(ctx, st, now)
 	if err != nil {
 		return ConditionalCheck{}, err
 	}
-	data, err = json.MarshalIndent(c, "", "  ")
+	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return ConditionalCheck{}, err
 	}

@@ -159,7 +159,11 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	if opts.Credentials != nil {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
 	}
-	loadOpts = append(loadOpts, config.WithHTTPClient(s.httpClient(opts.HTTPClient)))
+	if opts.HTTPClient != nil {
+		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	} else {
+		loadOpts = append(loadOpts, config.WithHTTPClient(s.httpClient()))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 store: load AWS configuration: %w", err)
@@ -172,6 +176,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	}
 
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.HTTPClient = s.watch(o.HTTPClient)
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}

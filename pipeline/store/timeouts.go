@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
 	"github.com/framefleet/framefleet/internal/sdkhttp"
@@ -91,35 +93,26 @@ func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 // errCallDeadline is the cause of a call's own deadline.
 var errCallDeadline = errors.New("store call deadline")
 
-// httpClient is the S3 client's HTTP client: connect and response-header
-// timeouts on the transport (unless the caller brought its own client), a
-// stall watchdog on every attempt, and a note of every answer.
-func (s *S3) httpClient(given *http.Client) *http.Client {
-	next := given
-	if next == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		dialer := &net.Dialer{Timeout: s.timeouts.Connect, KeepAlive: 30 * time.Second}
-		tr.DialContext = dialer.DialContext
-		tr.TLSHandshakeTimeout = s.timeouts.Connect
-		tr.ResponseHeaderTimeout = s.timeouts.ResponseHeader
-		next = &http.Client{Transport: tr}
-	}
-	watched := sdkhttp.Watched(next, s.timeouts.Stall, func(resp *http.Response) {
+// httpClient is the SDK's own buildable client (so AWS_CA_BUNDLE and the
+// like still apply) with connect and response-header timeouts.
+func (s *S3) httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = s.timeouts.Connect }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = s.timeouts.Connect
+			tr.ResponseHeaderTimeout = s.timeouts.ResponseHeader
+		})
+}
+
+// watch wraps the client the SDK uses with a stall watchdog on every
+// attempt and a note of every answer.
+func (s *S3) watch(next aws.HTTPClient) aws.HTTPClient {
+	return sdkhttp.Watched(next, s.timeouts.Stall, func(resp *http.Response) {
 		if answeredBy(resp) {
 			s.answered.Store(true)
 		}
 	})
-	return &http.Client{Transport: doer{watched}}
 }
-
-// doer turns an aws.HTTPClient back into a RoundTripper.
-type doer struct {
-	c interface {
-		Do(*http.Request) (*http.Response, error)
-	}
-}
-
-func (d doer) RoundTrip(r *http.Request) (*http.Response, error) { return d.c.Do(r) }
 
 // answeredBy reports whether resp shows a working S3 server at the
 // endpoint: any answer but a refused signature or credentials (a
