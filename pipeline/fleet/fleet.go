@@ -67,6 +67,9 @@ type Options struct {
 	// Getenv reads the FRAMEFLEET_* variables when Open is given no
 	// configuration (default os.Getenv).
 	Getenv func(string) string
+	// StoreTimeouts bound this process's S3 calls (zero fields: the store's
+	// defaults, which fit the 30 s host lease); tests shorten them.
+	StoreTimeouts store.Timeouts
 }
 
 // Fleet is a configured framefleet: the durable runs of one store
@@ -132,6 +135,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 	// workers (which open the store themselves) ride out an outage instead.
 	storeOpts := c.StoreOptions()
 	storeOpts.FailFast = true
+	storeOpts.Timeouts = opts.StoreTimeouts
 	st, err := store.Open(ctx, uri, storeOpts)
 	if err != nil {
 		return nil, err

@@ -67,7 +67,9 @@ func (p prefixed) ListPage(ctx context.Context, prefix, startAfter string, limit
 func (p prefixed) Delete(ctx context.Context, key string) error {
 	return p.st.Delete(ctx, p.prefix+key)
 }
-func (p prefixed) URI() string { return strings.TrimSuffix(p.st.URI(), "/") + "/" + strings.TrimSuffix(p.prefix, "/") }
+func (p prefixed) URI() string {
+	return strings.TrimSuffix(p.st.URI(), "/") + "/" + strings.TrimSuffix(p.prefix, "/")
+}
 
 func (p prefixed) strip(objs []Object) []Object {
 	for i := range objs {
