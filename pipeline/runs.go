@@ -773,12 +773,17 @@ func (r *Runs) update(ctx context.Context, out *outage, what, id string, change 
 func (r *Runs) recordFailure(ctx context.Context, id string, f *RunFailure) *RunRecord {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	stored, countErr := countStoredFrames(cctx, r.Store, id)
 	rec, _ := updateRecord(cctx, r.Store, id, r.now, func(cur *RunRecord) error {
 		if cur.State.Final() {
 			return errNoChange
 		}
 		now := r.now().UTC()
 		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
+		if countErr == nil {
+			cur.Progress.FramesDone = min(stored, cur.FramesTotal) // what the store holds, not the last poll's count
+		}
+		settleChunks(&cur.Progress)
 		return nil
 	})
 	return rec
@@ -855,7 +860,17 @@ func (r *Runs) Get(ctx context.Context, id string) (*RunRecord, error) {
 		return nil, err
 	}
 	rec.State = effectiveState(rec, r.now(), r.holderGone)
+	settledView(rec)
 	return rec, nil
+}
+
+// settledView shows a run that stopped (cancelled, failed, interrupted)
+// with no chunk still going, whatever its last poll saw.
+func settledView(rec *RunRecord) {
+	switch rec.State {
+	case RunCancelled, RunFailed, RunInterrupted:
+		settleChunks(&rec.Progress)
+	}
 }
 
 // resolve turns an id or a unique prefix into a run id, with one listing.
@@ -920,6 +935,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 				continue
 			}
 			rec.State = effectiveState(rec, now, r.holderGone)
+			settledView(rec)
 			if !matches(rec, f) {
 				continue
 			}
@@ -994,6 +1010,7 @@ func (r *Runs) Cancel(ctx context.Context, id, reason string) (*RunRecord, error
 		now := r.now().UTC()
 		rec.State, rec.FinishedAt = RunCancelled, &now
 		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason}
+		settleChunks(&rec.Progress) // the jobs are being stopped: none runs any more
 		return nil
 	})
 	if err != nil {
