@@ -280,6 +280,9 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		}
 		dec := m.step(o)
 		for _, ev := range dec.Events {
+			if ev.Kind == EventWatchError {
+				r.log().Warn("cannot check the run", "run", rec.ID, "note", ev.Message) // front-ends that only log (the Action) say it too
+			}
 			d.send(ev)
 		}
 		switch dec.Outcome {
