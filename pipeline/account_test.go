@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,49 @@ func TestLogsHintNamesWhereTheLogsReallyAre(t *testing.T) {
 			}
 			if !strings.HasPrefix(hint, local) {
 				t.Errorf("hint %q does not start with the local worker logs", hint)
+			}
+		})
+	}
+}
+
+func TestOutageSaysSinceWhenAndUntilWhenItRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		step      time.Duration // the clock's advance per attempt
+		failures  int           // attempts that fail before one succeeds (-1: all)
+		want      []string
+		wantOutOf bool
+	}{
+		{"brief failure: no news", time.Second, 2, nil, false},
+		{"lasting outage", 35 * time.Second, -1, []string{
+			"store unreachable since 12:03, retrying until 12:05 (outage budget 2 min): connection refused",
+			"store unreachable since 12:03, retrying until 12:05 (outage budget 2 min): connection refused",
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 6, 12, 3, 0, 0, time.UTC)
+			var notices []string
+			o := &outage{budget: 2 * time.Minute, now: func() time.Time { t := now; now = now.Add(tc.step); return t },
+				notify: func(ev Event) {
+					if ev.Kind != EventStoreUnreachable {
+						t.Errorf("notice of kind %s", ev.Kind)
+					}
+					notices = append(notices, ev.Message)
+				}}
+			attempts := 0
+			err := o.do(context.Background(), "record the run", func() error {
+				attempts++
+				if tc.failures >= 0 && attempts > tc.failures {
+					return nil
+				}
+				return errors.New("connection refused")
+			})
+			var oe *OutageError
+			if errors.As(err, &oe) != tc.wantOutOf {
+				t.Fatalf("do: %v; want an OutageError: %v", err, tc.wantOutOf)
+			}
+			if !slices.Equal(notices, tc.want) {
+				t.Errorf("notices %q, want %q", notices, tc.want)
 			}
 		})
 	}

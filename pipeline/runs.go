@@ -220,8 +220,13 @@ type outage struct {
 	noticed time.Time // when notify was last called
 }
 
-// noticeEvery is how often a lasting outage is reported again.
-const noticeEvery = time.Minute
+// An outage is reported once it has lasted noticeAfter (half the budget
+// when that is shorter: a connection reset now and then is no news), then
+// every noticeEvery.
+const (
+	noticeAfter = 3 * time.Second
+	noticeEvery = time.Minute
+)
 
 // newOutage is an outage budget whose waits are reported to d (and the log).
 func (r *Runs) newOutage(budget time.Duration, d *deliverer) *outage {
@@ -278,7 +283,8 @@ func (o *outage) do(ctx context.Context, what string, fn func() error) error {
 		if o.since.IsZero() {
 			o.since = now
 		}
-		if o.notify != nil && (o.noticed.Before(o.since) || now.Sub(o.noticed) >= noticeEvery) {
+		lasted := now.Sub(o.since)
+		if o.notify != nil && lasted >= min(noticeAfter, o.budget/2) && (o.noticed.Before(o.since) || now.Sub(o.noticed) >= noticeEvery) {
 			o.noticed = now
 			o.notify(Event{Kind: EventStoreUnreachable, Time: now, Message: WaitingMessage(o.since, o.budget) + ": " + err.Error()})
 		}

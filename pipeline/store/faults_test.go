@@ -109,17 +109,27 @@ func TestConfigurationMistakesFailFastOnFirstContact(t *testing.T) {
 }
 
 func TestRefusedConnectionAfterAnAnswerIsAnOutage(t *testing.T) {
-	st, srv := newS3(t, "p", func(o *store.Options) { o.FailFast, o.MaxAttempts, o.Timeouts = true, 1, shortTimeouts })
+	var dials atomic.Int64
+	st, srv := newS3(t, "p", func(o *store.Options) {
+		o.FailFast, o.Timeouts, o.HTTPClient = true, shortTimeouts, countingClient(&dials)
+		o.HTTPClient.Transport.(*http.Transport).DisableKeepAlives = true // one dial per attempt
+	})
 	ctx := context.Background()
 	if _, err := st.Stat(ctx, "runs/r/plan.json"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("first contact: %v; want not found", err)
 	}
 	srv.Down()
 	defer srv.Up()
+	before := dials.Load()
 	_, err := st.Stat(ctx, "runs/r/plan.json")
 	var hint *store.HintError
 	if err == nil || errors.As(err, &hint) || store.IsPermanent(err) {
 		t.Fatalf("refused after the store answered: %v; want a plain (retryable) failure", err)
+	}
+	// Handed back after one attempt: the caller's outage loop retries it
+	// and says that it waits, rather than the SDK retrying in silence.
+	if n := dials.Load() - before; n != 1 {
+		t.Errorf("%d connection attempts after the outage began; want 1", n)
 	}
 }
 

@@ -25,8 +25,6 @@ import (
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-
-	"github.com/framefleet/framefleet/internal/sdkhttp"
 )
 
 // Limits and defaults of the S3 store.
@@ -141,7 +139,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 				o.RateLimiter = ratelimit.None
 				// A configuration mistake is reported at once, not retried.
 				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-					if s.firstContactNoRetry(err) {
+					if s.noSDKRetry(err) {
 						return aws.FalseTernary
 					}
 					return aws.UnknownTernary
@@ -272,7 +270,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	_, err := s.tm.UploadObject(ctx, in)
 	if err != nil {
-		return s.wrap("upload", key, err)
+		return s.finish(ctx, ctx, "upload", key, err)
 	}
 	return nil
 }
@@ -330,7 +328,7 @@ func (s *S3) GetFile(ctx context.Context, key, path string) error {
 	})
 	if err != nil {
 		tmp.Close()
-		return s.wrap("download", key, err)
+		return s.finish(ctx, ctx, "download", key, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("download %s: %w", key, err)
@@ -434,10 +432,6 @@ func (s *S3) wrap(op, key string, err error) error {
 		return fmt.Errorf("%s: %w", where, ErrNotFound)
 	}
 	err = s.hint(err)
-	var stall *sdkhttp.StallError
-	if errors.As(err, &stall) {
-		return &TimeoutError{Op: op, Where: where, After: stall.After, Last: lastCause(err)}
-	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket" {
 		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix the store URI: %w", op, where, s.bucket, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/framefleet/framefleet/internal/sdkhttp"
 )
@@ -80,7 +81,10 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	msg := fmt.Sprintf("%s %s: no answer within %s", e.Op, e.Where, e.After)
+	msg := fmt.Sprintf("%s %s: no answer in time", e.Op, e.Where)
+	if e.After > 0 {
+		msg = fmt.Sprintf("%s %s: no answer within %s", e.Op, e.Where, e.After)
+	}
 	if e.Last != "" {
 		msg += " (" + e.Last + ")"
 	}
@@ -136,14 +140,30 @@ func (s *S3) bounded(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeoutCause(ctx, s.timeouts.Call, errCallDeadline)
 }
 
-// finish maps a bounded call's error: its own deadline becomes a
-// *TimeoutError, anything else goes through wrap.
+// finish maps a call's error (call is the context the call ran under,
+// parent the caller's): while the caller's context lives, every timeout in
+// err is one of the store's own (the call deadline, the transport's
+// response-header or connect timeout, a stall) and becomes a *TimeoutError,
+// which is an outage; net/http's header timeout would otherwise match
+// context.DeadlineExceeded and pass for the caller's own deadline. Anything
+// else goes through wrap.
 func (s *S3) finish(parent, call context.Context, op, key string, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || parent.Err() != nil || isNotFound(err) || isConflict(err) {
+		if err == nil {
+			return nil
+		}
+		return s.wrap(op, key, err)
 	}
-	if parent.Err() == nil && errors.Is(context.Cause(call), errCallDeadline) && !isNotFound(err) && !isConflict(err) {
-		return &TimeoutError{Op: op, Where: s.URI() + "/" + key, After: s.timeouts.Call, Last: lastCause(err)}
+	where := s.URI() + "/" + key
+	var stall *sdkhttp.StallError
+	var netErr net.Error
+	switch {
+	case errors.Is(context.Cause(call), errCallDeadline):
+		return &TimeoutError{Op: op, Where: where, After: s.timeouts.Call, Last: lastCause(err)}
+	case errors.As(err, &stall):
+		return &TimeoutError{Op: op, Where: where, After: stall.After, Last: lastCause(err)}
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return &TimeoutError{Op: op, Where: where, Last: lastCause(err)}
 	}
 	return s.wrap(op, key, err)
 }
@@ -161,10 +181,22 @@ func lastCause(err error) string {
 	return err.Error()
 }
 
-// retryableFirstContact stops the SDK's retries of configuration mistakes
-// before the store has ever answered (FailFast).
-func (s *S3) firstContactNoRetry(err error) bool {
-	return s.failFast && !s.answered.Load() && s.firstContactHint(err) != nil
+// noSDKRetry reports failures a front-end's store (FailFast) hands back at
+// once instead of letting the SDK retry them: a configuration mistake
+// before the store ever answered, and any attempt that got no answer at all
+// (a refused or reset connection, a stall), which the caller's outage loop
+// retries while telling the person it waits. Answers such as 503 SlowDown
+// are still retried by the SDK.
+func (s *S3) noSDKRetry(err error) bool {
+	if !s.failFast {
+		return false
+	}
+	if !s.answered.Load() && s.firstContactHint(err) != nil {
+		return true
+	}
+	var sendErr *smithyhttp.RequestSendError
+	var stall *sdkhttp.StallError
+	return errors.As(err, &sendErr) || errors.As(err, &stall)
 }
 
 // firstContactHint explains a failure that, before the store has ever
