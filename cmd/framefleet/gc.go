@@ -75,7 +75,7 @@ func runGC(ctx context.Context, g *globalFlags, f *gcFlags, stdout, stderr io.Wr
 		if len(grp.Objects) == 1 && grp.Objects[0].Key == grp.What {
 			fmt.Fprintf(stdout, "%s %s (%s): %s\n", verb, grp.What, byteSize(grp.Bytes), grp.Reason)
 		} else {
-			fmt.Fprintf(stdout, "%s %s (%d objects, %s): %s\n", verb, grp.What, len(grp.Objects), byteSize(grp.Bytes), grp.Reason)
+			fmt.Fprintf(stdout, "%s %s (%s, %s): %s\n", verb, grp.What, plural(len(grp.Objects), "object"), byteSize(grp.Bytes), grp.Reason)
 		}
 	}
 	for _, k := range plan.Kept {
@@ -90,8 +90,8 @@ func runGC(ctx context.Context, g *globalFlags, f *gcFlags, stdout, stderr io.Wr
 			fmt.Fprintf(stdout, "nothing to remove in %s\n", where)
 			return nil
 		}
-		fmt.Fprintf(stdout, "%d objects (%s) in %s belong to no readable run: run again with --delete to remove them\n",
-			plan.Objects, byteSize(plan.Bytes), where)
+		fmt.Fprintf(stdout, "%s (%s) in %s belong to no readable run: run again with --delete to remove them\n",
+			plural(plan.Objects, "object"), byteSize(plan.Bytes), where)
 		return nil
 	}
 	n, err := flt.DeleteGarbage(ctx, plan)
