@@ -205,6 +205,14 @@ func (r *Runs) GC(ctx context.Context, opts GCOptions) (*GCPlan, error) {
 		}
 	}
 
+	// Runs of other trust scopes (scopes/<scope>/runs/...) read the root's
+	// scenes and inputs when they lack their own: what they reference stays.
+	if strings.Trim(opts.Prefix, "/") == "" {
+		if err := refs.readScopes(ctx, r.Store); err != nil {
+			return nil, err
+		}
+	}
+
 	// Scenes and inputs no kept run references, past the retention.
 	for _, c := range []struct {
 		prefix string
@@ -275,6 +283,36 @@ type gcRefs struct {
 }
 
 func newGCRefs() *gcRefs { return &gcRefs{blends: map[string]bool{}, inputs: map[string]bool{}} }
+
+// scopesDir holds the trust scopes, each with the usual layout under
+// scopes/<scope>/ (see store/layout.go).
+const scopesDir = "scopes/"
+
+// readScopes notes what every run of every scope references.
+func (g *gcRefs) readScopes(ctx context.Context, st store.Store) error {
+	objs, err := st.List(ctx, scopesDir)
+	if err != nil {
+		return fmt.Errorf("gc: list %s: %w", scopesDir, err)
+	}
+	seen := map[[2]string]bool{}
+	for _, o := range objs {
+		parts := strings.SplitN(strings.TrimPrefix(o.Key, scopesDir), "/", 4)
+		if len(parts) < 4 || parts[1] != "runs" || seen[[2]string{parts[0], parts[2]}] {
+			continue
+		}
+		scope, id := parts[0], parts[2]
+		seen[[2]string{scope, id}] = true
+		sub, err := store.WithPrefix(st, scopesDir+scope)
+		if err != nil {
+			continue
+		}
+		if rec, _, err := readRecord(ctx, sub, id); err == nil {
+			g.blends[rec.Source.Key] = true
+		}
+		g.read(ctx, sub, id)
+	}
+	return nil
+}
 
 // read notes what run id's plan and input manifest reference.
 func (g *gcRefs) read(ctx context.Context, st store.Store, id string) {

@@ -169,3 +169,30 @@ func TestGCStaysUnderItsPrefix(t *testing.T) {
 		t.Errorf("an object outside the prefix was touched: %v", err)
 	}
 }
+
+func TestGCKeepsWhatRunsOfOtherScopesReference(t *testing.T) {
+	st := newFileStore(t)
+	ctx := context.Background()
+	scene, input := store.BlendKey(strings.Repeat("a", 64)), store.InputKey(strings.Repeat("b", 64))
+	scoped, err := store.WithPrefix(st, "scopes/preview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRun(t, scoped, RunRecord{ID: "aaaa0001", State: RunSucceeded, CreatedAt: time.Now().UTC(), Source: RunSource{Key: scene}})
+	for key, data := range map[string]string{
+		"scopes/preview/" + store.InputManifestKey("aaaa0001"): `{"files": [{"path": "t.png", "sha256": "` + strings.Repeat("b", 64) + `"}]}`,
+		scene: "scene", input: "input",
+	} {
+		if err := st.Put(ctx, key, strings.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Runs{Store: st, Now: func() time.Time { return time.Now().Add(30 * 24 * time.Hour) }}
+	plan, err := r.GC(ctx, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Groups) != 0 {
+		t.Errorf("gc of the root would remove %+v, which a run of scope preview references", plan.Groups)
+	}
+}
