@@ -182,11 +182,13 @@ func lastCause(err error) string {
 }
 
 // noSDKRetry reports failures a front-end's store (FailFast) hands back at
-// once instead of letting the SDK retry them: a configuration mistake
-// before the store ever answered, and any attempt that got no answer at all
-// (a refused or reset connection, a stall), which the caller's outage loop
-// retries while telling the person it waits. Answers such as 503 SlowDown
-// are still retried by the SDK.
+// once instead of letting the SDK retry them for minutes: a configuration
+// mistake before the store ever answered, and a server that is not there
+// (a refused connection, a name that does not resolve) or does not answer
+// (a timeout, a stall), which the caller's outage loop retries while
+// telling the person it waits. A connection reset mid-transfer and answers
+// such as 503 SlowDown are still retried by the SDK: the server is there,
+// and a large upload should not start over.
 func (s *S3) noSDKRetry(err error) bool {
 	if !s.failFast {
 		return false
@@ -195,8 +197,14 @@ func (s *S3) noSDKRetry(err error) bool {
 		return true
 	}
 	var sendErr *smithyhttp.RequestSendError
+	if !errors.As(err, &sendErr) {
+		return false
+	}
 	var stall *sdkhttp.StallError
-	return errors.As(err, &sendErr) || errors.As(err, &stall)
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	return errors.As(err, &stall) || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr) ||
+		errors.As(err, &netErr) && netErr.Timeout()
 }
 
 // firstContactHint explains a failure that, before the store has ever
