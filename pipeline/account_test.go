@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -147,5 +149,21 @@ func TestOutageSaysSinceWhenAndUntilWhenItRetries(t *testing.T) {
 				t.Errorf("notices %q, want %q", notices, tc.want)
 			}
 		})
+	}
+}
+
+func TestShortCauseKeepsWhatAPersonWaitingNeeds(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("store s3://b/p/x: operation error S3: PutObject, request send failed: %w", refused), "dial tcp: connect: connection refused"},
+		{fmt.Errorf("record the run: %w", &store.TimeoutError{Op: "read", Where: "s3://b/x", After: 10 * time.Second, Last: "long SDK text"}), "no answer within 10s"},
+		{errors.New("something else"), "something else"},
+	} {
+		if got := shortCause(tc.err); got != tc.want {
+			t.Errorf("shortCause(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

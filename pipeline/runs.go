@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,6 +247,28 @@ func WaitingMessage(since time.Time, budget time.Duration) string {
 		since.Format("15:04"), since.Add(budget).Format("15:04"), FormatBudget(budget))
 }
 
+// shortCause is the part of a store error a person waiting needs: "dial tcp
+// 10.0.0.5:9000: connect: connection refused", "no answer within 10s",
+// rather than the SDK's whole chain.
+func shortCause(err error) string {
+	var timeout *store.TimeoutError
+	if errors.As(err, &timeout) {
+		if timeout.After > 0 {
+			return "no answer within " + timeout.After.String()
+		}
+		return "no answer in time"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	return err.Error()
+}
+
 // FormatBudget writes whole minutes as "5 min", anything else as a Go duration.
 func FormatBudget(d time.Duration) string {
 	if d >= time.Minute && d%time.Minute == 0 {
@@ -286,7 +309,7 @@ func (o *outage) do(ctx context.Context, what string, fn func() error) error {
 		lasted := now.Sub(o.since)
 		if o.notify != nil && lasted >= min(noticeAfter, o.budget/2) && (o.noticed.Before(o.since) || now.Sub(o.noticed) >= noticeEvery) {
 			o.noticed = now
-			o.notify(Event{Kind: EventStoreUnreachable, Time: now, Message: WaitingMessage(o.since, o.budget) + ": " + err.Error()})
+			o.notify(Event{Kind: EventStoreUnreachable, Time: now, Message: WaitingMessage(o.since, o.budget) + ": " + shortCause(err)})
 		}
 		if now.Sub(o.since) >= o.budget {
 			return &OutageError{What: what, Budget: o.budget, Err: err}
