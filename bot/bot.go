@@ -324,7 +324,14 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 	defer release()
 	t.set(func(v *View) { v.Phase, v.Note = PhaseRunning, "Submitting" })
 
-	run, err := b.runs.Submit(ctx, Submission{
+	// The parent message says what the pipeline waits for while submitting.
+	var warning string // read after Submit returns, which delivered every notice
+	run, err := b.runs.Submit(pipeline.WithNotices(ctx, func(ev pipeline.Event) {
+		if ev.Kind == pipeline.EventWarning {
+			warning = "\n⚠️ " + ev.Message
+		}
+		t.set(func(v *View) { v.Note = ev.Message })
+	}), Submission{
 		BlendPath: path, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
 		Resolution: cmd.Resolution, Samples: cmd.Samples,
 		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
@@ -344,7 +351,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 	t.cancel = nil
 	t.mu.Unlock()
 	t.set(func(v *View) { v.Run, v.Note = run, "" })
-	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine)), false, nil)
+	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.%s", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine), warning), false, nil)
 	b.watch(t, run)
 }
 

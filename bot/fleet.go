@@ -100,7 +100,7 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			kind, cur.State = UpdateStitching, pipeline.RunStitching
 		case pipeline.EventResumed:
 			kind = UpdateResumed
-		case pipeline.EventStalled:
+		case pipeline.EventStalled, pipeline.EventWatchError, pipeline.EventStoreUnreachable, pipeline.EventWarning: // a note on the parent message
 			kind = UpdateStalled
 		case pipeline.EventSubmitted:
 			kind = UpdateSubmitted

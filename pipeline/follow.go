@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline/plan"
@@ -36,7 +38,7 @@ var errLeaseLost = errors.New("another process hosts the run")
 // (so a store outage right after Submit is ridden out under the request's
 // budget, not the default one).
 func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRecord) (*Result, error) {
-	out := &outage{budget: DefaultStoreOutageBudget, now: r.now, after: r.after}
+	out := r.newOutage(DefaultStoreOutageBudget, d)
 	for {
 		rec := known
 		known = nil
@@ -141,6 +143,16 @@ func (r *Runs) resume(ctx context.Context, out *outage, rec *RunRecord, eng Engi
 	} else if err != nil {
 		return fmt.Errorf("resume run %s: %w", id, err)
 	}
+	// The record's count lags behind when its last watcher gave up while
+	// workers still stored frames: the store's listing is the truth.
+	if n, err := countStoredFrames(ctx, r.Store, id); err == nil && n != rec.Progress.FramesDone {
+		if cur, err := r.update(ctx, out, "count the stored frames", id, func(cur *RunRecord) error {
+			cur.Progress.FramesDone, cur.Progress.UpdatedAt = min(n, cur.FramesTotal), r.now().UTC()
+			return nil
+		}); err == nil {
+			rec = cur
+		}
+	}
 	r.log().Info("resuming run", "run", id, "frames_done", rec.Progress.FramesDone, "frames_total", rec.FramesTotal)
 	_, err := r.submitJobs(ctx, out, rec, eng, d)
 	return err
@@ -198,7 +210,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 	s := rec.Settings
 	h := *rec.Handle
 	var p plan.Plan
-	out := &outage{budget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now, after: r.after}
+	out := r.newOutage(durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), d)
 	if err := out.do(ctx, "read the plan", func() error {
 		var err error
 		p, err = readPlan(ctx, r.Store, rec.ID)
@@ -207,7 +219,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		var oe *OutageError
 		if errors.As(err, &oe) {
 			cerr := r.stopJobs(ctx, eng, h, "framefleet lost track of the run: "+err.Error())
-			logs := r.logsHint(eng, rec.ID, h)
+			logs := r.logsHint(ctx, workerLogs(eng, h), rec.ID, true)
 			err = fmt.Errorf("watch run %s: gave up and cancelled its jobs: %w; workers' logs: %s", rec.ID, errors.Join(err, cerr), logs)
 			return nil, r.fail(ctx, rec, &RunFailure{Message: err.Error(), Logs: logs}, err, d)
 		}
@@ -275,6 +287,9 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 				v := NewRunView(ViewInput{Record: &snap})
 				ev.View = &v
 			}
+			if ev.Kind == EventWatchError {
+				r.log().Warn("cannot check the run", "run", rec.ID, "note", ev.Message) // front-ends that only log (the Action) say it too
+			}
 			d.send(ev)
 		}
 		switch dec.Outcome {
@@ -289,7 +304,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 				cerr = r.stopJobs(ctx, eng, h, dec.Cancel)
 			}
 			ferr := &RunFailedError{RunID: rec.ID, Failures: workerErrors(ctx, r.Store, rec.ID, dec.Failures), StitchReason: dec.StitchReason,
-				Logs: r.logsHint(eng, rec.ID, h)}
+				Logs: r.logsHint(ctx, workerLogs(eng, h), rec.ID, false)}
 			return nil, r.fail(ctx, rec, &RunFailure{Message: ferr.Error(), Failures: ferr.Failures, StitchReason: ferr.StitchReason,
 				Logs: ferr.Logs}, errors.Join(ferr, cerr), d)
 		case watchLost:
@@ -299,7 +314,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 			}
 			return nil, r.fail(ctx, rec, &RunFailure{Message: lost.Error()}, lost, d)
 		case watchGaveUp:
-			logs := r.logsHint(eng, rec.ID, h)
+			logs := r.logsHint(ctx, workerLogs(eng, h), rec.ID, o.StoreErr != nil)
 			budget := m.cfg.OutageBudget
 			var err error
 			if cerr := r.stopJobs(ctx, eng, h, dec.Cancel); cerr != nil {
@@ -386,20 +401,72 @@ func (r *Runs) stopJobs(ctx context.Context, eng Engine, h Handle, reason string
 	return nil
 }
 
-// logsHint says where a run's worker logs are.
-func (r *Runs) logsHint(eng Engine, runID string, h Handle) string {
-	hint := fmt.Sprintf("Blender's log of each chunk under %s in the store %s", store.RunPrefix(runID)+"logs/", r.Store.URI())
+// workerLogs is where the engine keeps the workers' own logs ("" when it
+// cannot say).
+func workerLogs(eng Engine, h Handle) string {
 	if ll, ok := eng.(LogLocator); ok {
-		if w := ll.WorkerLogs(h); w != "" {
-			hint = w + "; " + hint
+		return ll.WorkerLogs(h)
+	}
+	return ""
+}
+
+// logsHint says where a run's logs really are: the engine's worker logs
+// (local paths, a CloudWatch group) first, then Blender's chunk logs in the
+// store only when the store has some. storeDown: the store could not be
+// reached, so the workers may never have stored their logs.
+func (r *Runs) logsHint(ctx context.Context, workerLogs, runID string, storeDown bool) string {
+	logs := store.RunPrefix(runID) + "logs/"
+	var chunkLogs string
+	if storeDown {
+		chunkLogs = fmt.Sprintf("the store %s could not be reached, so Blender's chunk logs may never have reached %s", r.Store.URI(), logs)
+	} else {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		objs, _, err := r.Store.ListPage(cctx, logs, "", 1)
+		cancel()
+		switch {
+		case err != nil:
+			chunkLogs = fmt.Sprintf("Blender's chunk logs, if any were stored, under %s in the store %s (it could not be listed: %v)", logs, r.Store.URI(), err)
+		case len(objs) == 0:
+			chunkLogs = fmt.Sprintf("no Blender chunk log reached the store (%s is empty)", logs)
+		default:
+			chunkLogs = fmt.Sprintf("Blender's log of each chunk under %s in the store %s", logs, r.Store.URI())
 		}
 	}
-	return hint
+	if workerLogs == "" {
+		return chunkLogs
+	}
+	return workerLogs + "; " + chunkLogs
+}
+
+// countStoredFrames counts the frames the store holds for a run: the truth
+// a record's progress may lag behind.
+func countStoredFrames(ctx context.Context, st store.Store, runID string) (int, error) {
+	objs, err := st.List(ctx, store.FramesPrefix(runID))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range objs {
+		if strings.HasPrefix(path.Base(o.Key), "frame_") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// settleChunks drops the chunk states that mean "still going" from a run
+// that ended: a cancelled or failed run has no chunk running.
+func settleChunks(p *Progress) {
+	for s := range p.Chunks {
+		if s != StateSucceeded && s != StateFailed {
+			delete(p.Chunks, s)
+		}
+	}
 }
 
 // succeed finishes a run whose stitch job succeeded.
 func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliverer) (*Result, error) {
-	out := &outage{budget: durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now, after: r.after}
+	out := r.newOutage(durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), d)
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error

@@ -155,11 +155,15 @@ type RunRecord struct {
 	Progress         Progress          `json:"progress"`
 	Labels           map[string]string `json:"labels,omitempty"`
 	Scope            string            `json:"scope,omitempty"` // the run's trust scope (see ScopeName)
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
-	FinishedAt       *time.Time        `json:"finished_at,omitempty"`
-	Result           *Result           `json:"result,omitempty"`
-	Failure          *RunFailure       `json:"failure,omitempty"`
+	// NotDeduplicated says why this run was not checked against identical
+	// runs: the store ignores conditional writes and the configuration
+	// accepts it (s3.unsafe_no_conditional_writes). Empty normally.
+	NotDeduplicated string      `json:"not_deduplicated,omitempty"`
+	CreatedAt       time.Time   `json:"created_at"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+	FinishedAt      *time.Time  `json:"finished_at,omitempty"`
+	Result          *Result     `json:"result,omitempty"`
+	Failure         *RunFailure `json:"failure,omitempty"`
 }
 
 // Store layout of records and their indexes (beside store/layout.go's):

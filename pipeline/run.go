@@ -108,6 +108,14 @@ const (
 	EventResumed EventKind = "resumed"
 	// EventFirstFrame says the first frame is stored (Preview names it).
 	EventFirstFrame EventKind = "first_frame"
+	// EventStoreUnreachable says the store has not answered for a while
+	// and until when it is retried (Message, e.g. "store unreachable since
+	// 12:03, retrying until 12:08 (outage budget 5 min)"); sent when an
+	// outage starts and then every minute, from Submit too (see WithNotices).
+	EventStoreUnreachable EventKind = "store_unreachable"
+	// EventWarning says something the person should know that does not stop
+	// the run (Message), e.g. that it was not deduplicated.
+	EventWarning EventKind = "warning"
 )
 
 // FramePreview names the newest stored frame and its small JPEG thumbnail

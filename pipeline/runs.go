@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,14 @@ type Runs struct {
 	// its process without renewing the lease in its record: after that, it is
 	// interrupted and the next watcher resumes it (default 30 s).
 	LeaseTTL time.Duration
+	// AllowNoConditionalWrites accepts a store that ignores conditional
+	// writes (s3.unsafe_no_conditional_writes): its runs are then not
+	// deduplicated, and Submit says so. Without it, Submit refuses such a
+	// store with a *store.NoConditionalWritesError.
+	AllowNoConditionalWrites bool
+
+	checkMu sync.Mutex
+	checked *store.ConditionalCheck // the store's conditional-write check, once found
 
 	once    sync.Once
 	hostID  string
@@ -207,7 +216,8 @@ func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) Run
 }
 
 // outage retries store operations with backoff while one outage lasts at
-// most budget; any success ends the outage.
+// most budget; any success ends the outage. notify, when set, is told when
+// an outage starts and then every noticeEvery while it lasts.
 type outage struct {
 	budget time.Duration
 	now    func() time.Time
@@ -215,6 +225,64 @@ type outage struct {
 	after   func(time.Duration) <-chan time.Time
 	since   time.Time
 	backoff time.Duration
+	notify  func(Event)
+	noticed time.Time // when notify was last called
+}
+
+// An outage is reported once it has lasted noticeAfter (half the budget
+// when that is shorter: a connection reset now and then is no news), then
+// every noticeEvery.
+const (
+	noticeAfter = 3 * time.Second
+	noticeEvery = time.Minute
+)
+
+// newOutage is an outage budget whose waits are reported to d (and the log).
+func (r *Runs) newOutage(budget time.Duration, d *deliverer) *outage {
+	return &outage{budget: budget, now: r.now, after: r.after, notify: func(ev Event) {
+		r.log().Warn("store unreachable", "note", ev.Message)
+		if d != nil {
+			d.send(ev)
+		}
+	}}
+}
+
+// WaitingMessage says since when the store has been unreachable and until
+// when it is retried, e.g. "store unreachable since 12:03, retrying until
+// 12:08 (outage budget 5 min)".
+func WaitingMessage(since time.Time, budget time.Duration) string {
+	return fmt.Sprintf("store unreachable since %s, retrying until %s (outage budget %s)",
+		since.Format("15:04"), since.Add(budget).Format("15:04"), FormatBudget(budget))
+}
+
+// shortCause is the part of a store error a person waiting needs: "dial tcp
+// 10.0.0.5:9000: connect: connection refused", "no answer within 10s",
+// rather than the SDK's whole chain.
+func shortCause(err error) string {
+	var timeout *store.TimeoutError
+	if errors.As(err, &timeout) {
+		if timeout.After > 0 {
+			return "no answer within " + timeout.After.String()
+		}
+		return "no answer in time"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	return err.Error()
+}
+
+// FormatBudget writes whole minutes as "5 min", anything else as a Go duration.
+func FormatBudget(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
 }
 
 // permanent reports errors no retry fixes.
@@ -225,11 +293,12 @@ func permanent(err error) bool {
 		missing *RunNotFoundError
 		setting *SettingError
 		refused *changeRefusedError
+		noCond  *store.NoConditionalWritesError
 	)
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fs.ErrPermission) || store.IsPermanent(err) ||
 		errors.As(err, &tooNew) || errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &setting) ||
-		errors.As(err, &refused)
+		errors.As(err, &refused) || errors.As(err, &noCond)
 }
 
 func (o *outage) do(ctx context.Context, what string, fn func() error) error {
@@ -244,6 +313,11 @@ func (o *outage) do(ctx context.Context, what string, fn func() error) error {
 		now := o.now()
 		if o.since.IsZero() {
 			o.since = now
+		}
+		lasted := now.Sub(o.since)
+		if o.notify != nil && lasted >= min(noticeAfter, o.budget/2) && (o.noticed.Before(o.since) || now.Sub(o.noticed) >= noticeEvery) {
+			o.noticed = now
+			o.notify(Event{Kind: EventStoreUnreachable, Time: now, Message: WaitingMessage(o.since, o.budget) + ": " + shortCause(err)})
 		}
 		if now.Sub(o.since) >= o.budget {
 			return &OutageError{What: what, Budget: o.budget, Err: err}
@@ -331,10 +405,67 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 // identical unfinished run (same cache key) is returned instead (Watch
 // resumes it if it was interrupted), and a finished identical one is
 // returned with its Result marked Cached; Request.Force renders afresh.
+//
+// Submit has no observer of its own: a front-end that wants to hear about
+// waits (EventStoreUnreachable) and warnings while it submits gives ctx an
+// observer with WithNotices.
 func (r *Runs) Submit(ctx context.Context, req Request) (*RunRecord, error) {
-	d := r.newDeliverer(ctx, nil)
+	d := r.newDeliverer(ctx, noticesOf(ctx))
+	defer d.close()
 	rec, _, err := r.submit(ctx, req, d)
 	return rec, err
+}
+
+type noticesKey struct{}
+
+// WithNotices returns ctx carrying obs, which Submit tells about waits for
+// the store (EventStoreUnreachable) and warnings (EventWarning) while it
+// submits: a front-end's Submission interface need not change to show them.
+func WithNotices(ctx context.Context, obs func(Event)) context.Context {
+	return context.WithValue(ctx, noticesKey{}, obs)
+}
+
+// noticesOf is the observer WithNotices gave ctx, seeing only notices.
+func noticesOf(ctx context.Context) func(Event) {
+	obs, _ := ctx.Value(noticesKey{}).(func(Event))
+	if obs == nil {
+		return nil
+	}
+	return func(ev Event) {
+		if ev.Kind == EventStoreUnreachable || ev.Kind == EventWarning {
+			obs(ev)
+		}
+	}
+}
+
+// conditionalWrites checks once per Runs (and records once per store)
+// whether the store honours conditional writes. It returns the reason runs
+// are not deduplicated ("" when they are), or a
+// *store.NoConditionalWritesError when the store ignores them and that is
+// not accepted.
+func (r *Runs) conditionalWrites(ctx context.Context, out *outage) (string, error) {
+	r.checkMu.Lock()
+	defer r.checkMu.Unlock()
+	if r.checked == nil {
+		var c store.ConditionalCheck
+		err := out.do(ctx, "check the store's conditional writes", func() error {
+			var err error
+			c, err = store.CheckConditionalWrites(ctx, r.Store, r.now())
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("check the store %s: %w", r.Store.URI(), err)
+		}
+		r.checked = &c
+	}
+	if r.checked.Supported {
+		return "", nil
+	}
+	if !r.AllowNoConditionalWrites {
+		return "", &store.NoConditionalWritesError{Store: r.Store.URI(), Reason: r.checked.Reason, Setting: store.UnsafeSetting}
+	}
+	return fmt.Sprintf("not deduplicated: the store %s ignores conditional writes (%s), accepted by %s",
+		r.Store.URI(), r.checked.Reason, store.UnsafeSetting), nil
 }
 
 // Render is Submit followed by Watch.
@@ -382,7 +513,15 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		return nil, false, err
 	}
 	req, p := pr.req, pr.plan
-	out := &outage{budget: req.StoreOutageBudget, now: r.now, after: r.after}
+	out := r.newOutage(req.StoreOutageBudget, d)
+	notDeduplicated, err := r.conditionalWrites(ctx, out)
+	if err != nil {
+		return nil, false, err
+	}
+	if notDeduplicated != "" {
+		r.log().Warn("run not deduplicated", "note", notDeduplicated)
+		d.send(Event{Kind: EventWarning, Time: r.now(), Message: notDeduplicated})
+	}
 
 	// Claim a fresh id (create-if-absent), then the cache key.
 	var id string
@@ -401,7 +540,14 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 			return nil, false, err
 		}
 	}
-	existing, cached, err := r.claim(ctx, out, pr, id)
+	var (
+		existing *RunRecord
+		cached   bool
+	)
+	if notDeduplicated == "" {
+		// Without conditional writes a claim proves nothing: every run is new.
+		existing, cached, err = r.claim(ctx, out, pr, id)
+	}
 	if err != nil || existing != nil {
 		_ = r.Store.Delete(context.WithoutCancel(ctx), indexIDPrefix+id) // the id was never used
 		if existing != nil {
@@ -430,7 +576,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Width: p.Width, Height: p.Height, FrameRate: p.FrameRate.String(),
 		Blender: p.Blender, Engine: req.Engine, StoreURI: r.Store.URI(), HostBound: isHostBound(pr.eng),
 		Host: r.lease(), Progress: Progress{FramesTotal: len(p.Frames)}, Labels: req.Labels, Scope: req.Scope,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, NotDeduplicated: notDeduplicated,
 	}
 	data, err := encodeRecord(rec)
 	if err != nil {
@@ -675,12 +821,17 @@ func (r *Runs) update(ctx context.Context, out *outage, what, id string, change 
 func (r *Runs) recordFailure(ctx context.Context, id string, f *RunFailure) *RunRecord {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	stored, countErr := countStoredFrames(cctx, r.Store, id)
 	rec, _ := updateRecord(cctx, r.Store, id, r.clock(), func(cur *RunRecord) error {
 		if cur.State.Final() {
 			return errNoChange
 		}
 		now := r.now().UTC()
 		cur.State, cur.FinishedAt, cur.Host, cur.Failure = RunFailed, &now, nil, f
+		if countErr == nil {
+			cur.Progress.FramesDone = min(stored, cur.FramesTotal) // what the store holds, not the last poll's count
+		}
+		settleChunks(&cur.Progress)
 		return nil
 	})
 	return rec
@@ -757,7 +908,17 @@ func (r *Runs) Get(ctx context.Context, id string) (*RunRecord, error) {
 		return nil, err
 	}
 	rec.State = effectiveState(rec, r.now(), r.holderGone)
+	settledView(rec)
 	return rec, nil
+}
+
+// settledView shows a run that stopped (cancelled, failed, interrupted)
+// with no chunk still going, whatever its last poll saw.
+func settledView(rec *RunRecord) {
+	switch rec.State {
+	case RunCancelled, RunFailed, RunInterrupted:
+		settleChunks(&rec.Progress)
+	}
 }
 
 // resolve turns an id or a unique prefix into a run id, with one listing.
@@ -822,6 +983,7 @@ func (r *Runs) List(ctx context.Context, f ListFilter) (RunPage, error) {
 				continue
 			}
 			rec.State = effectiveState(rec, now, r.holderGone)
+			settledView(rec)
 			if !matches(rec, f) {
 				continue
 			}
@@ -901,6 +1063,7 @@ func (r *Runs) CancelBy(ctx context.Context, id, by, reason string) (*RunRecord,
 		now := r.now().UTC()
 		rec.State, rec.FinishedAt = RunCancelled, &now
 		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason, CancelledBy: by}
+		settleChunks(&rec.Progress) // the jobs are being stopped: none runs any more
 		return nil
 	})
 	if err != nil {

@@ -125,6 +125,9 @@ func (m *watchMachine) step(o watchObservation) watchDecision {
 			h := m.cfg.Handle
 			ev.Handle = &h
 			ev.Message = fmt.Sprintf("cannot check the run, retrying for up to %s: %v", m.cfg.OutageBudget, err)
+			if o.Err == nil {
+				ev.Message = WaitingMessage(o.Now, m.cfg.OutageBudget) + ": " + err.Error()
+			}
 			d.Events = append(d.Events, ev)
 		}
 		if o.Now.Sub(m.failingSince) >= m.cfg.OutageBudget {

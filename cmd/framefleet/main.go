@@ -84,6 +84,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newStatusCmd(g),
 		newWatchCmd(g),
 		newCancelCmd(g),
+		newGCCmd(g),
 		newLogsCmd(g),
 		newBotCmd(g),
 		newActionCmd(g),

@@ -189,7 +189,7 @@ func runRender(ctx context.Context, g *globalFlags, fl *pflag.FlagSet, f *render
 		return err
 	}
 	if f.detach {
-		return submitDetached(ctx, flt, req, f.jsonOut, stdout)
+		return submitDetached(pipeline.WithNotices(ctx, newReporter(con, true).event), flt, req, f.jsonOut, stdout)
 	}
 
 	rep := newReporter(con, f.jsonOut)
@@ -213,7 +213,7 @@ func submitDetached(ctx context.Context, flt *fleet.Fleet, req pipeline.Request,
 			"children of framefleet that stop when it exits: render without --detach (after Ctrl-C or a crash, the same "+
 			"command or `framefleet watch RUN` resumes the run), or render on AWS Batch with --engine batch", req.Engine)
 	}
-	rec, err := flt.Submit(ctx, req)
+	rec, err := flt.Submit(ctx, req) // ctx carries the notices (waits, warnings) to the console
 	if err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func (r *reporter) event(ev pipeline.Event) {
 		log.Error("chunk failed", "chunk", ev.Failure.Index, "attempts", ev.Failure.Attempts, "reason", ev.Failure.Reason)
 	case pipeline.EventStitching:
 		log.Info("stitching", "run", ev.RunID)
-	case pipeline.EventWatchError, pipeline.EventStalled:
+	case pipeline.EventWatchError, pipeline.EventStalled, pipeline.EventStoreUnreachable, pipeline.EventWarning:
 		log.Warn(string(ev.Kind), "run", ev.RunID, "note", ev.Message)
 	case pipeline.EventResumed:
 		log.Info("resumed", "run", ev.RunID, "frames_stored", ev.FramesDone, "frames_total", ev.FramesTotal)
@@ -387,8 +387,10 @@ func (r *reporter) say(ev pipeline.Event) {
 		c.say("Every frame is rendered; stitching the video.")
 	case pipeline.EventWatchError:
 		c.say("Cannot check the run right now, still trying: %s", ev.Message)
-	case pipeline.EventStalled:
+	case pipeline.EventStalled, pipeline.EventWarning:
 		c.say("Warning: %s", ev.Message)
+	case pipeline.EventStoreUnreachable:
+		c.say("%s.", capitalize(ev.Message))
 	case pipeline.EventSucceeded:
 		c.endBar()
 		c.say("Run %s finished: %s rendered.", ev.RunID, plural(ev.FramesDone, "frame"))

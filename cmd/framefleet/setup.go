@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -16,6 +17,7 @@ import (
 	"github.com/framefleet/framefleet/pipeline/batch"
 	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/fleet"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 func newSetupCmd(g *globalFlags) *cobra.Command {
@@ -24,7 +26,10 @@ func newSetupCmd(g *globalFlags) *cobra.Command {
 		Use:   "setup",
 		Short: "Check the AWS resources a Batch render needs and register the job definition",
 		Long: `Setup reads the configuration (framefleet.yaml, FRAMEFLEET_* variables) and
-checks, in order: the S3 bucket (HeadBucket), the job queue (it must be ENABLED
+checks, in order: the S3 bucket (HeadBucket), that the S3 server honours
+conditional writes (a probe key written with If-None-Match twice and with
+If-Match and a wrong ETag; the result is recorded in the store, and a server
+that ignores them is refused unless s3.unsafe_no_conditional_writes is true), the job queue (it must be ENABLED
 and VALID), the worker image (reported only), and the job definition, which is
 registered only when it differs from the latest revision framefleet made.
 
@@ -79,6 +84,25 @@ func runSetup(ctx context.Context, g *globalFlags, cf *configFlags, stdout, stde
 		return fmt.Errorf("bucket %s: %w: %s", u.Host, err, bucketFix(err, u.Host))
 	}
 	fmt.Fprintf(stdout, "bucket        %s: reachable\n", uri)
+
+	// 1b. Conditional writes, which keep identical renders to one run.
+	storeOpts := cfg.StoreOptions()
+	storeOpts.FailFast = true
+	st, err := store.Open(ctx, uri, storeOpts)
+	if err != nil {
+		return err
+	}
+	cond, err := store.RecheckConditionalWrites(ctx, st, time.Now())
+	switch {
+	case err != nil:
+		return fmt.Errorf("check conditional writes on %s: %w", uri, err)
+	case cond.Supported:
+		fmt.Fprintln(stdout, "conditional writes honoured (If-None-Match, If-Match): identical renders make one run")
+	case !cfg.S3.UnsafeNoConditionalWrites:
+		return &store.NoConditionalWritesError{Store: uri, Reason: cond.Reason, Setting: store.UnsafeSetting}
+	default:
+		fmt.Fprintf(stdout, "conditional writes IGNORED (%s), accepted by %s: runs are not deduplicated\n", cond.Reason, store.UnsafeSetting)
+	}
 
 	// 2. The job queue.
 	opts := batch.OptionsFromConfig(cfg)

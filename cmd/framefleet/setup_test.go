@@ -13,6 +13,7 @@ import (
 
 	"github.com/framefleet/framefleet/internal/batchtest"
 	"github.com/framefleet/framefleet/internal/s3test"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // setupEnv points the AWS SDK at the test servers: Batch through
@@ -83,6 +84,7 @@ func TestSetup(t *testing.T) {
 	}{
 		{name: "first run registers", config: good, registers: 1, wantOut: []string{
 			"bucket        s3://" + s3.Bucket + "/renders: reachable",
+			"conditional writes honoured",
 			"job queue     renders: ENABLED, VALID",
 			"image         registry.example/framefleet:1",
 			"job definition framefleet: registered (arn:aws:batch:us-east-1:123456789012:job-definition/framefleet:1)",
@@ -145,5 +147,48 @@ func TestSetup(t *testing.T) {
 	}
 	if defs := srv.JobDefinitions("framefleet"); len(defs) != 3 || defs[1].Image() != "registry.example/framefleet:2" || defs[1].Env()["FRAMEFLEET_BLENDER_VERSION"] != "3.4.1" {
 		t.Errorf("definitions %+v", defs)
+	}
+}
+
+func TestSetupRefusesStoreWithoutConditionalWrites(t *testing.T) {
+	s3 := s3test.Start(t, s3test.WithoutConditionalWrites())
+	srv := batchtest.Start(t, batchtest.Options{Queues: []string{"renders"}})
+	setupEnv(t, srv.URL)
+	config := writeSetupConfig(t, s3, s3.Bucket, "renders")
+	for _, tc := range []struct {
+		name    string
+		sets    []string
+		wantErr string
+		wantOut string
+	}{
+		{name: "refused", wantErr: "ignores conditional writes (a create with If-None-Match: * replaced an existing object; " +
+			"a replace with If-Match and a wrong ETag succeeded)"},
+		{name: "accepted by the setting", sets: []string{"s3.unsafe_no_conditional_writes=true"},
+			wantOut: "conditional writes IGNORED (a create with If-None-Match: * replaced an existing object; a replace with If-Match and a wrong ETag succeeded), " +
+				"accepted by s3.unsafe_no_conditional_writes: runs are not deduplicated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := []string{"setup", "--config", config}
+			for _, kv := range tc.sets {
+				args = append(args, "--set", kv)
+			}
+			code := run(context.Background(), args, &stdout, &stderr)
+			if tc.wantErr != "" {
+				if code == 0 || !strings.Contains(stderr.String(), tc.wantErr) || !strings.Contains(stderr.String(), "s3.unsafe_no_conditional_writes: true") {
+					t.Fatalf("exit %d, stderr %q; want a refusal naming the reason and the setting", code, stderr.String())
+				}
+				if srv.Calls()["RegisterJobDefinition"] != 0 {
+					t.Error("setup went on after refusing the store")
+				}
+				return
+			}
+			if code != 0 || !strings.Contains(stdout.String(), tc.wantOut) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %q", code, stdout.String(), stderr.String(), tc.wantOut)
+			}
+		})
+	}
+	if _, err := s3.Backend.HeadObject(s3.Bucket, "renders/"+store.ConditionalCheckKey); err != nil {
+		t.Errorf("the probe's result is not recorded in the store: %v", err)
 	}
 }

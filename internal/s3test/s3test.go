@@ -16,6 +16,10 @@
 //
 //	srv.Down() ... srv.Up()                      // refuse connections for a while (an outage)
 //	srv.DownFor(3 * time.Second)                // the same, back on its own
+//	srv.Hang() ... srv.Resume()                 // accept connections, never answer (a frozen server)
+//	srv.HangFor(3 * time.Second)                // the same, answering again on its own
+//	s3test.Start(t, s3test.WithoutConditionalWrites()) // drops If-None-Match / If-Match
+//	s3test.RefusedEndpoint(t), srv.WrongSchemeEndpoint() // configuration mistakes
 //
 // PutObject honours If-None-Match "*" and If-Match <etag> as S3 does (412
 // PreconditionFailed, the object untouched): gofakes3 checks the condition
@@ -59,6 +63,7 @@ type Request struct {
 	Query  url.Values
 	Status int  // the status the fault injector sent; 0 when gofakes3 answered
 	Fault  bool // answered by the fault injector, not by gofakes3
+	Held   bool // arrived while the server hung
 }
 
 // IsUploadPart reports whether r uploaded one part of a multipart upload.
@@ -94,6 +99,8 @@ type Server struct {
 	faultRate float64
 	statuses  []int
 	requests  []Request
+	hung      chan struct{} // non-nil while hung: closed by Resume
+	ignoreIf  bool          // drop conditional headers
 }
 
 type settings struct {
@@ -101,6 +108,7 @@ type settings struct {
 	faultRate float64
 	seed      int64
 	statuses  []int
+	ignoreIf  bool
 }
 
 // Option configures Start.
@@ -121,6 +129,11 @@ func WithFaults(rate float64, seed int64, statuses ...int) Option {
 		}
 	}
 }
+
+// WithoutConditionalWrites makes the server ignore If-None-Match and
+// If-Match on writes, as some S3-compatible servers and gateways do: every
+// conditional write succeeds and overwrites.
+func WithoutConditionalWrites() Option { return func(s *settings) { s.ignoreIf = true } }
 
 // Start runs a fake S3 server on 127.0.0.1 until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -147,6 +160,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		rng:       rand.New(rand.NewSource(cfg.seed)),
 		faultRate: cfg.faultRate,
 		statuses:  cfg.statuses,
+		ignoreIf:  cfg.ignoreIf,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,6 +173,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.closed = true
+		if s.hung != nil {
+			close(s.hung)
+			s.hung = nil
+		}
 		if s.http != nil {
 			s.http.Close()
 			s.http = nil
@@ -220,6 +238,54 @@ func (s *Server) Up() {
 func (s *Server) DownFor(d time.Duration) {
 	s.Down()
 	time.AfterFunc(d, s.Up)
+}
+
+// Hang makes the server accept connections and read requests but never
+// answer them, as a frozen process (SIGSTOP) does, until Resume; requests
+// held meanwhile are then answered, as a resumed process would. Hang on a
+// hung server does nothing.
+func (s *Server) Hang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hung == nil && !s.closed {
+		s.hung = make(chan struct{})
+	}
+}
+
+// Resume ends a Hang.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hung != nil {
+		close(s.hung)
+		s.hung = nil
+	}
+}
+
+// HangFor calls Hang now and Resume after d, without blocking the caller.
+func (s *Server) HangFor(d time.Duration) {
+	s.Hang()
+	time.AfterFunc(d, s.Resume)
+}
+
+// Held returns how many requests arrived while the server hung.
+func (s *Server) Held() int { return s.Count(func(r Request) bool { return r.Held }) }
+
+// WrongSchemeEndpoint is the server's endpoint with https instead of http:
+// the TLS handshake meets a plain-HTTP server.
+func (s *Server) WrongSchemeEndpoint() string { return "https://" + s.addr }
+
+// RefusedEndpoint is an http endpoint on a loopback port where nothing
+// listens (the port was taken and let go, so connections are refused).
+func RefusedEndpoint(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("s3test: listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
 }
 
 // IsDown reports whether the server refuses connections (after Down, before Up).
@@ -296,9 +362,20 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			req.Fault = true
 			req.Status = s.statuses[s.rng.Intn(len(s.statuses))]
 		}
+		hung := s.hung
+		req.Held = hung != nil
+		ignoreIf := s.ignoreIf
 		s.requests = append(s.requests, req)
 		id := len(s.requests)
 		s.mu.Unlock()
+
+		if hung != nil {
+			<-hung
+		}
+		if ignoreIf {
+			r.Header.Del("If-None-Match")
+			r.Header.Del("If-Match")
+		}
 
 		if !req.Fault {
 			next.ServeHTTP(w, r)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/framefleet/framefleet/internal/s3test"
 )
@@ -184,5 +185,66 @@ func TestDownRefusesConnectionsUntilUp(t *testing.T) {
 	defer resp.Body.Close()
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(b) != "data" {
 		t.Errorf("GET after Up: %d %q, want the object stored before Down", resp.StatusCode, b)
+	}
+}
+
+func TestHangHoldsRequestsUntilResume(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Hang()
+	done := make(chan int, 1)
+	go func() {
+		status, _ := get(t, srv)
+		done <- status
+	}()
+	for srv.Held() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case status := <-done:
+		t.Fatalf("a hung server answered %d", status)
+	default:
+	}
+	srv.Resume()
+	if status := <-done; status != http.StatusOK {
+		t.Errorf("after Resume: status %d, want 200", status)
+	}
+}
+
+func TestWithoutConditionalWritesOverwrites(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []s3test.Option
+		want int // status of the second create-if-absent
+	}{
+		{"conditions honoured", nil, http.StatusPreconditionFailed},
+		{"conditions ignored", []s3test.Option{s3test.WithoutConditionalWrites()}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := s3test.Start(t, tc.opts...)
+			var status int
+			for range 2 {
+				req, _ := http.NewRequest(http.MethodPut, srv.Endpoint+"/"+srv.Bucket+"/k", strings.NewReader("x"))
+				req.Header.Set("If-None-Match", "*")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				status = resp.StatusCode
+			}
+			if status != tc.want {
+				t.Errorf("second create-if-absent: %d, want %d", status, tc.want)
+			}
+		})
+	}
+}
+
+func TestRefusedAndWrongSchemeEndpoints(t *testing.T) {
+	srv := s3test.Start(t)
+	if _, err := http.Get(s3test.RefusedEndpoint(t)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("refused endpoint: %v; want connection refused", err)
+	}
+	if _, err := http.Get(srv.WrongSchemeEndpoint() + "/" + srv.Bucket); err == nil || !strings.Contains(err.Error(), "HTTP response to HTTPS client") {
+		t.Errorf("wrong scheme: %v; want a plain-HTTP answer to TLS", err)
 	}
 }

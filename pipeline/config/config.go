@@ -100,6 +100,10 @@ type S3 struct {
 	// store's default, 8). Workers get it through FRAMEFLEET_S3_MAX_ATTEMPTS;
 	// a longer outage is then ridden out by the chunk's retried attempts.
 	MaxAttempts int `yaml:"max_attempts"`
+	// UnsafeNoConditionalWrites accepts a server that ignores If-None-Match
+	// and If-Match (framefleet probes it once per store): runs are then not
+	// deduplicated, and every front-end says so.
+	UnsafeNoConditionalWrites bool `yaml:"unsafe_no_conditional_writes"`
 }
 
 // Links configures links that outlive the credentials: CloudFront signed

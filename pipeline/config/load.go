@@ -39,6 +39,7 @@ func Keys() []Key {
 		{"s3.endpoint", []string{"FRAMEFLEET_S3_ENDPOINT"}, "URL of an S3-compatible server, with scheme"},
 		{"s3.path_style", []string{"FRAMEFLEET_S3_PATH_STYLE"}, "path-style bucket addressing (S3-compatible servers)"},
 		{"s3.max_attempts", []string{"FRAMEFLEET_S3_MAX_ATTEMPTS"}, "tries of one S3 call before it fails (0: 8)"},
+		{"s3.unsafe_no_conditional_writes", []string{"FRAMEFLEET_S3_UNSAFE_NO_CONDITIONAL_WRITES"}, "accept a server that ignores conditional writes (runs are then not deduplicated)"},
 		{"batch.job_queue", []string{"FRAMEFLEET_JOB_QUEUE"}, "AWS Batch job queue name or ARN"},
 		{"batch.job_definition", []string{"FRAMEFLEET_JOB_DEFINITION"}, "job definition name (registered when image is set)"},
 		{"batch.image", []string{"FRAMEFLEET_IMAGE"}, "worker container image"},

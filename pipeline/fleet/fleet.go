@@ -71,6 +71,9 @@ type Options struct {
 	// DefaultScope is the front-end's trust scope when the configuration
 	// names none (default trusted: an operator's CLI).
 	DefaultScope string
+	// StoreTimeouts bound this process's S3 calls (zero fields: the store's
+	// defaults, which fit the 30 s host lease); tests shorten them.
+	StoreTimeouts store.Timeouts
 }
 
 // Fleet is a configured framefleet: the durable runs of one store
@@ -132,7 +135,12 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, uri, c.StoreOptions())
+	// A front-end reports a wrong endpoint, scheme or addressing at once;
+	// workers (which open the store themselves) ride out an outage instead.
+	storeOpts := c.StoreOptions()
+	storeOpts.FailFast = true
+	storeOpts.Timeouts = opts.StoreTimeouts
+	st, err := store.Open(ctx, uri, storeOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +151,8 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Fleet, error)
 	if st, err = store.NewScoped(st, c.Scope); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log}
+	f.Runs = &pipeline.Runs{Store: st, Engine: f.Engine, EngineName: c.Engine, Logger: log,
+		AllowNoConditionalWrites: c.S3.UnsafeNoConditionalWrites}
 	return f, nil
 }
 

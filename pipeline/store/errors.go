@@ -25,6 +25,13 @@ const (
 	// environment keys, the role a workflow assumes, a job role), so Setting
 	// is empty.
 	HintCredentials HintKind = "credentials"
+	// HintEndpoint: nothing answers at the endpoint (a refused connection,
+	// a name that does not resolve); Setting is "s3.endpoint".
+	HintEndpoint HintKind = "endpoint"
+	// HintScheme: the endpoint's scheme does not match the server (https
+	// on a plain-HTTP port); Setting is "s3.endpoint" and Value, when
+	// known, the endpoint with the other scheme.
+	HintScheme HintKind = "scheme"
 )
 
 // HintError is a store failure that has a likely fix. Err is the failure
@@ -37,6 +44,10 @@ type HintError struct {
 	Setting, Value string
 	Hint           string
 	Err            error
+	// FirstContact: the store had not answered once in this process, so
+	// the failure was taken for a configuration mistake and reported at
+	// once instead of being retried as an outage (Options.FailFast).
+	FirstContact bool
 }
 
 func (e *HintError) Error() string { return e.Err.Error() + " (" + e.Hint + ")" }
@@ -45,18 +56,16 @@ func (e *HintError) Unwrap() error { return e.Err }
 // hint returns err wrapped in a HintError when its cause has a known likely
 // fix, else err unchanged.
 func (s *S3) hint(err error) error {
+	if s.failFast && !s.answered.Load() {
+		if h := s.firstContactHint(err); h != nil {
+			h.FirstContact = true
+			return h
+		}
+	}
 	var dnsErr *net.DNSError
-	if s.endpoint != "" && !s.pathStyle && errors.As(err, &dnsErr) {
-		// The SDK addresses a bucket as <bucket>.<endpoint host> unless told
-		// to use paths (or the host is an IP address); most S3-compatible
-		// servers have no such names.
-		if u, perr := url.Parse(s.endpoint); perr == nil && dnsErr.Name == s.bucket+"."+u.Hostname() {
-			return &HintError{
-				Kind: HintPathStyle, Setting: "s3.path_style", Value: "true",
-				Hint: fmt.Sprintf("the name %s, which virtual-host addressing makes from bucket %q and endpoint %s, does not resolve: "+
-					"S3-compatible servers usually need path-style addressing (s3.path_style: true)", dnsErr.Name, s.bucket, s.endpoint),
-				Err: err,
-			}
+	if errors.As(err, &dnsErr) {
+		if h := s.pathStyleHint(err, dnsErr); h != nil {
+			return h
 		}
 	}
 	if isAccessDenied(err) {
@@ -68,6 +77,26 @@ func (s *S3) hint(err error) error {
 		}
 	}
 	return err
+}
+
+// pathStyleHint explains a failed lookup of the name virtual-host
+// addressing makes on a custom endpoint; nil for any other name.
+func (s *S3) pathStyleHint(err error, dnsErr *net.DNSError) *HintError {
+	if s.endpoint == "" || s.pathStyle {
+		return nil
+	}
+	// The SDK addresses a bucket as <bucket>.<endpoint host> unless told
+	// to use paths (or the host is an IP address); most S3-compatible
+	// servers have no such names.
+	if u, perr := url.Parse(s.endpoint); perr == nil && dnsErr.Name == s.bucket+"."+u.Hostname() {
+		return &HintError{
+			Kind: HintPathStyle, Setting: "s3.path_style", Value: "true",
+			Hint: fmt.Sprintf("the name %s, which virtual-host addressing makes from bucket %q and endpoint %s, does not resolve: "+
+				"S3-compatible servers usually need path-style addressing (s3.path_style: true)", dnsErr.Name, s.bucket, s.endpoint),
+			Err: err,
+		}
+	}
+	return nil
 }
 
 // isAccessDenied reports whether S3 answered 403: refused credentials or
@@ -94,14 +123,22 @@ func isAccessDenied(err error) bool {
 //   - refused credentials or permissions: AccessDenied, InvalidAccessKeyId,
 //     SignatureDoesNotMatch, InvalidToken, AllAccessDisabled, AccountProblem,
 //     and any other 403;
+//
 //   - a bucket that does not exist or cannot exist: NoSuchBucket,
 //     InvalidBucketName;
+//
 //   - a bucket in another region: PermanentRedirect, AuthorizationHeaderMalformed;
+//
 //   - requests S3 refuses by their shape: InvalidArgument, InvalidRequest,
 //     KeyTooLongError, EntityTooLarge, MethodNotAllowed, NotImplemented,
 //     InvalidObjectState (an archived object).
 //
+//   - a configuration mistake found before the store ever answered (a
+//     *HintError with FirstContact: a refused connection, an unknown name,
+//     TLS against a plain-HTTP port).
+//
 // Not permanent, because a retry can succeed: 5xx and throttling answers,
+// calls that got no answer in time (ErrTimeout),
 // RequestTimeout, RequestTimeTooSkewed (the SDK corrects its clock),
 // ExpiredToken (credential providers refresh), connection and DNS failures,
 // cancelled contexts, and ErrConflict (re-read and write again).
@@ -115,6 +152,10 @@ func IsPermanent(err error) bool {
 		return false
 	}
 	if isAccessDenied(err) {
+		return true
+	}
+	var hint *HintError
+	if errors.As(err, &hint) && hint.FirstContact {
 		return true
 	}
 	var apiErr smithy.APIError

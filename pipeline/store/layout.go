@@ -20,6 +20,7 @@ import (
 //	runs/<run-id>/preview.gif                  a small animated preview
 //	runs/<run-id>/thumbnail.png                the last frame, small
 //	runs/<run-id>/manifest.json                the result: links, frames, timings, cost
+//	framefleet/conditional-writes.json         whether the server honours conditional writes (probed once)
 //
 // That is the trusted scope (the default branch, protected refs, operators).
 // Every other trust scope (preview, bot, bot-<name>) has the same layout

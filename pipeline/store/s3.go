@@ -13,9 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
-
-	"github.com/framefleet/framefleet/internal/sdkhttp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -61,6 +60,11 @@ type S3 struct {
 	// endpoint and pathStyle are kept to explain addressing failures.
 	endpoint  string
 	pathStyle bool
+
+	timeouts Timeouts
+	failFast bool
+	// answered: the server answered once in this process (see Options.FailFast).
+	answered atomic.Bool
 }
 
 // NewS3 opens the store s3://bucket/prefix. It does not contact S3.
@@ -112,6 +116,16 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		return nil, fmt.Errorf("s3 store: default link expiry: %w", err)
 	}
 
+	s := &S3{
+		bucket:    bucket,
+		prefix:    prefix,
+		expiry:    expiry,
+		links:     links,
+		endpoint:  opts.Endpoint,
+		pathStyle: opts.UsePathStyle,
+		timeouts:  opts.Timeouts.withDefaults(),
+		failFast:  opts.FailFast,
+	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -123,6 +137,13 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 				// 503 SlowDown answers long before MaxAttempts; workers
 				// sharing a bucket must ride such bursts out instead.
 				o.RateLimiter = ratelimit.None
+				// A configuration mistake is reported at once, not retried.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					if s.noSDKRetry(err) {
+						return aws.FalseTernary
+					}
+					return aws.UnknownTernary
+				})}, o.Retryables...)
 			})
 		}),
 		// S3-compatible servers reject the default CRC32 checksums on
@@ -138,6 +159,8 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	}
 	if opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	} else {
+		loadOpts = append(loadOpts, config.WithHTTPClient(s.httpClient()))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
@@ -151,7 +174,7 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	}
 
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.HTTPClient = sdkhttp.Client(o.HTTPClient)
+		o.HTTPClient = s.watch(o.HTTPClient)
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
@@ -169,18 +192,8 @@ func newS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		o.GetObjectType = tmtypes.GetObjectRanges
 		o.DisableChecksumValidation = opts.Endpoint != ""
 	})
-	return &S3{
-		client:  client,
-		presign: s3.NewPresignClient(client),
-		tm:      tm,
-		bucket:  bucket,
-		prefix:  prefix,
-		expiry:  expiry,
-		links:   links,
-
-		endpoint:  opts.Endpoint,
-		pathStyle: opts.UsePathStyle,
-	}, nil
+	s.client, s.presign, s.tm = client, s3.NewPresignClient(client), tm
+	return s, nil
 }
 
 // CheckEndpoint accepts "" (AWS itself) or an http(s) URL with a host; a
@@ -257,7 +270,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	_, err := s.tm.UploadObject(ctx, in)
 	if err != nil {
-		return s.wrap("upload", key, err)
+		return s.finish(ctx, ctx, "upload", key, err)
 	}
 	return nil
 }
@@ -278,14 +291,20 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+	// The call deadline covers the request until the body starts; reading
+	// the body is then watched for stalls only, however large it is.
+	cctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(s.timeouts.Call, func() { cancel(errCallDeadline) })
+	out, err := s.client.GetObject(cctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.ObjectKey(key)),
 	})
+	timer.Stop()
 	if err != nil {
-		return nil, s.wrap("read", key, err)
+		cancel(nil)
+		return nil, s.finish(ctx, cctx, "read", key, err)
 	}
-	return out.Body, nil
+	return cancelOnClose{out.Body, func() { cancel(nil) }}, nil
 }
 
 // GetFile implements Store: parts are downloaded in parallel into a
@@ -309,7 +328,7 @@ func (s *S3) GetFile(ctx context.Context, key, path string) error {
 	})
 	if err != nil {
 		tmp.Close()
-		return s.wrap("download", key, err)
+		return s.finish(ctx, ctx, "download", key, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("download %s: %w", key, err)
@@ -325,12 +344,14 @@ func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
 	if err := checkKey(key); err != nil {
 		return Object{}, err
 	}
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	out, err := s.client.HeadObject(cctx, &s3.HeadObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.ObjectKey(key)),
 	})
 	if err != nil {
-		return Object{}, s.wrap("stat", key, err)
+		return Object{}, s.finish(ctx, cctx, "stat", key, err)
 	}
 	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
@@ -346,9 +367,11 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 		Prefix: aws.String(s.ObjectKey(prefix)),
 	})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		cctx, cancel := s.bounded(ctx)
+		page, err := p.NextPage(cctx)
+		cancel()
 		if err != nil {
-			return nil, s.wrap("list", prefix, err)
+			return nil, s.finish(ctx, cctx, "list", prefix, err)
 		}
 		for _, o := range page.Contents {
 			out = append(out, Object{Key: s.storeKey(aws.ToString(o.Key)), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
@@ -430,22 +453,36 @@ func isNotFound(err error) bool {
 	return errors.As(err, &respErr) && respErr.HTTPStatusCode() == 404
 }
 
+// cancelOnClose releases a Get's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	release func()
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.release()
+	return err
+}
+
 // GetVersioned implements Store: one GetObject, whose ETag is the version.
 func (s *S3) GetVersioned(ctx context.Context, key string) ([]byte, Version, error) {
 	if err := checkKey(key); err != nil {
 		return nil, "", err
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	out, err := s.client.GetObject(cctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.ObjectKey(key)),
 	})
 	if err != nil {
-		return nil, "", s.wrap("read", key, err)
+		return nil, "", s.finish(ctx, cctx, "read", key, err)
 	}
 	defer out.Body.Close()
 	data, err := io.ReadAll(out.Body)
 	if err != nil {
-		return nil, "", s.wrap("read", key, err)
+		return nil, "", s.finish(ctx, cctx, "read", key, err)
 	}
 	etag := aws.ToString(out.ETag)
 	if etag == "" {
@@ -481,7 +518,9 @@ func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, match Ve
 	if IsIntermediate(key) {
 		in.Tagging = aws.String(RetentionTag + "=" + RetentionIntermediate)
 	}
-	out, err := s.client.PutObject(ctx, in)
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	out, err := s.client.PutObject(cctx, in)
 	if err != nil {
 		if isConflict(err) {
 			what := "it exists already"
@@ -494,7 +533,7 @@ func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, match Ve
 			// S3 answers a replace of a deleted key with 404 NoSuchKey.
 			return "", fmt.Errorf("store %s/%s: %w: it was deleted", s.URI(), key, ErrConflict)
 		}
-		return "", s.wrap("store", key, err)
+		return "", s.finish(ctx, cctx, "store", key, err)
 	}
 	etag := aws.ToString(out.ETag)
 	if etag == "" {
@@ -529,9 +568,11 @@ func (s *S3) ListPage(ctx context.Context, prefix, startAfter string, limit int)
 	if startAfter != "" {
 		in.StartAfter = aws.String(s.ObjectKey(startAfter))
 	}
-	page, err := s.client.ListObjectsV2(ctx, in)
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	page, err := s.client.ListObjectsV2(cctx, in)
 	if err != nil {
-		return nil, false, s.wrap("list", prefix, err)
+		return nil, false, s.finish(ctx, cctx, "list", prefix, err)
 	}
 	out := make([]Object, 0, len(page.Contents))
 	for _, o := range page.Contents {
@@ -553,12 +594,14 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	_, err := s.client.DeleteObject(cctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.ObjectKey(key)),
 	})
 	if err != nil && !isNotFound(err) {
-		return s.wrap("delete", key, err)
+		return s.finish(ctx, cctx, "delete", key, err)
 	}
 	return nil
 }

@@ -109,6 +109,19 @@ type Options struct {
 	MultipartThreshold int64
 	// Concurrency is how many parts of one object move at once (default 5).
 	Concurrency int
+	// Timeouts bound every call, so a server that accepts connections and
+	// never answers is an outage like a refused connection (zero fields:
+	// the defaults, see Timeouts).
+	Timeouts Timeouts
+	// FailFast treats refused connections, unknown names, TLS handshakes
+	// against a plain-HTTP port and refused signatures as configuration
+	// mistakes (a *HintError with FirstContact, not retried) until the store
+	// has answered once in this process; after that, an attempt that got no
+	// answer at all (refused, reset, stalled) is handed back at once rather
+	// than retried by the SDK for minutes, so the caller's outage loop can
+	// say that it waits. Front-ends set it; workers do not, since a worker
+	// that starts during an outage must ride it out on its own.
+	FailFast bool
 	// PresignExpiry is the lifetime of a link when Link is given expiry 0
 	// (default 24h, at most 7 days; with CloudFront at most 366 days).
 	PresignExpiry time.Duration
