@@ -57,6 +57,7 @@ func Keys() []Key {
 		{"render.resolution", []string{"FRAMEFLEET_RESOLUTION"}, "resolution percentage (0: the scene's)"},
 		{"render.samples", []string{"FRAMEFLEET_SAMPLES"}, "Cycles samples (0: the scene's)"},
 		{"render.stitch", []string{"FRAMEFLEET_STITCH"}, "concat or encode"},
+		{"render.allow_missing", []string{"FRAMEFLEET_ALLOW_MISSING"}, "render scenes whose textures or libraries are missing (they are listed in the run)"},
 		{"price_per_vcpu_hour", []string{"FRAMEFLEET_PRICE_PER_VCPU_HOUR"}, "USD per vCPU hour, for the cost report"},
 		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d; 366d with CloudFront)"},
 		{"links.cloudfront_domain", []string{"FRAMEFLEET_CLOUDFRONT_DOMAIN"}, "CloudFront distribution domain: signed links that outlive the credentials"},
