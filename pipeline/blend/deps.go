@@ -1,7 +1,6 @@
 package blend
 
 import (
-	"context"
 	"errors"
 	"io"
 )
@@ -42,6 +41,19 @@ type Dependency struct {
 	// StoredPath: the scene itself or a linked library (paths in a library
 	// are relative to that library).
 	Blend string `json:"blend"`
+	// Refs lists every (blend, stored path) pair that names this file: a
+	// library linked as "//lib/a.blend" by the scene and as "//a.blend" by
+	// another library is one item with two refs. Blend/StoredPath are the
+	// first ref. For a sequence, UDIM set or cache folder, StoredPath is the
+	// pattern as stored (first frame, <UDIM> token, folder), shared by all
+	// its files.
+	Refs []PathRef `json:"refs"`
+}
+
+// PathRef is one place a path is stored: the .blend and the path in it.
+type PathRef struct {
+	Blend      string `json:"blend"`
+	StoredPath string `json:"stored_path"`
 }
 
 // Deps is everything a scene needs, libraries included.
@@ -49,6 +61,9 @@ type Deps struct {
 	// Scene is the absolute path of the traced .blend.
 	Scene        string       `json:"scene"`
 	Dependencies []Dependency `json:"dependencies"`
+	// Warnings are problems that did not stop the trace, such as a library
+	// that exists but cannot be read (its own files are then not listed).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Missing returns the dependencies that do not exist on this machine.
@@ -60,13 +75,6 @@ func (d *Deps) Missing() []Dependency {
 		}
 	}
 	return out
-}
-
-// Trace finds every external file the .blend at path needs, following
-// linked libraries recursively, without Blender. Packed files and data
-// no user of the scene reaches are not dependencies.
-func Trace(ctx context.Context, path string) (*Deps, error) {
-	return nil, errors.New("blend.Trace: not implemented yet")
 }
 
 // RewritePaths copies the .blend at src to dst (uncompressed), replacing each

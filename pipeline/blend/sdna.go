@@ -18,6 +18,7 @@ type sdna struct {
 	structs  []sdnaStruct
 	byName   map[string]int // type name → struct index
 	layouts  map[int]*layout
+	slots    map[int][]ptrSlot // pointer members per struct, for the tracer
 	blockOff int64
 }
 

@@ -1,0 +1,231 @@
+package blend
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// blockFile is a whole .blend indexed for pointer chasing: every block
+// header, the struct catalogue and a map from stored address to block.
+// Payloads are read on demand, so blocks the tracer never looks at (mesh
+// arrays, the bulk of big files) cost only their 24-byte header.
+type blockFile struct {
+	hdr         *header
+	r           io.ReaderAt // the uncompressed bytes
+	size        int64
+	compression string // none | gzip | zstd
+	heads       []bhead
+	byOld       map[uint64]int32 // stored address → index in heads
+	dna         *sdna
+}
+
+// isIDCode reports whether c is a 2-character ID code ("OB\0\0", "IM\0\0").
+func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[3] == 0 }
+
+// openBlockFile reads the block headers and the catalogue of the .blend at
+// path. Compressed files are decompressed into memory (capped as the
+// settings reader caps them); plain files are read in place.
+func openBlockFile(path string) (*blockFile, io.Closer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, openError(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, nil, newError(ErrNotBlend, -1, "%s is a directory", path)
+	}
+	bf, err := newBlockFile(f, st.Size(), defaultLimits())
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if bf.r != io.ReaderAt(f) {
+		f.Close() // decompressed into memory
+		return bf, nopCloser{}, nil
+	}
+	return bf, f, nil
+}
+
+func newBlockFile(r io.ReaderAt, size int64, lim limits) (*blockFile, error) {
+	if size <= 0 {
+		return nil, newError(ErrEmpty, -1, "no data")
+	}
+	head := make([]byte, min(size, 32))
+	n, err := r.ReadAt(head, 0)
+	if n < len(head) && err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading .blend header: %w", err)
+	}
+	kind, err := sniff(head[:n])
+	if err != nil {
+		return nil, err
+	}
+	bf := &blockFile{r: r, size: size, compression: kind}
+	if kind != "none" {
+		data, err := decompressAll(io.NewSectionReader(r, 0, size), kind, lim)
+		if err != nil {
+			return nil, err
+		}
+		bf.r, bf.size = bytes.NewReader(data), int64(len(data))
+	}
+	if err := bf.index(); err != nil {
+		var fe *FormatError
+		if kind != "none" && errors.As(err, &fe) {
+			fe.Decompressed = true
+		}
+		return nil, err
+	}
+	return bf, nil
+}
+
+// decompressAll inflates a gzip or zstd .blend, capped at lim.maxDecompressed.
+func decompressAll(r io.Reader, kind string, lim limits) ([]byte, error) {
+	var data io.Reader
+	switch kind {
+	case "gzip":
+		zr, err := gzip.NewReader(bufio.NewReader(r))
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, newError(ErrTruncated, -1, "gzip stream ends inside its header")
+			}
+			return nil, newError(ErrCorrupt, -1, "gzip data does not decode: %v", err)
+		}
+		defer zr.Close()
+		data = zr
+	case "zstd":
+		zr, err := zstd.NewReader(bufio.NewReader(r), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(uint64(lim.maxDecompressed)), zstd.WithDecoderMaxWindow(maxZstdWindow))
+		if err != nil {
+			return nil, newError(ErrCorrupt, -1, "zstd data does not decode: %v", err)
+		}
+		defer zr.Close()
+		data = zr
+	default:
+		return nil, fmt.Errorf("decompressAll: unknown compression %q", kind)
+	}
+	var buf bytes.Buffer
+	_, err := io.Copy(&buf, &cappedReader{r: data, left: lim.maxDecompressed, kind: kind, limit: lim.maxDecompressed})
+	if err != nil {
+		var fe *FormatError
+		switch {
+		case errors.As(err, &fe):
+			return nil, err
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			// Keep what arrived: the block walk reports where it ends.
+		case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrFrameSizeExceeded):
+			return nil, newError(ErrTooLarge, -1, "%s data: %v", kind, err)
+		default:
+			return nil, newError(ErrCorrupt, -1, "%s data does not decode: %v", kind, err)
+		}
+	}
+	if !bytes.HasPrefix(buf.Bytes(), []byte("BLENDER")) {
+		p := buf.Bytes()[:min(buf.Len(), 12)]
+		return nil, newError(ErrNotBlend, 0, "%s data decompresses to %s, not a .blend (BLENDER...)", kind, quoted(p))
+	}
+	return buf.Bytes(), nil
+}
+
+// index walks every block header and parses DNA1.
+func (bf *blockFile) index() error {
+	c := newAtCursor(bf.r, bf.size)
+	h, err := parseHeader(c)
+	if err != nil {
+		return err
+	}
+	bf.hdr = h
+	size := h.bheadSize()
+	var dna1 *bhead
+	for {
+		off := c.offset()
+		p, err := c.read(size)
+		if err != nil {
+			return err
+		}
+		if len(p) < size {
+			if len(p) >= 4 && string(p[:4]) == "ENDB" {
+				break
+			}
+			if len(p) == 0 {
+				return newError(ErrTruncated, off, "file ends after block #%d without the ENDB end marker", len(bf.heads))
+			}
+			return newError(ErrTruncated, off, "file ends inside the header of block #%d (%d of %d bytes present)", len(bf.heads), len(p), size)
+		}
+		b := decodeBHead(h, p, off)
+		if isCode(b.code, "ENDB") {
+			break
+		}
+		if b.length < 0 {
+			return newError(ErrCorrupt, off, "block #%d %q has negative length %d", len(bf.heads), b.name(), b.length)
+		}
+		if err := c.skip(b.length, b); err != nil {
+			return err
+		}
+		bf.heads = append(bf.heads, b)
+		if isCode(b.code, "DNA1") && dna1 == nil {
+			dna1 = &bf.heads[len(bf.heads)-1]
+		}
+	}
+	if dna1 == nil {
+		return newError(ErrCorrupt, -1, "no DNA1 block (struct catalogue) before ENDB, after %d blocks", len(bf.heads))
+	}
+	payload, err := bf.payload(*dna1)
+	if err != nil {
+		return err
+	}
+	if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
+		return err
+	}
+	bf.byOld = make(map[uint64]int32, len(bf.heads))
+	for i, b := range bf.heads {
+		if b.old == 0 || isCode(b.code, "DNA1") || isCode(b.code, "REND") || isCode(b.code, "TEST") {
+			continue
+		}
+		if _, dup := bf.byOld[b.old]; !dup {
+			bf.byOld[b.old] = int32(i)
+		}
+	}
+	return nil
+}
+
+// payloadStart is the file offset of b's payload.
+func (bf *blockFile) payloadStart(b bhead) int64 { return b.offset + int64(bf.hdr.bheadSize()) }
+
+// payload reads b's payload.
+func (bf *blockFile) payload(b bhead) ([]byte, error) {
+	if b.length > maxKeptBlock {
+		return nil, tooLargeBlock(b, b.length)
+	}
+	out := make([]byte, b.length)
+	got, err := bf.r.ReadAt(out, bf.payloadStart(b))
+	if int64(got) < b.length {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading .blend at offset %d: %w", bf.payloadStart(b), err)
+		}
+		return nil, truncatedPayload(b, int64(got))
+	}
+	return out, nil
+}
+
+// structName is the catalogue name of b's struct type, "" when the index
+// is out of range.
+func (bf *blockFile) structName(b bhead) string {
+	if b.sdna < 0 || b.sdna >= int64(len(bf.dna.structs)) {
+		return ""
+	}
+	return bf.dna.types[bf.dna.structs[b.sdna].typ]
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
