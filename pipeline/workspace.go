@@ -177,23 +177,31 @@ func resolveStoredDir(blendFile, stored string) (string, bool) {
 	return "", false
 }
 
-// groups gathers the dependencies by (blend, stored path), in a stable order.
+// groups gathers the dependencies by (blend, stored path), in a stable
+// order. A file named from several places (a library linked by the scene
+// and by another library) is in each of their groups.
 func groups(deps *blend.Deps) []*depGroup {
 	byKey := map[[2]string]*depGroup{}
 	var out []*depGroup
 	for _, d := range deps.Dependencies {
-		b := d.Blend
-		if b == "" {
-			b = deps.Scene
+		refs := d.Refs
+		if len(refs) == 0 {
+			refs = []blend.PathRef{{Blend: d.Blend, StoredPath: d.StoredPath}}
 		}
-		k := [2]string{b, d.StoredPath}
-		g := byKey[k]
-		if g == nil {
-			g = &depGroup{blend: b, stored: d.StoredPath}
-			byKey[k] = g
-			out = append(out, g)
+		for _, ref := range refs {
+			b := ref.Blend
+			if b == "" {
+				b = deps.Scene
+			}
+			k := [2]string{b, ref.StoredPath}
+			g := byKey[k]
+			if g == nil {
+				g = &depGroup{blend: b, stored: ref.StoredPath}
+				byKey[k] = g
+				out = append(out, g)
+			}
+			g.deps = append(g.deps, d)
 		}
-		g.deps = append(g.deps, d)
 	}
 	return out
 }
