@@ -20,8 +20,12 @@ type Target struct {
 	SHA  string
 	// Previous is the path before a rename (for the compare's base render).
 	Previous string
-	// Status is the change: added, modified, renamed (empty for dispatch).
+	// Status is the change: added, modified, renamed (empty for dispatch),
+	// or "dependency" for a blend rendered because a file it uses changed.
 	Status string
+	// Reason says why a blend that did not change is rendered
+	// ("texture textures/wood.png changed").
+	Reason string
 }
 
 // changedTargets lists the blends the event asks to render, matched by globs.
@@ -63,7 +67,8 @@ func (a *runner) changedTargets(ctx context.Context) ([]Target, error) {
 			files = append(files, ChangedFile{Path: n})
 		}
 	}
-	return selectTargets(files, Globs(a.in.Paths), ev.HeadSHA), nil
+	targets := selectTargets(files, Globs(a.in.Paths), ev.HeadSHA)
+	return a.dependentTargets(ctx, files, Globs(a.in.Paths), ev.HeadSHA, targets), nil
 }
 
 // prFilesAttempts bounds the asking for a new PR's files.

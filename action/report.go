@@ -110,8 +110,12 @@ const tableHeader = "| File | Scene | Frames | State | Progress | Preview | Resu
 
 // row is one run's line of the table the comment and the summary share.
 func row(r Run) string {
+	file := mdCode(r.Path())
+	if why := r.Labels[LabelReason]; why != "" {
+		file += " <sub>" + mdText(why) + "</sub>"
+	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n",
-		mdCode(r.Path()), sceneCell(r), orDash(mdText(r.Frames)), stateLabel(r.State),
+		file, sceneCell(r), orDash(mdText(r.Frames)), stateLabel(r.State),
 		progressCell(r), latestFrameCell(r), linksCell(r))
 }
 
