@@ -1,10 +1,5 @@
 package blend
 
-import (
-	"errors"
-	"io"
-)
-
 // DepKind is what sort of external file a scene needs.
 type DepKind string
 
@@ -75,13 +70,4 @@ func (d *Deps) Missing() []Dependency {
 		}
 	}
 	return out
-}
-
-// RewritePaths copies the .blend at src to dst (uncompressed), replacing each
-// stored path p for which remap(p) returns (q, true) by q. The workspace copy
-// of a scene is rewritten this way so that files outside the project root, or
-// stored with absolute or Windows paths, resolve inside the render workspace.
-// A replacement longer than the field it goes into is an error.
-func RewritePaths(src string, dst io.Writer, remap func(stored string) (string, bool)) error {
-	return errors.New("blend.RewritePaths: not implemented yet")
 }

@@ -32,8 +32,14 @@ import (
 // SDNA (Image.name, Library.name, ...), so the byte layout of each Blender
 // version does not matter.
 
-// idSkipped are ID members that are not references to used data.
-var idSkipped = map[string]bool{"next": true, "prev": true, "newid": true, "orig_id": true}
+// notFollowed are pointer members that do not mean "uses": the list of all
+// datablocks of a type (ID.next/prev), runtime links, and the library
+// that first linked a library indirectly (Library.parent), which the
+// datablocks in use reach on their own.
+var notFollowed = map[string]map[string]bool{
+	"ID":      {"next": true, "prev": true, "newid": true, "orig_id": true},
+	"Library": {"parent": true, "filedata": true},
+}
 
 // ptrSlot is one pointer inside a struct, at a byte offset.
 type ptrSlot struct {
@@ -81,7 +87,7 @@ func (d *sdna) collectSlots(si, base, depth int, out *[]ptrSlot) error {
 		}
 		if ptr {
 			size := d.ptrSize * n
-			if !strings.HasPrefix(name, "(*") && !(structName == "ID" && idSkipped[fieldBase]) {
+			if !strings.HasPrefix(name, "(*") && !notFollowed[structName][fieldBase] {
 				for i := 0; i < n; i++ {
 					*out = append(*out, ptrSlot{off: base + off + i*d.ptrSize, double: strings.HasPrefix(name, "**")})
 				}
@@ -115,12 +121,23 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}}
-	root, closer, err := tr.open(abs)
+	bf, closer, err := openBlockFile(abs)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer closer.Close()
+	deps, err := traceBlockFile(ctx, abs, bf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return deps, nil
+}
+
+// traceBlockFile traces an opened scene file; abs is where it lives, the
+// base of its "//" paths.
+func traceBlockFile(ctx context.Context, abs string, bf *blockFile) (*Deps, error) {
+	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}}
+	root := tr.addFile(abs, bf)
 	var roots []int32
 	for i, b := range root.bf.heads {
 		if isCode(b.code, "SC\x00\x00") {
@@ -128,10 +145,10 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 		}
 	}
 	if len(roots) == 0 {
-		return nil, fmt.Errorf("%s: %w", path, newError(ErrNoScene, -1, "the file has no SC (scene) block among its %d blocks", len(root.bf.heads)))
+		return nil, newError(ErrNoScene, -1, "the file has no SC (scene) block among its %d blocks", len(root.bf.heads))
 	}
 	if err := tr.reach(root, roots); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if err := tr.followLibraries(); err != nil {
 		return nil, err
@@ -183,7 +200,6 @@ type fileTrace struct {
 	idByName map[string]int32
 	// libUsers collects, per LI block, the placeholders that link from it.
 	libUsers map[int32][]string
-	payloads map[int32][]byte
 }
 
 func (tr *tracer) open(abs string) (*fileTrace, io.Closer, error) {
@@ -191,23 +207,18 @@ func (tr *tracer) open(abs string) (*fileTrace, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ft := &fileTrace{path: abs, dir: filepath.Dir(abs), bf: bf,
-		seen: make([]bool, len(bf.heads)), owner: make([]int32, len(bf.heads)),
-		libUsers: map[int32][]string{}, payloads: map[int32][]byte{}}
-	tr.files[abs] = ft
-	return ft, closer, nil
+	return tr.addFile(abs, bf), closer, nil
 }
 
-func (ft *fileTrace) payload(i int32) ([]byte, error) {
-	if p, ok := ft.payloads[i]; ok {
-		return p, nil
-	}
-	p, err := ft.bf.payload(ft.bf.heads[i])
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+func (tr *tracer) addFile(abs string, bf *blockFile) *fileTrace {
+	ft := &fileTrace{path: abs, dir: filepath.Dir(abs), bf: bf,
+		seen: make([]bool, len(bf.heads)), owner: make([]int32, len(bf.heads)),
+		libUsers: map[int32][]string{}}
+	tr.files[abs] = ft
+	return ft
 }
+
+func (ft *fileTrace) payload(i int32) ([]byte, error) { return ft.bf.payload(ft.bf.heads[i]) }
 
 // idName reads the ID name ("IMwood") at the start of an ID block.
 func (ft *fileTrace) idName(p []byte) string {
@@ -494,10 +505,25 @@ var idExtractors = map[string]func(*extraction){
 	"IM": extractImage,
 	"LI": extractLibrary,
 	"ID": extractPlaceholder,
+	"MC": extractMovieClip,
+	"VF": extractFont,
+	"SO": extractSound,
+	"CF": extractCacheFile,
+	"VO": extractVolume,
 }
 
-// dataExtractors read the files of DATA blocks, by struct name.
-var dataExtractors = map[string]func(*extraction){}
+// dataExtractors read the files of DATA blocks, by struct name (on-disk
+// names: Blender 4.4 renamed Sequence/Strip in its code, not in files).
+var dataExtractors = map[string]func(*extraction){
+	"CacheFileLayer":        extractCacheFileLayer,
+	"PointCache":            extractPointCache,
+	"FluidDomainSettings":   extractFluidCache,
+	"MeshCacheModifierData": extractMeshCache,
+	"OceanModifierData":     extractOceanCache,
+	"CustomDataExternal":    extractMultires,
+	"Sequence":              extractStrip,
+	"NodesModifierData":     extractNodesBake,
+}
 
 // Image sources (Image.source).
 const (
@@ -518,7 +544,7 @@ func extractImage(x *extraction) {
 	case imaSrcGenerated, imaSrcViewer:
 		return
 	}
-	stored := x.str("filepath", "name")
+	stored := x.str("name", "filepath")
 	if stored == "" {
 		return
 	}
@@ -537,7 +563,7 @@ func extractLibrary(x *extraction) {
 	if x.packed() {
 		return
 	}
-	stored := x.str("filepath", "name")
+	stored := x.str("name", "filepath")
 	if stored == "" {
 		return
 	}
@@ -573,7 +599,7 @@ func extractPlaceholder(x *extraction) {
 		// pointer to the LI block): ask it for this datablock too.
 		if p, err := x.ft.payload(li); err == nil {
 			y := &extraction{tr: x.tr, ft: x.ft, block: li, data: p}
-			stored := y.str("filepath", "name")
+			stored := y.str("name", "filepath")
 			r := resolveStored(stored, x.ft.dir)
 			if stored != "" && !y.packed() {
 				y.file(DepLibrary, stored, r, name)
