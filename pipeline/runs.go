@@ -294,6 +294,9 @@ func (r *Runs) prepare(ctx context.Context, req Request) (_ *prepared, err error
 	if err != nil {
 		return nil, err
 	}
+	if err := findForeign(ctx, root, deps); err != nil {
+		return nil, err
+	}
 	if miss := missingInputs(root, deps); len(miss) > 0 && !req.AllowMissing {
 		return nil, &MissingInputsError{Scene: req.BlendPath, Missing: miss}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -498,4 +499,55 @@ feed:
 		return errors.Join(errs...)
 	}
 	return context.Cause(ctx)
+}
+
+// windowsAbsolute matches a path saved on Windows: a drive letter or a UNC share.
+var windowsAbsolute = regexp.MustCompile(`^([A-Za-z]:[\\/]|\\\\)`)
+
+// findForeign finds the files a scene made on Windows names by absolute
+// Windows paths ("C:\Users\artist\proj\textures\wood.png"), which cannot
+// exist on this machine as stored: the longest tail of the path that is a
+// file under root is taken for it (root/textures/wood.png). A library
+// found this way is traced too, so its own files travel with it. deps is
+// changed in place; the paths are rewritten in the workspace copy like any
+// other path that would not resolve there.
+func findForeign(ctx context.Context, root string, deps *blend.Deps) error {
+	traced := map[string]bool{}
+	for i := 0; i < len(deps.Dependencies); i++ {
+		d := &deps.Dependencies[i]
+		if d.Exists || !windowsAbsolute.MatchString(d.StoredPath) {
+			continue
+		}
+		parts := strings.FieldsFunc(d.StoredPath[2:], func(r rune) bool { return r == '\\' || r == '/' })
+		for k := range len(parts) {
+			tail := parts[k:]
+			if slices.Contains(tail, "..") || slices.Contains(tail, ".") {
+				continue
+			}
+			cand := filepath.Join(append([]string{root}, tail...)...)
+			fi, err := os.Stat(cand)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			d.File, d.Exists, d.Size = filepath.ToSlash(cand), true, fi.Size()
+			break
+		}
+		if d.Exists && d.Kind == blend.DepLibrary && !traced[d.File] {
+			traced[d.File] = true
+			lib, err := blend.Trace(ctx, filepath.FromSlash(d.File))
+			if err != nil {
+				return fmt.Errorf("find the files the library %s needs: %w", d.File, err)
+			}
+			have := map[string]bool{}
+			for _, x := range deps.Dependencies {
+				have[x.File] = true
+			}
+			for _, x := range lib.Dependencies {
+				if !have[x.File] {
+					deps.Dependencies = append(deps.Dependencies, x)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -35,6 +35,14 @@ type Project struct {
 // MakeProject builds the textured project in root (created if needed).
 func MakeProject(t testing.TB, root string) Project {
 	t.Helper()
+	return MakeProjectStoring(t, root, "relative")
+}
+
+// MakeProjectStoring builds the textured project with the shot's two paths
+// (its texture, its library) stored as mode says: "relative" (//../...),
+// "absolute" (root/...) or "windows" (C:\Users\artist\proj\...).
+func MakeProjectStoring(t testing.TB, root, mode string) Project {
+	t.Helper()
 	for _, d := range []string{"textures", "lib/tex", "shots"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -42,7 +50,7 @@ func MakeProject(t testing.TB, root string) Project {
 	}
 	WritePNG(t, filepath.Join(root, "textures", "left.png"), Green)
 	WritePNG(t, filepath.Join(root, "lib", "tex", "right.png"), Blue)
-	BlenderScript(t, filepath.Join(RepoRoot(), "internal", "testenv", "testdata", "make_project.py"), root)
+	BlenderScript(t, filepath.Join(RepoRoot(), "internal", "testenv", "testdata", "make_project.py"), root, mode)
 	return Project{Root: root, Scene: filepath.Join(root, "shots", "shot.blend")}
 }
 

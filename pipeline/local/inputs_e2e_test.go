@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -190,4 +192,73 @@ func TestSceneWithTexturesAndLibraryRendersRight(t *testing.T) {
 	if left, _ := testenv.HalvesOf(t, frameOf(t, fs, allowed.RunID)); !testenv.Near(left, testenv.Magenta) {
 		t.Errorf("allow_missing: left %v, want Blender's magenta for the missing texture", left)
 	}
+}
+
+// TestPathsThatDoNotResolveInTheWorkspace renders the textured project
+// with its paths stored in ways that would not resolve in a workspace as
+// they are: files above the given root (//../), absolute paths, and paths
+// saved on Windows (C:\Users\...). Each is placed in the workspace and the
+// shot's workspace copy is rewritten to name it there: green | blue.
+func TestPathsThatDoNotResolveInTheWorkspace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders with Blender")
+	}
+	e := realEngine(t, 1)
+	for _, tc := range []struct {
+		name, mode string
+		root       func(proj testenv.Project) string
+		external   bool // the texture is placed under _external/
+	}{
+		{"above the given root", "relative", func(p testenv.Project) string { return filepath.Join(p.Root, "shots") }, true},
+		// The library's own texture (//tex/right.png) makes the project's
+		// folder the root: the absolute paths point inside it.
+		{"absolute paths", "absolute", func(testenv.Project) string { return "" }, false},
+		{"saved on Windows", "windows", func(p testenv.Project) string { return p.Root }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proj := testenv.MakeProjectStoring(t, t.TempDir(), tc.mode)
+			fs, err := store.NewFile(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			res, err := pipeline.Run(ctx, e, fs, pipeline.Request{BlendPath: proj.Scene, Root: tc.root(proj), Threads: 1,
+				PollInterval: 100 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left, right := testenv.HalvesOf(t, frameOf(t, fs, res.RunID)); !testenv.Near(left, testenv.Green) || !testenv.Near(right, testenv.Blue) {
+				t.Errorf("left %v right %v, want green | blue", left, right)
+			}
+			rc, err := fs.Get(ctx, store.InputManifestKey(res.RunID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var man pipeline.InputManifest
+			err = json.NewDecoder(rc).Decode(&man)
+			rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			external := false
+			for _, f := range man.Files {
+				if strings.HasSuffix(f.Path, "/left.png") {
+					external = strings.HasPrefix(f.Path, "_external/")
+				}
+			}
+			if external != tc.external || len(man.Files) != 4 {
+				t.Errorf("manifest files %+v: want 4, the texture under _external/: %v", man.Files, tc.external)
+			}
+			orig, _ := os.ReadFile(proj.Scene)
+			if scene := man.Files[slices.IndexFunc(man.Files, func(f pipeline.InputFile) bool { return f.Path == man.Scene })]; scene.Size == int64(len(orig)) && scene.SHA256 == sha256Hex(orig) {
+				t.Error("the shot was not rewritten, yet its paths do not resolve in the workspace")
+			}
+		})
+	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -1,5 +1,5 @@
 # Builds a small project whose scene needs files beside it. Run as:
-#   blender -b -Y --factory-startup --python make_project.py -- ROOT
+#   blender -b -Y --factory-startup --python make_project.py -- ROOT [MODE]
 # It expects ROOT/textures/left.png and ROOT/lib/tex/right.png to exist and
 # saves:
 #   ROOT/lib/prop.blend    a plane "Prop" textured from //tex/right.png
@@ -9,12 +9,18 @@
 # each is an emission shader showing its texture, with the Standard view
 # transform, so a pixel shows the texture's own colour (magenta when the
 # texture is missing, the black world when the library is).
+# MODE is how the shot stores its two paths: "relative" (the default, as
+# above), "absolute" (ROOT/textures/left.png, ROOT/lib/prop.blend) or
+# "windows" (C:\Users\artist\proj\textures\left.png and
+# C:\Users\artist\proj\lib\prop.blend, as if saved on Windows).
 import os
 import sys
 
 import bpy
 
-root = sys.argv[sys.argv.index("--") + 1]
+args = sys.argv[sys.argv.index("--") + 1:]
+root = args[0]
+mode = args[1] if len(args) > 1 else "relative"
 
 
 def textured_plane(name, image_path, x):
@@ -63,7 +69,7 @@ scene.view_settings.look = "None"
 # library's placement), so the shot's own plane goes left of it and the
 # camera looks at both: x from -3 to 1.
 textured_plane("Left", os.path.join(root, "textures", "left.png"), -2.0)
-with bpy.data.libraries.load(os.path.join(root, "lib", "prop.blend"), link=True, relative=True) as (src, dst):
+with bpy.data.libraries.load(os.path.join(root, "lib", "prop.blend"), link=True, relative=(mode == "relative")) as (src, dst):
     dst.objects = ["Prop"]
 for obj in dst.objects:
     scene.collection.objects.link(obj)
@@ -74,5 +80,8 @@ cam.data.type = "ORTHO"
 cam.data.ortho_scale = 4.0
 scene.camera = cam
 
+if mode == "windows":
+    bpy.data.images["left.png"].filepath = "C:\\Users\\artist\\proj\\textures\\left.png"
+    bpy.data.libraries[0].filepath = "C:\\Users\\artist\\proj\\lib\\prop.blend"
 os.makedirs(os.path.join(root, "shots"), exist_ok=True)
-bpy.ops.wm.save_as_mainfile(filepath=os.path.join(root, "shots", "shot.blend"), relative_remap=True)
+bpy.ops.wm.save_as_mainfile(filepath=os.path.join(root, "shots", "shot.blend"), relative_remap=(mode == "relative"))
