@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/framefleet/framefleet/pipeline"
@@ -47,17 +48,24 @@ func (e *InputMismatchError) Error() string {
 // Blender may write (baked caches) are always copied, so a render never
 // changes a stored object. Every file's SHA-256 is checked against the
 // manifest. A schema 1 plan has no manifest: its scene is fetched alone.
-func (w *Worker) workspace(ctx context.Context, p *plan.Plan, dir string) (string, error) {
+//
+// warnings name the inputs that were missing when the render was submitted
+// (with allow_missing): they render magenta or not at all.
+func (w *Worker) workspace(ctx context.Context, p *plan.Plan, dir string) (scene string, warnings []string, err error) {
 	if p.Inputs == nil {
 		scene := filepath.Join(dir, "scene.blend")
 		if err := w.Store.GetFile(ctx, p.Blend.Key, scene); err != nil {
-			return "", classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
+			return "", nil, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
 		}
-		return scene, nil
+		return scene, nil, nil
 	}
 	m, err := w.inputManifest(ctx, p)
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	for _, miss := range m.Missing {
+		warnings = append(warnings, fmt.Sprintf("%s %s was missing when the render was submitted (used by %s in %s): it renders magenta or not at all",
+			miss.Kind, miss.StoredPath, strings.Join(miss.UsedBy, ", "), miss.Blend))
 	}
 	ws := filepath.Join(dir, "workspace")
 	local, _ := w.Store.(localStore)
@@ -88,10 +96,10 @@ func (w *Worker) workspace(ctx context.Context, p *plan.Plan, dir string) (strin
 	close(jobs)
 	wg.Wait()
 	if first != nil {
-		return "", first
+		return "", nil, first
 	}
 	w.log().Info("workspace ready", "files", len(m.Files), "bytes", m.Bytes(), "scene", m.Scene, "missing", len(m.Missing))
-	return filepath.Join(ws, filepath.FromSlash(m.Scene)), nil
+	return filepath.Join(ws, filepath.FromSlash(m.Scene)), warnings, nil
 }
 
 // inputManifest reads the plan's input manifest and checks it is the one

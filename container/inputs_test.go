@@ -82,7 +82,7 @@ func TestWorkspaceFromManifest(t *testing.T) {
 			p := storeInputs(t, st, "r1", wsFiles, wsKinds)
 			w := &Worker{Store: st, RunID: "r1"}
 			dir := t.TempDir()
-			scene, err := w.workspace(context.Background(), p, dir)
+			scene, _, err := w.workspace(context.Background(), p, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestWorkspaceRefusesDamagedInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := &Worker{Store: st, RunID: "r2"}
-		_, err = w.workspace(context.Background(), p, t.TempDir())
+		_, _, err = w.workspace(context.Background(), p, t.TempDir())
 		var mm *InputMismatchError
 		var e *Error
 		if !errors.As(err, &mm) || mm.Path != "textures/left.png" || !errors.As(err, &e) || e.Code != ExitPermanent {
@@ -145,7 +145,7 @@ func TestWorkspaceRefusesAnotherManifest(t *testing.T) {
 	p := storeInputs(t, fs, "r3", wsFiles, wsKinds)
 	p.Inputs.Digest = sum("another workspace")
 	w := &Worker{Store: fs, RunID: "r3"}
-	_, err = w.workspace(context.Background(), p, t.TempDir())
+	_, _, err = w.workspace(context.Background(), p, t.TempDir())
 	var e *Error
 	if !errors.As(err, &e) || e.Code != ExitPermanent || !strings.Contains(err.Error(), "not the one plan") {
 		t.Fatalf("err = %v, want a permanent error: the manifest is not the plan's", err)
@@ -166,7 +166,7 @@ func TestWorkspaceInputGoneFromStore(t *testing.T) {
 		if err := fs.Delete(context.Background(), store.InputKey(sum("blue"))); err != nil {
 			t.Fatal(err)
 		}
-		_, err = (&Worker{Store: st, RunID: "r4"}).workspace(context.Background(), p, t.TempDir())
+		_, _, err = (&Worker{Store: st, RunID: "r4"}).workspace(context.Background(), p, t.TempDir())
 		var e *Error
 		if !errors.As(err, &e) || e.Code != ExitPermanent || !strings.Contains(err.Error(), "lib/tex/right.png") {
 			t.Errorf("remote %v: err = %v, want a permanent error naming lib/tex/right.png", remote, err)

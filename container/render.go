@@ -146,7 +146,7 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format, ext, dir, framesDir string, tail *tail) (warnings []string, stored []int, err error) {
 	log := w.log().With("run", p.RunID)
 	stored = []int{}
-	blend, err := w.workspace(ctx, p, dir)
+	blend, warnings, err := w.workspace(ctx, p, dir)
 	if err != nil {
 		return nil, stored, err
 	}

@@ -189,6 +189,11 @@ func TestSceneWithTexturesAndLibraryRendersRight(t *testing.T) {
 	if len(rec.MissingInputs) != 1 || rec.MissingInputs[0].StoredPath != "//../textures/left.png" {
 		t.Errorf("run record lists missing inputs %+v, want the left texture", rec.MissingInputs)
 	}
+	if !slices.ContainsFunc(allowed.Warnings, func(w string) bool {
+		return strings.Contains(w, "//../textures/left.png was missing when the render was submitted")
+	}) {
+		t.Errorf("warnings %q do not name the missing texture", allowed.Warnings)
+	}
 	if left, _ := testenv.HalvesOf(t, frameOf(t, fs, allowed.RunID)); !testenv.Near(left, testenv.Magenta) {
 		t.Errorf("allow_missing: left %v, want Blender's magenta for the missing texture", left)
 	}
