@@ -113,6 +113,13 @@ func BenchmarkInputUpload2GB(b *testing.B) {
 	if firstObjects != count+1 || firstBytes < count*size {
 		b.Fatalf("first submission stored %d objects (%d bytes), want the scene and %d textures", firstObjects, firstBytes, count)
 	}
+	// Without force the cache key matches: the first run is returned.
+	req.Force = false
+	cachedBytes, _, cachedPuts, cachedHeads := submit()
+	if cachedBytes != 0 || cachedPuts+cachedHeads != 0 {
+		b.Fatalf("an identical request made %d input requests (%d bytes), want none", cachedPuts+cachedHeads, cachedBytes)
+	}
+	req.Force = true
 	var againBytes, againObjects int64
 	var againPuts, againHeads int
 	b.ResetTimer()
@@ -129,6 +136,7 @@ func BenchmarkInputUpload2GB(b *testing.B) {
 		b.Fatalf("one changed texture uploaded %d objects (%d PUTs, %d bytes), want exactly it", changedObjects, changedPuts, changedBytes)
 	}
 	b.ReportMetric(float64(firstBytes)/(1<<20), "first-MiB")
+	b.ReportMetric(float64(cachedPuts+cachedHeads), "cached-input-requests")
 	b.ReportMetric(float64(againBytes), "unchanged-bytes")
 	b.ReportMetric(float64(againPuts), "unchanged-puts")
 	b.ReportMetric(float64(againHeads), "unchanged-heads")
