@@ -635,6 +635,12 @@ func (r *Runs) holder(ctx context.Context, pr *prepared, entry cacheEntry) (*Run
 		return nil, true, nil // failed or cancelled: a new run
 	}
 	rec.State = effectiveState(rec, r.now(), r.holderGone)
+	if rec.State == RunInterrupted && rec.Handle == nil {
+		// Its submitter stopped before submitting any job (while uploading
+		// the inputs, say): a new run does it again, uploading only the
+		// inputs the store does not have yet.
+		return nil, true, nil
+	}
 	return rec, false, nil
 }
 
