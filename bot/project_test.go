@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/slackfake"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/blend"
 	"github.com/framefleet/framefleet/pipeline/local"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -143,4 +146,40 @@ func buildFramefleet(t *testing.T) string {
 		t.Fatalf("build framefleet: %v\n%s", err, b)
 	}
 	return out
+}
+
+// TestS3SourceBringsItsFiles: an s3:// source's scene comes with the files
+// it names, fetched from the same bucket at the same relative keys.
+func TestS3SourceBringsItsFiles(t *testing.T) {
+	proj := testenv.MakeProject(t, t.TempDir())
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	opts := store.Options{Region: srv.Region, Endpoint: srv.Endpoint, UsePathStyle: true, Credentials: srv.Credentials(), MaxAttempts: 1}
+	seed, err := store.Open(ctx, "s3://"+srv.Bucket, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, data := range projectFiles(t, proj, "") {
+		if err := seed.Put(ctx, "film/"+strings.TrimSuffix(key, "@"), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &Fetcher{MaxBytes: 1 << 20, Dir: t.TempDir(), OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
+		return store.Open(ctx, uri, opts)
+	}}
+	p, err := f.FetchProject(ctx, Source{Kind: SourceS3, Bucket: srv.Bucket, Key: "film/shots/shot.blend"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Remove()
+	deps, err := blend.Trace(ctx, p.Blend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if miss := deps.Missing(); len(miss) != 0 || len(deps.Dependencies) != 3 {
+		t.Errorf("fetched project: %d dependencies, missing %+v; want the library and both textures present", len(deps.Dependencies), miss)
+	}
+	if want := filepath.Join(p.Root, "film", "shots", "shot.blend"); p.Blend != want {
+		t.Errorf("scene at %s, want %s (laid out as in the bucket)", p.Blend, want)
+	}
 }
