@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,6 +24,7 @@ import (
 type inspectOptions struct {
 	json      bool
 	thumbnail string
+	deps      bool
 }
 
 func newInspectCmd(g *globalFlags) *cobra.Command {
@@ -33,10 +35,22 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 		Long: `Inspect reads each .blend file directly (plain, gzip or zstd; Blender 2.4 to 5.x)
 and prints the active scene's render settings: frame range, frame rate,
 resolution, engine and output format. Blender is not needed and not started.
-FILE - reads the .blend from standard input.`,
+FILE - reads the .blend from standard input.
+
+With --deps it lists instead every external file the scene needs, found the
+same way without Blender: images (UDIM tiles and sequences file by file),
+linked libraries followed recursively, fonts, sounds, movie clips, Alembic
+and USD caches, OpenVDB volumes, physics bakes and point caches, mesh
+caches, multires data, ocean bakes and sequencer strips. Packed files and
+data no scene uses are left out. Each row shows the kind, the path as the
+.blend stores it, the file it resolves to here, its size, whether it was
+found, and the datablocks that use it. Missing files are part of the answer:
+the exit status is 0 when the file could be read.`,
 		Example: `  framefleet inspect scene.blend
   framefleet inspect --json shots/*.blend
   framefleet inspect --thumbnail preview.png scene.blend
+  framefleet inspect --deps shots/shot.blend
+  framefleet inspect --deps --json shots/shot.blend | jq '.dependencies[] | select(.exists | not)'
   aws s3 cp s3://bucket/scene.blend - | framefleet inspect -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -44,6 +58,12 @@ FILE - reads the .blend from standard input.`,
 			}
 			if opts.thumbnail != "" && len(args) != 1 {
 				return fmt.Errorf("--thumbnail writes one image, so give exactly one FILE (got %d)", len(args))
+			}
+			if opts.deps && opts.thumbnail != "" {
+				return errors.New("--deps and --thumbnail do different things: run inspect once with each")
+			}
+			if opts.deps && slices.Contains(args, stdinName) {
+				return errors.New("--deps needs the .blend's location to resolve its relative paths, so it cannot read standard input: give the file's path")
 			}
 			return nil
 		},
@@ -55,6 +75,7 @@ FILE - reads the .blend from standard input.`,
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object per file, one per line")
 	cmd.Flags().StringVar(&opts.thumbnail, "thumbnail", "", "write the file's embedded preview to this PNG (one FILE only)")
+	cmd.Flags().BoolVar(&opts.deps, "deps", false, "list the external files each scene needs (textures, libraries, caches...) instead of its settings")
 	return cmd
 }
 
@@ -98,6 +119,9 @@ const stdinName = "-"
 // runInspect reports every file, even after one fails, and fails at the end
 // if any did.
 func runInspect(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, files []string, opts inspectOptions) error {
+	if opts.deps {
+		return runInspectDeps(ctx, stdout, stderr, files, opts)
+	}
 	if opts.thumbnail != "" {
 		if err := checkThumbnailOut(opts.thumbnail); err != nil {
 			return err
@@ -313,4 +337,119 @@ func formatFPS(fps int, base float64) string {
 // size: resolution times percentage, rounded down.
 func formatResolution(x, y, pct int) string {
 	return fmt.Sprintf("%dx%d at %d%% = %dx%d px", x, y, pct, x*pct/100, y*pct/100)
+}
+
+// runInspectDeps traces each file; like the settings view it reports every
+// file, even after one fails, and fails at the end if any did. Missing
+// dependencies are part of the answer, not a failure of inspect.
+func runInspectDeps(ctx context.Context, stdout, stderr io.Writer, files []string, opts inspectOptions) error {
+	failed := 0
+	for i, path := range files {
+		deps, err := blend.Trace(ctx, path)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			ferr := &fileError{path: path, err: err}
+			if len(files) == 1 {
+				return ferr
+			}
+			failed++
+			fmt.Fprintln(stderr, "framefleet:", ferr)
+			continue
+		}
+		if opts.json {
+			out, err := json.Marshal(deps)
+			if err != nil {
+				return fmt.Errorf("%s: cannot print its dependencies as JSON: %w", path, err)
+			}
+			if _, err := stdout.Write(append(out, '\n')); err != nil {
+				return err
+			}
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := writeDepsTable(stdout, path, deps); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return &inspectFailed{failed: failed, total: len(files)}
+	}
+	return nil
+}
+
+// writeDepsTable prints one scene's dependencies: a summary line, then one
+// row per file. A file stored in a linked library names that library, by
+// its path relative to the scene's folder, next to its users.
+func writeDepsTable(w io.Writer, path string, deps *blend.Deps) error {
+	missing := len(deps.Missing())
+	summary := fmt.Sprintf("%d files", len(deps.Dependencies))
+	if len(deps.Dependencies) == 1 {
+		summary = "1 file"
+	}
+	if missing > 0 {
+		summary += fmt.Sprintf(", %d missing", missing)
+	}
+	fmt.Fprintf(w, "%s: %s\n", path, summary)
+	if len(deps.Dependencies) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  KIND\tSTORED PATH\tFILE\tSIZE\tSTATUS\tUSED BY")
+		sceneDir := filepath.Dir(filepath.FromSlash(deps.Scene))
+		wd, _ := os.Getwd()
+		for _, d := range deps.Dependencies {
+			size, status := formatSize(d.Size), "found"
+			if !d.Exists {
+				size, status = "-", "MISSING"
+			}
+			users := strings.Join(d.UsedBy, ", ")
+			if d.Blend != deps.Scene {
+				in := filepath.FromSlash(d.Blend)
+				if rel, err := filepath.Rel(sceneDir, in); err == nil {
+					in = rel
+				}
+				users += " (in " + filepath.ToSlash(in) + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.Kind, d.StoredPath, shownPath(wd, d.File), size, status, users)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, warning := range deps.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warning)
+	}
+	if missing > 0 {
+		fmt.Fprintln(w, "  fix: put the missing files where the paths point, or in Blender use File > External Data > Find Missing Files (or Pack Resources), then save")
+	}
+	return nil
+}
+
+// shownPath is file relative to the working directory when it is inside
+// it (shorter to read), else the absolute path as resolved.
+func shownPath(wd, file string) string {
+	if wd == "" || !filepath.IsAbs(filepath.FromSlash(file)) {
+		return file
+	}
+	rel, err := filepath.Rel(wd, filepath.FromSlash(file))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return file
+	}
+	return filepath.ToSlash(rel)
+}
+
+// formatSize is a size people read: "72 B", "1.5 KiB", "3.2 GiB".
+func formatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

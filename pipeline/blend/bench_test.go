@@ -2,11 +2,15 @@ package blend
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -346,4 +350,44 @@ func BenchmarkReadAtManyBlocks(b *testing.B) {
 	b.ReportMetric(float64(cr.bytes.Load())/float64(b.N), "bytes-read/op")
 	b.ReportMetric(float64(cr.calls.Load())/float64(b.N), "reads/op")
 	b.ReportMetric(float64(f.size), "file-bytes")
+}
+
+// traceBench holds the project testdata/make_trace_bench.py builds once per
+// benchmark process: 1,000 image references, three levels of libraries.
+var traceBench struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// BenchmarkTrace traces that project: the scene, its three libraries and
+// 1,000 textures (each one stat'ed). docs/BENCHMARKS.md compares it with
+// the time Blender takes to open the same scene (bench/trace.sh).
+func BenchmarkTrace(b *testing.B) {
+	blender := testenv.Blender(b)
+	traceBench.once.Do(func() {
+		traceBench.dir, traceBench.err = os.MkdirTemp("", "framefleet-trace-bench-")
+		if traceBench.err != nil {
+			return
+		}
+		script, _ := filepath.Abs(filepath.Join("testdata", "make_trace_bench.py"))
+		out, err := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", traceBench.dir).CombinedOutput()
+		if err != nil {
+			traceBench.err = fmt.Errorf("make_trace_bench.py: %v\n%s", err, out)
+		}
+	})
+	if traceBench.err != nil {
+		b.Fatal(traceBench.err)
+	}
+	scene := filepath.Join(traceBench.dir, "scene.blend")
+	b.ReportAllocs()
+	for b.Loop() {
+		deps, err := Trace(context.Background(), scene)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(deps.Dependencies); n != 1003 {
+			b.Fatalf("%d dependencies, want 1,000 images and 3 libraries", n)
+		}
+	}
 }

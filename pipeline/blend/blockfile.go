@@ -21,10 +21,20 @@ type blockFile struct {
 	r           io.ReaderAt // the uncompressed bytes
 	size        int64
 	compression string // none | gzip | zstd
-	heads       []bhead
-	byOld       map[uint64]int32 // stored address → index in heads
-	dna         *sdna
+	// mem is the whole uncompressed file when it is held in memory
+	// (compressed files, and plain ones up to wholeFileLimit): payloads are
+	// then slices of it, with no read and no copy.
+	mem   []byte
+	file  io.ReaderAt // the plain file mem was read from, for release
+	heads []bhead
+	byOld map[uint64]int32 // stored address → index in heads
+	dna   *sdna
 }
+
+// wholeFileLimit is the largest plain .blend read into memory at once;
+// larger ones are read block by block, so that a multi-GB file of mesh and
+// cache data costs only the blocks the tracer looks into.
+const wholeFileLimit = 64 << 20
 
 // isIDCode reports whether c is a 2-character ID code ("OB\0\0", "IM\0\0").
 func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[3] == 0 }
@@ -32,7 +42,7 @@ func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[
 // openBlockFile reads the block headers and the catalogue of the .blend at
 // path. Compressed files are decompressed into memory (capped as the
 // settings reader caps them); plain files are read in place.
-func openBlockFile(path string) (*blockFile, io.Closer, error) {
+func openBlockFile(path string, cache dnaCache) (*blockFile, io.Closer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, openError(err)
@@ -42,23 +52,34 @@ func openBlockFile(path string) (*blockFile, io.Closer, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	if st.IsDir() {
+	if !st.Mode().IsRegular() {
+		// Libraries are followed by path: never block on a FIFO or read a device.
 		f.Close()
-		return nil, nil, newError(ErrNotBlend, -1, "%s is a directory", path)
+		what := "is not a regular file (a device, pipe or socket)"
+		if st.IsDir() {
+			what = "is a directory"
+		}
+		return nil, nil, newError(ErrNotBlend, -1, "%s %s", path, what)
 	}
-	bf, err := newBlockFile(f, st.Size(), defaultLimits())
+	bf, err := newBlockFile(f, st.Size(), defaultLimits(), cache)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
-	if bf.r != io.ReaderAt(f) {
+	if bf.compression != "none" {
 		f.Close() // decompressed into memory
 		return bf, nopCloser{}, nil
 	}
 	return bf, f, nil
 }
 
-func newBlockFile(r io.ReaderAt, size int64, lim limits) (*blockFile, error) {
+// dnaCache shares parsed catalogues between the files of one trace: a
+// scene and its libraries saved by the same Blender carry byte-identical
+// DNA1 blocks. nil disables it. (Offsets in a shared catalogue's errors are
+// those of the first file that had it.)
+type dnaCache map[string]*sdna
+
+func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*blockFile, error) {
 	if size <= 0 {
 		return nil, newError(ErrEmpty, -1, "no data")
 	}
@@ -72,14 +93,26 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits) (*blockFile, error) {
 		return nil, err
 	}
 	bf := &blockFile{r: r, size: size, compression: kind}
-	if kind != "none" {
+	switch {
+	case kind != "none":
 		data, err := decompressAll(io.NewSectionReader(r, 0, size), kind, lim)
 		if err != nil {
 			return nil, err
 		}
-		bf.r, bf.size = bytes.NewReader(data), int64(len(data))
+		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(len(data)), data
+	case size <= wholeFileLimit:
+		// One read instead of one per block: a scene of a few MB has
+		// thousands of blocks the tracer looks into.
+		data := make([]byte, size)
+		n, err := r.ReadAt(data, 0)
+		if int64(n) < size && err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading .blend: %w", err)
+		}
+		data = data[:n]
+		bf.file = r
+		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(n), data
 	}
-	if err := bf.index(); err != nil {
+	if err := bf.index(cache); err != nil {
 		var fe *FormatError
 		if kind != "none" && errors.As(err, &fe) {
 			fe.Decompressed = true
@@ -137,8 +170,11 @@ func decompressAll(r io.Reader, kind string, lim limits) ([]byte, error) {
 }
 
 // index walks every block header and parses DNA1.
-func (bf *blockFile) index() error {
-	c := newAtCursor(bf.r, bf.size)
+func (bf *blockFile) index(cache dnaCache) error {
+	var c cursor = newAtCursor(bf.r, bf.size)
+	if bf.mem != nil {
+		c = &memCursor{mem: bf.mem}
+	}
 	h, err := parseHeader(c)
 	if err != nil {
 		return err
@@ -171,6 +207,11 @@ func (bf *blockFile) index() error {
 		if err := c.skip(b.length, b); err != nil {
 			return err
 		}
+		if bf.heads == nil {
+			// About one block per 400 bytes in real files: one allocation
+			// instead of a dozen doublings.
+			bf.heads = make([]bhead, 0, min(bf.size/400+16, 1<<20))
+		}
 		bf.heads = append(bf.heads, b)
 		if isCode(b.code, "DNA1") && dna1 == nil {
 			dna1 = &bf.heads[len(bf.heads)-1]
@@ -183,8 +224,16 @@ func (bf *blockFile) index() error {
 	if err != nil {
 		return err
 	}
-	if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
-		return err
+	key := fmt.Sprintf("%d/%v/", h.ptrSize, h.order) + string(payload)
+	if d, ok := cache[key]; ok {
+		bf.dna = d
+	} else {
+		if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
+			return err
+		}
+		if cache != nil {
+			cache[key] = bf.dna
+		}
 	}
 	bf.byOld = make(map[uint64]int32, len(bf.heads))
 	for i, b := range bf.heads {
@@ -198,11 +247,29 @@ func (bf *blockFile) index() error {
 	return nil
 }
 
+// release drops the in-memory copy of a plain file, which is then read
+// block by block again. A trace keeps every library it opened (a later
+// datablock may ask for more of it), so it releases each one after use
+// rather than hold a large project's files in memory at once.
+func (bf *blockFile) release() {
+	if bf.file != nil && bf.mem != nil {
+		bf.r, bf.mem = bf.file, nil
+	}
+}
+
 // payloadStart is the file offset of b's payload.
 func (bf *blockFile) payloadStart(b bhead) int64 { return b.offset + int64(bf.hdr.bheadSize()) }
 
-// payload reads b's payload.
+// payload returns b's payload. With the file in memory it is a slice of
+// it: callers must not modify it.
 func (bf *blockFile) payload(b bhead) ([]byte, error) {
+	if bf.mem != nil {
+		start := bf.payloadStart(b)
+		if start < 0 || start > int64(len(bf.mem)) || b.length > int64(len(bf.mem))-start {
+			return nil, truncatedPayload(b, max(0, int64(len(bf.mem))-start))
+		}
+		return bf.mem[start : start+b.length : start+b.length], nil
+	}
 	if b.length > maxKeptBlock {
 		return nil, tooLargeBlock(b, b.length)
 	}
@@ -229,3 +296,36 @@ func (bf *blockFile) structName(b bhead) string {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+// memCursor walks a file held in memory without copying it.
+type memCursor struct {
+	mem []byte
+	off int64
+}
+
+func (c *memCursor) offset() int64    { return c.off }
+func (c *memCursor) remaining() int64 { return int64(len(c.mem)) - c.off }
+
+func (c *memCursor) read(n int) ([]byte, error) {
+	end := min(c.off+int64(n), int64(len(c.mem)))
+	p := c.mem[c.off:end:end]
+	c.off = end
+	return p, nil
+}
+
+func (c *memCursor) skip(n int64, b bhead) error {
+	if n > c.remaining() {
+		return truncatedPayload(b, c.remaining())
+	}
+	c.off += n
+	return nil
+}
+
+func (c *memCursor) payload(n int64, b bhead) ([]byte, error) {
+	if n > c.remaining() {
+		return nil, truncatedPayload(b, c.remaining())
+	}
+	p := c.mem[c.off : c.off+n : c.off+n]
+	c.off += n
+	return p, nil
+}

@@ -2,9 +2,11 @@ package blend
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -236,4 +238,49 @@ func capMinimizeTime() {
 	if fl := flag.Lookup(name); fl != nil && !given {
 		_ = fl.Value.Set("2s")
 	}
+}
+
+// FuzzTrace: on any input the tracer and the path rewriter return a result
+// or an error of the documented kinds, and never panic.
+func FuzzTrace(f *testing.F) {
+	for _, seed := range compactCorpus(f) {
+		f.Add(seed)
+	}
+	// One whole real file (zstd, ~100 KB): images, node trees and the rest
+	// of a full catalogue for the pointer walk.
+	if data, err := os.ReadFile(filepath.Join(testenv.SharedDir(), "blendfiles", "37_lamp_Cycles.blend")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("BLENDER-v279ENDB"))
+	capMinimizeTime()
+	lim := defaultLimits()
+	lim.maxDecompressed = 64 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bf, err := newBlockFile(bytes.NewReader(data), int64(len(data)), lim, nil)
+		if err != nil {
+			checkOutcome(t, "newBlockFile", nil, err)
+			return
+		}
+		deps, err := traceBlockFile(context.Background(), "/nonexistent-framefleet-fuzz/scene.blend", bf, dnaCache{})
+		if err != nil {
+			checkOutcome(t, "Trace", nil, err)
+		} else {
+			for _, d := range deps.Dependencies {
+				if d.File == "" || d.Kind == "" || len(d.Refs) == 0 {
+					t.Fatalf("incomplete dependency %+v", d)
+				}
+			}
+		}
+		n := 0
+		err = bf.rewrite(io.Discard, func(stored string) (string, bool) {
+			n++
+			return "//x", n%2 == 0
+		})
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("rewrite error %v is not a FormatError", err)
+			}
+		}
+	})
 }

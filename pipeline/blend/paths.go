@@ -209,3 +209,13 @@ func existing(files []string) []string {
 func hasTileToken(p string) bool {
 	return strings.Contains(p, "<UDIM>") || strings.Contains(p, "<UVTILE>")
 }
+
+// ResolvePath resolves a path as stored in the .blend at blendFile, the
+// way Trace does: "//" is blendFile's folder, backslashes are separators,
+// ".." is resolved lexically. local is false for a Windows drive or UNC
+// path on another OS: file is then that path with forward slashes
+// ("C:/Users/me/a.png") and names nothing on this machine.
+func ResolvePath(stored, blendFile string) (file string, local bool) {
+	r := resolveStored(stored, filepath.Dir(blendFile))
+	return r.file, r.local
+}

@@ -1,6 +1,7 @@
 package blend
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ func (e *PathTooLongError) Unwrap() error { return ErrPathTooLong }
 // place (Blender's path fields are fixed-size char arrays), so every other
 // byte of the file, pointers and offsets included, is unchanged.
 func RewritePaths(src string, dst io.Writer, remap func(stored string) (string, bool)) error {
-	bf, closer, err := openBlockFile(src)
+	bf, closer, err := openBlockFile(src, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
 	}
@@ -113,6 +114,7 @@ func (bf *blockFile) rewrite(dst io.Writer, remap func(string) (string, bool)) e
 		if err != nil {
 			return err
 		}
+		p = bytes.Clone(p) // the payload may be the file's own memory
 		changed := false
 		count := min(b.nr, int64(len(p)/stride))
 		for e := int64(0); e < count; e++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,13 +33,16 @@ import (
 // SDNA (Image.name, Library.name, ...), so the byte layout of each Blender
 // version does not matter.
 
-// notFollowed are pointer members that do not mean "uses": the list of all
-// datablocks of a type (ID.next/prev), runtime links, and the library
-// that first linked a library indirectly (Library.parent), which the
-// datablocks in use reach on their own.
+// notFollowed are pointer members that do not mean "uses" for a render:
+// the list of all datablocks of a type (ID.next/prev), runtime links, the
+// library that first linked a library indirectly (Library.parent), which
+// the datablocks in use reach on their own, and the scene's editing tool
+// settings (brushes and their textures, palettes), which only painting
+// and sculpting use.
 var notFollowed = map[string]map[string]bool{
 	"ID":      {"next": true, "prev": true, "newid": true, "orig_id": true},
 	"Library": {"parent": true, "filedata": true},
+	"Scene":   {"toolsettings": true},
 }
 
 // ptrSlot is one pointer inside a struct, at a byte offset.
@@ -121,12 +125,13 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	bf, closer, err := openBlockFile(abs)
+	dnas := dnaCache{}
+	bf, closer, err := openBlockFile(abs, dnas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer closer.Close()
-	deps, err := traceBlockFile(ctx, abs, bf)
+	deps, err := traceBlockFile(ctx, abs, bf, dnas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -135,8 +140,13 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 
 // traceBlockFile traces an opened scene file; abs is where it lives, the
 // base of its "//" paths.
-func traceBlockFile(ctx context.Context, abs string, bf *blockFile) (*Deps, error) {
-	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}}
+func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCache) (*Deps, error) {
+	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}, dnas: dnas}
+	defer func() {
+		for _, c := range tr.closers {
+			c.Close()
+		}
+	}()
 	root := tr.addFile(abs, bf)
 	var roots []int32
 	for i, b := range root.bf.heads {
@@ -150,6 +160,7 @@ func traceBlockFile(ctx context.Context, abs string, bf *blockFile) (*Deps, erro
 	if err := tr.reach(root, roots); err != nil {
 		return nil, err
 	}
+	root.bf.release()
 	if err := tr.followLibraries(); err != nil {
 		return nil, err
 	}
@@ -178,6 +189,7 @@ type tracer struct {
 	closers  []io.Closer
 	out      []Dependency
 	deps     map[string]int // resolved file → index in out
+	dnas     dnaCache
 	warnings []string
 	// pending are libraries to follow: file → datablock names asked for.
 	pending []libRequest
@@ -200,10 +212,11 @@ type fileTrace struct {
 	idByName map[string]int32
 	// libUsers collects, per LI block, the placeholders that link from it.
 	libUsers map[int32][]string
+	info     os.FileInfo // identity of the file on disk, for sameFile
 }
 
 func (tr *tracer) open(abs string) (*fileTrace, io.Closer, error) {
-	bf, closer, err := openBlockFile(abs)
+	bf, closer, err := openBlockFile(abs, tr.dnas)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -214,6 +227,7 @@ func (tr *tracer) addFile(abs string, bf *blockFile) *fileTrace {
 	ft := &fileTrace{path: abs, dir: filepath.Dir(abs), bf: bf,
 		seen: make([]bool, len(bf.heads)), owner: make([]int32, len(bf.heads)),
 		libUsers: map[int32][]string{}}
+	ft.info, _ = os.Stat(abs) // nil for in-memory input (fuzzing): never matched
 	tr.files[abs] = ft
 	return ft
 }
@@ -327,6 +341,9 @@ func (tr *tracer) followLibraries() error {
 		}
 		ft, ok := tr.files[req.file]
 		if !ok {
+			ft, ok = tr.sameFile(req.file)
+		}
+		if !ok {
 			var closer io.Closer
 			var err error
 			ft, closer, err = tr.open(req.file)
@@ -347,16 +364,59 @@ func (tr *tracer) followLibraries() error {
 		for _, name := range req.names {
 			if i, ok := ft.idByName[name]; ok {
 				roots = append(roots, i)
+				continue
+			}
+			if len(name) > 2 {
+				tr.warnings = append(tr.warnings, fmt.Sprintf("library %s has no %s named %q (renamed or deleted there?): Blender will show it as missing", req.file, idKind(name[:2]), name[2:]))
 			}
 		}
 		if err := tr.reach(ft, roots); err != nil {
 			tr.warnings = append(tr.warnings, fmt.Sprintf("library %s: %v", req.file, err))
 		}
-	}
-	for _, c := range tr.closers {
-		c.Close()
+		ft.bf.release()
 	}
 	return nil
+}
+
+// sameFile finds a file already opened under another name: a library
+// reached through a symbolic link, or "//lib/../lib/a.blend" spelt through
+// a linked folder. Without it a folder link that loops (lib/self -> .)
+// would make every round a new path and the trace would never end.
+func (tr *tracer) sameFile(path string) (*fileTrace, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, false
+	}
+	for _, ft := range tr.files {
+		if ft != nil && ft.info != nil && os.SameFile(ft.info, st) {
+			tr.files[path] = ft
+			return ft, true
+		}
+	}
+	return nil, false
+}
+
+// idKind names an ID code for messages: "OB" → "object".
+func idKind(code string) string {
+	switch code {
+	case "OB":
+		return "object"
+	case "CO", "GR":
+		return "collection"
+	case "MA":
+		return "material"
+	case "ME":
+		return "mesh"
+	case "NT":
+		return "node group"
+	case "SC":
+		return "scene"
+	case "WO":
+		return "world"
+	case "IM":
+		return "image"
+	}
+	return "datablock (" + code + ")"
 }
 
 // indexNames maps every ID block's name to its index.
@@ -476,6 +536,8 @@ func (x *extraction) files(kind DepKind, stored string, r resolvedPath, user str
 		found = list(r.file)
 	}
 	if len(found) == 0 {
+		// Missing: name the first file of the set, as a person would look for it.
+		r.file = strings.NewReplacer("<UDIM>", "1001", "<UVTILE>", "u1_v1").Replace(r.file)
 		x.file(kind, stored, r, user)
 		return
 	}

@@ -7,57 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline/blend"
 )
-
-// depProjects holds the projects testdata/make_deps.py builds: one Blender
-// process for every case, since starting Blender costs about a second.
-var depProjects struct {
-	once sync.Once
-	dir  string
-	err  string
-}
-
-// TestMain removes the shared projects folder after all tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if depProjects.dir != "" {
-		os.RemoveAll(depProjects.dir)
-	}
-	os.Exit(code)
-}
-
-// DepProjects returns the folder holding one sub-folder per case of
-// make_deps.py, building them on first use.
-func DepProjects(t testing.TB) string {
-	t.Helper()
-	blender := testenv.Blender(t)
-	depProjects.once.Do(func() {
-		dir, err := os.MkdirTemp("", "framefleet-deps-")
-		if err != nil {
-			depProjects.err = err.Error()
-			return
-		}
-		depProjects.dir = dir
-		script, err := filepath.Abs(filepath.Join("testdata", "make_deps.py"))
-		if err != nil {
-			depProjects.err = err.Error()
-			return
-		}
-		cmd := exec.Command(blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			depProjects.err = "make_deps.py: " + err.Error() + "\n" + string(out)
-		}
-	})
-	if depProjects.err != "" {
-		t.Fatal(depProjects.err)
-	}
-	return depProjects.dir
-}
 
 // wantDep is one expected dependency. File and Blend are relative to the
 // case's folder unless absolute ("/..." or "C:/...").
@@ -71,7 +25,7 @@ type wantDep struct {
 }
 
 func TestTraceScenes(t *testing.T) {
-	root := DepProjects(t)
+	root := blend.DepProjects(t)
 	cases := []struct {
 		name  string
 		scene string
@@ -79,7 +33,9 @@ func TestTraceScenes(t *testing.T) {
 		refs  map[string][]blend.PathRef // by File, when more than one
 	}{
 		{name: "texture_subfolder", scene: "scene.blend", want: []wantDep{
-			// textures/orphan.png is kept by a fake user only: no scene reaches it.
+			// textures/orphan.png is kept by a fake user only: no scene reaches
+			// it; textures/stamp.png is a painting brush's, reached only
+			// through the tool settings.
 			{blend.DepImage, "//textures/a.png", "textures/a.png", true, "IMa", "scene.blend"},
 		}},
 		{name: "texture_up", scene: "shots/shot.blend", want: []wantDep{
@@ -113,6 +69,7 @@ func TestTraceScenes(t *testing.T) {
 			{blend.DepFont, "//fonts/title.ttf", "fonts/title.ttf", true, "VFDejaVu Sans Bold", "scene.blend"},
 		}},
 		{name: "sound_strip", scene: "scene.blend", want: []wantDep{
+			{blend.DepSequence, "//movies/", "movies/clip.mp4", true, "SCScene/clip", "scene.blend"},
 			{blend.DepSequence, "//strips/", "strips/card_0001.png", true, "SCScene/cards", "scene.blend"},
 			{blend.DepSequence, "//strips/", "strips/card_0002.png", true, "SCScene/cards", "scene.blend"},
 			{blend.DepSound, "//audio/beep.wav", "audio/beep.wav", true, "SObeep.wav", "scene.blend"},
@@ -131,6 +88,30 @@ func TestTraceScenes(t *testing.T) {
 			{blend.DepImage, "{dir}/elsewhere/abs.png", "elsewhere/abs.png", true, "IMhere", "scene.blend"},
 		}},
 		{name: "packed", scene: "scene.blend", want: nil},
+		{name: "volume_sequence", scene: "scene.blend", want: []wantDep{
+			{blend.DepVolume, "//vdb/smoke_0001.vdb", "vdb/smoke_0001.vdb", true, "VOSmoke", "scene.blend"},
+			{blend.DepVolume, "//vdb/smoke_0001.vdb", "vdb/smoke_0002.vdb", true, "VOSmoke", "scene.blend"},
+		}},
+		{name: "movieclip", scene: "scene.blend", want: []wantDep{
+			{blend.DepMovieClip, "//plates/plate_0001.png", "plates/plate_0001.png", true, "MCplate", "scene.blend"},
+			{blend.DepMovieClip, "//plates/plate_0001.png", "plates/plate_0002.png", true, "MCplate", "scene.blend"},
+		}},
+		{name: "mesh_cache", scene: "scene.blend", want: []wantDep{
+			// cache/unused.mdd belongs to an object in no scene.
+			{blend.DepMeshCache, "//cache/wave.pc2", "cache/wave.pc2", true, "OBWave/Wave", "scene.blend"},
+		}},
+		{name: "multires", scene: "scene.blend", want: []wantDep{
+			{blend.DepMultires, "//sculpt/detail.btx", "sculpt/detail.btx", true, "MESculpt", "scene.blend"},
+		}},
+		{name: "fluid", scene: "scene.blend", want: []wantDep{
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/config/config_0001.uni", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/config/config_0002.uni", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/data/fluid_data_0001.vdb", true, "OBDomain", "scene.blend"},
+			{blend.DepPointCache, "//fluid_cache/", "fluid_cache/data/fluid_data_0002.vdb", true, "OBDomain", "scene.blend"},
+		}},
+		// The bake files exist, but the saved modifier does not read them
+		// (see make_deps.py); TestTraceOceanCache sets the flag.
+		{name: "ocean", scene: "scene.blend", want: nil},
 		{name: "windows", scene: "scene.blend", want: []wantDep{
 			{blend.DepImage, `//textures\win.png`, "textures/win.png", true, "IMwin", "scene.blend"},
 			{blend.DepImage, `C:\Users\artist\tex\wood.png`, "C:/Users/artist/tex/wood.png", false, "IMdrive", "scene.blend"},
@@ -227,7 +208,7 @@ func countMissing(w []wantDep) int {
 // TestTraceMissingLibrary: a library that is not there is listed missing,
 // with the datablocks linked from it, and its own files cannot be listed.
 func TestTraceMissingLibrary(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "library")
+	src := filepath.Join(blend.DepProjects(t), "library")
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(src, "shots", "shot.blend"), filepath.Join(dir, "shots", "shot.blend"))
 	deps, err := blend.Trace(context.Background(), filepath.Join(dir, "shots", "shot.blend"))
@@ -249,7 +230,7 @@ func TestTraceMissingLibrary(t *testing.T) {
 // loads from a new layout, and has the real Blender open the result: the
 // linked object and both textures must load from their new places.
 func TestRewritePaths(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "library")
+	src := filepath.Join(blend.DepProjects(t), "library")
 	ws := t.TempDir()
 	// The workspace layout: scene at the top, everything else under deps/.
 	copyFile(t, filepath.Join(src, "lib", "prop.blend"), filepath.Join(ws, "deps", "prop.blend"))
@@ -318,7 +299,7 @@ for img in bpy.data.images:
 // TestRewritePathsCompressed: a zstd scene comes out uncompressed, with
 // the path replaced and everything else as Blender wrote it.
 func TestRewritePathsCompressed(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "texture_up", "shots", "shot.blend")
+	src := filepath.Join(blend.DepProjects(t), "texture_up", "shots", "shot.blend")
 	raw, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +343,7 @@ func TestRewritePathsCompressed(t *testing.T) {
 }
 
 func TestRewritePathsTooLong(t *testing.T) {
-	src := filepath.Join(DepProjects(t), "texture_subfolder", "scene.blend")
+	src := filepath.Join(blend.DepProjects(t), "texture_subfolder", "scene.blend")
 	long := "//" + strings.Repeat("x", 2000) + ".png"
 	var sink strings.Builder
 	err := blend.RewritePaths(src, &sink, func(stored string) (string, bool) { return long, stored == "//textures/a.png" })
@@ -389,5 +370,105 @@ func copyFile(t testing.TB, from, to string) {
 	}
 	if err := os.WriteFile(to, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTraceCorpus traces the shared public files (Blender 2.48 to 5.x,
+// 32-bit big-endian, gzip, zstd): every one traces, and the three that
+// reference files list what Blender 3.4 itself lists for them
+// (bpy.data.images, bpy.data.libraries): a packed image and the Render
+// Result are left out, and a path saved on Windows resolves with slashes.
+// 01_cs_rotate links four node groups; only "glTF Metallic Roughness" is
+// used by a material of the scene, so only it names the library.
+func TestTraceCorpus(t *testing.T) {
+	dir := filepath.Join(testenv.Shared(t), "blendfiles")
+	want := map[string][]string{
+		"01_cs_rotate.blend": {
+			`image //..\environments\field.hdr ../environments/field.hdr IMfield.hdr`,
+			`library //..\pbr_node\glTF2_Principled.blend ../pbr_node/glTF2_Principled.blend NTglTF Metallic Roughness`,
+		},
+		"01_principled_material_280.blend": {
+			"image //01_principled_baseColor.png 01_principled_baseColor.png IM01_principled_baseColor.png",
+			"image //01_principled_emissive.png 01_principled_emissive.png IM01_principled_emissive.png",
+			"image //01_principled_normal.png 01_principled_normal.png IM01_principled_normal.png",
+			"image //01_principled_occlusionRoughnessMetallic.png 01_principled_occlusionRoughnessMetallic.png IM01_principled_occlusionRoughnessMetallic.png",
+		},
+		"yxa_1.blend": {
+			"image //../corrosive_med.jpg ../corrosive_med.jpg IMcorrosive_med.jpg",
+			"image //../oak_golden.jpg ../oak_golden.jpg IMoak_golden.jpg",
+		},
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.blend"))
+	if len(paths) < 10 {
+		t.Fatalf("%d corpus files in %s, want the shared set", len(paths), dir)
+	}
+	for _, p := range paths {
+		name := filepath.Base(p)
+		t.Run(name, func(t *testing.T) {
+			deps, err := blend.Trace(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range deps.Dependencies {
+				rel, err := filepath.Rel(dir, filepath.FromSlash(d.File))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Exists {
+					t.Errorf("%s exists?", d.File)
+				}
+				got = append(got, strings.Join([]string{string(d.Kind), d.StoredPath, filepath.ToSlash(rel), strings.Join(d.UsedBy, ",")}, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(want[name], "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want[name], "\n"))
+			}
+		})
+	}
+}
+
+// TestTraceLibraryThroughLinkLoop: a library that links itself through a
+// folder link pointing back to its own folder is the same file under ever
+// longer names (lib/self/b2.blend, lib/self/self/b2.blend...); the trace
+// must recognise the file and end.
+func TestTraceLibraryThroughLinkLoop(t *testing.T) {
+	src := filepath.Join(blend.DepProjects(t), "library_two_paths")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(dir, "lib", "self")); err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(from, to string, remap map[string]string) {
+		t.Helper()
+		out, err := os.Create(to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		if err := blend.RewritePaths(from, out, func(stored string) (string, bool) {
+			q, ok := remap[stored]
+			return q, ok
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b2 is b whose link to a.blend now names b2 itself, through lib/self.
+	rewrite(filepath.Join(dir, "lib", "b.blend"), filepath.Join(dir, "lib", "b2.blend"), map[string]string{"//a.blend": "//self/b2.blend"})
+	rewrite(filepath.Join(dir, "scene.blend"), filepath.Join(dir, "loop.blend"), map[string]string{"//lib/b.blend": "//lib/b2.blend"})
+	deps, err := blend.Trace(context.Background(), filepath.Join(dir, "loop.blend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var libs []string
+	for _, d := range deps.Dependencies {
+		if d.Kind == blend.DepLibrary {
+			libs = append(libs, strings.TrimPrefix(d.File, filepath.ToSlash(dir)+"/"))
+		}
+	}
+	want := []string{"lib/a.blend", "lib/b2.blend", "lib/self/b2.blend"}
+	if strings.Join(libs, " ") != strings.Join(want, " ") {
+		t.Errorf("libraries %q, want %q", libs, want)
 	}
 }

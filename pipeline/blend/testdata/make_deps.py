@@ -8,6 +8,9 @@ files it needs. The Go test (trace_test.go) states what the tracer must
 list for each; this script only builds the files with the real Blender, so
 the .blend files are Blender's own, not hand-made.
 
+The sound_strip case also runs ffmpeg (on PATH) to make a 3-frame movie.
+Cases can be chosen by name after OUTDIR (default: all).
+
 Paths are stored exactly as a user would have them ("//textures/a.png",
 "//textures\\win.png", "C:\\Users\\..."), and every save uses
 relative_remap=False so Blender keeps them as set.
@@ -16,6 +19,7 @@ relative_remap=False so Blender keeps them as set.
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import wave
 import zlib
@@ -101,6 +105,14 @@ def case_texture_subfolder(d):
     png(f"{d}/textures/orphan.png")
     orphan = image("orphan", "//textures/orphan.png", f"{d}/textures/orphan.png")
     orphan.use_fake_user = True
+    # A painting brush's texture: reached only through the tool settings,
+    # which a render does not use.
+    png(f"{d}/textures/stamp.png")
+    tex = bpy.data.textures.new("Stamp", "IMAGE")
+    tex.image = image("stamp", "//textures/stamp.png", f"{d}/textures/stamp.png")
+    brush = bpy.data.brushes.new("Stamp", mode="TEXTURE_PAINT")
+    brush.texture = tex
+    scene.tool_settings.image_paint.brush = brush
     save(f"{d}/scene.blend")
 
 
@@ -203,6 +215,12 @@ def case_sound_strip(d):
     cards = ed.sequences.new_image("cards", f"{d}/strips/card_0001.png", 2, 1)
     cards.elements.append("card_0002.png")
     cards.directory = "//strips/"
+    # A movie strip: a 3-frame clip made by ffmpeg (Blender only reads movies).
+    os.makedirs(f"{d}/movies", exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=16x16:rate=24", "-frames:v", "3",
+                    "-pix_fmt", "yuv420p", f"{d}/movies/clip.mp4"], check=True)
+    clip = ed.sequences.new_movie("clip", f"{d}/movies/clip.mp4", 3, 1)
+    clip.filepath = "//movies/clip.mp4"
     save(f"{d}/scene.blend")
 
 
@@ -277,6 +295,111 @@ def case_windows(d):
     png(f"{d}/textures/win.png")
     textured_plane(scene, "Win", image("win", "//textures\\win.png", f"{d}/textures/win.png"))
     textured_plane(scene, "Drive", image("drive", "C:\\Users\\artist\\tex\\wood.png"))
+    save(f"{d}/scene.blend")
+
+
+def plane(scene, name):
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
+    ob = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(ob)
+    return ob
+
+
+def stand_in(path, data=b"framefleet test stand-in\n"):
+    """A file only its path matters for (the tracer never parses it)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def case_volume_sequence(d):
+    scene = fresh()
+    for i in (1, 2):
+        stand_in(f"{d}/vdb/smoke_{i:04d}.vdb")
+    vol = bpy.data.volumes.new("Smoke")
+    vol.filepath = "//vdb/smoke_0001.vdb"
+    vol.is_sequence = True
+    scene.collection.objects.link(bpy.data.objects.new("Smoke", vol))
+    save(f"{d}/scene.blend")
+
+
+def case_movieclip(d):
+    scene = fresh()
+    for i in (1, 2):
+        png(f"{d}/plates/plate_{i:04d}.png")
+    save(f"{d}/scene.blend")  # so that the relative path below loads
+    clip = bpy.data.movieclips.load(f"{d}/plates/plate_0001.png")
+    clip.name = "plate"
+    clip.filepath = "//plates/plate_0001.png"
+    assert clip.source == "SEQUENCE", clip.source
+    scene.active_clip = clip
+    save(f"{d}/scene.blend")
+
+
+def case_mesh_cache(d):
+    scene = fresh()
+    stand_in(f"{d}/cache/wave.pc2")
+    ob = plane(scene, "Wave")
+    mod = ob.modifiers.new("Wave", "MESH_CACHE")
+    mod.cache_format = "PC2"
+    mod.filepath = "//cache/wave.pc2"
+    # Not in any scene, kept by a fake user: not a dependency.
+    stand_in(f"{d}/cache/unused.mdd")
+    unused = bpy.data.objects.new("Unused", bpy.data.meshes.new("Unused"))
+    unused.modifiers.new("Unused", "MESH_CACHE").filepath = "//cache/unused.mdd"
+    unused.use_fake_user = True
+    save(f"{d}/scene.blend")
+
+
+def case_ocean(d):
+    """An ocean baked to //ocean/. In background mode the bake's end step,
+    which sets the modifier's "cached" flag, never runs, so the saved
+    modifier does not read the bake; the Go test sets the flag itself."""
+    scene = fresh()
+    ob = plane(scene, "Sea")
+    mod = ob.modifiers.new("Ocean", "OCEAN")
+    mod.resolution = 4
+    mod.frame_start, mod.frame_end = 1, 2
+    mod.filepath = "//ocean/"
+    save(f"{d}/scene.blend")
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.object.ocean_bake(modifier="Ocean")
+    save(f"{d}/scene.blend")
+
+
+def case_multires(d):
+    scene = fresh()
+    ob = plane(scene, "Sculpt")
+    bpy.context.view_layer.objects.active = ob
+    mod = ob.modifiers.new("Multires", "MULTIRES")
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.object.multires_subdivide(modifier="Multires", mode="CATMULL_CLARK")
+    save(f"{d}/scene.blend")
+    os.makedirs(f"{d}/sculpt", exist_ok=True)
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.object.multires_external_save(filepath=f"{d}/sculpt/detail.btx", relative_path=True, modifier="Multires")
+    save(f"{d}/scene.blend")
+
+
+def case_fluid(d):
+    scene = fresh()
+    scene.frame_end = 2
+    mesh = bpy.data.meshes.new("Domain")  # a domain needs volume: a cube
+    v = [(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    mesh.from_pydata(v, [], [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
+    dom = bpy.data.objects.new("Domain", mesh)
+    scene.collection.objects.link(dom)
+    mod = dom.modifiers.new("Fluid", "FLUID")
+    mod.fluid_type = "DOMAIN"
+    ds = mod.domain_settings
+    ds.resolution_max = 6
+    ds.cache_frame_start, ds.cache_frame_end = 1, 2
+    ds.cache_type = "ALL"
+    ds.cache_directory = "//fluid_cache/"
+    save(f"{d}/scene.blend")
+    with bpy.context.temp_override(object=dom, active_object=dom, scene=scene):
+        bpy.ops.fluid.bake_all()
     save(f"{d}/scene.blend")
 
 
