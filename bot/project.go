@@ -110,8 +110,10 @@ func (f *Fetcher) FetchProject(ctx context.Context, src Source, channel string) 
 		if err != nil {
 			return p, nil
 		}
-		if miss := deps.Missing(); len(miss) > 0 {
-			return nil, &NeedsFilesError{Name: name, Missing: miss}
+		// Nothing came with the file: every file it names is missing here,
+		// whatever exists on this host under that name.
+		if len(deps.Dependencies) > 0 {
+			return nil, &NeedsFilesError{Name: name, Missing: deps.Dependencies}
 		}
 		return p, nil
 	}

@@ -39,6 +39,9 @@ type MissingInput struct {
 	// Blend is the .blend that stores the path (the scene or a linked
 	// library), relative to the project root when inside it.
 	Blend string `json:"blend"`
+	// OutsideRoot: the file exists but outside the project root, and the
+	// render was confined to it (Request.Confine), so it is not sent.
+	OutsideRoot bool `json:"outside_root,omitempty"`
 }
 
 // InputManifest is everything a render reads, stored at
@@ -132,7 +135,10 @@ func (e *MissingInputsError) Error() string {
 	fmt.Fprintf(&b, "%s needs %s exist, so it would render wrong (magenta textures, absent objects):", e.Scene, files)
 	for _, m := range e.Missing {
 		fmt.Fprintf(&b, "\n  %s %s", m.Kind, m.StoredPath)
-		if m.File != "" && m.File != m.StoredPath {
+		switch {
+		case m.OutsideRoot:
+			fmt.Fprintf(&b, " (%s is outside the project, so it is not sent)", m.File)
+		case m.File != "" && m.File != m.StoredPath:
 			fmt.Fprintf(&b, " (looked for %s)", m.File)
 		}
 		if len(m.UsedBy) > 0 {

@@ -33,6 +33,12 @@ type Request struct {
 	// (they render magenta or not at all); the run record lists them.
 	// Without it such a render is refused with *MissingInputsError.
 	AllowMissing bool
+	// Confine sends only files inside Root (symbolic links resolved): a
+	// file the scene names outside it (an absolute path, "//../../..") is
+	// treated as missing. Front-ends that render other people's scenes on
+	// their own host (the Action, the bot) set it, so a scene cannot make
+	// them upload the host's files.
+	Confine bool
 	// Frames overrides the scene's range ("1-100x5", "3,7,12-20"); empty = the scene's.
 	Frames string
 	// Chunk is frames per array child; 0 picks one from Parallelism.

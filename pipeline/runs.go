@@ -297,7 +297,13 @@ func (r *Runs) prepare(ctx context.Context, req Request) (_ *prepared, err error
 	if err := findForeign(ctx, root, deps); err != nil {
 		return nil, err
 	}
-	if miss := missingInputs(root, deps); len(miss) > 0 && !req.AllowMissing {
+	var outside map[string]bool
+	if req.Confine {
+		if outside, err = confine(root, deps); err != nil {
+			return nil, err
+		}
+	}
+	if miss := missingInputs(root, deps, outside); len(miss) > 0 && !req.AllowMissing {
 		return nil, &MissingInputsError{Scene: req.BlendPath, Missing: miss}
 	}
 	// The workers' Blender must read the file, and is part of the cache key.
@@ -308,7 +314,7 @@ func (r *Runs) prepare(ctx context.Context, req Request) (_ *prepared, err error
 	if newer(info.Version, bv) {
 		return nil, &BlenderTooOldError{File: info.Version, Blender: bv, Path: req.BlendPath}
 	}
-	ws, err := buildWorkspace(ctx, req.BlendPath, root, deps)
+	ws, err := buildWorkspace(ctx, req.BlendPath, root, deps, outside)
 	if err != nil {
 		return nil, err
 	}

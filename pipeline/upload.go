@@ -87,9 +87,10 @@ func uploadInputs(ctx context.Context, st store.Store, budget time.Duration, now
 	return stats, err
 }
 
-// missingInputs lists the scene's dependencies that do not exist, each
-// .blend named relative to root when inside it.
-func missingInputs(root string, deps *blend.Deps) []MissingInput {
+// missingInputs lists the scene's dependencies that do not exist (or were
+// confined out: outside names them), each .blend named relative to root
+// when inside it.
+func missingInputs(root string, deps *blend.Deps, outside map[string]bool) []MissingInput {
 	var out []MissingInput
 	for _, d := range deps.Missing() {
 		b := d.Blend
@@ -100,7 +101,8 @@ func missingInputs(root string, deps *blend.Deps) []MissingInput {
 			rel, _ := filepath.Rel(root, f)
 			b = filepath.ToSlash(rel)
 		}
-		out = append(out, MissingInput{Kind: d.Kind, StoredPath: d.StoredPath, File: d.File, UsedBy: d.UsedBy, Blend: b})
+		out = append(out, MissingInput{Kind: d.Kind, StoredPath: d.StoredPath, File: d.File, UsedBy: d.UsedBy, Blend: b,
+			OutsideRoot: outside[d.File]})
 	}
 	return out
 }
@@ -113,4 +115,29 @@ func (w *workspace) scene() InputFile {
 		}
 	}
 	return InputFile{}
+}
+
+// confine keeps a render to the files inside root: every dependency that
+// exists outside it, or inside it only through a symbolic link leading
+// out, is marked missing, and returned by its File.
+func confine(root string, deps *blend.Deps) (map[string]bool, error) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("project root %s: %w", root, err)
+	}
+	outside := map[string]bool{}
+	for i := range deps.Dependencies {
+		d := &deps.Dependencies[i]
+		if !d.Exists {
+			continue
+		}
+		file := filepath.FromSlash(d.File)
+		real, err := filepath.EvalSymlinks(file)
+		if err == nil && inside(root, file) && inside(realRoot, real) {
+			continue
+		}
+		d.Exists, d.Size = false, 0
+		outside[d.File] = true
+	}
+	return outside, nil
 }

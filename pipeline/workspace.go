@@ -217,7 +217,7 @@ func WritableInput(k blend.DepKind) bool { return slices.Contains(writableKinds,
 // buildWorkspace lays out the scene at scenePath and its traced
 // dependencies under root, rewriting the .blend files whose stored paths
 // would not resolve in the workspace (copies in a temporary folder).
-func buildWorkspace(ctx context.Context, scenePath, root string, deps *blend.Deps) (_ *workspace, err error) {
+func buildWorkspace(ctx context.Context, scenePath, root string, deps *blend.Deps, outside map[string]bool) (_ *workspace, err error) {
 	scene, err := filepath.Abs(scenePath)
 	if err != nil {
 		return nil, err
@@ -232,15 +232,15 @@ func buildWorkspace(ctx context.Context, scenePath, root string, deps *blend.Dep
 
 	// Folders outside the root keep their inner layout under one
 	// _external/<hash>-<name>/ each: the outermost anchor holding them.
-	var outside []string
+	var anchors []string
 	for _, g := range gs {
 		for _, d := range g.deps {
 			if d.Exists && !inside(root, filepath.FromSlash(d.File)) {
-				outside = append(outside, g.anchor(d))
+				anchors = append(anchors, g.anchor(d))
 			}
 		}
 	}
-	tops := outermost(outside)
+	tops := outermost(anchors)
 	place := func(file string) string {
 		if inside(root, file) {
 			rel, _ := filepath.Rel(root, file)
@@ -355,7 +355,7 @@ func buildWorkspace(ctx context.Context, scenePath, root string, deps *blend.Dep
 		}
 	}
 
-	ws.manifest.Missing = missingInputs(root, deps)
+	ws.manifest.Missing = missingInputs(root, deps, outside)
 	ws.manifest.Schema = InputManifestSchema
 	ws.manifest.Scene = scenePlace
 	ws.manifest.Root = root

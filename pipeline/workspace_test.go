@@ -111,7 +111,7 @@ func sha(s string) string {
 func TestBuildWorkspaceLaysOutTheProject(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, projectFiles)
-	ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, projectDeps(dir))
+	ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, projectDeps(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestWorkspaceDigest(t *testing.T) {
 	build := func(files map[string]string, deps func(string) *blend.Deps) string {
 		dir := t.TempDir()
 		writeTree(t, dir, files)
-		ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, deps(dir))
+		ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, deps(dir), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,14 +196,14 @@ func TestMissingInputsAreListed(t *testing.T) {
 	deps := projectDeps(dir)
 	deps.Dependencies[2].Exists = false // the library's texture
 	deps.Dependencies[2].Size = 0
-	miss := missingInputs(dir, deps)
+	miss := missingInputs(dir, deps, nil)
 	want := []MissingInput{{Kind: blend.DepImage, StoredPath: "//tex/right.png", File: deps.Dependencies[2].File,
 		UsedBy: []string{"IMright.png"}, Blend: "lib/prop.blend"}}
 	if len(miss) != 1 || miss[0].StoredPath != want[0].StoredPath || miss[0].Blend != want[0].Blend ||
 		miss[0].File != want[0].File || !slices.Equal(miss[0].UsedBy, want[0].UsedBy) {
 		t.Errorf("missing %+v, want %+v", miss, want)
 	}
-	ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, deps)
+	ws, err := buildWorkspace(context.Background(), filepath.Join(dir, "shots", "shot.blend"), dir, deps, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,5 +283,42 @@ func TestExternalPlace(t *testing.T) {
 	}
 	if err := CheckWorkspacePath(externalPlace("/") + "/a.png"); err != nil {
 		t.Errorf("the file system root's place: %v", err)
+	}
+}
+
+func TestConfineKeepsToTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, projectFiles)
+	secret := filepath.Join(t.TempDir(), "secret.png")
+	if err := os.WriteFile(secret, []byte("the host's own file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "textures", "link.png")); err != nil {
+		t.Fatal(err)
+	}
+	deps := projectDeps(dir)
+	scene := deps.Scene
+	deps.Dependencies = append(deps.Dependencies,
+		blend.Dependency{Kind: blend.DepImage, StoredPath: filepath.ToSlash(secret), File: filepath.ToSlash(secret), Exists: true, Size: 19, UsedBy: []string{"IMabs"}, Blend: scene},
+		blend.Dependency{Kind: blend.DepImage, StoredPath: "//../textures/link.png", File: filepath.ToSlash(filepath.Join(dir, "textures", "link.png")), Exists: true, Size: 19, UsedBy: []string{"IMlink"}, Blend: scene},
+	)
+	outside, err := confine(dir, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	miss := missingInputs(dir, deps, outside)
+	var got []string
+	for _, m := range miss {
+		if !m.OutsideRoot {
+			t.Errorf("%s is missing but not marked outside the root", m.StoredPath)
+		}
+		got = append(got, m.StoredPath)
+	}
+	if want := []string{filepath.ToSlash(secret), "//../textures/link.png"}; !slices.Equal(got, want) {
+		t.Errorf("confined out %v, want %v (the absolute path and the link leading out); the project's own files stay", got, want)
+	}
+	text := (&MissingInputsError{Scene: "shots/shot.blend", Missing: miss}).Error()
+	if !strings.Contains(text, "is outside the project, so it is not sent") {
+		t.Errorf("message does not say why:\n%s", text)
 	}
 }
