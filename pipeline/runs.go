@@ -290,6 +290,9 @@ func (r *Runs) prepare(ctx context.Context, req Request) (_ *prepared, err error
 	if err != nil {
 		return nil, fmt.Errorf("find the files %s needs: %w", req.BlendPath, err)
 	}
+	for _, w := range deps.Warnings {
+		r.log().Warn("tracing the scene's files", "scene", req.BlendPath, "warning", w)
+	}
 	root, err := ProjectRoot(req.BlendPath, req.Root, deps)
 	if err != nil {
 		return nil, err
