@@ -41,7 +41,7 @@ With --deps it lists instead every external file the scene needs, found the
 same way without Blender: images (UDIM tiles and sequences file by file),
 linked libraries followed recursively, fonts, sounds, movie clips, Alembic
 and USD caches, OpenVDB volumes, physics bakes and point caches, mesh
-caches, multires data, ocean bakes and sequencer strips. Packed files and
+caches, multires data, ocean bakes, IES profiles and sequencer strips. Packed files and
 data no scene uses are left out. Each row shows the kind, the path as the
 .blend stores it, the file it resolves to here, its size, whether it was
 found, and the datablocks that use it. Missing files are part of the answer:

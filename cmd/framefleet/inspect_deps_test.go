@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/framefleet/framefleet/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
 
 // TestInspectDeps runs inspect --deps on projects made by
 // pipeline/blend/testdata/make_deps.py, in one Blender run for all subtests.
@@ -114,29 +111,21 @@ func fileSize(t *testing.T, path string) int64 {
 // rewrites it). Files under the working directory are shown relative to
 // it; the library's size, which depends on Blender's build, is $SIZE.
 func testInspectDepsTable(t *testing.T, root string) {
-	t.Chdir(root)
-	code, stdout, stderr := inspectRun(t, "--deps", "library/shots/shot.blend", "windows/scene.blend", "packed/scene.blend")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	libSize := formatSize(fileSize(t, filepath.Join(root, "library", "lib", "prop.blend")))
-	got := stdout
-	// Keep the columns: the placeholder is padded to the real value's width.
-	got = strings.Replace(got, libSize, "$SIZE"+strings.Repeat(" ", max(0, len(libSize)-len("$SIZE"))), 1)
-	golden := filepath.Join("testdata", "inspect_deps.golden")
-	golden = filepath.Join(testenv.RepoRoot(), "cmd", "framefleet", golden)
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
+	var stdout string
+	// In a subtest so that the working directory is back for golden().
+	t.Run("in the projects folder", func(t *testing.T) {
+		t.Chdir(root)
+		var code int
+		var stderr string
+		code, stdout, stderr = inspectRun(t, "--deps", "library/shots/shot.blend", "windows/scene.blend", "packed/scene.blend")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
 		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("table differs from %s (-update rewrites it):\n--- got\n%s\n--- want\n%s", golden, got, want)
-	}
+	})
+	libSize := formatSize(fileSize(t, filepath.Join(root, "library", "lib", "prop.blend")))
+	// Keep the columns: the placeholder is padded to the real value's width.
+	got := strings.Replace(stdout, libSize, "$SIZE"+strings.Repeat(" ", max(0, len(libSize)-len("$SIZE"))), 1)
+	golden(t, "inspect_deps.golden", got)
 }
 
 func TestInspectDepsErrors(t *testing.T) {

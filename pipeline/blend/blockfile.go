@@ -26,6 +26,7 @@ type blockFile struct {
 	// then slices of it, with no read and no copy.
 	mem   []byte
 	file  io.ReaderAt // the plain file mem was read from, for release
+	cache *fileCache
 	heads []bhead
 	byOld map[uint64]int32 // stored address → index in heads
 	dna   *sdna
@@ -42,7 +43,7 @@ func isIDCode(c [4]byte) bool { return c[0] != 0 && c[1] != 0 && c[2] == 0 && c[
 // openBlockFile reads the block headers and the catalogue of the .blend at
 // path. Compressed files are decompressed into memory (capped as the
 // settings reader caps them); plain files are read in place.
-func openBlockFile(path string, cache dnaCache) (*blockFile, io.Closer, error) {
+func openBlockFile(path string, cache *fileCache) (*blockFile, io.Closer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, openError(err)
@@ -73,13 +74,50 @@ func openBlockFile(path string, cache dnaCache) (*blockFile, io.Closer, error) {
 	return bf, f, nil
 }
 
-// dnaCache shares parsed catalogues between the files of one trace: a
-// scene and its libraries saved by the same Blender carry byte-identical
-// DNA1 blocks. nil disables it. (Offsets in a shared catalogue's errors are
-// those of the first file that had it.)
-type dnaCache map[string]*sdna
+// fileCache is what the files of one trace share: parsed catalogues (a
+// scene and its libraries saved by one Blender carry byte-identical DNA1
+// blocks; offsets in a shared catalogue's errors are those of the first
+// file that had it), and the memory of the last file released, which the
+// next file is read into. nil disables both.
+type fileCache struct {
+	dnas  map[string]*sdna
+	spare []byte
+	// wholeFile is the largest plain file read into memory (wholeFileLimit;
+	// tests lower it to exercise the block-by-block reads).
+	wholeFile int64
+}
 
-func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*blockFile, error) {
+func newFileCache() *fileCache {
+	return &fileCache{dnas: map[string]*sdna{}, wholeFile: wholeFileLimit}
+}
+
+// inMemory reports whether a plain file of size bytes is read whole.
+func (c *fileCache) inMemory(size int64) bool {
+	if c == nil {
+		return size <= wholeFileLimit
+	}
+	return size <= c.wholeFile
+}
+
+// buffer returns n bytes to read a file into, reusing the spare memory.
+func (c *fileCache) dna(key string) (*sdna, bool) {
+	if c == nil {
+		return nil, false
+	}
+	d, ok := c.dnas[key]
+	return d, ok
+}
+
+func (c *fileCache) buffer(n int64) []byte {
+	if c != nil && int64(cap(c.spare)) >= n {
+		b := c.spare[:n]
+		c.spare = nil
+		return b
+	}
+	return make([]byte, n)
+}
+
+func newBlockFile(r io.ReaderAt, size int64, lim limits, cache *fileCache) (*blockFile, error) {
 	if size <= 0 {
 		return nil, newError(ErrEmpty, -1, "no data")
 	}
@@ -92,7 +130,7 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*block
 	if err != nil {
 		return nil, err
 	}
-	bf := &blockFile{r: r, size: size, compression: kind}
+	bf := &blockFile{r: r, size: size, compression: kind, cache: cache}
 	switch {
 	case kind != "none":
 		data, err := decompressAll(io.NewSectionReader(r, 0, size), kind, lim)
@@ -100,10 +138,10 @@ func newBlockFile(r io.ReaderAt, size int64, lim limits, cache dnaCache) (*block
 			return nil, err
 		}
 		bf.r, bf.size, bf.mem = bytes.NewReader(data), int64(len(data)), data
-	case size <= wholeFileLimit:
+	case cache.inMemory(size):
 		// One read instead of one per block: a scene of a few MB has
 		// thousands of blocks the tracer looks into.
-		data := make([]byte, size)
+		data := cache.buffer(size)
 		n, err := r.ReadAt(data, 0)
 		if int64(n) < size && err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("reading .blend: %w", err)
@@ -170,7 +208,7 @@ func decompressAll(r io.Reader, kind string, lim limits) ([]byte, error) {
 }
 
 // index walks every block header and parses DNA1.
-func (bf *blockFile) index(cache dnaCache) error {
+func (bf *blockFile) index(cache *fileCache) error {
 	var c cursor = newAtCursor(bf.r, bf.size)
 	if bf.mem != nil {
 		c = &memCursor{mem: bf.mem}
@@ -225,14 +263,14 @@ func (bf *blockFile) index(cache dnaCache) error {
 		return err
 	}
 	key := fmt.Sprintf("%d/%v/", h.ptrSize, h.order) + string(payload)
-	if d, ok := cache[key]; ok {
+	if d, ok := cache.dna(key); ok {
 		bf.dna = d
 	} else {
 		if bf.dna, err = parseSDNA(payload, h.order, h.ptrSize, dna1.offset+int64(size)); err != nil {
 			return err
 		}
 		if cache != nil {
-			cache[key] = bf.dna
+			cache.dnas[key] = bf.dna
 		}
 	}
 	bf.byOld = make(map[uint64]int32, len(bf.heads))
@@ -253,6 +291,10 @@ func (bf *blockFile) index(cache dnaCache) error {
 // rather than hold a large project's files in memory at once.
 func (bf *blockFile) release() {
 	if bf.file != nil && bf.mem != nil {
+		// Nothing keeps a slice of mem: extractors copy what they keep.
+		if bf.cache != nil && cap(bf.mem) > cap(bf.cache.spare) {
+			bf.cache.spare = bf.mem
+		}
 		bf.r, bf.mem = bf.file, nil
 	}
 }

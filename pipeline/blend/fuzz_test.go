@@ -261,7 +261,7 @@ func FuzzTrace(f *testing.F) {
 			checkOutcome(t, "newBlockFile", nil, err)
 			return
 		}
-		deps, err := traceBlockFile(context.Background(), "/nonexistent-framefleet-fuzz/scene.blend", bf, dnaCache{})
+		deps, err := traceBlockFile(context.Background(), "/nonexistent-framefleet-fuzz/scene.blend", bf, newFileCache())
 		if err != nil {
 			checkOutcome(t, "Trace", nil, err)
 		} else {

@@ -373,3 +373,16 @@ func (x *extraction) bakeDirectories() []string {
 	}
 	return out
 }
+
+// extractIES: an IES Texture node in External mode reads its profile from
+// a file (mode 1); in Internal mode it uses a text datablock.
+func extractIES(x *extraction) {
+	if mode, _ := x.int("mode"); mode != 1 {
+		return
+	}
+	stored := x.str("filepath")
+	if stored == "" {
+		return
+	}
+	x.file(DepIES, stored, resolveStored(stored, x.ft.dir), x.user())
+}

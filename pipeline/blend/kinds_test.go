@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -136,5 +137,33 @@ func TestResolvePath(t *testing.T) {
 	}
 	if file, local := ResolvePath(`C:\a.png`, "/proj/shot.blend"); file != "C:/a.png" || local {
 		t.Errorf("ResolvePath(C:) = %s %v", file, local)
+	}
+}
+
+// TestTraceBlockByBlock: files too large to read whole are read block by
+// block; the answer is the same. Every project of make_deps.py is traced
+// both ways.
+func TestTraceBlockByBlock(t *testing.T) {
+	root := DepProjects(t)
+	scenes, _ := filepath.Glob(filepath.Join(root, "*", "*.blend"))
+	more, _ := filepath.Glob(filepath.Join(root, "*", "shots", "*.blend"))
+	scenes = append(scenes, more...)
+	if len(scenes) < 15 {
+		t.Fatalf("%d scenes in %s", len(scenes), root)
+	}
+	for _, scene := range scenes {
+		whole, err := Trace(context.Background(), scene)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache := newFileCache()
+		cache.wholeFile = -1
+		blocks, err := traceFile(context.Background(), scene, scene, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(whole, blocks) {
+			t.Errorf("%s: read whole %+v\nblock by block %+v", scene, whole, blocks)
+		}
 	}
 }

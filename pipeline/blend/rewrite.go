@@ -30,6 +30,7 @@ var pathFields = map[string][]string{
 	"OceanModifierData":     {"cachepath"},
 	"CustomDataExternal":    {"filename", "filepath"},
 	"Strip":                 {"dir", "dirpath"},
+	"NodeShaderTexIES":      {"filepath"},
 }
 
 // pathField finds the stored-path member of struct structName.
@@ -71,7 +72,7 @@ func (e *PathTooLongError) Unwrap() error { return ErrPathTooLong }
 //
 // remap sees every path-valued field of every datablock exactly as stored,
 // reached by a scene or not: image, library, font, sound, movie clip, cache
-// file (and its layers), volume, mesh cache and multires files, and the
+// file (and its layers), volume, mesh cache, multires and IES files, and the
 // folders of point caches, fluid caches, ocean bakes and sequencer strips.
 // These are the StoredPath values Trace reports. Paths are rewritten in
 // place (Blender's path fields are fixed-size char arrays), so every other

@@ -18,7 +18,8 @@ type sdna struct {
 	structs  []sdnaStruct
 	byName   map[string]int // type name → struct index
 	layouts  map[int]*layout
-	slots    map[int][]ptrSlot // pointer members per struct, for the tracer
+	slots    map[int][]ptrSlot                  // pointer members per struct, for the tracer
+	members  map[string]map[string]memberAnswer // struct → dotted member → answer
 	blockOff int64
 }
 

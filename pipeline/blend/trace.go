@@ -45,6 +45,30 @@ var notFollowed = map[string]map[string]bool{
 	"Scene":   {"toolsettings": true},
 }
 
+// member looks up a dotted member path ("packedfiles.first") of a struct,
+// remembering the answer: extractors ask the same few questions for
+// every datablock.
+func (d *sdna) member(structName, dotted string) (field, bool) {
+	if m, ok := d.members[structName][dotted]; ok {
+		return m.f, m.ok
+	}
+	if d.members == nil {
+		d.members = map[string]map[string]memberAnswer{}
+	}
+	if d.members[structName] == nil {
+		d.members[structName] = map[string]memberAnswer{}
+	}
+	f, ok, err := d.lookup(structName, strings.Split(dotted, ".")...)
+	ok = ok && err == nil
+	d.members[structName][dotted] = memberAnswer{f, ok}
+	return f, ok
+}
+
+type memberAnswer struct {
+	f  field
+	ok bool
+}
+
 // ptrSlot is one pointer inside a struct, at a byte offset.
 type ptrSlot struct {
 	off    int
@@ -125,13 +149,16 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	dnas := dnaCache{}
-	bf, closer, err := openBlockFile(abs, dnas)
+	return traceFile(ctx, path, abs, newFileCache())
+}
+
+func traceFile(ctx context.Context, path, abs string, cache *fileCache) (*Deps, error) {
+	bf, closer, err := openBlockFile(abs, cache)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer closer.Close()
-	deps, err := traceBlockFile(ctx, abs, bf, dnas)
+	deps, err := traceBlockFile(ctx, abs, bf, cache)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -140,7 +167,7 @@ func Trace(ctx context.Context, path string) (*Deps, error) {
 
 // traceBlockFile traces an opened scene file; abs is where it lives, the
 // base of its "//" paths.
-func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas dnaCache) (*Deps, error) {
+func traceBlockFile(ctx context.Context, abs string, bf *blockFile, dnas *fileCache) (*Deps, error) {
 	tr := &tracer{ctx: ctx, files: map[string]*fileTrace{}, deps: map[string]int{}, dnas: dnas}
 	defer func() {
 		for _, c := range tr.closers {
@@ -189,7 +216,7 @@ type tracer struct {
 	closers  []io.Closer
 	out      []Dependency
 	deps     map[string]int // resolved file → index in out
-	dnas     dnaCache
+	dnas     *fileCache
 	warnings []string
 	// pending are libraries to follow: file → datablock names asked for.
 	pending []libRequest
@@ -294,7 +321,11 @@ func (tr *tracer) reach(ft *fileTrace, roots []int32) error {
 		}
 		p, err := ft.payload(v.block)
 		if err != nil {
-			return err
+			// A block too large to hold (over 64 MiB, in a file read block
+			// by block) or unreadable: what it points to is not followed,
+			// and the answer says so rather than failing.
+			tr.warnings = append(tr.warnings, fmt.Sprintf("%s: block %q at offset %d was not followed: %v", ft.path, b.name(), b.offset, err))
+			continue
 		}
 		if interesting {
 			tr.extract(ft, v.block, p)
@@ -471,8 +502,8 @@ func (x *extraction) structName() string { return x.ft.bf.structName(x.ft.bf.hea
 // str reads the first of the named char-array members that exists.
 func (x *extraction) str(names ...string) string {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && !f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && !f.pointer {
 			s, _ := readString(x.data, f)
 			return s
 		}
@@ -483,8 +514,8 @@ func (x *extraction) str(names ...string) string {
 // int reads the first of the named integer members that exists.
 func (x *extraction) int(names ...string) (int64, bool) {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && !f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && !f.pointer {
 			return x.ft.bf.dna.readInt(x.data, f)
 		}
 	}
@@ -494,8 +525,8 @@ func (x *extraction) int(names ...string) (int64, bool) {
 // ptr reads the first of the named pointer members that exists.
 func (x *extraction) ptr(names ...string) uint64 {
 	for _, n := range names {
-		f, ok, err := x.ft.bf.dna.lookup(x.structName(), strings.Split(n, ".")...)
-		if err == nil && ok && f.pointer {
+		f, ok := x.ft.bf.dna.member(x.structName(), n)
+		if ok && f.pointer {
 			v, _ := x.ft.bf.dna.readPointer(x.data, f)
 			return v
 		}
@@ -585,6 +616,7 @@ var dataExtractors = map[string]func(*extraction){
 	"CustomDataExternal":    extractMultires,
 	"Sequence":              extractStrip,
 	"NodesModifierData":     extractNodesBake,
+	"NodeShaderTexIES":      extractIES,
 }
 
 // Image sources (Image.source).

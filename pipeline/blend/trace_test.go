@@ -36,6 +36,7 @@ func TestTraceScenes(t *testing.T) {
 			// textures/orphan.png is kept by a fake user only: no scene reaches
 			// it; textures/stamp.png is a painting brush's, reached only
 			// through the tool settings.
+			{blend.DepIES, "//ies/spot.ies", "ies/spot.ies", true, "MAPlane", "scene.blend"},
 			{blend.DepImage, "//textures/a.png", "textures/a.png", true, "IMa", "scene.blend"},
 		}},
 		{name: "texture_up", scene: "shots/shot.blend", want: []wantDep{
@@ -470,5 +471,31 @@ func TestTraceLibraryThroughLinkLoop(t *testing.T) {
 	want := []string{"lib/a.blend", "lib/b2.blend", "lib/self/b2.blend"}
 	if strings.Join(libs, " ") != strings.Join(want, " ") {
 		t.Errorf("libraries %q, want %q", libs, want)
+	}
+}
+
+// TestTraceMissingSets: a sequence or UDIM set with no file left is one
+// missing item naming its first file, with its user.
+func TestTraceMissingSets(t *testing.T) {
+	root := blend.DepProjects(t)
+	for _, tc := range []struct{ project, want string }{
+		{"image_sequence", "image //seq/frame_0001.png seq/frame_0001.png IMframes"},
+		{"udim", "image //tex/wood.<UDIM>.png tex/wood.1001.png IMwood"},
+	} {
+		t.Run(tc.project, func(t *testing.T) {
+			dir := t.TempDir()
+			copyFile(t, filepath.Join(root, tc.project, "scene.blend"), filepath.Join(dir, "scene.blend"))
+			deps, err := blend.Trace(context.Background(), filepath.Join(dir, "scene.blend"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range deps.Missing() {
+				got = append(got, strings.Join([]string{string(d.Kind), d.StoredPath, strings.TrimPrefix(d.File, filepath.ToSlash(dir)+"/"), strings.Join(d.UsedBy, ",")}, " "))
+			}
+			if len(deps.Dependencies) != 1 || strings.Join(got, "\n") != tc.want {
+				t.Errorf("missing %q of %d, want %q", got, len(deps.Dependencies), tc.want)
+			}
+		})
 	}
 }

@@ -100,7 +100,12 @@ def textured_plane(scene, name, img):
 def case_texture_subfolder(d):
     scene = fresh()
     png(f"{d}/textures/a.png")
-    textured_plane(scene, "Plane", image("a", "//textures/a.png", f"{d}/textures/a.png"))
+    plane_ob = textured_plane(scene, "Plane", image("a", "//textures/a.png", f"{d}/textures/a.png"))
+    # An IES light profile read from a file by the material.
+    stand_in(f"{d}/ies/spot.ies", b"IESNA:LM-63-2002\n")
+    ies = plane_ob.active_material.node_tree.nodes.new("ShaderNodeTexIES")
+    ies.mode = "EXTERNAL"
+    ies.filepath = "//ies/spot.ies"
     # Not reached from the scene: kept only by a fake user.
     png(f"{d}/textures/orphan.png")
     orphan = image("orphan", "//textures/orphan.png", f"{d}/textures/orphan.png")
