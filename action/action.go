@@ -395,12 +395,14 @@ func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string,
 		submitted(Run{}, err)
 		return Run{}, err
 	}
-	if err := a.fetchLFS(ctx, local, t.Path); err != nil {
+	root, err := a.project(ctx, t, local, tmp)
+	if err != nil {
 		submitted(Run{}, err)
 		return Run{}, err
 	}
 	sub := Submission{
 		BlendPath:  local,
+		Root:       root,
 		SourceName: fmt.Sprintf("%s/%s/%s@%s", a.event.Owner, a.event.Repo, t.Path, t.SHA),
 		Frames:     a.in.Frames,
 		Labels:     labels,
@@ -414,10 +416,10 @@ func (a *runner) renderOne(ctx context.Context, runs Runs, t Target, tmp string,
 		base := Target{Path: basePath, SHA: a.event.BaseSHA}
 		if p, err := a.git.materialize(ctx, base, tmp); err != nil {
 			compareNote = err.Error()
-		} else if err := a.fetchLFS(ctx, p, base.Path); err != nil {
+		} else if baseRoot, err := a.project(ctx, base, p, tmp); err != nil {
 			compareNote = err.Error()
 		} else {
-			sub.ComparePath = p
+			sub.ComparePath, sub.CompareRoot = p, baseRoot
 			sub.CompareSource = fmt.Sprintf("%s/%s/%s@%s", a.event.Owner, a.event.Repo, base.Path, base.SHA)
 			sub.BaseLabel, sub.HeadLabel = "base "+short(base.SHA), "head "+short(t.SHA)
 		}
@@ -466,6 +468,9 @@ func (a *runner) labels(t Target) map[string]string {
 	}
 	if a.event.PR > 0 {
 		l[LabelPR] = strconv.Itoa(a.event.PR)
+	}
+	if t.Reason != "" {
+		l[LabelReason] = t.Reason
 	}
 	if a.runURL != "" {
 		l[LabelRunURL] = a.runURL

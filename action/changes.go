@@ -20,8 +20,12 @@ type Target struct {
 	SHA  string
 	// Previous is the path before a rename (for the compare's base render).
 	Previous string
-	// Status is the change: added, modified, renamed (empty for dispatch).
+	// Status is the change: added, modified, renamed (empty for dispatch),
+	// or "dependency" for a blend rendered because a file it uses changed.
 	Status string
+	// Reason says why a blend that did not change is rendered
+	// ("texture textures/wood.png changed").
+	Reason string
 }
 
 // changedTargets lists the blends the event asks to render, matched by globs.
@@ -64,7 +68,8 @@ func (a *runner) changedTargets(ctx context.Context) ([]Target, error) {
 		}
 	}
 	a.removed = selectRemoved(files, Globs(a.in.Paths), ev.HeadSHA)
-	return selectTargets(files, Globs(a.in.Paths), ev.HeadSHA), nil
+	targets := selectTargets(files, Globs(a.in.Paths), ev.HeadSHA)
+	return a.dependentTargets(ctx, files, Globs(a.in.Paths), ev.HeadSHA, targets), nil
 }
 
 // selectRemoved lists the deleted files globs match: the report shows them.

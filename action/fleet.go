@@ -119,6 +119,10 @@ type fleetRuns struct {
 
 func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req := r.f.NewRequest(s.BlendPath)
+	req.Root = s.Root
+	// A pull request's scene sends only the repository's files, never the
+	// runner's own (an absolute path or //../.. in the .blend).
+	req.Confine = true
 	req.Frames = s.Frames
 	req.Labels = maps.Clone(s.Labels)
 	req.SourceName = s.SourceName
@@ -127,6 +131,7 @@ func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 		// The base renders with the same settings, so an earlier render of
 		// the base is a cache hit.
 		base := r.f.NewRequest(s.ComparePath)
+		base.Root, base.Confine = s.CompareRoot, true
 		base.Frames = s.Frames
 		base.SourceName = s.CompareSource
 		base.Labels = map[string]string{LabelRepo: s.Labels[LabelRepo], LabelRole: "compare-base"}

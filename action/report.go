@@ -162,6 +162,9 @@ func fileCell(r Run) string {
 	case r.Change != "":
 		notes = append(notes, mdText(r.Change))
 	}
+	if why := r.Labels[LabelReason]; why != "" {
+		notes = append(notes, mdText(why)) // rendered for a file it uses: "texture textures/wood.png changed"
+	}
 	v := r.View
 	if v.Scene != "" {
 		notes = append(notes, "scene "+mdText(v.Scene))
@@ -350,9 +353,12 @@ func missingNote(v pipeline.RunView) string {
 			names = append(names, fmt.Sprintf("and %d more", len(v.MissingInputs)-10))
 			break
 		}
-		n := mdCode(m.Path)
+		n := mdCode(m.StoredPath)
 		if m.Kind != "" {
-			n += " (" + mdText(m.Kind) + ")"
+			n += " (" + mdText(string(m.Kind)) + ")"
+		}
+		if len(m.UsedBy) > 0 {
+			n += " used by " + mdText(strings.Join(m.UsedBy, ", "))
 		}
 		names = append(names, n)
 	}

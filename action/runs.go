@@ -81,8 +81,11 @@ type Submission struct {
 	// BlendPath is the local file; SourceName names it in the record
 	// ("owner/repo/path.blend@sha").
 	BlendPath, SourceName string
-	Frames                string
-	Labels                map[string]string
+	// Root is the project root the blend's files are laid out from (the
+	// repository's top); CompareRoot the comparison base's.
+	Root, CompareRoot string
+	Frames            string
+	Labels            map[string]string
 	// ComparePath is the blend at the PR's base commit, when a before/after
 	// comparison is wanted ("" otherwise); CompareSource names it, and
 	// BaseLabel and HeadLabel are drawn over the halves.

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -295,16 +294,18 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		b.dropThread(t)
 	}
 
-	path, name, err := b.fetch.Fetch(ctx, cmd.Source, p.Channel)
+	proj, err := b.fetch.FetchProject(ctx, cmd.Source, p.Channel)
 	prepared()
 	if b.cancelled(t, ctx, endPending) {
+		proj.Remove()
 		return
 	}
 	if err != nil {
 		fail("Could not get the scene: " + err.Error())
 		return
 	}
-	defer os.Remove(path)
+	defer proj.Remove()
+	name := proj.Name
 	t.set(func(v *View) { v.Source = name })
 
 	release := func() {}
@@ -332,7 +333,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		}
 		t.set(func(v *View) { v.Note = ev.Message })
 	}), Submission{
-		BlendPath: path, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
+		BlendPath: proj.Blend, Root: proj.Root, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
 		Resolution: cmd.Resolution, Samples: cmd.Samples,
 		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
 	})

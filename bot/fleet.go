@@ -37,6 +37,10 @@ func (r *FleetRuns) EngineName() string { return r.Fleet.Config.Engine }
 
 func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	req := r.Fleet.NewRequest(s.BlendPath)
+	req.Root = s.Root
+	// The scene is someone else's: only the files fetched with it travel,
+	// never this host's own (an absolute path in the .blend).
+	req.Confine = true
 	req.SourceName, req.Labels, req.Frames = s.SourceName, s.Labels, s.Frames
 	if s.Chunk > 0 {
 		req.Chunk = s.Chunk

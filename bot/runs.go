@@ -56,6 +56,7 @@ var (
 // Submission is one render to start.
 type Submission struct {
 	BlendPath  string // the fetched .blend on this host
+	Root       string // the project root its fetched files are laid out from
 	SourceName string // as the user named it, e.g. "owner/repo/shot.blend@main"
 	Frames     string
 	Chunk      int

@@ -173,7 +173,7 @@ import os
 for img in bpy.data.images:
     if img.source == "FILE" and img.users and img.filepath and not img.packed_file and not img.library:
         if not os.path.exists(bpy.path.abspath(img.filepath)):
-            print("WARNING: framefleet: image %%r is missing (%%s) and renders as magenta: pack it into the .blend (File > External Data > Pack Resources)" %% (img.name, img.filepath), flush=True)
+            print("WARNING: framefleet: image %%r is missing (%%s) and renders as magenta: the file was not found when the render was submitted (it is in the run's missing inputs); put it at that path in the project and render again" %% (img.name, img.filepath), flush=True)
 for lib in bpy.data.libraries:
     if not os.path.exists(bpy.path.abspath(lib.filepath)):
         print("WARNING: framefleet: linked library %%s is missing: its objects are not rendered" %% lib.filepath, flush=True)

@@ -149,9 +149,9 @@ func (w *Worker) RenderChunk(ctx context.Context, index int) (report pipeline.Ch
 func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format, ext, dir, framesDir string, tail *tail) (warnings []string, stored []int, err error) {
 	log := w.log().With("run", p.RunID)
 	stored = []int{}
-	blend := filepath.Join(dir, "scene.blend")
-	if err := w.Store.GetFile(ctx, p.Blend.Key, blend); err != nil {
-		return nil, stored, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
+	blend, warnings, err := w.workspace(ctx, p, dir)
+	if err != nil {
+		return nil, stored, err
 	}
 	if err := checkSHA256(blend, p.Blend.Key, expectedBlendSHA256(p.Blend)); err != nil {
 		return nil, stored, err

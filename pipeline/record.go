@@ -164,6 +164,24 @@ type RunRecord struct {
 	FinishedAt      *time.Time  `json:"finished_at,omitempty"`
 	Result          *Result     `json:"result,omitempty"`
 	Failure         *RunFailure `json:"failure,omitempty"`
+	// Inputs summarises the files the render reads (the input manifest).
+	Inputs *RunInputs `json:"inputs,omitempty"`
+	// MissingInputs lists the files the scene needs that were missing when
+	// it was submitted with allow_missing: they render magenta or not at
+	// all, and every front-end shows them.
+	MissingInputs []MissingInput `json:"missing_inputs,omitempty"`
+}
+
+// RunInputs summarises a run's input manifest.
+type RunInputs struct {
+	// Key is the manifest's store key (runs/<id>/inputs.json).
+	Key string `json:"key"`
+	// Root is the project root on the submitting machine.
+	Root string `json:"root,omitempty"`
+	// Scene is the scene's path in the workspace.
+	Scene string `json:"scene"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
 }
 
 // Store layout of records and their indexes (beside store/layout.go's):

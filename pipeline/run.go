@@ -24,6 +24,21 @@ import (
 type Request struct {
 	// BlendPath is the local .blend file.
 	BlendPath string
+	// Root is the project root: every file the scene needs travels with it,
+	// laid out relative to this folder (the Action's repository). Empty:
+	// the git top level when the scene is inside a repository, else the
+	// deepest folder holding the scene and its relative dependencies.
+	Root string
+	// AllowMissing renders even when files the scene needs are missing
+	// (they render magenta or not at all); the run record lists them.
+	// Without it such a render is refused with *MissingInputsError.
+	AllowMissing bool
+	// Confine sends only files inside Root (symbolic links resolved): a
+	// file the scene names outside it (an absolute path, "//../../..") is
+	// treated as missing. Front-ends that render other people's scenes on
+	// their own host (the Action, the bot) set it, so a scene cannot make
+	// them upload the host's files.
+	Confine bool
 	// Frames overrides the scene's range ("1-100x5", "3,7,12-20"); empty = the scene's.
 	Frames string
 	// Chunk is frames per array child; 0 picks one from Parallelism.
@@ -315,7 +330,8 @@ func newPlan(info *blend.Info, req Request, b plan.Blend) (plan.Plan, error) {
 	return p, nil
 }
 
-// cacheKey identifies a render by everything that changes its pixels.
+// cacheKey identifies a render by everything that changes its pixels: the
+// scene and every file it reads, each at its place in the workspace.
 // Threads and chunking change only how it is made, so they are left out.
 func cacheKey(p plan.Plan) string {
 	k := struct {
@@ -328,7 +344,12 @@ func cacheKey(p plan.Plan) string {
 		Format     string          `json:"image_format"`
 		Stitch     plan.StitchMode `json:"stitch"`
 		Blender    string          `json:"blender"`
-	}{plan.Schema, p.Blend.SHA256, p.Scene, plan.Format(p.Frames), p.Render.ResolutionPercentage, p.Render.Samples, p.Render.ImageFormat, p.Stitch, p.Blender}
+		// Inputs is the workspace's digest: every input's place and content.
+		Inputs string `json:"inputs,omitempty"`
+	}{plan.Schema, p.Blend.SHA256, p.Scene, plan.Format(p.Frames), p.Render.ResolutionPercentage, p.Render.Samples, p.Render.ImageFormat, p.Stitch, p.Blender, ""}
+	if p.Inputs != nil {
+		k.Inputs = p.Inputs.Digest
+	}
 	b, _ := json.Marshal(k) // plain values: cannot fail
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -516,7 +537,7 @@ func getJSON(ctx context.Context, st store.Store, key string, v any) error {
 func hashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, fmt.Errorf("open scene: %w", err)
+		return "", 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
 	h := sha256.New()

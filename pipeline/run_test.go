@@ -103,6 +103,7 @@ func TestCacheKey(t *testing.T) {
 		func(p *plan.Plan) { p.Render.ResolutionPercentage = 10 },
 		func(p *plan.Plan) { p.Stitch = plan.StitchEncode },
 		func(p *plan.Plan) { p.Blender = "4.2.3" },
+		func(p *plan.Plan) { p.Inputs = &plan.Inputs{Digest: "changed texture"} },
 	}
 	for i, f := range differ {
 		p := base

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -350,9 +351,11 @@ type prepared struct {
 	eng  Engine
 	plan plan.Plan
 	key  string
+	// ws is the render's workspace; close it when submitted.
+	ws *workspace
 }
 
-func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
+func (r *Runs) prepare(ctx context.Context, req Request) (_ *prepared, err error) {
 	req = withDefaults(req)
 	if req.Engine == "" {
 		req.Engine = r.EngineName
@@ -372,22 +375,28 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", req.BlendPath, err)
 	}
-	sum, size, err := hashFile(req.BlendPath)
+	deps, err := blend.Trace(ctx, req.BlendPath)
+	if err != nil {
+		return nil, fmt.Errorf("find the files %s needs: %w", req.BlendPath, err)
+	}
+	for _, w := range deps.Warnings {
+		r.log().Warn("tracing the scene's files", "scene", req.BlendPath, "warning", w)
+	}
+	root, err := ProjectRoot(req.BlendPath, req.Root, deps)
 	if err != nil {
 		return nil, err
 	}
-	name := req.SourceName
-	if name == "" {
-		name = filepath.Base(req.BlendPath)
-	}
-	p, err := newPlan(info, req, plan.Blend{
-		Key: store.BlendKey(sum), SHA256: sum, Name: name, Size: size, Version: info.Version,
-	})
-	if err != nil {
+	if err := findForeign(ctx, root, deps); err != nil {
 		return nil, err
 	}
-	if err := CheckCeiling(req.Scope, req.Ceiling, len(p.Frames), p.NumChunks()); err != nil {
-		return nil, err
+	var outside map[string]bool
+	if req.Confine {
+		if outside, err = confine(root, deps); err != nil {
+			return nil, err
+		}
+	}
+	if miss := missingInputs(root, deps, outside); len(miss) > 0 && !req.AllowMissing {
+		return nil, &MissingInputsError{Scene: req.BlendPath, Missing: miss}
 	}
 	// The workers' Blender must read the file, and is part of the cache key.
 	bv, err := eng.BlenderVersion(ctx)
@@ -397,8 +406,33 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if newer(info.Version, bv) {
 		return nil, &BlenderTooOldError{File: info.Version, Blender: bv, Path: req.BlendPath}
 	}
+	ws, err := buildWorkspace(ctx, req.BlendPath, root, deps, outside)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			ws.close()
+		}
+	}()
+	name := req.SourceName
+	if name == "" {
+		name = filepath.Base(req.BlendPath)
+	}
+	scene := ws.scene()
+	p, err := newPlan(info, req, plan.Blend{
+		Key: store.InputKey(scene.SHA256), SHA256: scene.SHA256, Name: name, Size: scene.Size, Version: info.Version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckCeiling(req.Scope, req.Ceiling, len(p.Frames), p.NumChunks()); err != nil {
+		return nil, err
+	}
+	m := &ws.manifest
+	p.Inputs = &plan.Inputs{Digest: m.Digest(), Scene: m.Scene, Files: len(m.Files), Bytes: m.Bytes()}
 	p.Blender = bv
-	return &prepared{req: req, eng: eng, plan: p, key: cacheKey(p)}, nil
+	return &prepared{req: req, eng: eng, plan: p, key: cacheKey(p), ws: ws}, nil
 }
 
 // Submit records and submits a run and returns once it is submitted. An
@@ -512,6 +546,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	if err != nil {
 		return nil, false, err
 	}
+	defer pr.ws.close()
 	req, p := pr.req, pr.plan
 	out := r.newOutage(req.StoreOutageBudget, d)
 	notDeduplicated, err := r.conditionalWrites(ctx, out)
@@ -569,6 +604,8 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 
 	now := r.now().UTC()
 	p.RunID, p.CreatedAt = id, now
+	p.Inputs.Key = store.InputManifestKey(id)
+	man := &pr.ws.manifest
 	rec := &RunRecord{
 		Schema: RecordSchema, ID: id, State: RunPlanned,
 		Source:   RunSource{Name: p.Blend.Name, SHA256: p.Blend.SHA256, Size: p.Blend.Size, Key: p.Blend.Key},
@@ -577,6 +614,8 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		Blender: p.Blender, Engine: req.Engine, StoreURI: r.Store.URI(), HostBound: isHostBound(pr.eng),
 		Host: r.lease(), Progress: Progress{FramesTotal: len(p.Frames)}, Labels: req.Labels, Scope: req.Scope,
 		CreatedAt: now, UpdatedAt: now, NotDeduplicated: notDeduplicated,
+		Inputs:        &RunInputs{Key: p.Inputs.Key, Root: man.Root, Scene: man.Scene, Files: len(man.Files), Bytes: man.Bytes()},
+		MissingInputs: man.Missing,
 	}
 	data, err := encodeRecord(rec)
 	if err != nil {
@@ -597,14 +636,18 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 	}); err != nil {
 		return nil, false, r.failRun(ctx, id, fmt.Errorf("index run %s: %w", id, err))
 	}
-	if err := out.do(ctx, "upload the scene", func() error {
-		if _, err := r.Store.Stat(ctx, p.Blend.Key); errors.Is(err, store.ErrNotFound) {
-			return r.Store.PutFile(ctx, p.Blend.Key, req.BlendPath)
-		} else {
-			return err
-		}
+	up, err := uploadInputs(ctx, r.Store, out.budget, r.now, pr.ws)
+	if err != nil {
+		return nil, false, r.failRun(ctx, id, fmt.Errorf("upload the scene's files: %w", err))
+	}
+	manJSON, err := encodeManifest(man)
+	if err != nil {
+		return nil, false, r.failRun(ctx, id, err)
+	}
+	if err := out.do(ctx, "store the input manifest", func() error {
+		return r.Store.Put(ctx, p.Inputs.Key, bytes.NewReader(manJSON))
 	}); err != nil {
-		return nil, false, r.failRun(ctx, id, fmt.Errorf("upload the scene: %w", err))
+		return nil, false, r.failRun(ctx, id, fmt.Errorf("store the input manifest: %w", err))
 	}
 	planJSON, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -616,8 +659,8 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		return nil, false, r.failRun(ctx, id, fmt.Errorf("store the plan: %w", err))
 	}
 	d.send(Event{Kind: EventPlanned, Time: r.now(), RunID: id, FramesTotal: len(p.Frames), ChunkTotal: p.NumChunks(), Record: rec,
-		Message: fmt.Sprintf("%d frames (%s) in %d chunk(s) of %d, %dx%d at %s fps",
-			len(p.Frames), plan.Format(p.Frames), p.NumChunks(), p.ChunkSize, p.Width, p.Height, p.FrameRate)})
+		Message: fmt.Sprintf("%d frames (%s) in %d chunk(s) of %d, %dx%d at %s fps; %s",
+			len(p.Frames), plan.Format(p.Frames), p.NumChunks(), p.ChunkSize, p.Width, p.Height, p.FrameRate, up)})
 	rec, err = r.submitJobs(ctx, out, rec, pr.eng, d)
 	return rec, false, err
 }
@@ -768,6 +811,12 @@ func (r *Runs) holder(ctx context.Context, pr *prepared, entry cacheEntry) (*Run
 		return nil, true, nil // failed or cancelled: a new run
 	}
 	rec.State = effectiveState(rec, r.now(), r.holderGone)
+	if rec.State == RunInterrupted && rec.Handle == nil {
+		// Its submitter stopped before submitting any job (while uploading
+		// the inputs, say): a new run does it again, uploading only the
+		// inputs the store does not have yet.
+		return nil, true, nil
+	}
 	return rec, false, nil
 }
 

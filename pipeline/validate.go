@@ -47,6 +47,10 @@ const (
 	KeyLabels       = "labels"
 	KeyLinkExpiry   = "link_expiry"
 	KeyStallWarning = "stall_warning"
+	// KeyRoot is the project root the render's workspace is laid out from.
+	KeyRoot = "root"
+	// KeyAllowMissing renders a scene although files it needs are missing.
+	KeyAllowMissing = "render.allow_missing"
 )
 
 // Limits of a request's settings. Each is defined here once: Request.Validate,

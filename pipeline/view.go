@@ -147,14 +147,6 @@ type ViewCost struct {
 	Final       bool    `json:"final"`
 }
 
-// MissingInput is a file the scene references that was not found.
-type MissingInput struct {
-	// Path is as the scene names it ("//textures/wood.png").
-	Path string `json:"path"`
-	// Kind is what it is (image, library, sound, …), "" when unknown.
-	Kind string `json:"kind,omitempty"`
-}
-
 // ViewInput is everything a view is made from; only Record is required.
 type ViewInput struct {
 	Record *RunRecord
@@ -174,7 +166,7 @@ func NewRunView(in ViewInput) RunView {
 		Engine: rec.Engine, Width: rec.Width, Height: rec.Height, FrameRate: rec.FrameRate, Frames: rec.Settings.Frames,
 		Progress: ViewProgress{FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal, ChunkTotal: rec.ChunkTotal},
 		Labels:   rec.Labels, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, FinishedAt: rec.FinishedAt,
-		HostBound: rec.HostBound, Scope: rec.ScopeName(),
+		HostBound: rec.HostBound, Scope: rec.ScopeName(), MissingInputs: rec.MissingInputs,
 		Cost: ViewCost{VCPUSeconds: rec.Progress.VCPUSeconds, USD: rec.Progress.CostUSD, Final: rec.State.Final()},
 	}
 	if v.Progress.FramesTotal == 0 {

@@ -41,6 +41,8 @@ type renderFlags struct {
 	poll       time.Duration
 	detach     bool
 	labels     []string
+	root       string
+	allowMiss  bool
 	config     configFlags
 }
 
@@ -52,10 +54,15 @@ func newRenderCmd(g *globalFlags) *cobra.Command {
 		Long: `Render a .blend file's animation into a video: the frames are split into
 chunks rendered in parallel by Blender workers, then stitched with FFmpeg at
 the scene's frame rate. Every render is a run recorded in the store, with a
-short id. An identical earlier render is reused (see --force); an identical
+short id. Every file the scene needs (textures, linked libraries, caches,
+sounds) is found without Blender and travels with it, laid out relative to
+the project root (--root), and stored once by content; a scene that needs
+files that do not exist is refused unless --allow-missing. An identical
+earlier render is reused (see --force); an identical
 unfinished one is joined, or resumed if its process stopped, so only the
 frames not yet stored are rendered.`,
 		Example: `  framefleet render examples/demo.blend
+  framefleet render shots/shot.blend --root .      # textures and libraries travel with it
   framefleet render shot.blend --resolution 25 --samples 8 --frames 1-48
   framefleet render shot.blend --json > result.json
   framefleet render shot.blend --engine batch --detach`,
@@ -79,6 +86,8 @@ frames not yet stored are rendered.`,
 	fl.StringVar(&f.blender, "blender", "", "Blender program the workers run (default: blender on PATH)")
 	fl.StringVar(&f.engine, "engine", local.Name, "where to render: "+strings.Join(fleet.EngineNames(), ", "))
 	fl.BoolVar(&f.detach, "detach", false, "submit the run and return without watching it (AWS Batch; follow it with framefleet watch RUN)")
+	fl.StringVar(&f.root, "root", "", "project folder every file the scene needs is laid out from (default: the git top level holding the scene, else the deepest folder holding it and its relative dependencies)")
+	fl.BoolVar(&f.allowMiss, "allow-missing", false, "render even when files the scene needs are missing (they render magenta or not at all; the run lists them)")
 	fl.StringArrayVar(&f.labels, "label", nil, "label the run, e.g. --label ticket=PRJ-12 (repeatable; framefleet runs --label filters by them)")
 	f.config.register(fl)
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is checked")
@@ -110,6 +119,10 @@ func (f *renderFlags) applyFlags(fl *pflag.FlagSet, cfg *config.Config) {
 func (f *renderFlags) applyRequest(fl *pflag.FlagSet, req *pipeline.Request) {
 	req.Frames = f.frames
 	req.Force = f.force
+	req.Root = f.root
+	if fl.Changed("allow-missing") {
+		req.AllowMissing = f.allowMiss
+	}
 	if fl.Changed("chunk") {
 		req.Chunk = f.chunk
 	}

@@ -83,12 +83,18 @@ var flagOfSetting = map[string]string{
 	pipeline.KeyLabels:     "--label",
 	pipeline.KeyLinkExpiry: "--set link_expiry",
 	pipeline.KeySource:     "FILE.blend",
+	pipeline.KeyRoot:       "--root",
 }
 
 // cliWording words the core's front-end-neutral errors for a CLI user: a
 // setting error names the flag, a missing run names the command that lists
 // runs and the flag that picks the store; other errors pass unchanged.
 func cliWording(err error) error {
+	var mi *pipeline.MissingInputsError
+	if errors.As(err, &mi) && mi.AllowHint == "" {
+		mi.AllowHint = "add --allow-missing"
+		return err
+	}
 	var nf *pipeline.RunNotFoundError
 	if errors.As(err, &nf) {
 		return fmt.Errorf("no run %q in this store: `framefleet runs` lists its runs (add --out DIR or s3://bucket/prefix if the run was rendered into another store)", nf.ID)
@@ -389,7 +395,11 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 	if len(v.MissingInputs) > 0 {
 		var names []string
 		for _, m := range v.MissingInputs {
-			names = append(names, m.Path)
+			n := m.StoredPath
+			if len(m.UsedBy) > 0 {
+				n += " (used by " + strings.Join(m.UsedBy, ", ") + ")"
+			}
+			names = append(names, n)
 		}
 		row("missing inputs", "%s", strings.Join(names, ", "))
 	}

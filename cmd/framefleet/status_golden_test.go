@@ -75,7 +75,7 @@ func statusCases(t *testing.T) (map[string]*runStatus, time.Time) {
 	missing.FinishedAt = &finished
 	missing.Failure = &pipeline.RunFailure{Message: "the scene needs 2 files that were not found"}
 	v = view(pipeline.ViewInput{Record: missing})
-	v.MissingInputs = []pipeline.MissingInput{{Path: "//textures/wood.png", Kind: "image"}, {Path: "//lib/props.blend", Kind: "library"}}
+	v.MissingInputs = []pipeline.MissingInput{{StoredPath: "//textures/wood.png", Kind: "image", UsedBy: []string{"IMwood"}}, {StoredPath: "//lib/props.blend", Kind: "library", UsedBy: []string{"OBprops"}}}
 	v.Scope = "octo-org/scenes"
 	out["missing-inputs"] = &runStatus{View: v}
 	return out, now

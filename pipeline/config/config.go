@@ -162,6 +162,8 @@ type Render struct {
 	Resolution int    `yaml:"resolution"` // percentage of the scene's resolution; 0 = the scene's
 	Samples    int    `yaml:"samples"`    // Cycles samples; 0 = the scene's
 	Stitch     string `yaml:"stitch"`     // concat or encode
+	// AllowMissing renders scenes whose files are missing (listed in the run).
+	AllowMissing bool `yaml:"allow_missing"`
 }
 
 // Defaults returns the configuration before any file, variable or flag.

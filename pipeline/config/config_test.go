@@ -255,7 +255,7 @@ func TestKeysCoverEveryField(t *testing.T) {
 		if len(k.Env) == 0 || k.Help == "" {
 			t.Errorf("key %s has no environment variable or help", k.Name)
 		}
-		sample := map[string]string{"s3.path_style": "true", "s3.unsafe_no_conditional_writes": "true", "link_expiry": "1h", "batch.attempt_timeout": "1h"}[k.Name]
+		sample := map[string]string{"s3.path_style": "true", "s3.unsafe_no_conditional_writes": "true", "render.allow_missing": "true", "link_expiry": "1h", "batch.attempt_timeout": "1h"}[k.Name]
 		if sample == "" {
 			sample = "2"
 		}

@@ -61,6 +61,7 @@ func Keys() []Key {
 		{"scope", []string{"FRAMEFLEET_SCOPE"}, "trust scope of the runs: trusted, preview, bot or bot-<name>"},
 		{"limits.max_frames", []string{"FRAMEFLEET_MAX_FRAMES"}, "most frames one request may render (0: the scope's default)"},
 		{"limits.max_chunks", []string{"FRAMEFLEET_MAX_CHUNKS"}, "most chunks one request may use (0: the scope's default)"},
+		{"render.allow_missing", []string{"FRAMEFLEET_ALLOW_MISSING"}, "render scenes whose textures or libraries are missing (they are listed in the run)"},
 		{"price_per_vcpu_hour", []string{"FRAMEFLEET_PRICE_PER_VCPU_HOUR"}, "USD per vCPU hour, for the cost report"},
 		{"link_expiry", []string{"FRAMEFLEET_LINK_EXPIRY"}, "lifetime of result links (at most 7d; 366d with CloudFront)"},
 		{"links.cloudfront_domain", []string{"FRAMEFLEET_CLOUDFRONT_DOMAIN"}, "CloudFront distribution domain: signed links that outlive the credentials"},

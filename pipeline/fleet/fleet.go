@@ -256,6 +256,7 @@ func (f *Fleet) NewRequest(blendPath string) pipeline.Request {
 		ResolutionPercentage: c.Render.Resolution,
 		Samples:              c.Render.Samples,
 		Stitch:               plan.StitchMode(c.Render.Stitch),
+		AllowMissing:         c.Render.AllowMissing,
 		LinkExpiry:           time.Duration(c.LinkExpiry),
 		PricePerVCPUHour:     c.PricePerVCPUHour,
 		Env:                  f.WorkerEnv(),

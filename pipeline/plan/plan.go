@@ -10,8 +10,14 @@ import (
 	"time"
 )
 
-// Schema is bumped whenever a stored plan.json changes meaning.
-const Schema = 1
+// Schema is bumped whenever a stored plan.json changes meaning. Schema 2
+// added Inputs: a worker that does not know it would render the scene
+// without its textures and libraries, so it refuses the plan instead.
+const Schema = 2
+
+// MinSchema is the oldest plan a worker still renders (schema 1: the scene
+// file alone, without an input manifest).
+const MinSchema = 1
 
 // MaxArraySize is AWS Batch's limit on array children; plans never exceed it.
 const MaxArraySize = 10000
@@ -36,6 +42,23 @@ type Plan struct {
 	Blender string         `json:"blender,omitempty"`
 	Render  RenderSettings `json:"render"`
 	Stitch  StitchMode     `json:"stitch"`
+	// Inputs names the run's input manifest: every file the scene needs,
+	// laid out as a workspace the worker opens the scene in. Nil in
+	// schema 1 plans, which render Blend alone.
+	Inputs *Inputs `json:"inputs,omitempty"`
+}
+
+// Inputs points a worker at the run's input manifest.
+type Inputs struct {
+	// Key is the manifest's store key (runs/<id>/inputs.json).
+	Key string `json:"key"`
+	// Digest is the manifest's digest (pipeline.InputManifest.Digest):
+	// the worker checks it, and it is part of the cache key.
+	Digest string `json:"digest"`
+	// Scene is the scene's path in the workspace.
+	Scene string `json:"scene"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
 }
 
 // Blend identifies the stored scene file.
@@ -144,8 +167,10 @@ func (p *Plan) Chunk(i int) ([]int, error) {
 // Validate checks a plan read from a store before a worker trusts it.
 func (p *Plan) Validate() error {
 	switch {
-	case p.Schema != Schema:
-		return fmt.Errorf("plan schema %d, this framefleet understands %d: use the same framefleet version for submit and worker", p.Schema, Schema)
+	case p.Schema < MinSchema || p.Schema > Schema:
+		return fmt.Errorf("plan schema %d, this framefleet understands %d to %d: use the same framefleet version for submit and worker", p.Schema, MinSchema, Schema)
+	case p.Inputs != nil && (p.Inputs.Key == "" || p.Inputs.Scene == "" || p.Inputs.Digest == ""):
+		return errors.New("plan names an input manifest without its key, digest or scene")
 	case p.RunID == "":
 		return errors.New("plan has no run_id")
 	case p.Blend.Key == "":
