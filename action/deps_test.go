@@ -45,7 +45,7 @@ func TestPullRequestChangingATextureRendersTheBlendUsingIt(t *testing.T) {
 	if len(runs) != 1 || runs[0].File != "shots/shot.blend" || runs[0].State != pipeline.RunSucceeded {
 		t.Fatalf("runs %+v: want shots/shot.blend alone rendered (lib/prop.blend and other/plain.blend do not use the texture)", runs)
 	}
-	frame, err := os.ReadFile(filepath.Join(filepath.Dir(runs[0].VideoPath), "frames", "frame_000001.png"))
+	frame, err := os.ReadFile(filepath.Join(h.ws, filepath.Dir(runs[0].VideoPath), "frames", "frame_000001.png"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,11 +362,7 @@ func missingNote(v pipeline.RunView) string {
 		}
 		names = append(names, n)
 	}
-	note := "  <br>Missing: " + strings.Join(names, ", ")
-	if v.Scope != "" {
-		note += " · looked in " + mdCode(v.Scope)
-	}
-	return note + "\n"
+	return "  <br>Missing: " + strings.Join(names, ", ") + "\n"
 }
 
 // oneLine is s on one line, cut to n characters.

@@ -57,6 +57,11 @@ func (w *Worker) workspace(ctx context.Context, p *plan.Plan, dir string) (scene
 		if err := w.Store.GetFile(ctx, p.Blend.Key, scene); err != nil {
 			return "", nil, classify(stopped(ctx, fmt.Errorf("fetch the scene %s: %w", p.Blend.Key, err)))
 		}
+		// A plan without inputs names the scene alone: its hash is checked here
+		// (a workspace checks every file it places).
+		if err := checkSHA256(scene, p.Blend.Key, expectedBlendSHA256(p.Blend)); err != nil {
+			return "", nil, err
+		}
 		return scene, nil, nil
 	}
 	m, err := w.inputManifest(ctx, p)

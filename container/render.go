@@ -153,9 +153,6 @@ func (w *Worker) render(ctx context.Context, p *plan.Plan, frames []int, format,
 	if err != nil {
 		return nil, stored, err
 	}
-	if err := checkSHA256(blend, p.Blend.Key, expectedBlendSHA256(p.Blend)); err != nil {
-		return nil, stored, err
-	}
 	if err := os.MkdirAll(framesDir, 0o755); err != nil {
 		return nil, stored, &Error{Code: ExitTransient, Err: err}
 	}
