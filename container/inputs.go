@@ -143,8 +143,8 @@ func (w *Worker) placeInput(ctx context.Context, local localStore, ws string, f 
 		return &Error{Code: ExitTransient, Err: fmt.Errorf("input %s: %w", f.Path, err)}
 	}
 	linked := false
-	if local != nil && !pipeline.WritableInput(f.Kind) {
-		src := local.Path(key)
+	// A scoped store answers Path for any base: "" means its objects are not files here.
+	if src := localPath(local, key); src != "" && !pipeline.WritableInput(f.Kind) {
 		if _, err := os.Stat(src); err != nil {
 			return inputMissing(f, key, err)
 		}
@@ -166,6 +166,14 @@ func (w *Worker) placeInput(ctx context.Context, local localStore, ws string, f 
 		return &Error{Code: ExitPermanent, Err: &InputMismatchError{Path: f.Path, Key: key, Want: f.SHA256, Have: have}}
 	}
 	return nil
+}
+
+// localPath is key's file when the store keeps its objects on this machine, else "".
+func localPath(local localStore, key string) string {
+	if local == nil {
+		return ""
+	}
+	return local.Path(key)
 }
 
 func inputMissing(f pipeline.InputFile, key string, err error) error {

@@ -134,7 +134,7 @@ func TestPreviewCannotPoisonTrusted(t *testing.T) {
 		}
 		return st, g
 	}
-	scene := filepath.Join(testenv.Shared(t), "blendfiles", "01_cs_rotate.blend")
+	scene := filepath.Join(testenv.Shared(t), "blendfiles", "BlenderDefault_262.blend") // needs no other file
 	sceneBytes, err := os.ReadFile(scene)
 	if err != nil {
 		t.Fatal(err)
