@@ -362,7 +362,7 @@ func missingNote(v pipeline.RunView) string {
 		}
 		names = append(names, n)
 	}
-	return "  <br>Missing: " + strings.Join(names, ", ") + "\n"
+	return "  <br>Missing: " + strings.Join(names, "; ") + "\n"
 }
 
 // oneLine is s on one line, cut to n characters.

@@ -85,7 +85,10 @@ func reportCases(t *testing.T) map[string][]Run {
 	missingRec := reportRecord("m5m5m5m5", "scenes/m.blend", "Shot M", pipeline.RunFailed)
 	missingRec.Failure = &pipeline.RunFailure{Message: "the scene needs 2 files that were not found"}
 	missing := reportRun("scenes/m.blend", "modified", pipeline.ViewInput{Record: missingRec})
-	missing.View.MissingInputs = []pipeline.MissingInput{{StoredPath: "//textures/wood.png", Kind: "image", UsedBy: []string{"IMwood"}}}
+	missing.View.MissingInputs = []pipeline.MissingInput{
+		{StoredPath: "//textures/wood.png", Kind: "image", UsedBy: []string{"IMwood"}},
+		{StoredPath: "//../lib/props.blend", Kind: "library", UsedBy: []string{"OBtable", "OBchair"}},
+	}
 
 	compared := succeededRun("d6d6d6d6", "scenes/d.blend", "Shot D", "renamed")
 	compared.Previous = "old/d.blend"
