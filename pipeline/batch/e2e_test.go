@@ -150,16 +150,19 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 	if frames != 4 || videos != 1 {
 		t.Errorf("store holds %d frames and %d videos, want 4 and 1: %v", frames, videos, objs)
 	}
-	// The reclaimed child ran twice; the others once.
+	// The reclaimed child ran again. Without faults that is its only retry
+	// and the other child ran once; with store faults a transient failure
+	// (exit 75) may add attempts to either, as it should.
 	subs := srv.Submissions()
 	if len(subs) != 2 {
 		t.Fatalf("%d submissions, want render and stitch", len(subs))
 	}
-	if n := srv.Attempts(subs[0].JobID + ":1"); n != 2 {
-		t.Errorf("reclaimed child made %d attempts, want 2", n)
+	reclaimed, other := srv.Attempts(subs[0].JobID+":1"), srv.Attempts(subs[0].JobID+":0")
+	if reclaimed < 2 || (faultRate == 0 && reclaimed != 2) {
+		t.Errorf("reclaimed child made %d attempts, want 2 (at least 2 under faults)", reclaimed)
 	}
-	if n := srv.Attempts(subs[0].JobID + ":0"); n != 1 {
-		t.Errorf("child 0 made %d attempts, want 1", n)
+	if faultRate == 0 && other != 1 {
+		t.Errorf("child 0 made %d attempts, want 1", other)
 	}
 	if res.VCPUSeconds <= 0 {
 		t.Errorf("vCPU seconds %v: want the attempts' time", res.VCPUSeconds)
