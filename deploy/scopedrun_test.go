@@ -140,7 +140,7 @@ func TestPreviewCannotPoisonTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(sceneBytes)
-	sceneKey := store.BlendKey(hex.EncodeToString(sum[:]))
+	sceneKey := store.InputKey(hex.EncodeToString(sum[:])) // the scene is one of the run's content-addressed inputs
 	req := pipeline.Request{BlendPath: scene, Frames: "1-2", Engine: "recording"}
 
 	// The preview run, then what it plants.
