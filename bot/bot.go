@@ -80,6 +80,8 @@ type Bot struct {
 	// edits spaces chat.update calls across all threads: Slack's Tier 3
 	// allows about 50 a minute per workspace, whatever the thread.
 	edits *pacer
+	// finishing serialises the final reports of one run's threads.
+	finishing runLocks
 }
 
 // New returns a Bot; call Start before handing it commands.
@@ -217,13 +219,6 @@ type pendingRequest struct {
 	Accepted    time.Time `json:"accepted"`
 }
 
-func pendingKey(channel, ts string) string { return "slack/pending/" + channel + "-" + ts + ".json" }
-func finalKey(runID string) string         { return "slack/final/" + runID + ".json" }
-
-// postedKey exists once a run's final report is complete, so a starting bot
-// lists the finished reports in one request instead of reading each marker.
-func postedKey(runID string) string { return "slack/posted/" + runID }
-
 // maxPreparing is how many renders post their message and fetch at once.
 const maxPreparing = 4
 
@@ -339,12 +334,18 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		fail("Could not start the render: " + err.Error())
 		return
 	}
-	endPending()
+	// The thread is recorded before the pending request goes, so a restart
+	// in between resumes one or the other (a resubmission attaches again).
+	if err := b.subscribe(b.ctx, run.ID, p, name); err != nil {
+		b.log.Error("could not record the run's thread; a restart would resubmit the request (and attach to this run)", "run", run.ID, "err", err)
+	} else {
+		endPending()
+	}
 	t.mu.Lock()
 	t.cancel = nil
 	t.mu.Unlock()
 	t.set(func(v *View) { v.Run, v.Note = run, "" })
-	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine)), false, nil)
+	_, _ = t.reply(b.ctx, submittedText(run, p), false, nil)
 	b.watch(t, run)
 }
 
@@ -386,20 +387,24 @@ func (b *Bot) watch(t *thread, run Run) {
 	}
 }
 
-// finalMarker records how far the final report got, so it is posted once
-// even when the bot dies in the middle of it.
+// finalMarker records how far one thread's final report got, so it is
+// posted once even when the bot dies in the middle of it.
 type finalMarker struct {
-	State    string            `json:"state"` // posting, posted
-	ReplyTS  string            `json:"reply_ts,omitempty"`
-	Video    bool              `json:"video,omitempty"`
-	Preview  bool              `json:"preview,omitempty"`
-	Channel  string            `json:"channel"`
-	Thread   string            `json:"thread"`
-	Finished pipeline.RunState `json:"finished"`
+	State   string `json:"state"` // posting, posted
+	ReplyTS string `json:"reply_ts,omitempty"`
+	// VideoStarted is set before the upload begins: a bot that finds it
+	// without Video looks in the thread before uploading again.
+	VideoStarted bool              `json:"video_started,omitempty"`
+	Video        bool              `json:"video,omitempty"`
+	Preview      bool              `json:"preview,omitempty"`
+	Channel      string            `json:"channel"`
+	Thread       string            `json:"thread"`
+	Finished     pipeline.RunState `json:"finished"`
 }
 
 // finish edits the parent to its final state and posts the final reply,
 // the video and the preview into the thread, exactly once across restarts.
+// Every thread of a run gets its own report.
 func (b *Bot) finish(t *thread, r Run) {
 	ctx := b.ctx
 	defer b.dropThread(t)
@@ -427,8 +432,10 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 	}
 	t.close(ctx)
+	unlock := b.finishing.lock(r.ID)
+	defer unlock()
 
-	key := finalKey(r.ID)
+	key := finalKey(r.ID, t.channel, t.ts)
 	data, ver, err := b.markers.GetMarker(ctx, key)
 	var m finalMarker
 	switch {
@@ -452,7 +459,7 @@ func (b *Bot) finish(t *thread, r Run) {
 			return
 		}
 		if m.State == "posted" {
-			_, _ = b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), "")
+			b.markPosted(ctx, r.ID, t)
 			return
 		}
 		if m.ReplyTS == "" {
@@ -472,10 +479,19 @@ func (b *Bot) finish(t *thread, r Run) {
 	}
 
 	if m.ReplyTS == "" {
-		ts, err := t.reply(ctx, finalText(r, t.requester()), true, &slack.SlackMetadata{
-			EventType: "framefleet_final", EventPayload: map[string]any{"run_id": r.ID},
+		if line := t.failureSummary(); line != "" {
+			_, _ = t.reply(ctx, line, false, nil)
+		}
+		var ts string
+		err := withRetryAfterN(ctx, b.sleep, maxFinalWaits, func() error {
+			var err error
+			ts, err = t.post(ctx, finalText(r, t.requester()), true, &slack.SlackMetadata{
+				EventType: "framefleet_final", EventPayload: map[string]any{"run_id": r.ID},
+			})
+			return err
 		})
 		if err != nil {
+			b.log.Warn("could not post the final reply; the next start posts it", "run", r.ID, "err", err)
 			return // retried by the next start: the marker says posting, no reply
 		}
 		m.ReplyTS = ts
@@ -485,25 +501,59 @@ func (b *Bot) finish(t *thread, r Run) {
 	}
 	if r.State == pipeline.RunSucceeded {
 		if !m.Video {
-			b.postVideo(ctx, t, r)
+			if m.VideoStarted && b.threadHasFile(ctx, t, videoName(r)) {
+				b.log.Info("the video is already in the thread (a restart after the upload)", "run", r.ID)
+			} else {
+				m.VideoStarted = true
+				if !save() {
+					return
+				}
+				b.postVideo(ctx, t, r)
+			}
 			m.Video = true
 			if !save() {
 				return
 			}
 		}
 		if !m.Preview && r.PreviewKey != "" {
-			if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(r), ""); err != nil {
-				b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
+			if !b.sharedInChannel(ctx, r.ID, t) {
+				if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(r), ""); err != nil {
+					b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
+				}
 			}
 			m.Preview = true
 		}
 	}
 	m.State = "posted"
 	if save() {
-		if _, err := b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
-			b.log.Warn("could not record the report as complete; the next start checks it again", "run", r.ID, "err", err)
-		}
+		b.markPosted(ctx, r.ID, t)
 	}
+}
+
+func (b *Bot) markPosted(ctx context.Context, runID string, t *thread) {
+	if _, err := b.markers.PutMarker(ctx, postedKey(runID, t.channel, t.ts), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
+		b.log.Warn("could not record the report as complete; the next start checks it again", "run", runID, "err", err)
+	}
+}
+
+// maxFinalWaits: the final reply waits out Slack's rate limit longer than
+// a milestone does; it is the one reply that must come.
+const maxFinalWaits = 30
+
+// submittedText is the first milestone: a new run, or one this request joined.
+func submittedText(run Run, p pendingRequest) string {
+	first := run.Labels[LabelChannel] == p.Channel && run.Labels[LabelThread] == p.Thread
+	switch {
+	case first || run.Labels[LabelThread] == "" && !run.Final:
+		return fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine))
+	case run.Final:
+		return fmt.Sprintf("♻️ This exact render was already made as run `%s`: %s. The result follows here.", run.ID, plural(run.FramesTotal, "frame"))
+	}
+	who := ""
+	if u := run.Labels[LabelRequestedBy]; u != "" {
+		who = fmt.Sprintf(" (asked for by <@%s>)", u)
+	}
+	return fmt.Sprintf("🔗 The same render is already running as run `%s`%s: %d of %d frames done. You get its milestones and the result here.", run.ID, who, run.FramesDone, run.FramesTotal)
 }
 
 func (t *thread) requester() string {
@@ -583,18 +633,33 @@ func videoName(r Run) string {
 }
 
 // postVideo uploads the video into the thread so it plays there, or links
-// it when it is larger than Slack (or the configuration) allows.
+// it when it is larger than Slack (or the configuration) allows. In a
+// channel where another thread of the run already has it, it links to that
+// upload instead of uploading the same video again.
 func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 	if r.VideoKey == "" {
 		return
 	}
 	limit := int64(b.cfg.MaxUploadMiB) << 20
 	if r.VideoSize > 0 && r.VideoSize <= limit {
-		if _, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(r), ""); err == nil {
+		vm, ver, mine := b.claimVideo(ctx, r.ID, t)
+		if !mine && vm.Thread != "" {
+			_, _ = t.reply(ctx, firstUploadText(t.channel, vm), false, nil)
 			return
-		} else {
-			b.log.Warn("could not upload the video; linking it instead", "run", r.ID, "err", err)
 		}
+		id, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(r), "")
+		if err == nil {
+			if mine {
+				vm.FileID, vm.Permalink = id, b.permalink(ctx, id)
+				if data, err := json.Marshal(vm); err == nil {
+					if _, err := b.markers.PutMarker(ctx, videoKey(r.ID, t.channel), data, ver); err != nil {
+						b.log.Warn("could not record the video's upload", "run", r.ID, "err", err)
+					}
+				}
+			}
+			return
+		}
+		b.log.Warn("could not upload the video; linking it instead", "run", r.ID, "err", err)
 	}
 	link, err := b.runs.Link(ctx, r.VideoKey)
 	if err != nil {
@@ -606,6 +671,89 @@ func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 		text = fmt.Sprintf("🎞️ The video (%.0f MiB) is on the bot's host: `%s`", float64(r.VideoSize)/(1<<20), esc(link))
 	}
 	_, _ = t.reply(ctx, text, false, nil)
+}
+
+// claimVideo returns the channel's video marker for the run, claiming it
+// for t when no thread has it yet (mine). A marker t already holds (a
+// restart mid-upload) is mine too.
+func (b *Bot) claimVideo(ctx context.Context, runID string, t *thread) (videoMarker, string, bool) {
+	key := videoKey(runID, t.channel)
+	for range 3 {
+		data, ver, err := b.markers.GetMarker(ctx, key)
+		var vm videoMarker
+		switch {
+		case errors.Is(err, ErrNoMarker):
+			vm = videoMarker{Thread: t.ts}
+			data, _ := json.Marshal(vm)
+			ver, err := b.markers.PutMarker(ctx, key, data, "")
+			if errors.Is(err, ErrMarkerConflict) {
+				continue // another thread claimed it just now: read it
+			}
+			if err != nil {
+				b.log.Warn("could not record the video's upload; uploading anyway", "run", runID, "err", err)
+				return videoMarker{}, "", false
+			}
+			return vm, ver, true
+		case err != nil:
+			b.log.Warn("could not read the video's upload record; uploading anyway", "run", runID, "err", err)
+			return videoMarker{}, "", false
+		}
+		if json.Unmarshal(data, &vm) != nil {
+			return videoMarker{}, "", false
+		}
+		return vm, ver, vm.Thread == t.ts
+	}
+	return videoMarker{}, "", false
+}
+
+// sharedInChannel reports whether another thread in t's channel has the
+// run's video (its preview is there too).
+func (b *Bot) sharedInChannel(ctx context.Context, runID string, t *thread) bool {
+	data, _, err := b.markers.GetMarker(ctx, videoKey(runID, t.channel))
+	if err != nil {
+		return false
+	}
+	var vm videoMarker
+	return json.Unmarshal(data, &vm) == nil && vm.Thread != "" && vm.Thread != t.ts
+}
+
+// firstUploadText links a thread to the upload in another thread of the channel.
+func firstUploadText(channel string, vm videoMarker) string {
+	if vm.Permalink != "" {
+		return fmt.Sprintf("🎞️ The video is already in this channel: <%s|open it> (or <%s|its thread>).", vm.Permalink, threadURL(channel, vm.Thread))
+	}
+	return fmt.Sprintf("🎞️ The video is already in this channel, in <%s|the first thread of this render>.", threadURL(channel, vm.Thread))
+}
+
+func threadURL(channel, ts string) string {
+	return fmt.Sprintf("https://slack.com/archives/%s/p%s", channel, strings.ReplaceAll(ts, ".", ""))
+}
+
+// permalink is an uploaded file's link, or "" when Slack does not say.
+func (b *Bot) permalink(ctx context.Context, fileID string) string {
+	if fileID == "" {
+		return ""
+	}
+	f, _, _, err := b.api.GetFileInfoContext(ctx, fileID, 0, 0)
+	if err != nil || f == nil {
+		return ""
+	}
+	return f.Permalink
+}
+
+// threadHasFile looks in t's thread for a file named name (an upload a
+// killed bot made but did not record).
+func (b *Bot) threadHasFile(ctx context.Context, t *thread, name string) bool {
+	found := false
+	b.scanThread(ctx, t, func(m slack.Message) bool {
+		for _, f := range m.Files {
+			if f.Name == name || f.Title == name {
+				found = true
+			}
+		}
+		return found
+	})
+	return found
 }
 
 // upload puts a stored object into the thread with the external upload flow
@@ -635,6 +783,18 @@ func (b *Bot) upload(ctx context.Context, channel, threadTS, key, name, comment 
 // findFinalReply looks for a final reply a killed bot posted but did not
 // record.
 func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) string {
+	ts := ""
+	b.scanThread(ctx, t, func(m slack.Message) bool {
+		if m.Metadata.EventType == "framefleet_final" && fmt.Sprint(m.Metadata.EventPayload["run_id"]) == runID {
+			ts = m.Timestamp
+		}
+		return ts != ""
+	})
+	return ts
+}
+
+// scanThread calls found with each message of t's thread until it returns true.
+func (b *Bot) scanThread(ctx context.Context, t *thread, found func(slack.Message) bool) {
 	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.ts, IncludeAllMetadata: true, Limit: 200}
 	for {
 		var msgs []slack.Message
@@ -646,16 +806,16 @@ func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) strin
 			return err
 		})
 		if err != nil {
-			b.log.Warn("could not read the thread to check for a final reply", "err", err)
-			return ""
+			b.log.Warn("could not read the thread", "err", err)
+			return
 		}
 		for _, m := range msgs {
-			if m.Metadata.EventType == "framefleet_final" && fmt.Sprint(m.Metadata.EventPayload["run_id"]) == runID {
-				return m.Timestamp
+			if found(m) {
+				return
 			}
 		}
 		if !more || cursor == "" {
-			return ""
+			return
 		}
 		params.Cursor = cursor
 	}

@@ -115,37 +115,69 @@ func (b *Bot) cancelRun(ctx context.Context, r Run, user string) string {
 	return fmt.Sprintf("🛑 Cancelling run `%s`; its thread shows when it stopped.", r.ID)
 }
 
-// resume picks up where an earlier bot stopped: runs it submitted that are
-// unfinished or whose final report was not completed, then requests it
-// accepted but had not submitted.
+// resume picks up where an earlier bot stopped: the threads of runs it
+// submitted or joined that are unfinished or whose final report was not
+// completed, then requests it accepted but had not submitted.
 func (b *Bot) resume(ctx context.Context) error {
 	runs, err := b.runs.List(ctx, map[string]string{LabelVia: via}, 500)
 	if err != nil {
 		return err
 	}
-	done, err := b.markers.ListMarkers(ctx, "slack/posted/")
+	subs, err := b.subscriptions(ctx)
 	if err != nil {
 		return err
 	}
-	finished := map[string]bool{}
-	for _, key := range done {
-		finished[strings.TrimPrefix(key, "slack/posted/")] = true
+	posted, legacy, err := b.finishedReports(ctx)
+	if err != nil {
+		return err
 	}
-	threads := map[string]bool{}
+	byID := map[string]Run{}
 	for _, r := range runs {
-		ch, ts := r.Labels[LabelChannel], r.Labels[LabelThread]
-		threads[ch+"/"+ts] = true
-		if finished[r.ID] || ch == "" || ts == "" {
-			continue
+		byID[r.ID] = r
+	}
+	// The run's labelled thread (an earlier bot recorded only that one),
+	// then every recorded thread.
+	threads := map[string]bool{}
+	var todo []subscription
+	add := func(s subscription, isLabelled bool) {
+		k := s.Channel + "/" + s.Thread
+		if s.Channel == "" || s.Thread == "" || threads[s.RunID+"/"+k] {
+			return
 		}
-		b.log.Info("resuming the thread of a run", "run", r.ID, "state", r.State, "channel", ch, "thread", ts)
-		v := View{Source: orDash(r.SourceName), RequestedBy: r.Labels[LabelRequestedBy], Run: r, Phase: PhaseRunning, Now: b.now()}
-		t := b.newThread(ch, ts, v)
+		threads[s.RunID+"/"+k] = true
+		threads[k] = true
+		if posted[s.RunID+"/"+threadName(s.Channel, s.Thread)] || isLabelled && legacy[s.RunID] {
+			return
+		}
+		todo = append(todo, s)
+	}
+	for _, r := range runs {
+		add(subscription{RunID: r.ID, Channel: r.Labels[LabelChannel], Thread: r.Labels[LabelThread], User: r.Labels[LabelRequestedBy], Source: r.SourceName}, true)
+	}
+	for _, s := range subs {
+		labelled := false
+		if r, ok := byID[s.RunID]; ok {
+			labelled = r.Labels[LabelChannel] == s.Channel && r.Labels[LabelThread] == s.Thread
+		}
+		add(s, labelled)
+	}
+	for _, s := range todo {
+		r, ok := byID[s.RunID]
+		if !ok {
+			var err error
+			if r, err = b.runs.Get(ctx, s.RunID); err != nil {
+				b.log.Warn("a thread's run is gone; not resuming it", "run", s.RunID, "err", err)
+				continue
+			}
+		}
+		b.log.Info("resuming the thread of a run", "run", r.ID, "state", r.State, "channel", s.Channel, "thread", s.Thread)
+		v := View{Source: orDash(s.Source), RequestedBy: s.User, Run: r, Phase: PhaseRunning, Now: b.now()}
+		t := b.newThread(s.Channel, s.Thread, v)
 		t.firstFrame = r.FramesDone > 0 // posted by the earlier bot
 		b.addThread(t)
 		var release func()
-		if b.queue != nil && !r.Final {
-			release = b.queue.take()
+		if b.queue != nil && !r.Final && r.Labels[LabelThread] == s.Thread {
+			release = b.queue.take() // one slot per run, held by its first thread
 		}
 		b.spawn(func() {
 			if release != nil {
