@@ -32,7 +32,9 @@ func subscriptionKey(runID, channel, ts string) string {
 	return subscriptionPrefix() + runID + "/" + threadName(channel, ts) + ".json"
 }
 
-func pendingKey(channel, ts string) string { return "slack/pending/" + threadName(channel, ts) + ".json" }
+func pendingKey(channel, ts string) string {
+	return "slack/pending/" + threadName(channel, ts) + ".json"
+}
 
 // finalKey records how far one thread's final report got.
 func finalKey(runID, channel, ts string) string {
