@@ -59,13 +59,26 @@ type fastEngine struct {
 	duration time.Duration
 	// failAfter > 0: chunk 0 fails for good once that many frames are stored.
 	failAfter int
-	mu        sync.Mutex
-	done      map[string]bool
-	stored    map[string]int
+	// failChunks > 0: that many chunks fail for good at once, same cause.
+	failChunks int
+	// reportCancelled: after Cancel, every chunk is reported failed with
+	// "cancelled: <reason>", as an engine that fails queued children does.
+	reportCancelled bool
+	mu              sync.Mutex
+	done            map[string]bool
+	stored          map[string]int
+	chunks          map[string]int
+	cancelled       map[string]string
 }
 
 func (e *fastEngine) BlenderVersion(context.Context) (string, error) { return "3.4.1", nil }
-func (e *fastEngine) Cancel(context.Context, pipeline.Handle, string) error {
+func (e *fastEngine) Cancel(_ context.Context, h pipeline.Handle, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancelled == nil {
+		e.cancelled = map[string]string{}
+	}
+	e.cancelled[h.RenderID] = reason
 	return nil
 }
 
@@ -83,6 +96,12 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 	if err != nil {
 		return pipeline.Handle{}, err
 	}
+	e.mu.Lock()
+	if e.chunks == nil {
+		e.chunks = map[string]int{}
+	}
+	e.chunks[job.RunID] = job.Chunks
+	e.mu.Unlock()
 	go func() {
 		ctx := context.Background()
 		step := e.duration / time.Duration(len(plan.Frames))
@@ -111,6 +130,20 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 func (e *fastEngine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if reason, ok := e.cancelled[h.RenderID]; ok && e.reportCancelled {
+		st := pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StateFailed, Children: map[pipeline.JobState]int{pipeline.StateFailed: e.chunks[h.RenderID]}}
+		for i := range e.chunks[h.RenderID] {
+			st.Failures = append(st.Failures, pipeline.ChildFailure{Index: i, Reason: "cancelled: " + reason})
+		}
+		return st, nil
+	}
+	if e.failChunks > 0 {
+		st := pipeline.Status{Render: pipeline.StateRunning, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: e.failChunks}}
+		for i := range e.failChunks {
+			st.Failures = append(st.Failures, pipeline.ChildFailure{Index: i, Attempts: 3, Reason: "Blender exited with code 1", WorkerError: "out of GPU memory"})
+		}
+		return st, nil
+	}
 	if e.stored[h.RenderID] < 0 {
 		code := 1
 		return pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: 1},

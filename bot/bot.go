@@ -79,7 +79,7 @@ type Bot struct {
 	seen map[string]time.Time
 	// edits spaces chat.update calls across all threads: Slack's Tier 3
 	// allows about 50 a minute per workspace, whatever the thread.
-	edits *pacer
+	edits *editQueue
 	// finishing serialises the final reports of one run's threads.
 	finishing runLocks
 }
@@ -102,7 +102,7 @@ func New(o Options) *Bot {
 		cfg: o.Config, api: o.Slack, runs: o.Runs, markers: o.Markers, fetch: o.Fetcher, log: o.Logger,
 		now: o.Now, sleep: o.Sleep, http: o.HTTPClient, interval: time.Duration(o.Config.UpdateInterval),
 		threads: map[string]*thread{}, ctx: context.Background(), preparing: make(chan struct{}, maxPreparing),
-		seen: map[string]time.Time{}, edits: &pacer{every: time.Minute / editsPerMinute, now: o.Now},
+		seen: map[string]time.Time{}, edits: newEditQueue(time.Minute/editsPerMinute, o.Now),
 	}
 	if b.interval <= 0 {
 		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
@@ -887,29 +887,4 @@ func (b *Bot) again(trigger string) bool {
 	}
 	b.seen[trigger] = now
 	return false
-}
-
-// editsPerMinute keeps all threads' edits under chat.update's Tier 3 limit
-// (50+ a minute per workspace), leaving room for other apps' bursts.
-const editsPerMinute = 45
-
-// pacer hands out evenly spaced turns: at most one per `every`.
-type pacer struct {
-	every time.Duration
-	now   func() time.Time
-	mu    sync.Mutex
-	next  time.Time
-}
-
-// wait returns how long the caller must wait for its turn, and books it.
-func (p *pacer) wait() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	d := p.next.Sub(now)
-	p.next = p.next.Add(p.every)
-	return d
 }

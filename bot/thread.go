@@ -72,12 +72,8 @@ func (t *thread) flusher() {
 		}
 		// Then wait for a turn among every thread's edits; changes made
 		// meanwhile ride along in the same edit.
-		if turn := t.b.edits.wait(); turn > 0 {
-			select {
-			case <-t.stop:
-				return
-			case <-time.After(turn):
-			}
+		if !t.b.edits.wait(t.stop) {
+			return
 		}
 		t.edit(t.b.ctx)
 	}

@@ -264,16 +264,49 @@ func TestETA(t *testing.T) {
 	}
 }
 
-func TestPacerSpacesTurns(t *testing.T) {
+func TestEditQueueIsFair(t *testing.T) {
 	now := time.Unix(100, 0)
-	p := &pacer{every: time.Second, now: func() time.Time { return now }}
-	for i, want := range []time.Duration{0, time.Second, 2 * time.Second} {
-		if got := p.wait(); got != want {
-			t.Errorf("turn %d: wait %s, want %s", i, got, want)
+	q := newEditQueue(time.Second, func() time.Time { return now })
+	a, b, c := &editTicket{}, &editTicket{}, &editTicket{}
+	q.waiting = []*editTicket{a, b, c}
+	type step struct {
+		who     *editTicket
+		advance time.Duration
+		granted bool
+		wait    time.Duration
+	}
+	for i, s := range []step{
+		{a, 0, true, 0},            // the head gets the first turn at once
+		{c, 0, false, 0},           // not at the head: waits for a change
+		{b, 0, false, time.Second}, // at the head: one turn per second
+		{b, time.Second, true, 0},  // its turn
+		{c, 500 * time.Millisecond, false, 500 * time.Millisecond},
+	} {
+		now = now.Add(s.advance)
+		granted, wait := q.take(s.who, now)
+		if granted != s.granted || wait != s.wait {
+			t.Errorf("step %d: granted %v wait %s, want %v %s", i, granted, wait, s.granted, s.wait)
 		}
 	}
-	now = now.Add(10 * time.Second) // idle: the next turn is now
-	if got := p.wait(); got != 0 {
-		t.Errorf("after idling: wait %s", got)
+	// A thread that ends leaves without spending a turn: the next one is
+	// served as soon as the spacing allows, however many left before it.
+	var ended []*editTicket
+	for range 100 {
+		e := &editTicket{}
+		ended = append(ended, e)
+		q.waiting = append(q.waiting, e)
+	}
+	d := &editTicket{}
+	q.waiting = append(q.waiting, d)
+	for _, e := range ended {
+		q.leave(e)
+	}
+	now = now.Add(time.Second)
+	if granted, _ := q.take(c, now); !granted {
+		t.Fatal("c was not served")
+	}
+	now = now.Add(time.Second)
+	if granted, wait := q.take(d, now); !granted {
+		t.Errorf("the render after 100 ended threads waits %s", wait)
 	}
 }
