@@ -60,8 +60,9 @@ func (q *editQueue) broadcast() {
 	q.changed = make(chan struct{})
 }
 
-// wait blocks until it is the caller's turn (true), or stop closes (false).
-func (q *editQueue) wait(stop <-chan struct{}) bool {
+// wait blocks until it is the caller's turn (true), or stop or done
+// closes (false).
+func (q *editQueue) wait(stop, done <-chan struct{}) bool {
 	t := &editTicket{}
 	q.mu.Lock()
 	q.waiting = append(q.waiting, t)
@@ -85,10 +86,10 @@ func (q *editQueue) wait(stop <-chan struct{}) bool {
 		}
 		select {
 		case <-stop:
-			q.mu.Lock()
-			q.leave(t)
-			q.broadcast()
-			q.mu.Unlock()
+			q.quit(t)
+			return false
+		case <-done:
+			q.quit(t)
 			return false
 		case <-changed:
 		case <-timer:
@@ -97,4 +98,12 @@ func (q *editQueue) wait(stop <-chan struct{}) bool {
 			tm.Stop()
 		}
 	}
+}
+
+// quit takes t out of the queue and lets the others look again.
+func (q *editQueue) quit(t *editTicket) {
+	q.mu.Lock()
+	q.leave(t)
+	q.broadcast()
+	q.mu.Unlock()
 }

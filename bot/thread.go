@@ -35,7 +35,7 @@ func (b *Bot) newThread(channel, ts string, v View) *thread {
 		b: b, channel: channel, ts: ts, view: v, failures: failureLog{seen: map[int]bool{}},
 		dirty: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	go t.flusher()
+	b.spawn(t.flusher)
 	return t
 }
 
@@ -58,6 +58,8 @@ func (t *thread) flusher() {
 		select {
 		case <-t.stop:
 			return
+		case <-t.b.ctx.Done():
+			return // the bot is stopping; the next one resumes the thread
 		case <-t.dirty:
 		}
 		t.mu.Lock()
@@ -67,12 +69,14 @@ func (t *thread) flusher() {
 			select {
 			case <-t.stop:
 				return
+			case <-t.b.ctx.Done():
+				return
 			case <-time.After(wait):
 			}
 		}
 		// Then wait for a turn among every thread's edits; changes made
 		// meanwhile ride along in the same edit.
-		if !t.b.edits.wait(t.stop) {
+		if !t.b.edits.wait(t.stop, t.b.ctx.Done()) {
 			return
 		}
 		t.edit(t.b.ctx)
