@@ -177,6 +177,10 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 	}
 	switch cmd.Kind {
 	case CmdRender:
+		if cmd.Source.Kind == SourceS3 && (b.fetch == nil || b.fetch.AllowS3 == nil || !b.fetch.AllowS3(cmd.Source.Bucket, cmd.Source.Key)) {
+			b.log.Info("refused an s3:// source outside slack.sources.s3_buckets", "user", sc.UserID, "channel", sc.ChannelID, "bucket", cmd.Source.Bucket)
+			return Reply{"🚫 " + capitalize(NotAllowedS3) + "."}
+		}
 		b.spawn(func() { b.render(sc, cmd) })
 		return Reply{fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
 	case CmdStatus:
@@ -296,7 +300,11 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		return
 	}
 	if err != nil {
-		fail("Could not get the scene: " + err.Error())
+		var se *SourceError
+		if errors.As(err, &se) && se.Cause != nil {
+			b.log.Warn("could not fetch a source", "source", cmd.Source.String(), "channel", p.Channel, "err", se.Cause)
+		}
+		fail("Could not get the scene: " + escText(err.Error()))
 		return
 	}
 	defer os.Remove(path)
@@ -856,6 +864,13 @@ func (b *Bot) thread(channel, ts string) *thread {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.threads[channel+"/"+ts]
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func plural(n int, what string) string {

@@ -271,14 +271,24 @@ func ParseSource(arg string) (Source, error) {
 	return Source{Kind: SourceGitHub, Owner: parts[0], Repo: parts[1], Path: strings.Join(parts[2:], "/"), Ref: ref}, nil
 }
 
-// esc escapes text for Slack's mrkdwn, so user text cannot mention or link.
+// esc escapes user or file text for Slack's mrkdwn, so it cannot mention,
+// broadcast or link: &, < and > become entities (no <!here>, <@U…> or
+// <http://x|y>), plain @everyone/@here/@channel are broken with a word
+// joiner, and backticks become quotes so the text cannot leave a code span
+// it is shown in. It never shortens the text (callers clip where a limit
+// applies, saying so with "…").
 func esc(s string) string {
-	s = strings.ReplaceAll(s, "&", "&amp;")
-	s = strings.ReplaceAll(s, "<", "&lt;")
-	s = strings.ReplaceAll(s, ">", "&gt;")
-	s = strings.ReplaceAll(s, "`", "'")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return strings.ReplaceAll(escText(s), "`", "'")
 }
+
+// escText is esc for text shown outside code spans (backticks kept).
+func escText(s string) string {
+	s = mrkdwnEscaper.Replace(s)
+	return broadcastWords().ReplaceAllString(s, "@\u2060$1")
+}
+
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+var broadcastWords = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)@(everyone|here|channel)\b`)
+})

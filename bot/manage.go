@@ -5,17 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/slack-go/slack"
 )
 
-// status answers `/render status [run]` and `/render runs` through response_url.
+// status answers `/render status [run]` and `/render runs` through
+// response_url. Only the channel's runs are shown (a run another channel
+// started counts when this channel joined it), unless the user is an admin.
 func (b *Bot) status(sc slack.SlashCommand, id string) {
 	ctx := b.ctx
+	admin := slices.Contains(b.cfg.Admins, sc.UserID)
 	if id != "" {
 		r, err := b.runs.Get(ctx, id)
+		if err == nil && !admin && !b.runInChannel(ctx, r, sc.ChannelID) {
+			err = fmt.Errorf("%w: not in this channel", ErrRunNotFound)
+		}
 		if err != nil {
 			b.respond(ctx, sc.ResponseURL, "⚠️ "+runError(id, err))
 			return
@@ -23,20 +30,35 @@ func (b *Bot) status(sc slack.SlashCommand, id string) {
 		b.respond(ctx, sc.ResponseURL, statusLine(r))
 		return
 	}
-	runs, err := b.runs.List(ctx, map[string]string{LabelVia: via, LabelChannel: sc.ChannelID}, 10)
+	labels, title := map[string]string{LabelVia: via, LabelChannel: sc.ChannelID}, "*Newest runs in this channel*"
+	if admin {
+		labels, title = map[string]string{LabelVia: via}, "*Newest runs in every channel* (you are an admin)"
+	}
+	runs, err := b.runs.List(ctx, labels, 10)
 	if err != nil {
-		b.respond(ctx, sc.ResponseURL, "⚠️ Could not list the runs: "+esc(err.Error()))
+		b.log.Warn("could not list the runs", "err", err)
+		b.respond(ctx, sc.ResponseURL, "⚠️ Could not list the runs just now: try again in a minute.")
 		return
 	}
 	if len(runs) == 0 {
 		b.respond(ctx, sc.ResponseURL, fmt.Sprintf("No runs in this channel yet. Start one with `%s <source>`.", b.cfg.Command))
 		return
 	}
-	lines := []string{"*Newest runs in this channel*"}
+	lines := []string{title}
 	for _, r := range runs {
 		lines = append(lines, "• "+statusLine(r))
 	}
 	b.respond(ctx, sc.ResponseURL, strings.Join(lines, "\n"))
+}
+
+// runInChannel reports whether r was asked for in channel: its labels, or
+// a thread of this channel that joined it.
+func (b *Bot) runInChannel(ctx context.Context, r Run, channel string) bool {
+	if r.Labels[LabelChannel] == channel {
+		return true
+	}
+	keys, err := b.markers.ListMarkers(ctx, subscriptionPrefix()+r.ID+"/"+channel+"-")
+	return err == nil && len(keys) > 0
 }
 
 func statusLine(r Run) string {
@@ -52,9 +74,9 @@ func statusLine(r Run) string {
 
 func runError(id string, err error) string {
 	if errors.Is(err, ErrRunNotFound) {
-		return fmt.Sprintf("There is no run `%s`: `/render runs` lists this channel's runs.", esc(id))
+		return fmt.Sprintf("There is no run `%s` in this channel: `/render runs` lists this channel's runs.", esc(id))
 	}
-	return fmt.Sprintf("Could not look up run `%s`: %s", esc(id), esc(err.Error()))
+	return fmt.Sprintf("Could not look up run `%s`: %s", esc(id), escText(err.Error()))
 }
 
 // cancelByCommand handles `/render cancel <run>`.

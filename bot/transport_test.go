@@ -29,6 +29,7 @@ func TestHTTPRefusalsStartNothing(t *testing.T) {
 		{"future timestamp", testUser, testChannel, "s3://bucket/a.blend", testSecret, now.Add(6 * time.Minute), 401, ""},
 		{"unknown user", "U0MALLORY", testChannel, "s3://bucket/a.blend", testSecret, now, 200, "not on the list"},
 		{"unknown channel", testUser, "C0RANDOM", "s3://bucket/a.blend", testSecret, now, 200, "not enabled in this channel"},
+		{"s3 outside slack.sources.s3_buckets", testUser, testChannel, "s3://payroll/salaries.blend", testSecret, now, 200, "not one this bot may read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := h.post(PathCommands, h.command(tc.user, tc.ch, tc.text), tc.secret, tc.ts)

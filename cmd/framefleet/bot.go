@@ -25,7 +25,6 @@ const (
 	envAppToken      = "SLACK_APP_TOKEN"
 	envSigningSecret = "SLACK_SIGNING_SECRET"
 	envGitHubToken   = "GITHUB_TOKEN"
-	envLFSURL        = "FRAMEFLEET_SLACK_LFS_URL" // Git LFS server for GitHub sources (default https://github.com)
 )
 
 func newBotCmd(g *globalFlags) *cobra.Command {
@@ -127,7 +126,8 @@ func runBot(ctx context.Context, g *globalFlags, cf *configFlags, blender string
 	fetch := &bot.Fetcher{
 		Slack:    api,
 		MaxBytes: int64(sc.MaxFileMiB) << 20,
-		LFSURL:   os.Getenv(envLFSURL),
+		LFSURL:   sc.GitHubLFSURL(), // the token goes only to the configured GitHub
+		AllowS3:  sc.Sources.AllowsS3,
 		OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
 			return store.Open(ctx, uri, f.Config.StoreOptions())
 		},

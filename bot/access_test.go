@@ -1,0 +1,45 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/framefleet/framefleet/pipeline/config"
+)
+
+// TestStatusShowsTheChannelsRuns: `status <run>` and `runs` show only the
+// channel's runs, except to an admin.
+func TestStatusShowsTheChannelsRuns(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Slack.AllowedChannels = []string{testChannel, otherChannel}
+		c.Slack.AllowedUsers = []string{testUser, "U0BOB"}
+		c.Slack.Admins = []string{"U0ADMIN"}
+	})
+	h.useFastEngine(&fastEngine{duration: time.Second})
+	shareDemo(t, h)
+	h.post(PathCommands, h.command(testUser, testChannel, "file frames=1-3"), testSecret, time.Now())
+	ts, runID := submittedRun(t, h)
+	eventually(t, 30*time.Second, "the final reply", func() bool { return len(finalOf(h, ts)) == 1 })
+
+	ask := func(user, text, want string) {
+		t.Helper()
+		before := len(h.slack.Responses())
+		h.post(PathCommands, h.command(user, otherChannel, text), testSecret, time.Now())
+		eventually(t, 10*time.Second, "the answer to "+text, func() bool { return len(h.slack.Responses()) > before })
+		got := h.slack.Responses()[before]
+		if !strings.Contains(got, want) {
+			t.Errorf("%s asking %q in another channel: %q, want %q", user, text, got, want)
+		}
+		if text == "runs" && user != "U0ADMIN" && strings.Contains(got, runID) {
+			t.Errorf("%s sees run %s of another channel: %q", user, runID, got)
+		}
+	}
+	ask("U0BOB", "status "+runID, "There is no run `"+runID+"` in this channel")
+	ask("U0BOB", "runs", "No runs in this channel yet")
+	ask("U0ADMIN", "status "+runID, "`"+runID+"` demo.blend — succeeded")
+	ask("U0ADMIN", "runs", "every channel")
+	if got := h.slack.Responses(); !strings.Contains(got[len(got)-1], runID) {
+		t.Errorf("the admin's runs lack %s: %q", runID, got[len(got)-1])
+	}
+}
