@@ -39,8 +39,8 @@ type Fetcher struct {
 	OpenStore func(ctx context.Context, uri string) (store.Store, error)
 	// AllowS3 says whether s3://bucket/key may be read (slack.sources.s3_buckets);
 	// nil refuses every s3:// source.
-	AllowS3 func(bucket, key string) bool
-	MaxBytes  int64
+	AllowS3  func(bucket, key string) bool
+	MaxBytes int64
 	// Dir receives downloads (default os.TempDir()).
 	Dir string
 }
