@@ -154,6 +154,17 @@ func (r Reply) Body() map[string]any {
 // in the background. It never blocks on Slack, GitHub, S3 or the engine,
 // except to check user group membership (cached).
 func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
+	return b.handleCommand(ctx, sc, ackLookupTimeout)
+}
+
+// ackLookupTimeout bounds a user group lookup an acknowledgement waits for
+// (Slack allows 3 s); lateLookupTimeout one made after acknowledging.
+const (
+	ackLookupTimeout  = 2 * time.Second
+	lateLookupTimeout = 30 * time.Second
+)
+
+func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTimeout time.Duration) Reply {
 	if sc.Command != "" && sc.Command != b.cfg.Command {
 		return Reply{fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
 	}
@@ -165,7 +176,7 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 	if cmd.Kind == CmdHelp {
 		return Reply{HelpText(b.cfg.Command)}
 	}
-	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	actx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
 		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/framefleet/framefleet/internal/slackfake"
+	"github.com/framefleet/framefleet/pipeline/config"
 )
 
 // TestSocketModeAcksEnvelopes drives the bot with real Socket Mode envelopes
@@ -100,5 +102,70 @@ func TestSocketModeAcksEnvelopes(t *testing.T) {
 	})
 	if n := h.runCount(); n != 0 {
 		t.Errorf("%d runs recorded, want 0", n)
+	}
+}
+
+// TestSocketModeAcksBeforeSlowLookups: ten commands that need a user group
+// lookup are all acknowledged while the lookup is still held (the fake
+// Slack releases it only after the tenth ack), then answered through
+// response_url once it ends: members get their answer, others the refusal.
+func TestSocketModeAcksBeforeSlowLookups(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Slack.AllowedUsers = nil
+		c.Slack.AllowedUsergroups = []string{"S0TEAM"}
+	})
+	h.slack.SetGroup("S0TEAM", testUser)
+	release := h.slack.HoldGroupLookups()
+	defer release()
+	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+	for i := range 10 {
+		user := testUser
+		if i == 9 {
+			user = "U0MALLORY"
+		}
+		sc := slack.SlashCommand{TeamID: "T0TEAM", ChannelID: testChannel, UserID: user, Command: "/render", Text: "runs", ResponseURL: h.slack.ResponseURL("s")}
+		if err := h.slack.Send(slackfake.SlashEnvelope(fmt.Sprintf("env-%d", i), sc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := map[string]bool{}
+	for len(acked) < 10 {
+		select {
+		case ack := <-h.slack.Acks():
+			acked[ack.EnvelopeID] = true
+			if len(ack.Payload) > 0 && string(ack.Payload) != "null" {
+				t.Errorf("ack %s carries %s before the lookup ended", ack.EnvelopeID, ack.Payload)
+			}
+		case <-time.After(30 * time.Second): // a hang guard, not a timing bound
+			t.Fatalf("%d acks while the lookup is held, want 10", len(acked))
+		}
+	}
+	if n := len(h.slack.Responses()); n != 0 {
+		t.Fatalf("%d answers before the lookup ended", n)
+	}
+	if h.slack.GroupLookups() == 0 {
+		t.Fatal("no user group lookup was made: the test does not hold anything")
+	}
+	release()
+	eventually(t, 30*time.Second, "the ten answers", func() bool { return len(h.slack.Responses()) == 10 })
+	var answers, refusals int
+	for _, r := range h.slack.Responses() {
+		switch {
+		case strings.Contains(r, "No runs in this channel yet"):
+			answers++
+		case strings.Contains(r, "not on the list"):
+			refusals++
+		}
+	}
+	if answers != 9 || refusals != 1 {
+		t.Errorf("%d answers and %d refusals, want 9 and 1: %q", answers, refusals, h.slack.Responses())
 	}
 }

@@ -137,6 +137,18 @@ func (b *Bot) socketEvent(ctx context.Context, client *socketmode.Client, evt so
 		if !ok || evt.Request == nil {
 			return
 		}
+		// Acknowledge first, work after: envelopes arrive one at a time,
+		// so a command waiting for a user group lookup would hold back the
+		// acknowledgement of every command behind it (Slack allows 3 s).
+		if !b.auth.decidesAtOnce(sc.ChannelID, sc.UserID) {
+			b.ack(client, evt.Request, Reply{})
+			b.spawn(func() {
+				if rep := b.handleCommand(b.ctx, sc, lateLookupTimeout); rep.Text != "" {
+					b.respond(b.ctx, sc.ResponseURL, rep.Text)
+				}
+			})
+			return
+		}
 		rep := b.HandleCommand(ctx, sc)
 		b.ack(client, evt.Request, rep)
 	case socketmode.EventTypeInteractive:

@@ -82,6 +82,7 @@ type Server struct {
 	wsAcks      chan Ack
 	connections int
 	views       []OpenedView
+	groupGate   chan struct{} // usergroups.users.list waits for it when set
 }
 
 // Ack is a Socket Mode acknowledgement the bot sent.
@@ -418,7 +419,31 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 // Downloads is how many files were downloaded.
 func (s *Server) Downloads() int { return s.Calls()["download"] }
 
+// HoldGroupLookups makes usergroups.users.list wait until release is
+// called (a slow lookup whose end the test decides).
+func (s *Server) HoldGroupLookups() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.groupGate = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// GroupLookups is how many usergroups.users.list calls came in (held or not).
+func (s *Server) GroupLookups() int { return s.Calls()["usergroups.users.list"] }
+
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	gate := s.groupGate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	s.mu.Lock()
 	members, ok := s.groups[r.FormValue("usergroup")]
 	s.mu.Unlock()
