@@ -73,7 +73,9 @@ func Parent(v View) (string, []slack.Block) {
 			status = "Cancelled by <@" + v.CancelledBy + ">"
 		}
 	}
-	fallback := fmt.Sprintf("%s — %s", title, plainStatus(v, status))
+	// The header is plain text; the fallback is mrkdwn, so the name in it
+	// is escaped (a file named "<!here> x.blend" must not notify anyone).
+	fallback := fmt.Sprintf("%s — %s", escText(title), plainStatus(v, status))
 
 	fields := []*slack.TextBlockObject{
 		mrkdwn("*Source*\n" + esc(v.Source)),

@@ -48,6 +48,8 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 	// HTTPClient posts to response_url (default http.DefaultClient).
 	HTTPClient *http.Client
+	// BodyTimeout bounds reading an HTTP request's body (default 10 s).
+	BodyTimeout time.Duration
 }
 
 // Bot handles commands and button clicks and keeps every run's thread.
@@ -62,8 +64,10 @@ type Bot struct {
 	sleep    func(context.Context, time.Duration) error
 	http     *http.Client
 	interval time.Duration
-	auth     *authorizer
-	queue    *queue // nil unless the engine is local
+	// bodyTimeout bounds reading an HTTP request's body.
+	bodyTimeout time.Duration
+	auth        *authorizer
+	queue       *queue // nil unless the engine is local
 	// preparing bounds the renders posting their message and fetching
 	// their source at once, so a burst of commands neither starves the
 	// acknowledgements of CPU nor runs into Slack's per-channel post limit.
@@ -107,6 +111,10 @@ func New(o Options) *Bot {
 	if b.interval <= 0 {
 		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
 	}
+	b.bodyTimeout = o.BodyTimeout
+	if b.bodyTimeout <= 0 {
+		b.bodyTimeout = 10 * time.Second
+	}
 	b.auth = &authorizer{cfg: o.Config, api: o.Slack, now: o.Now}
 	if o.Runs.EngineName() == config.EngineLocal {
 		b.queue = newQueue(o.Config.Concurrency)
@@ -122,6 +130,14 @@ func (b *Bot) Start(ctx context.Context) error {
 	if err := b.resume(ctx); err != nil {
 		return fmt.Errorf("resume the runs of an earlier bot: %w", err)
 	}
+	b.spawn(func() {
+		for {
+			b.forgetSeen(ctx)
+			if sleepCtx(ctx, time.Minute) != nil {
+				return
+			}
+		}
+	})
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/plan"
 )
 
 // CommandKind is what a /render invocation asks for.
@@ -108,7 +109,6 @@ func HelpText(command string) string {
 var patterns = sync.OnceValue(func() commandPatterns {
 	return commandPatterns{
 		runID:    regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`),
-		frames:   regexp.MustCompile(`^\d+(-\d+(x\d+)?)?(,\d+(-\d+(x\d+)?)?)*$`),
 		ghPart:   regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
 		ref:      regexp.MustCompile(`^[A-Za-z0-9_./-]+$`),
 		bucket:   regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`),
@@ -117,7 +117,7 @@ var patterns = sync.OnceValue(func() commandPatterns {
 })
 
 type commandPatterns struct {
-	runID, frames, ghPart, ref, bucket, fileName *regexp.Regexp
+	runID, ghPart, ref, bucket, fileName *regexp.Regexp
 }
 
 // ParseCommand parses the text after the slash command. command is the
@@ -179,8 +179,14 @@ func ParseCommand(command, text string) (Command, error) {
 		seen[key] = true
 		switch key {
 		case "frames":
-			if !patterns().frames.MatchString(value) {
-				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is not a frame list: use `1-100`, `1-100x5` (every 5th frame) or `3,7,12-20`.", esc(value)), usage(usageRender)}
+			// The pipeline's own grammar and limits, so the bot accepts
+			// exactly what a render accepts (negative frames included).
+			frames, err := plan.ParseFrames(value)
+			if err != nil {
+				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is not a frame list: use `1-100`, `1-100x5` (every 5th frame), `3,7,12-20` or `-5--1`.", esc(value)), usage(usageRender)}
+			}
+			if err := pipeline.CheckFrameCount(len(frames)); err != nil {
+				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is %d frames, more than the %d one render may have: split it into several renders.", esc(value), len(frames), pipeline.MaxRequestFrames), usage(usageRender)}
 			}
 			cmd.Frames = value
 		case "chunk":

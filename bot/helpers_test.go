@@ -70,6 +70,7 @@ func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 	cfg.Slack.AllowedChannels = []string{testChannel}
 	cfg.Slack.AllowedUsers = []string{testUser}
 	cfg.Slack.MaxFileMiB = 1
+	cfg.Slack.Sources.S3Buckets = []string{"bucket"}
 	if change != nil {
 		change(cfg)
 	}
@@ -92,7 +93,7 @@ func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 	sl := &sleepLog{}
 	b := New(Options{
 		Config: cfg.Slack, Slack: api, Runs: runs, Markers: runs, Logger: log, Sleep: sl.sleep,
-		Fetcher: &Fetcher{Slack: api, MaxBytes: int64(cfg.Slack.MaxFileMiB) << 20, Dir: t.TempDir()},
+		Fetcher: &Fetcher{Slack: api, MaxBytes: int64(cfg.Slack.MaxFileMiB) << 20, Dir: t.TempDir(), AllowS3: cfg.Slack.Sources.AllowsS3},
 	})
 	botCtx, stopBot := context.WithCancel(ctx)
 	if err := b.Start(botCtx); err != nil {

@@ -157,11 +157,7 @@ func TestAcceptedRequestSurvivesRestart(t *testing.T) {
 	if _, err := h.runs.PutMarker(context.Background(), pendingKey(testChannel, ts), p, ""); err != nil {
 		t.Fatal(err)
 	}
-	b := h.restartBot()
-	if err := b.Start(h.bot.ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Wait()
+	h.restart()
 	eventually(t, 30*time.Second, "the final reply in the same thread", func() bool { return len(finalOf(h, ts)) == 1 })
 	if n := len(h.slack.Parents()); n != 1 {
 		t.Errorf("%d parent messages, want the earlier one only", n)

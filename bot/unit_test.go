@@ -79,6 +79,8 @@ func TestParseCommandAccepts(t *testing.T) {
 		{"cancel k3x9", Command{Kind: CmdCancel, RunID: "k3x9"}},
 		{"runs", Command{Kind: CmdRuns}},
 		{"help", Command{Kind: CmdHelp}},
+		{"file frames=-5--1", Command{Kind: CmdRender, Source: Source{Kind: SourceChannel}, Frames: "-5--1"}},
+		{"file frames=1..100 samples=65536 resolution=1000", Command{Kind: CmdRender, Source: Source{Kind: SourceChannel}, Frames: "1..100", Samples: 65536, Resolution: 1000}},
 	} {
 		got, err := ParseCommand("/render", tc.text)
 		if tc.want.Kind == "" {
@@ -113,6 +115,10 @@ func TestParseCommandRefuses(t *testing.T) {
 		{"s3://bucket/a.blend <@U123>", "is not a setting"},
 		{"cancel ../../etc", "is not a run ID"},
 		{"runs all", "takes no arguments"},
+		{"file resolution=32767", "`resolution=32767` is out of range: give a percentage from 1 to 1000"},
+		{"file samples=2000000000", "`samples=2000000000` is out of range: give 1 to 65536 samples"},
+		{"file frames=1-1000000", "`frames=1-1000000` is 1000000 frames, more than the 100000 one render may have"},
+		{"file frames=1-x", "`frames=1-x` is not a frame list"},
 	} {
 		_, err := ParseCommand("/render", tc.text)
 		var ue *UsageError
