@@ -116,7 +116,7 @@ func TestParseCommandRefuses(t *testing.T) {
 		{"cancel ../../etc", "is not a run ID"},
 		{"runs all", "takes no arguments"},
 		{"file resolution=32767", "`resolution=32767` is out of range: give a percentage from 1 to 1000"},
-		{"file samples=2000000000", "`samples=2000000000` is out of range: give 1 to 65536 samples"},
+		{"file samples=2000000000", "`samples=2000000000` is out of range: give at most 65536 samples"},
 		{"file frames=1-1000000", "`frames=1-1000000` is 1000000 frames, more than the 100000 one render may have"},
 		{"file frames=1-x", "`frames=1-x` is not a frame list"},
 	} {

@@ -90,8 +90,11 @@ func CheckResolution(n int) error {
 
 // CheckSamples checks a number of render samples; 0 keeps the scene's.
 func CheckSamples(n int) error {
-	if n < 0 || n > MaxSamples {
-		return settingError(KeySamples, n, fmt.Sprintf("give 1 to %d samples, or 0 to keep the scene's", MaxSamples), nil)
+	if n < 0 {
+		return settingError(KeySamples, n, "give a positive number of samples, or 0 to keep the scene's", nil)
+	}
+	if n > MaxSamples {
+		return settingError(KeySamples, n, fmt.Sprintf("give at most %d samples, or 0 to keep the scene's", MaxSamples), nil)
 	}
 	return nil
 }
