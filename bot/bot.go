@@ -23,7 +23,9 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/blend"
 	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // Labels the bot puts on every run it submits.
@@ -335,7 +337,11 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		return
 	}
 	defer os.Remove(path)
-	t.set(func(v *View) { v.Source = name })
+	scene := ""
+	if info, err := blend.ReadFile(path); err == nil && len(info.Scenes) > 1 {
+		scene = info.Scene // the file has several: say which one renders
+	}
+	t.set(func(v *View) { v.Source, v.Scene = name, scene })
 
 	release := func() {}
 	if b.queue != nil {
@@ -371,7 +377,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 	}
 	// The thread is recorded before the pending request goes, so a restart
 	// in between resumes one or the other (a resubmission attaches again).
-	if err := b.subscribe(b.ctx, run.ID, p, name); err != nil {
+	if err := b.subscribe(b.ctx, run.ID, p, name, scene); err != nil {
 		b.log.Error("could not record the run's thread; a restart would resubmit the request (and attach to this run)", "run", run.ID, "err", err)
 	} else {
 		endPending()
@@ -536,7 +542,7 @@ func (b *Bot) finish(t *thread, r Run) {
 	}
 	if r.State == pipeline.RunSucceeded {
 		if !m.Video {
-			if m.VideoStarted && b.threadHasFile(ctx, t, videoName(r)) {
+			if m.VideoStarted && b.threadHasFile(ctx, t, videoName(t, r)) {
 				b.log.Info("the video is already in the thread (a restart after the upload)", "run", r.ID)
 			} else {
 				m.VideoStarted = true
@@ -552,7 +558,7 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 		if !m.Preview && r.PreviewKey != "" {
 			if !b.sharedInChannel(ctx, r.ID, t) {
-				if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(r), ""); err != nil {
+				if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(t, r), ""); err != nil {
 					b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
 				}
 			}
@@ -652,19 +658,34 @@ func cancelledBy(reason string) string {
 	return strings.Fields(user + " ")[0]
 }
 
-func previewName(r Run) string {
-	return strings.TrimSuffix(videoName(r), ".mp4") + "-preview.gif"
+// previewName and videoName name the uploads after the file (and the
+// scene when the file has several), not after the scene alone, which is
+// mostly Blender's default "Scene".
+func previewName(t *thread, r Run) string {
+	return strings.TrimSuffix(videoName(t, r), ".mp4") + "-preview.gif"
 }
 
-func videoName(r Run) string {
-	k := r.VideoKey
-	if i := strings.LastIndex(k, "/"); i >= 0 {
-		k = k[i+1:]
+func videoName(t *thread, r Run) string {
+	t.mu.Lock()
+	source, scene := t.view.Source, t.view.Scene
+	t.mu.Unlock()
+	stem := ""
+	for _, s := range []string{source, r.SourceName} {
+		if f := fileBase(s); strings.HasSuffix(f, ".blend") {
+			stem = strings.TrimSuffix(f, ".blend")
+			break
+		}
 	}
-	if k == "" {
-		k = "render.mp4"
+	if stem == "" {
+		stem = r.Scene
 	}
-	return k
+	if scene != "" {
+		stem += "-" + scene
+	}
+	if stem == "" {
+		return "render.mp4"
+	}
+	return store.SafeName(stem) + ".mp4"
 }
 
 // postVideo uploads the video into the thread so it plays there, or links
@@ -682,7 +703,7 @@ func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 			_, _ = t.reply(ctx, firstUploadText(t.channel, vm), false, nil)
 			return
 		}
-		id, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(r), "")
+		id, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(t, r), "")
 		if err == nil {
 			if mine {
 				vm.FileID, vm.Permalink = id, b.permalink(ctx, id)

@@ -79,7 +79,7 @@ func TestFinalReportPostedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := api.UploadFile(slack.UploadFileParameters{Reader: strings.NewReader(strings.Repeat("v", 4096)), FileSize: 4096,
-				Filename: "Scene.mp4", Title: "Scene.mp4", Channel: testChannel, ThreadTimestamp: ts}); err != nil {
+				Filename: "a.mp4", Title: "a.mp4", Channel: testChannel, ThreadTimestamp: ts}); err != nil {
 				t.Fatal(err)
 			}
 			m, _ := json.Marshal(finalMarker{State: "posting", ReplyTS: replyTS, VideoStarted: true, Channel: testChannel, Thread: ts})

@@ -193,7 +193,7 @@ func (b *Bot) resume(ctx context.Context) error {
 			}
 		}
 		b.log.Info("resuming the thread of a run", "run", r.ID, "state", r.State, "channel", s.Channel, "thread", s.Thread)
-		v := View{Source: orDash(s.Source), RequestedBy: s.User, Run: r, Phase: PhaseRunning, Now: b.now()}
+		v := View{Source: orDash(s.Source), Scene: s.Scene, RequestedBy: s.User, Run: r, Phase: PhaseRunning, Now: b.now()}
 		t := b.newThread(s.Channel, s.Thread, v)
 		t.firstFrame = r.FramesDone > 0 // posted by the earlier bot
 		b.addThread(t)

@@ -22,6 +22,8 @@ type subscription struct {
 	Thread  string `json:"thread"`
 	User    string `json:"user"`
 	Source  string `json:"source"`
+	// Scene is the scene shown in the title, "" when the file has one.
+	Scene string `json:"scene,omitempty"`
 }
 
 // threadName is a thread's part of a marker key.
@@ -62,8 +64,8 @@ type videoMarker struct {
 
 // subscribe records that thread p follows run (create-if-absent: a request
 // resubmitted after a restart subscribes once).
-func (b *Bot) subscribe(ctx context.Context, runID string, p pendingRequest, source string) error {
-	data, err := json.Marshal(subscription{RunID: runID, Channel: p.Channel, Thread: p.Thread, User: p.User, Source: source})
+func (b *Bot) subscribe(ctx context.Context, runID string, p pendingRequest, source, scene string) error {
+	data, err := json.Marshal(subscription{RunID: runID, Channel: p.Channel, Thread: p.Thread, User: p.User, Source: source, Scene: scene})
 	if err != nil {
 		return err
 	}

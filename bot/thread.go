@@ -195,7 +195,7 @@ func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	}
 	t.firstFrame = true
 	t.mu.Unlock()
-	text := fmt.Sprintf("🖼️ First frame is in (frame %d of %d).", r.LatestFrame, r.FramesTotal)
+	text := fmt.Sprintf("🖼️ First frame rendered: frame %d (%d of %d frames done).", r.LatestFrame, r.FramesDone, r.FramesTotal)
 	// The worker's small JPEG, else the frame itself when it is not large.
 	key := r.ThumbnailKey
 	if key == "" && r.FrameKey != "" {

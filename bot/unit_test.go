@@ -208,14 +208,14 @@ func TestQueuePositions(t *testing.T) {
 
 func TestParentMessage(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	running := View{Source: "acme/film/<shot>.blend@main", RequestedBy: "U1", Phase: PhaseRunning, Now: now,
+	running := View{Source: "acme/film/<shot>.blend@main", Scene: "Shot", RequestedBy: "U1", Phase: PhaseRunning, Now: now,
 		ThumbnailURL: "https://bucket.s3.amazonaws.com/thumb.jpg",
 		Run: Run{ID: "k3x9p2ad", State: pipeline.RunRunning, Scene: "Shot", Frames: "1-100x2", FramesDone: 10, FramesTotal: 50,
 			Width: 960, Height: 540, Engine: "batch", CreatedAt: now.Add(-100 * time.Second), FailedChunk: -1}}
 	text, blocks := Parent(running)
 	raw, _ := json.Marshal(blocks)
 	js := string(raw)
-	for _, want := range []string{"Rendering Shot", "20%", "10 / 50 frames", "1-100x2 (50)", "*ETA*\\n6m40s", "\\u003c@U1\\u003e",
+	for _, want := range []string{"Rendering \\u003cshot\\u003e.blend · Shot", "20%", "10 / 50 frames", "1-100x2 (50)", "*ETA*\\n6m40s", "\\u003c@U1\\u003e",
 		ActionCancel, `"confirm"`, `"style":"danger"`, "thumb.jpg", "k3x9p2ad", "acme/film/\\u0026lt;shot\\u0026gt;.blend@main"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("running message lacks %s:\n%s", want, js)
@@ -232,7 +232,7 @@ func TestParentMessage(t *testing.T) {
 	done.VideoURL = "https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"
 	_, blocks = Parent(done)
 	raw, _ = json.Marshal(blocks)
-	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered Shot") || !strings.Contains(js, "100%") ||
+	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered \\u003cshot\\u003e.blend · Shot") || !strings.Contains(js, "100%") ||
 		!strings.Contains(js, `"url":"https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"`) {
 		t.Errorf("done message:\n%s", js)
 	}

@@ -170,7 +170,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 			frames = append(frames, u)
 		}
 	}
-	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame is in") {
+	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame rendered: frame ") {
 		t.Errorf("the first frame is not shown in the thread: %+v", fs.Uploads())
 	}
 	if len(frames) == 1 {
@@ -269,12 +269,12 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 func firstFrameReports(fs *slackfake.Server) int {
 	n := 0
 	for _, u := range fs.Uploads() {
-		if strings.Contains(u.Comment, "First frame is in") {
+		if strings.Contains(u.Comment, "First frame rendered: frame ") {
 			n++
 		}
 	}
 	for _, m := range fs.Messages() {
-		if strings.Contains(m.Text, "First frame is in") {
+		if strings.Contains(m.Text, "First frame rendered: frame ") {
 			n++
 		}
 	}
