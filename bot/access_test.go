@@ -43,3 +43,28 @@ func TestStatusShowsTheChannelsRuns(t *testing.T) {
 		t.Errorf("the admin's runs lack %s: %q", runID, got[len(got)-1])
 	}
 }
+
+// TestHelpShowsSourcesAndLimits: `/render` alone and `/render help` show
+// the sources this bot may read and the limits, to someone allowed here.
+func TestHelpShowsSourcesAndLimits(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Slack.Sources.S3Buckets = []string{"renders/shots/", "bucket"} })
+	for _, text := range []string{"", "help"} {
+		status, body := h.post(PathCommands, h.command(testUser, testChannel, text), testSecret, time.Now())
+		got := ephemeral(t, body)
+		if status != 200 {
+			t.Fatalf("%q: %d", text, status)
+		}
+		for _, want := range []string{"`file` / `file:name.blend`", "`s3://renders/shots/…`", "`s3://bucket/…`",
+			"files up to 1 MiB; at most 100000 frames per render; `resolution` 1–1000%; `samples` 1–65536",
+			"1 render at once on the bot's host", "you may cancel the runs you asked for"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("/render %s lacks %q:\n%s", text, want, got)
+			}
+		}
+	}
+	// Someone not allowed here learns nothing about the sources.
+	_, body := h.post(PathCommands, h.command("U0MALLORY", testChannel, "help"), testSecret, time.Now())
+	if got := ephemeral(t, body); strings.Contains(got, "s3://") || !strings.Contains(got, "not on the list") {
+		t.Errorf("help for a stranger: %q", got)
+	}
+}

@@ -191,14 +191,14 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTi
 		return Reply{"⚠️ " + err.Error()}
 	}
 
-	if cmd.Kind == CmdHelp {
-		return Reply{HelpText(b.cfg.Command)}
-	}
 	actx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
 		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)
 		return Reply{"🚫 " + err.Error()}
+	}
+	if cmd.Kind == CmdHelp {
+		return Reply{b.helpText(sc.UserID)}
 	}
 	if (cmd.Kind == CmdRender || cmd.Kind == CmdCancel) && b.again(sc.TriggerID) {
 		b.log.Info("ignored a command delivered again", "trigger", sc.TriggerID)

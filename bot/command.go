@@ -126,7 +126,7 @@ func ParseCommand(command, text string) (Command, error) {
 	fields := strings.Fields(text)
 	usage := func(form string) string { return "Usage: " + fmt.Sprintf(form, command) }
 	if len(fields) == 0 {
-		return Command{}, &UsageError{"Nothing to render: give a source.", usage(usageRender) + "\n" + usageSource + ". `" + command + " help` shows everything."}
+		return Command{Kind: CmdHelp}, nil // what may be rendered here, and how
 	}
 	switch strings.ToLower(fields[0]) {
 	case "help":

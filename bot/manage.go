@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/slack-go/slack"
+
+	"github.com/framefleet/framefleet/pipeline"
 )
 
 // status answers `/render status [run]` and `/render runs` through
@@ -247,4 +249,43 @@ func (b *Bot) resume(ctx context.Context) error {
 		b.spawn(func() { b.prepareAndRun(t, p, cmd, func() {}) })
 	}
 	return nil
+}
+
+// helpText is the answer to `/render` and `/render help`: the usage, then
+// what this bot may read and render, for someone allowed in this channel.
+func (b *Bot) helpText(user string) string {
+	lines := []string{HelpText(b.cfg.Command), "", "*Sources you can use here*"}
+	lines = append(lines, "• `file` / `file:name.blend`: a .blend shared in this channel")
+	if b.fetch != nil && b.fetch.GitHub != nil {
+		host := strings.TrimPrefix(strings.TrimPrefix(b.cfg.GitHubLFSURL(), "https://"), "http://")
+		lines = append(lines, "• `owner/repo/path.blend@ref`: files the bot's token can read on "+esc(host)+" (Git LFS included)")
+	}
+	if len(b.cfg.Sources.S3Buckets) > 0 {
+		var where []string
+		for _, e := range b.cfg.Sources.S3Buckets {
+			if !strings.Contains(e, "/") {
+				e += "/"
+			}
+			where = append(where, "`s3://"+esc(e)+"…`")
+		}
+		lines = append(lines, "• "+strings.Join(where, ", "))
+	} else {
+		lines = append(lines, "• no `s3://` sources (an admin can allow buckets with `slack.sources.s3_buckets`)")
+	}
+	lines = append(lines, "", "*Limits*",
+		fmt.Sprintf("• files up to %d MiB; at most %d frames per render; `resolution` 1–%d%%; `samples` 1–%d",
+			b.cfg.MaxFileMiB, pipeline.MaxRequestFrames, pipeline.MaxResolutionPercentage, pipeline.MaxSamples),
+		fmt.Sprintf("• videos up to %d MiB play in the thread; larger ones are linked", b.cfg.MaxUploadMiB))
+	if b.queue != nil {
+		lines = append(lines, fmt.Sprintf("• %s at once on the bot's host; the others wait in line", plural(b.cfg.Concurrency, "render")))
+	}
+	if slices.Contains(b.cfg.Admins, user) {
+		lines = append(lines, "• you are an admin: you may cancel any run, and `status`/`runs` show every channel's")
+	} else {
+		lines = append(lines, "• `status` and `runs` show this channel's runs; you may cancel the runs you asked for")
+	}
+	if len(b.cfg.AllowedChannels) > 0 {
+		lines = append(lines, "• rendering is enabled in this channel")
+	}
+	return strings.Join(lines, "\n")
 }
