@@ -69,6 +69,9 @@ type fastEngine struct {
 	stored          map[string]int
 	chunks          map[string]int
 	cancelled       map[string]string
+	// quit stops every render goroutine (the test is over); wg waits for them.
+	quit chan struct{}
+	wg   sync.WaitGroup
 }
 
 func (e *fastEngine) BlenderVersion(context.Context) (string, error) { return "3.4.1", nil }
@@ -102,10 +105,23 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 	}
 	e.chunks[job.RunID] = job.Chunks
 	e.mu.Unlock()
+	e.wg.Add(1)
 	go func() {
+		defer e.wg.Done()
 		ctx := context.Background()
 		step := e.duration / time.Duration(len(plan.Frames))
 		for i, f := range plan.Frames {
+			e.mu.Lock()
+			_, cancelled := e.cancelled[job.RunID]
+			e.mu.Unlock()
+			if cancelled {
+				return
+			}
+			select {
+			case <-e.quit:
+				return
+			default:
+			}
 			if e.failAfter > 0 && i == e.failAfter {
 				e.mu.Lock()
 				e.stored[job.RunID] = -1
@@ -200,6 +216,10 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 
 // useFastEngine makes every run of h render on e.
 func (h *harness) useFastEngine(e *fastEngine) {
-	e.st, e.done, e.stored = h.runs.Fleet.Store, map[string]bool{}, map[string]int{}
+	e.st, e.done, e.stored, e.quit = h.runs.Fleet.Store, map[string]bool{}, map[string]int{}, make(chan struct{})
+	h.t.Cleanup(func() {
+		close(e.quit)
+		e.wg.Wait()
+	})
 	h.runs.Runs.Engine = func(context.Context, string) (pipeline.Engine, error) { return e, nil }
 }

@@ -155,13 +155,19 @@ func (b *Bot) spawn(f func()) {
 }
 
 // Reply is the immediate (acknowledgement) answer to a command or click:
-// empty, or an ephemeral text only the user sees.
+// empty, an ephemeral text only the user sees, or a modal's field errors.
 type Reply struct {
 	Text string
+	// Errors keeps a submitted modal open with a message under each field
+	// (by block ID).
+	Errors map[string]string
 }
 
 // Body is the reply as Slack takes it in an HTTP response or a Socket Mode ack.
 func (r Reply) Body() map[string]any {
+	if len(r.Errors) > 0 {
+		return map[string]any{"response_action": "errors", "errors": r.Errors}
+	}
 	if r.Text == "" {
 		return nil
 	}
@@ -184,21 +190,21 @@ const (
 
 func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTimeout time.Duration) Reply {
 	if sc.Command != "" && sc.Command != b.cfg.Command {
-		return Reply{fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
+		return Reply{Text: fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
 	}
 	cmd, err := ParseCommand(b.cfg.Command, sc.Text)
 	if err != nil {
-		return Reply{"⚠️ " + err.Error()}
+		return Reply{Text: "⚠️ " + err.Error()}
 	}
 
 	actx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
 		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)
-		return Reply{"🚫 " + err.Error()}
+		return Reply{Text: "🚫 " + err.Error()}
 	}
 	if cmd.Kind == CmdHelp {
-		return Reply{b.helpText(sc.UserID)}
+		return Reply{Text: b.helpText(sc.UserID)}
 	}
 	if (cmd.Kind == CmdRender || cmd.Kind == CmdCancel) && b.again(sc.TriggerID) {
 		b.log.Info("ignored a command delivered again", "trigger", sc.TriggerID)
@@ -208,10 +214,12 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTi
 	case CmdRender:
 		if cmd.Source.Kind == SourceS3 && (b.fetch == nil || b.fetch.AllowS3 == nil || !b.fetch.AllowS3(cmd.Source.Bucket, cmd.Source.Key)) {
 			b.log.Info("refused an s3:// source outside slack.sources.s3_buckets", "user", sc.UserID, "channel", sc.ChannelID, "bucket", cmd.Source.Bucket)
-			return Reply{"🚫 " + capitalize(NotAllowedS3) + "."}
+			return Reply{Text: "🚫 " + capitalize(NotAllowedS3) + "."}
 		}
-		b.spawn(func() { b.render(sc, cmd) })
-		return Reply{fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
+		b.spawn(func() {
+			b.render(renderRequest{Channel: sc.ChannelID, User: sc.UserID, Text: sc.Text, ResponseURL: sc.ResponseURL}, cmd)
+		})
+		return Reply{Text: fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
 	case CmdStatus:
 		b.spawn(func() { b.status(sc, cmd.RunID) })
 	case CmdRuns:
@@ -224,7 +232,14 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTi
 
 // HandleAction answers a button click at once (the Cancel button).
 func (b *Bot) HandleAction(ctx context.Context, ic slack.InteractionCallback) Reply {
-	if ic.Type != slack.InteractionTypeBlockActions {
+	switch {
+	case ic.Type == slack.InteractionTypeMessageAction && ic.CallbackID == CallbackRenderFile:
+		// trigger_id lasts about 3 s: the modal is opened right away.
+		b.spawn(func() { b.openRenderModal(ic) })
+		return Reply{}
+	case ic.Type == slack.InteractionTypeViewSubmission && ic.View.CallbackID == CallbackRenderModal:
+		return b.submitRenderModal(ic)
+	case ic.Type != slack.InteractionTypeBlockActions:
 		return Reply{}
 	}
 	for _, a := range ic.ActionCallback.BlockActions {
@@ -244,8 +259,11 @@ func (b *Bot) HandleAction(ctx context.Context, ic slack.InteractionCallback) Re
 // pendingRequest is a render accepted but not yet submitted, kept in the
 // store so a restarted bot finishes what it promised.
 type pendingRequest struct {
-	Channel     string    `json:"channel"`
-	Thread      string    `json:"thread"`
+	Channel string `json:"channel"`
+	Thread  string `json:"thread"` // the render's status message
+	// Root is the thread the status message is in (a file's message, for
+	// the shortcut); "" when the status message starts the thread.
+	Root        string    `json:"root,omitempty"`
 	User        string    `json:"user"`
 	Text        string    `json:"text"`
 	ResponseURL string    `json:"response_url,omitempty"`
@@ -255,8 +273,16 @@ type pendingRequest struct {
 // maxPreparing is how many renders post their message and fetch at once.
 const maxPreparing = 4
 
-// render runs one /render: post the parent, fetch, queue, submit, watch.
-func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
+// renderRequest is who asked for a render, where, and in what words.
+type renderRequest struct {
+	Channel, User, Text, ResponseURL string
+	// Root: post the status message into this message's thread (the
+	// shortcut's file message) instead of starting a thread.
+	Root string
+}
+
+// render runs one render: post the status message, fetch, queue, submit, watch.
+func (b *Bot) render(sc renderRequest, cmd Command) {
 	ctx := b.ctx
 	select {
 	case b.preparing <- struct{}{}:
@@ -271,16 +297,20 @@ func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 		}
 	}
 	defer release()
-	v := View{Source: cmd.Source.String(), RequestedBy: sc.UserID, Phase: PhasePreparing, Now: b.now()}
+	v := View{Source: cmd.Source.String(), RequestedBy: sc.User, Phase: PhasePreparing, Now: b.now()}
 	text, blocks := Parent(v)
 	var ts string
 	err := withRetryAfter(ctx, b.sleep, func() error {
 		var err error
-		_, ts, err = b.api.PostMessageContext(ctx, sc.ChannelID, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
+		if sc.Root != "" {
+			opts = append(opts, slack.MsgOptionTS(sc.Root))
+		}
+		_, ts, err = b.api.PostMessageContext(ctx, sc.Channel, opts...)
 		return err
 	})
 	if err != nil {
-		b.log.Warn("could not post the run's message", "channel", sc.ChannelID, "err", err)
+		b.log.Warn("could not post the run's message", "channel", sc.Channel, "err", err)
 		msg := "I could not post in this channel (" + slackErrorCode(err) + ")."
 		if c := slackErrorCode(err); c == "not_in_channel" || c == "channel_not_found" {
 			msg = "I am not in this channel yet: type `/invite @framefleet` here, then run the command again."
@@ -288,13 +318,13 @@ func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 		b.respond(ctx, sc.ResponseURL, "⚠️ "+msg)
 		return
 	}
-	p := pendingRequest{Channel: sc.ChannelID, Thread: ts, User: sc.UserID, Text: sc.Text, ResponseURL: sc.ResponseURL, Accepted: b.now()}
+	p := pendingRequest{Channel: sc.Channel, Thread: ts, Root: sc.Root, User: sc.User, Text: sc.Text, ResponseURL: sc.ResponseURL, Accepted: b.now()}
 	if data, err := json.Marshal(p); err == nil {
-		if _, err := b.markers.PutMarker(ctx, pendingKey(sc.ChannelID, ts), data, ""); err != nil {
+		if _, err := b.markers.PutMarker(ctx, pendingKey(sc.Channel, ts), data, ""); err != nil {
 			b.log.Warn("could not record the pending request", "err", err)
 		}
 	}
-	t := b.newThread(sc.ChannelID, ts, v)
+	t := b.newThreadIn(sc.Channel, ts, sc.Root, v)
 	b.addThread(t)
 	b.prepareAndRun(t, p, cmd, release)
 }
@@ -558,7 +588,7 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 		if !m.Preview && r.PreviewKey != "" {
 			if !b.sharedInChannel(ctx, r.ID, t) {
-				if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(t, r), ""); err != nil {
+				if _, err := b.upload(ctx, t.channel, t.root, r.PreviewKey, previewName(t, r), ""); err != nil {
 					b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
 				}
 			}
@@ -703,7 +733,7 @@ func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 			_, _ = t.reply(ctx, firstUploadText(t.channel, vm), false, nil)
 			return
 		}
-		id, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(t, r), "")
+		id, err := b.upload(ctx, t.channel, t.root, r.VideoKey, videoName(t, r), "")
 		if err == nil {
 			if mine {
 				vm.FileID, vm.Permalink = id, b.permalink(ctx, id)
@@ -739,7 +769,7 @@ func (b *Bot) claimVideo(ctx context.Context, runID string, t *thread) (videoMar
 		var vm videoMarker
 		switch {
 		case errors.Is(err, ErrNoMarker):
-			vm = videoMarker{Thread: t.ts}
+			vm = videoMarker{Thread: t.ts, Root: t.root}
 			data, _ := json.Marshal(vm)
 			ver, err := b.markers.PutMarker(ctx, key, data, "")
 			if errors.Is(err, ErrMarkerConflict) {
@@ -776,9 +806,9 @@ func (b *Bot) sharedInChannel(ctx context.Context, runID string, t *thread) bool
 // firstUploadText links a thread to the upload in another thread of the channel.
 func firstUploadText(channel string, vm videoMarker) string {
 	if vm.Permalink != "" {
-		return fmt.Sprintf("🎞️ The video is already in this channel: <%s|open it> (or <%s|its thread>).", vm.Permalink, threadURL(channel, vm.Thread))
+		return fmt.Sprintf("🎞️ The video is already in this channel: <%s|open it> (or <%s|its thread>).", vm.Permalink, threadURL(channel, vm.root()))
 	}
-	return fmt.Sprintf("🎞️ The video is already in this channel, in <%s|the first thread of this render>.", threadURL(channel, vm.Thread))
+	return fmt.Sprintf("🎞️ The video is already in this channel, in <%s|the first thread of this render>.", threadURL(channel, vm.root()))
 }
 
 func threadURL(channel, ts string) string {
@@ -851,7 +881,7 @@ func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) strin
 
 // scanThread calls found with each message of t's thread until it returns true.
 func (b *Bot) scanThread(ctx context.Context, t *thread, found func(slack.Message) bool) {
-	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.ts, IncludeAllMetadata: true, Limit: 200}
+	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.root, IncludeAllMetadata: true, Limit: 200}
 	for {
 		var msgs []slack.Message
 		var more bool

@@ -47,6 +47,8 @@ const (
 	// SourceChannel is a .blend shared in the channel: Name is "" for the
 	// newest one, or the file's name.
 	SourceChannel SourceKind = "channel"
+	// SourceSlackFile is one shared file by ID (the message shortcut's).
+	SourceSlackFile SourceKind = "slackfile"
 )
 
 // Source is a .blend to fetch.
@@ -56,6 +58,7 @@ type Source struct {
 	Bucket, Key            string
 	Owner, Repo, Path, Ref string
 	Name                   string
+	FileID                 string // SourceSlackFile
 }
 
 // String is the source as the user would type it.
@@ -65,6 +68,11 @@ func (s Source) String() string {
 		return "s3://" + s.Bucket + "/" + s.Key
 	case SourceGitHub:
 		return s.Owner + "/" + s.Repo + "/" + s.Path + "@" + s.Ref
+	case SourceSlackFile:
+		if s.Name != "" {
+			return s.Name
+		}
+		return "the shared file"
 	case SourceChannel:
 		if s.Name == "" {
 			return "the newest .blend in this channel"
@@ -113,11 +121,12 @@ var patterns = sync.OnceValue(func() commandPatterns {
 		ref:      regexp.MustCompile(`^[A-Za-z0-9_./-]+$`),
 		bucket:   regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`),
 		fileName: regexp.MustCompile(`^[^/\\\x00-\x1f]+\.blend$`),
+		fileID:   regexp.MustCompile(`^F[A-Z0-9]{2,40}$`),
 	}
 })
 
 type commandPatterns struct {
-	runID, ghPart, ref, bucket, fileName *regexp.Regexp
+	runID, ghPart, ref, bucket, fileName, fileID *regexp.Regexp
 }
 
 // ParseCommand parses the text after the slash command. command is the
@@ -246,6 +255,12 @@ func ParseSource(arg string) (Source, error) {
 		return Source{Kind: SourceS3, Bucket: bucket, Key: key}, nil
 	case arg == "file":
 		return Source{Kind: SourceChannel}, nil
+	case strings.HasPrefix(arg, "fileid:"):
+		id := strings.TrimPrefix(arg, "fileid:")
+		if !patterns().fileID.MatchString(id) {
+			return Source{}, fmt.Errorf("`%s` is not a Slack file ID: use `file:scene.blend` for a file shared here.", esc(arg))
+		}
+		return Source{Kind: SourceSlackFile, FileID: id}, nil
 	case strings.HasPrefix(arg, "file:"):
 		name := strings.TrimPrefix(arg, "file:")
 		if !patterns().fileName.MatchString(name) {

@@ -68,6 +68,8 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, channel string) (string
 		return f.fetchGitHub(ctx, src)
 	case SourceChannel:
 		return f.fetchChannel(ctx, src, channel)
+	case SourceSlackFile:
+		return f.fetchSlackFile(ctx, src, channel)
 	}
 	return "", "", fmt.Errorf("unknown source kind %q", src.Kind)
 }
@@ -374,6 +376,45 @@ func (f *Fetcher) fetchChannel(ctx context.Context, src Source, channel string) 
 		return "", "", fmt.Errorf("download %s from Slack: %w", pick.Name, err)
 	}
 	return path, pick.Name, nil
+}
+
+// fetchSlackFile downloads one shared file by ID, when it is a .blend
+// shared in channel (the shortcut names the file; nobody can make the bot
+// read a file from a channel they are not in).
+func (f *Fetcher) fetchSlackFile(ctx context.Context, src Source, channel string) (string, string, error) {
+	var file *slack.File
+	err := withRetryAfter(ctx, sleepCtx, func() error {
+		var err error
+		file, _, _, err = f.Slack.GetFileInfoContext(ctx, src.FileID, 0, 0)
+		return err
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("look up the shared file: %s (the app needs the files:read scope)", slackErrorCode(err))
+	}
+	shared := false
+	for _, ids := range [][]string{file.Channels, file.Groups, file.IMs} {
+		for _, id := range ids {
+			shared = shared || id == channel
+		}
+	}
+	if !shared {
+		return "", "", errors.New("that file is not shared in this channel: share it here first")
+	}
+	if !strings.HasSuffix(strings.ToLower(file.Name), ".blend") {
+		return "", "", fmt.Errorf("%s is not a .blend file", file.Name)
+	}
+	if err := f.check(file.Name, int64(file.Size)); err != nil {
+		return "", "", err
+	}
+	url := file.URLPrivateDownload
+	if url == "" {
+		url = file.URLPrivate
+	}
+	path, err := f.save(file.Name, func(w io.Writer) error { return f.Slack.GetFileContext(ctx, url, w) })
+	if err != nil {
+		return "", "", fmt.Errorf("download %s from Slack: %w", file.Name, err)
+	}
+	return path, file.Name, nil
 }
 
 func escapePath(p string) string {

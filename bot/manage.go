@@ -175,15 +175,15 @@ func (b *Bot) resume(ctx context.Context) error {
 		}
 		todo = append(todo, s)
 	}
-	for _, r := range runs {
-		add(subscription{RunID: r.ID, Channel: r.Labels[LabelChannel], Thread: r.Labels[LabelThread], User: r.Labels[LabelRequestedBy], Source: r.SourceName}, true)
-	}
 	for _, s := range subs {
 		labelled := false
 		if r, ok := byID[s.RunID]; ok {
 			labelled = r.Labels[LabelChannel] == s.Channel && r.Labels[LabelThread] == s.Thread
 		}
 		add(s, labelled)
+	}
+	for _, r := range runs {
+		add(subscription{RunID: r.ID, Channel: r.Labels[LabelChannel], Thread: r.Labels[LabelThread], User: r.Labels[LabelRequestedBy], Source: r.SourceName}, true)
 	}
 	for _, s := range todo {
 		r, ok := byID[s.RunID]
@@ -196,7 +196,7 @@ func (b *Bot) resume(ctx context.Context) error {
 		}
 		b.log.Info("resuming the thread of a run", "run", r.ID, "state", r.State, "channel", s.Channel, "thread", s.Thread)
 		v := View{Source: orDash(s.Source), Scene: s.Scene, RequestedBy: s.User, Run: r, Phase: PhaseRunning, Now: b.now()}
-		t := b.newThread(s.Channel, s.Thread, v)
+		t := b.newThreadIn(s.Channel, s.Thread, s.Root, v)
 		t.firstFrame = r.FramesDone > 0 // posted by the earlier bot
 		b.addThread(t)
 		var release func()
@@ -244,7 +244,7 @@ func (b *Bot) resume(ctx context.Context) error {
 			continue
 		}
 		b.log.Info("resuming an accepted request", "channel", p.Channel, "thread", p.Thread)
-		t := b.newThread(p.Channel, p.Thread, View{Source: cmd.Source.String(), RequestedBy: p.User, Phase: PhasePreparing, Now: b.now()})
+		t := b.newThreadIn(p.Channel, p.Thread, p.Root, View{Source: cmd.Source.String(), RequestedBy: p.User, Phase: PhasePreparing, Now: b.now()})
 		b.addThread(t)
 		b.spawn(func() { b.prepareAndRun(t, p, cmd, func() {}) })
 	}

@@ -24,6 +24,9 @@ type subscription struct {
 	Source  string `json:"source"`
 	// Scene is the scene shown in the title, "" when the file has one.
 	Scene string `json:"scene,omitempty"`
+	// Root is the thread the status message is in when it does not start
+	// one (the shortcut's file message).
+	Root string `json:"root,omitempty"`
 }
 
 // threadName is a thread's part of a marker key.
@@ -58,14 +61,22 @@ func videoKey(runID, channel string) string { return "slack/video/" + runID + "/
 // videoMarker is the channel's upload of a run's video.
 type videoMarker struct {
 	Thread    string `json:"thread"`
+	Root      string `json:"root,omitempty"`
 	FileID    string `json:"file_id,omitempty"`
 	Permalink string `json:"permalink,omitempty"`
+}
+
+func (vm videoMarker) root() string {
+	if vm.Root != "" {
+		return vm.Root
+	}
+	return vm.Thread
 }
 
 // subscribe records that thread p follows run (create-if-absent: a request
 // resubmitted after a restart subscribes once).
 func (b *Bot) subscribe(ctx context.Context, runID string, p pendingRequest, source, scene string) error {
-	data, err := json.Marshal(subscription{RunID: runID, Channel: p.Channel, Thread: p.Thread, User: p.User, Source: source, Scene: scene})
+	data, err := json.Marshal(subscription{RunID: runID, Channel: p.Channel, Thread: p.Thread, User: p.User, Source: source, Scene: scene, Root: p.Root})
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,10 @@ import (
 type thread struct {
 	b       *Bot
 	channel string
-	ts      string // the parent message's ts, the thread's ID
+	ts      string // the status message's ts, edited in place; the thread's ID
+	// root is the thread the replies go to: ts, or the message the status
+	// message replies to (a shared file's message, for the shortcut).
+	root string
 
 	mu         sync.Mutex
 	view       View
@@ -31,8 +34,16 @@ type thread struct {
 }
 
 func (b *Bot) newThread(channel, ts string, v View) *thread {
+	return b.newThreadIn(channel, ts, "", v)
+}
+
+// newThreadIn is newThread for a status message inside root's thread.
+func (b *Bot) newThreadIn(channel, ts, root string, v View) *thread {
+	if root == "" {
+		root = ts
+	}
 	t := &thread{
-		b: b, channel: channel, ts: ts, view: v, failures: failureLog{seen: map[int]bool{}},
+		b: b, channel: channel, ts: ts, root: root, view: v, failures: failureLog{seen: map[int]bool{}},
 		dirty: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	b.spawn(t.flusher)
@@ -134,7 +145,7 @@ func (t *thread) reply(ctx context.Context, text string, broadcast bool, meta *s
 
 // post makes one attempt at posting into the thread.
 func (t *thread) post(ctx context.Context, text string, broadcast bool, meta *slack.SlackMetadata) (string, error) {
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionTS(t.ts)}
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionTS(t.root)}
 	if broadcast {
 		opts = append(opts, slack.MsgOptionBroadcast())
 	}
@@ -213,7 +224,7 @@ func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	if link, err := t.b.runs.Link(ctx, key); err == nil && strings.HasPrefix(link, "https://") {
 		t.set(func(v *View) { v.ThumbnailURL = link })
 	}
-	id, err := t.b.upload(ctx, t.channel, t.ts, key, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(key)), text)
+	id, err := t.b.upload(ctx, t.channel, t.root, key, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(key)), text)
 	if err != nil {
 		_, _ = t.reply(ctx, text, false, nil)
 		return

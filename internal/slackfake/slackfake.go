@@ -494,6 +494,20 @@ func (s *Server) Permalink(fileID string) string { return "https://fake.slack.co
 
 func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
 	id := r.FormValue("file")
+	s.mu.Lock()
+	for _, f := range s.files {
+		if f.ID == id {
+			size := f.Size
+			if size == 0 {
+				size = len(f.Data)
+			}
+			s.mu.Unlock()
+			writeJSON(w, map[string]any{"ok": true, "file": map[string]any{"id": f.ID, "name": f.Name, "title": f.Name, "size": size,
+				"channels": []string{f.Channel}, "url_private_download": s.base() + "/download/" + f.ID, "permalink": s.Permalink(f.ID)}})
+			return
+		}
+	}
+	s.mu.Unlock()
 	for _, u := range s.Uploads() {
 		if u.ID == id {
 			writeJSON(w, map[string]any{"ok": true, "file": map[string]any{"id": u.ID, "name": u.Name, "title": u.Name, "permalink": s.Permalink(u.ID)}})
