@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -88,7 +89,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 		if r.State != pipeline.RunSucceeded || r.SHA != head || r.RunID == "" {
 			t.Errorf("run %+v: want succeeded at the head commit %s with a run id", r, head)
 		}
-		if _, err := os.Stat(r.VideoPath); err != nil {
+		if _, err := os.Stat(filepath.Join(h.ws, r.VideoPath)); err != nil || filepath.IsAbs(r.VideoPath) {
 			t.Errorf("%s: video_path %q: %v", r.File, r.VideoPath, err)
 		}
 	}
@@ -96,7 +97,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 		t.Fatalf("rendered %v, want %v (deleted skipped, rename followed, non-blends ignored)", paths, want)
 	}
 	// compare: true: the modified a.blend is shown beside its base; the added b.blend has no base.
-	if _, err := os.Stat(runs[0].ComparisonPath); err != nil || runs[1].ComparisonPath != "" {
+	if _, err := os.Stat(filepath.Join(h.ws, runs[0].ComparisonPath)); err != nil || runs[1].ComparisonPath != "" {
 		t.Errorf("comparison paths %q, %q: want one for the modified a.blend only (%v)", runs[0].ComparisonPath, runs[1].ComparisonPath, err)
 	}
 	if got := h.outputs()["failures"]; got != "0" {
@@ -109,8 +110,8 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	}
 	first := mine[0]
 	t.Logf("the comment:\n%s", first.Body)
-	for _, want := range []string{short(head), "`scenes/a.blend`", "`scenes/e.blend`", "Shot A", "Shot B", "✅ succeeded",
-		"in the [artifacts](" + testRunURL + "#artifacts)", "run `" + runs[0].RunID + "`", "before / after `"} {
+	for _, want := range []string{short(head), "`scenes/a.blend`", "`scenes/e.blend`", "Shot A", "Shot B", "✅ done",
+		"in artifact [framefleet-renders](" + testRunURL + "#artifacts)", "renamed from `old/e.blend`", "🗑️ deleted", "run `" + runs[0].RunID + "`", "before / after `"} {
 		if !strings.Contains(first.Body, want) {
 			t.Errorf("comment lacks %q:\n%s", want, first.Body)
 		}
@@ -125,7 +126,7 @@ func TestPullRequestRendersAndReportsInPlace(t *testing.T) {
 	if n := len(h.gh.Statuses(merge)); n != 0 {
 		t.Errorf("%d statuses on the merge commit: statuses belong on the PR's head", n)
 	}
-	if sum := h.summary(); !strings.Contains(sum, "| `scenes/b.blend` | Shot B <sub>32×18</sub> |") {
+	if sum := h.summary(); !strings.Contains(sum, "| `scenes/b.blend`<br><sub>added · scene Shot B · 32×18</sub> | ✅ done |") {
 		t.Errorf("step summary lacks the table:\n%s", sum)
 	}
 	pages, live := 0, false
@@ -240,7 +241,7 @@ func TestDispatchRendersTheOthersWhenOneIsAnLFSPointer(t *testing.T) {
 	if !strings.Contains(h.out.String(), "::error file=scenes/big.blend,title=framefleet render failed::scenes/big.blend: ") {
 		t.Errorf("no error annotation for the pointer:\n%s", h.out.String())
 	}
-	if sum := h.summary(); !strings.Contains(sum, "**`scenes/big.blend`**: scenes/big.blend is a Git LFS pointer") {
+	if sum := h.summary(); !strings.Contains(sum, "- ❌ `scenes/big.blend`: scenes/big.blend is a Git LFS pointer") {
 		t.Errorf("summary lacks the failure:\n%s", sum)
 	}
 	if len(h.gh.Comments(0)) != 0 {

@@ -63,7 +63,20 @@ func (a *runner) changedTargets(ctx context.Context) ([]Target, error) {
 			files = append(files, ChangedFile{Path: n})
 		}
 	}
+	a.removed = selectRemoved(files, Globs(a.in.Paths), ev.HeadSHA)
 	return selectTargets(files, Globs(a.in.Paths), ev.HeadSHA), nil
+}
+
+// selectRemoved lists the deleted files globs match: the report shows them.
+func selectRemoved(files []ChangedFile, globs Globs, sha string) []Target {
+	var out []Target
+	for _, f := range files {
+		if f.Status == "removed" && globs.Match(f.Path) {
+			out = append(out, Target{Path: f.Path, SHA: sha, Status: changeRemoved})
+		}
+	}
+	slices.SortFunc(out, func(a, b Target) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 // prFilesAttempts bounds the asking for a new PR's files.

@@ -2,6 +2,8 @@ package action
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
@@ -133,17 +134,12 @@ func (r *fleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	return r.view(ctx, rec, cmp), nil
+	cmp.ID = rec.ID
+	return r.Get(ctx, cmp)
 }
 
 func (r *fleetRuns) Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, error) {
-	var mu sync.Mutex
 	id := ref.ID
-	rec, err := r.runs.Get(ctx, id)
-	if err != nil {
-		return Run{}, err
-	}
-	cur := r.view(ctx, rec, ref)
 	// A comparison's base is followed beside the head (a local run needs
 	// its watcher), and composed once both are done.
 	baseID := ref.CompareBase
@@ -155,53 +151,40 @@ func (r *fleetRuns) Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, 
 		}()
 	}
 	_, werr := r.runs.Watch(ctx, id, func(ev pipeline.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if ev.Record != nil {
-			cur = r.view(ctx, ev.Record, ref)
+		if ev.View != nil {
+			obs(r.run(ctx, *ev.View, ref))
 		}
-		if ev.FramesTotal > 0 {
-			cur.FramesDone, cur.FramesTotal = ev.FramesDone, ev.FramesTotal
-		}
-		switch ev.Kind {
-		case pipeline.EventProgress, pipeline.EventFirstFrame, pipeline.EventResumed:
-			if !cur.Final {
-				cur.State = pipeline.RunRunning
-			}
-		case pipeline.EventStitching:
-			cur.State = pipeline.RunStitching
-		}
-		if p := ev.Preview; p != nil && !cur.Final {
-			cur.LatestFrame = p.Frame
-			cur.LatestFrameLink = r.link(ctx, p.ThumbnailKey)
-		}
-		obs(cur)
 	})
 	if baseID != "" {
 		if berr := <-baseDone; berr == nil && werr == nil {
-			r.compare(ctx, rec, ref)
+			r.compare(ctx, id, ref)
 		} else if berr != nil {
 			r.log.Warn("no before/after comparison: the base render failed", "run", id, "base", baseID, "err", berr)
 		}
 	}
 	// The record is the truth, whatever watching returned (a failed run is
 	// a result, not an error of the action's).
-	end, err := r.Get(ctx, ref)
+	end, err := r.Get(context.WithoutCancel(ctx), ref)
 	if err != nil {
-		return cur, errors.Join(werr, err)
+		return end, errors.Join(werr, err)
 	}
-	if !end.Final && werr != nil {
+	if !end.Final() && werr != nil {
 		return end, werr
 	}
 	return end, nil
 }
 
 func (r *fleetRuns) Get(ctx context.Context, ref RunRef) (Run, error) {
-	rec, err := r.runs.Get(ctx, ref.ID)
+	v, err := r.runs.View(ctx, ref.ID)
 	if err != nil {
 		return Run{}, err
 	}
-	return r.view(ctx, rec, ref), nil
+	return r.run(ctx, *v, ref), nil
+}
+
+func (r *fleetRuns) Cancel(ctx context.Context, id, by, reason string) error {
+	_, err := r.runs.CancelBy(ctx, id, by, reason)
+	return err
 }
 
 // reportsPrefix is where the action keeps its report index in the store,
@@ -209,10 +192,15 @@ func (r *fleetRuns) Get(ctx context.Context, ref RunRef) (Run, error) {
 func reportsPrefix(repo string) string { return "github/" + repo + "/reports/" }
 
 func reportKeyOf(rep Report) string {
-	if rep.PR > 0 {
-		return reportsPrefix(rep.Repo) + "pr-" + strconv.Itoa(rep.PR) + ".json"
+	keyed := ""
+	if rep.CommentKey != "" {
+		sum := sha256.Sum256([]byte(rep.CommentKey))
+		keyed = "-key-" + hex.EncodeToString(sum[:6])
 	}
-	return reportsPrefix(rep.Repo) + "sha-" + rep.SHA + ".json"
+	if rep.PR > 0 {
+		return reportsPrefix(rep.Repo) + "pr-" + strconv.Itoa(rep.PR) + keyed + ".json"
+	}
+	return reportsPrefix(rep.Repo) + "sha-" + rep.SHA + keyed + ".json"
 }
 
 func (r *fleetRuns) SaveReport(ctx context.Context, rep Report) error {
@@ -270,49 +258,22 @@ func (r *fleetRuns) Reports(ctx context.Context, repo string, since time.Time) (
 	return out, nil
 }
 
-// view turns a record into what the reports show; links of a finished
-// run are signed afresh from its manifest.
-func (r *fleetRuns) view(ctx context.Context, rec *pipeline.RunRecord, cmp RunRef) Run {
-	cmp.ID = ""
-	v := Run{
-		ID: rec.ID, Compare: cmp, State: rec.State, Final: rec.State.Final(), Labels: rec.Labels,
-		Scene: rec.Scene, Width: rec.Width, Height: rec.Height, FramesDone: rec.Progress.FramesDone, FramesTotal: rec.Progress.FramesTotal,
-		CreatedAt: rec.CreatedAt,
+// run is a view with its comparison, once composed.
+func (r *fleetRuns) run(ctx context.Context, v pipeline.RunView, ref RunRef) Run {
+	ref.ID = ""
+	out := Run{View: v, Compare: ref, Labels: v.Labels}
+	if v.State == pipeline.RunSucceeded {
+		r.comparison(ctx, &out)
 	}
-	if v.FramesTotal == 0 {
-		v.FramesTotal = rec.FramesTotal
-	}
-	v.Frames = rec.Settings.Frames
-	if v.Frames == "" && rec.FramesTotal > 0 {
-		v.Frames = strconv.Itoa(rec.FramesTotal)
-	}
-	if rec.FinishedAt != nil {
-		v.FinishedAt = *rec.FinishedAt
-	}
-	if !v.Final && rec.Progress.LatestFrame > 0 {
-		v.LatestFrame = rec.Progress.LatestFrame
-		v.LatestFrameLink = r.link(ctx, rec.Progress.LatestThumbnailKey)
-	}
-	if f := rec.Failure; f != nil {
-		v.Failure = f.Message
-		if f.CancelReason != "" && v.Failure == "" {
-			v.Failure = f.CancelReason
-		}
-	}
-	if rec.State == pipeline.RunSucceeded {
-		v.FramesDone = v.FramesTotal
-		r.results(ctx, rec, &v)
-		r.comparison(ctx, &v)
-	}
-	return v
+	return out
 }
 
 // compare composes the side-by-side of a succeeded head run and its base.
-func (r *fleetRuns) compare(ctx context.Context, head *pipeline.RunRecord, ref RunRef) {
+func (r *fleetRuns) compare(ctx context.Context, head string, ref RunRef) {
 	opts := compare.Options{LinkExpiry: time.Duration(r.f.Config.LinkExpiry), Logger: r.log,
 		BaseLabel: ref.BaseLabel, HeadLabel: ref.HeadLabel}
-	if _, err := compare.SideBySide(ctx, r.f.Store, ref.CompareBase, head.ID, opts); err != nil {
-		r.log.Warn("no before/after comparison", "run", head.ID, "base", ref.CompareBase, "err", err)
+	if _, err := compare.SideBySide(ctx, r.f.Store, ref.CompareBase, head, opts); err != nil {
+		r.log.Warn("no before/after comparison", "run", head, "base", ref.CompareBase, "err", err)
 	}
 }
 
@@ -322,7 +283,7 @@ func (r *fleetRuns) comparison(ctx context.Context, v *Run) {
 	if base == "" {
 		return
 	}
-	rc, err := r.f.Store.Get(ctx, compare.RecordKey(v.ID, base))
+	rc, err := r.f.Store.Get(ctx, compare.RecordKey(v.ID(), base))
 	if err != nil {
 		return // not composed (yet)
 	}
@@ -334,24 +295,6 @@ func (r *fleetRuns) comparison(ctx context.Context, v *Run) {
 	}
 	v.Comparison, v.ComparisonPath = r.link(ctx, res.VideoKey), r.path(res.VideoKey)
 	v.ComparisonPreview = r.link(ctx, res.PreviewKey)
-}
-
-// results fills the links of a succeeded run.
-func (r *fleetRuns) results(ctx context.Context, rec *pipeline.RunRecord, v *Run) {
-	var m pipeline.Manifest
-	rc, err := r.f.Store.Get(ctx, store.ManifestKey(rec.ID))
-	if err == nil {
-		err = json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m)
-		rc.Close()
-	}
-	if err != nil || m.VideoKey == "" {
-		if res := rec.Result; res != nil { // the links signed when it finished
-			v.Video, v.Preview, v.VideoPath = res.Video, res.Preview, res.VideoPath
-		}
-		return
-	}
-	v.Video, v.VideoPath = r.link(ctx, m.VideoKey), r.path(m.VideoKey)
-	v.Preview, v.PreviewPath = r.link(ctx, m.PreviewKey), r.path(m.PreviewKey)
 }
 
 func (r *fleetRuns) link(ctx context.Context, key string) string {

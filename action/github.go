@@ -22,6 +22,8 @@ type GitHub interface {
 	Comments(ctx context.Context, owner, repo string, number int) ([]Comment, error)
 	CreateComment(ctx context.Context, owner, repo string, number int, body string) (Comment, error)
 	EditComment(ctx context.Context, owner, repo string, id int64, body string) error
+	// DeleteComment deletes a comment; one already gone is no error.
+	DeleteComment(ctx context.Context, owner, repo string, id int64) error
 	// Statuses are the latest status per context on a commit.
 	Statuses(ctx context.Context, owner, repo, sha string) ([]Status, error)
 	CreateStatus(ctx context.Context, owner, repo, sha string, s Status) error
@@ -154,6 +156,13 @@ func (r *restClient) CreateComment(ctx context.Context, owner, repo string, numb
 func (r *restClient) EditComment(ctx context.Context, owner, repo string, id int64, body string) error {
 	if _, _, err := r.c.Issues.EditComment(ctx, owner, repo, id, &github.IssueComment{Body: github.String(body)}); err != nil {
 		return fmt.Errorf("edit comment %d: %w", id, err)
+	}
+	return nil
+}
+
+func (r *restClient) DeleteComment(ctx context.Context, owner, repo string, id int64) error {
+	if _, err := r.c.Issues.DeleteComment(ctx, owner, repo, id); err != nil && statusOf(err) != http.StatusNotFound {
+		return fmt.Errorf("delete comment %d: %w", id, err)
 	}
 	return nil
 }

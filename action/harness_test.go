@@ -142,6 +142,12 @@ func (h *harness) pullRequest(action string, number int, head, base, merge, head
 // run runs the action with inputs (name → value).
 func (h *harness) run(inputs map[string]string) error {
 	h.t.Helper()
+	return h.runContext(context.Background(), inputs)
+}
+
+// runContext runs the action until ctx ends (a cancelled workflow run: SIGINT).
+func (h *harness) runContext(ctx context.Context, inputs map[string]string) error {
+	h.t.Helper()
 	env := map[string]string{}
 	for k, v := range h.env {
 		env[k] = v
@@ -151,7 +157,7 @@ func (h *harness) run(inputs map[string]string) error {
 	}
 	h.out.Reset()
 	log := slog.New(slog.NewTextHandler(&h.out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	err := Main(context.Background(), Options{
+	err := Main(ctx, Options{
 		Getenv: func(k string) string { return env[k] },
 		Out:    &h.out,
 		Logger: log,

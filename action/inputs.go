@@ -32,7 +32,16 @@ type Inputs struct {
 	Frames                               string
 	ChunkSize, Resolution, Samples       int
 	Wait, Compare, Comment               bool
-	Token                                string
+	// CommentKey names the sticky comment: each key keeps one comment per
+	// pull request (jobs with different paths use different keys).
+	CommentKey string
+	// CancelSuperseded: a new push to a PR cancels the runs of its earlier
+	// pushes that are still unfinished.
+	CancelSuperseded bool
+	// ArtifactName is the workflow artifact that holds a local store's
+	// files, as the rows name it.
+	ArtifactName string
+	Token        string
 	// RefreshSince bounds how far back refresh looks for runs.
 	RefreshSince time.Duration
 }
@@ -140,6 +149,15 @@ func ParseInputs(get func(string) string) (Inputs, error) {
 	in.Wait = boolean("wait", true)
 	in.Compare = boolean("compare", false)
 	in.Comment = boolean("comment", true)
+	in.CancelSuperseded = boolean("cancel-superseded", true)
+	in.CommentKey = strings.TrimSpace(get("comment-key"))
+	if strings.ContainsAny(in.CommentKey, "\n<>") || len(in.CommentKey) > 100 {
+		bad("comment-key", in.CommentKey, "cannot name a comment", "use a short name without < > or line breaks, e.g. the job's name")
+	}
+	in.ArtifactName = strings.TrimSpace(get("artifact-name"))
+	if in.ArtifactName == "" {
+		in.ArtifactName = DefaultStoreDir
+	}
 
 	in.Token = get("github-token")
 	if in.Token == "" {

@@ -134,3 +134,45 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " / ")
 }
+
+// SmudgeLFS replaces the Git LFS pointer in file (a copy of repository
+// path p from another commit than the checkout's, e.g. a PR's base for a
+// before/after) by its content, downloaded with `git lfs smudge` in the
+// workspace (whose remote and credentials it uses). A file that is no
+// pointer is left as it is; a failed download is an *LFSFetchError.
+func SmudgeLFS(ctx context.Context, workspace, file, p string) error {
+	ptr, isPtr, err := ReadLFSPointer(file)
+	if err != nil || !isPtr {
+		return err
+	}
+	fail := func(reason string, err error) error {
+		return &LFSFetchError{Path: p, OID: ptr.OID, Size: ptr.Size, Reason: reason, Err: err}
+	}
+	in, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := file + ".lfs-content"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "git", "-C", workspace, "lfs", "smudge", "--", p)
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GCM_INTERACTIVE=never", "GIT_ASKPASS=", "SSH_ASKPASS=", "GIT_LFS_SKIP_SMUDGE=0")
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, &stderr
+	err = cmd.Run()
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail("git lfs smudge: "+lastLines(strings.TrimSpace(stderr.String()), 5), err)
+	}
+	if st, err := os.Stat(tmp); err != nil || st.Size() != ptr.Size {
+		return fail("the downloaded object does not have the pointer's size", err)
+	}
+	return os.Rename(tmp, file)
+}

@@ -192,3 +192,34 @@ func TestFetchLFS(t *testing.T) {
 		}
 	})
 }
+
+// TestSmudgeLFS: a pointer copied out of another commit (a PR's base for
+// the before/after) is replaced by its content, downloaded by object id.
+func TestSmudgeLFS(t *testing.T) {
+	isolateGit(t)
+	ctx := context.Background()
+	srv := lfstest.Start(t, lfstest.WithBasicAuth("x-access-token", "ghs_test"))
+	base := append([]byte("BLENDER-v304"), bytes.Repeat([]byte("base"), 4096)...)
+	ws := lfsCheckout(t, srv, map[string][]byte{"scenes/shot.blend": base})
+	copied := filepath.Join(t.TempDir(), "shot.blend")
+	if err := os.WriteFile(copied, lfstest.Pointer(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := action.SmudgeLFS(ctx, ws, copied, "scenes/shot.blend"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(copied); !bytes.Equal(got, base) {
+		t.Errorf("after SmudgeLFS the copy holds %d bytes, want the %d-byte blend", len(got), len(base))
+	}
+	if got, _ := os.ReadFile(filepath.Join(ws, "scenes", "shot.blend")); !bytes.Equal(got, lfstest.Pointer(base)) {
+		t.Error("the workspace's own file changed")
+	}
+	missing := append([]byte("BLENDER-v304"), bytes.Repeat([]byte("gone"), 10)...)
+	if err := os.WriteFile(copied, lfstest.Pointer(missing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fe *action.LFSFetchError
+	if err := action.SmudgeLFS(ctx, ws, copied, "scenes/shot.blend"); !errors.As(err, &fe) || !strings.Contains(err.Error(), "Fix:") {
+		t.Errorf("an object the server lacks: %v, want an LFSFetchError with the fix", err)
+	}
+}

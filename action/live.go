@@ -13,10 +13,18 @@ import (
 type reportKey struct {
 	pr  int
 	sha string
+	// comment is the comment key (input comment-key) of the PR's comment.
+	comment string
 }
 
-// finalReportGrace bounds the last report of a cancelled job.
+// finalReportGrace bounds the last report of a cancelled job (GitHub
+// sends SIGKILL some seconds after SIGINT; the comment goes first).
 const finalReportGrace = 30 * time.Second
+
+// finalReportBudget bounds the last report of a job that was not
+// cancelled: every status is paced a second apart, so 60 files take a
+// minute or more, and the report must end complete.
+const finalReportBudget = 30 * time.Minute
 
 // liveReport keeps reports up to date while runs change: changes are
 // coalesced, and each dirty report is published at most once per
@@ -97,7 +105,7 @@ func (l *liveReport) run(ctx context.Context) {
 		case <-l.changed:
 		}
 		for _, k := range l.takeDirty() {
-			if err := l.a.rep.publish(ctx, k.pr, k.sha, l.snapshot(k)); err != nil && ctx.Err() == nil {
+			if err := l.a.rep.publish(ctx, k, l.snapshot(k)); err != nil && ctx.Err() == nil {
 				l.a.log.Warn("could not update the report (retried with the next change)", "err", err)
 				l.mu.Lock()
 				l.dirty[k] = true
@@ -128,11 +136,15 @@ func (l *liveReport) start(ctx context.Context) (stop func() error) {
 		l.mu.Unlock()
 		// Even when the job is being cancelled, the report says where the
 		// runs were left (interrupted, cancelled), within a short grace.
-		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), finalReportGrace)
+		budget := finalReportBudget
+		if ctx.Err() != nil {
+			budget = finalReportGrace
+		}
+		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), budget)
 		defer cancelFinal()
 		var errs []error
 		for _, k := range keys {
-			errs = append(errs, l.a.rep.publish(fctx, k.pr, k.sha, l.snapshot(k)))
+			errs = append(errs, l.a.rep.publish(fctx, k, l.snapshot(k)))
 		}
 		return errors.Join(errs...)
 	}

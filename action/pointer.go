@@ -10,15 +10,20 @@ import (
 // fetchLFS makes sure the file at local (repository path p) is the blend,
 // not a Git LFS pointer: a pointer in the workspace is fetched alone
 // (Options.FetchLFS, by default FetchLFS); one extracted from another
-// commit than the checkout's cannot be pulled there and fails with the fix.
+// commit than the checkout's is downloaded by its object id (Options.SmudgeLFS).
 func (a *runner) fetchLFS(ctx context.Context, local, p string) error {
-	ptr, ok, err := ReadLFSPointer(local)
+	_, ok, err := ReadLFSPointer(local)
 	if err != nil || !ok {
 		return err
 	}
 	if !strings.HasPrefix(local, a.git.dir+string(filepath.Separator)) {
-		return &LFSFetchError{Path: p, OID: ptr.OID, Size: ptr.Size,
-			Reason: "the checkout is another commit than the one rendered, so the object cannot be pulled into the workspace (check out the PR's head: `ref: ${{ github.event.pull_request.head.sha }}`)"}
+		// A copy from another commit (a PR's base, for the before/after):
+		// its object is downloaded by id, beside the checkout.
+		smudge := a.o.SmudgeLFS
+		if smudge == nil {
+			smudge = SmudgeLFS
+		}
+		return smudge(ctx, a.git.dir, local, p)
 	}
 	fetch := a.o.FetchLFS
 	if fetch == nil {

@@ -40,22 +40,28 @@ func (a *runner) refresh(ctx context.Context) error {
 	}
 	var todo []pending
 	for _, rep := range reports {
-		key := reportKey{pr: rep.PR, sha: rep.SHA}
+		key := reportKey{pr: rep.PR, sha: rep.SHA, comment: rep.CommentKey}
 		rows := make([]Run, len(rep.Files))
 		stale := false
 		for i, f := range rep.Files {
 			labels := reportLabels(rep, f.Path)
-			if f.Run.ID == "" {
-				rows[i] = Run{State: pipeline.RunFailed, Final: true, Failure: f.Failure, Labels: labels}
+			row := Run{Labels: labels, Change: f.Change, Previous: f.Previous}
+			switch {
+			case f.Change == changeRemoved:
+				rows[i] = row
+				continue
+			case f.Run.ID == "":
+				row.Problem = f.Failure
+				rows[i] = row
 				continue
 			}
 			r, err := runs.Get(ctx, f.Run)
 			if err != nil {
-				r = Run{ID: f.Run.ID, State: pipeline.RunFailed, Final: true, Failure: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
+				r = Run{View: pipeline.RunView{ID: f.Run.ID, State: pipeline.RunFailed, Final: true},
+					Problem: fmt.Sprintf("run %s cannot be read: %v", f.Run.ID, err)}
 			}
-			r.Labels = labels
-			rows[i] = r
-			if !r.Final || now.Sub(r.FinishedAt) < recentlyFinished || awaitsComparison(r, now) {
+			rows[i] = row.with(r)
+			if !r.Final() || finishedWithin(r, now, recentlyFinished) || awaitsComparison(r, now) {
 				stale = true
 			}
 		}
@@ -64,7 +70,7 @@ func (a *runner) refresh(ctx context.Context) error {
 		}
 		for i, r := range rows {
 			j := live.add(key, r)
-			if r.ID != "" && (!r.Final || awaitsComparison(r, now)) {
+			if r.ID() != "" && (!r.Final() || awaitsComparison(r, now)) {
 				todo = append(todo, pending{key, j, rep.Files[i].Run})
 			}
 		}
@@ -76,9 +82,10 @@ func (a *runner) refresh(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			labels := live.snapshot(p.key)[p.i].Labels
+			row := live.snapshot(p.key)[p.i]
+			labels := row.Labels
 			wctx, cancel := context.WithTimeout(ctx, a.o.RefreshBudget)
-			r, err := runs.Watch(wctx, p.ref, func(x Run) { x.Labels = labels; live.set(p.key, p.i, x) })
+			r, err := runs.Watch(wctx, p.ref, func(x Run) { live.set(p.key, p.i, row.with(x)) })
 			budgetSpent := wctx.Err() != nil && ctx.Err() == nil
 			cancel()
 			if err != nil || budgetSpent {
@@ -89,20 +96,19 @@ func (a *runner) refresh(ctx context.Context) error {
 					return
 				}
 			}
-			r.Labels = labels
-			live.set(p.key, p.i, r)
+			live.set(p.key, p.i, row.with(r))
 		}()
 	}
 	wg.Wait()
 	if err := stop(); err != nil {
-		return fmt.Errorf("report the runs: %w", err)
+		a.gha.Warningf("some comments or commit statuses could not be updated (the next refresh tries again): %s", err)
 	}
 
 	all := live.all()
 	if len(all) == 0 {
 		a.gha.AddStepSummary("### 🎬 framefleet refresh\n\nNo pending runs.\n")
 	} else {
-		a.gha.AddStepSummary(summary("framefleet runs of "+repo, all))
+		a.gha.AddStepSummary(a.rep.format.summary("framefleet runs of "+repo, all))
 	}
 	return a.setOutputs(all)
 }
@@ -119,14 +125,19 @@ func reportLabels(rep Report, path string) map[string]string {
 	return l
 }
 
+// finishedWithin: the run ended less than d ago.
+func finishedWithin(r Run, now time.Time, d time.Duration) bool {
+	return r.View.FinishedAt != nil && now.Sub(*r.View.FinishedAt) < d
+}
+
 // awaitsComparison: a head run that succeeded while its comparison was not
 // composed yet (its base was still rendering when a watch ended); watching
 // it again composes it, for a day.
 func awaitsComparison(r Run, now time.Time) bool {
-	return needsComparison(r) && now.Sub(r.FinishedAt) < recentlyFinished
+	return needsComparison(r) && finishedWithin(r, now, recentlyFinished)
 }
 
 // needsComparison: a succeeded head run whose comparison is not composed.
 func needsComparison(r Run) bool {
-	return r.State == pipeline.RunSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
+	return r.State() == pipeline.RunSucceeded && r.Compare.CompareBase != "" && r.Comparison == "" && r.ComparisonPath == ""
 }

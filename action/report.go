@@ -1,17 +1,14 @@
 package action
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -19,8 +16,17 @@ import (
 )
 
 // commentMarker starts the action's sticky comment; it is found again by
-// this marker and its author (anyone can paste the marker).
+// this marker and its author (anyone can paste the marker). A comment-key
+// input gives each key a marker of its own (commentMarkerFor).
 const commentMarker = "<!-- framefleet:render -->"
+
+// commentMarkerFor is the marker of the sticky comment for key ("" is the default one).
+func commentMarkerFor(key string) string {
+	if key == "" {
+		return commentMarker
+	}
+	return "<!-- framefleet:render key=" + strings.NewReplacer("-->", "", "\n", " ").Replace(key) + " -->"
+}
 
 // GitHub's limits.
 const (
@@ -38,16 +44,19 @@ var stateWords = map[pipeline.RunState]struct{ label, status string }{
 	pipeline.RunRunning:     {"🎞️ rendering", "pending"},
 	pipeline.RunStitching:   {"🧵 stitching", "pending"},
 	pipeline.RunInterrupted: {"⏸️ interrupted", "pending"},
-	pipeline.RunSucceeded:   {"✅ succeeded", "success"},
+	pipeline.RunSucceeded:   {"✅ done", "success"},
 	pipeline.RunFailed:      {"❌ failed", "failure"},
 	pipeline.RunCancelled:   {"⛔ cancelled", "error"},
 }
 
-func stateLabel(s pipeline.RunState) string {
-	if w, ok := stateWords[s]; ok {
+func stateLabel(r Run) string {
+	if r.Change == changeRemoved && r.ID() == "" {
+		return "🗑️ deleted"
+	}
+	if w, ok := stateWords[r.State()]; ok {
 		return w.label
 	}
-	return string(s)
+	return string(r.State())
 }
 
 // isWebLink says whether a link opens in a browser (else it is a path in a
@@ -57,33 +66,24 @@ func isWebLink(s string) bool {
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
-// linkExpiry is when a presigned S3 link stops working (X-Amz-Date +
-// X-Amz-Expires), zero for links that name no expiry.
-func linkExpiry(link string) time.Time {
-	u, err := url.Parse(link)
-	if err != nil {
-		return time.Time{}
-	}
-	q := u.Query()
-	signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
-	if err != nil {
-		return time.Time{}
-	}
-	secs, err := strconv.Atoi(q.Get("X-Amz-Expires"))
-	if err != nil {
-		return time.Time{}
-	}
-	return signed.Add(time.Duration(secs) * time.Second)
+// defuse keeps free text (scene names, paths, error messages) from doing
+// anything on GitHub: a zero-width space after @ and # stops mentions
+// (@user, @org/team) and issue references, and one inside :// and www.
+// stops bare URLs from becoming links.
+func defuse(s string) string {
+	const zw = "\u200b"
+	return strings.NewReplacer("@", "@"+zw, "#", "#"+zw, "://", ":"+zw+"//", "www.", "www"+zw+".").Replace(s)
 }
 
-// mdText escapes text for a Markdown table cell.
+// mdText escapes free text for Markdown (a table cell or a line): no
+// formatting, links, HTML, mentions or references survive.
 func mdText(s string) string {
-	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]",
-		"*", "\\*", "_", "\\_", "`", "\\`", "\n", " ", "\r", " ")
-	return r.Replace(s)
+	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "&", "&amp;", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]",
+		"(", "\\(", ")", "\\)", "*", "\\*", "_", "\\_", "`", "\\`", "~", "\\~", "!", "\\!", "\n", " ", "\r", " ")
+	return defuse(r.Replace(s))
 }
 
-// mdCode is s as inline code in a table cell.
+// mdCode is s as inline code in a table cell (nothing is live in code).
 func mdCode(s string) string {
 	s = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ").Replace(s)
 	fence := "`"
@@ -98,7 +98,11 @@ func mdCode(s string) string {
 
 // mdURL keeps a URL from breaking Markdown link syntax.
 func mdURL(s string) string {
-	return strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "|", "%7C").Replace(s)
+	return strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "|", "%7C", "<", "%3C", ">", "%3E").Replace(s)
+}
+
+func htmlAttr(s string) string {
+	return strings.NewReplacer("&", "&amp;", `"`, "&quot;", "<", "&lt;", ">", "&gt;", "|", "%7C").Replace(s)
 }
 
 // sortRuns orders runs by path, for stable tables.
@@ -106,21 +110,69 @@ func sortRuns(runs []Run) {
 	slices.SortStableFunc(runs, func(a, b Run) int { return strings.Compare(a.Path(), b.Path()) })
 }
 
-const tableHeader = "| File | Scene | Frames | State | Progress | Preview | Results |\n|---|---|---|---|---|---|---|\n"
-
-// row is one run's line of the table the comment and the summary share.
-func row(r Run) string {
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n",
-		mdCode(r.Path()), sceneCell(r), orDash(mdText(r.Frames)), stateLabel(r.State),
-		progressCell(r), latestFrameCell(r), linksCell(r))
+// countLine is the report's first line: how many files are in each state.
+func countLine(runs []Run) string {
+	var done, failed, cancelled, pending, deleted int
+	for _, r := range runs {
+		switch {
+		case r.Change == changeRemoved && r.ID() == "":
+			deleted++
+		case r.State() == pipeline.RunSucceeded:
+			done++
+		case r.State() == pipeline.RunFailed:
+			failed++
+		case r.State() == pipeline.RunCancelled:
+			cancelled++
+		default:
+			pending++
+		}
+	}
+	var parts []string
+	for _, c := range []struct {
+		sign string
+		n    int
+	}{{"✅", done}, {"❌", failed}, {"⛔", cancelled}, {"⏳", pending}, {"🗑️", deleted}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.sign, c.n))
+		}
+	}
+	if len(parts) == 0 {
+		return "no files"
+	}
+	return strings.Join(parts, " · ")
 }
 
-func sceneCell(r Run) string {
-	s := mdText(r.Scene)
-	if r.Width > 0 && r.Height > 0 {
-		s += fmt.Sprintf(" <sub>%d×%d</sub>", r.Width, r.Height)
+// The table has five columns, so that at 760 px nothing is pushed off screen.
+const tableHeader = "| File | State | Frames | Preview | Open |\n|---|---|---|---|---|\n"
+
+// row is one run's line of the table the comment and the summary share.
+func (f reportFormat) row(r Run) string {
+	return fmt.Sprintf("| %s | %s | %s | %s | %s |\n", fileCell(r), stateLabel(r), progressCell(r), previewCell(r), f.linksCell(r))
+}
+
+// fileCell is the path, and under it what changed and what was rendered.
+func fileCell(r Run) string {
+	cell := mdCode(r.Path())
+	var notes []string
+	switch {
+	case r.Change == "renamed" && r.Previous != "":
+		notes = append(notes, "renamed from "+mdCode(r.Previous))
+	case r.Change == "removed":
+		notes = append(notes, "deleted")
+	case r.Change != "":
+		notes = append(notes, mdText(r.Change))
 	}
-	return orDash(s)
+	v := r.View
+	if v.Scene != "" {
+		notes = append(notes, "scene "+mdText(v.Scene))
+	}
+	if v.Width > 0 && v.Height > 0 {
+		notes = append(notes, fmt.Sprintf("%d×%d", v.Width, v.Height))
+	}
+	if len(notes) > 0 {
+		cell += "<br><sub>" + strings.Join(notes, " · ") + "</sub>"
+	}
+	return cell
 }
 
 func orDash(s string) string {
@@ -131,118 +183,241 @@ func orDash(s string) string {
 }
 
 func progressCell(r Run) string {
-	if r.FramesTotal == 0 {
+	p := r.View.Progress
+	if p.FramesTotal == 0 || r.ID() == "" {
 		return "—"
 	}
-	pct := 100 * r.FramesDone / r.FramesTotal
-	const width = 10
-	filled := width * r.FramesDone / r.FramesTotal
-	return fmt.Sprintf("%s %d/%d (%d%%)", strings.Repeat("▰", filled)+strings.Repeat("▱", width-filled), r.FramesDone, r.FramesTotal, pct)
+	if r.State() == pipeline.RunSucceeded {
+		return strconv.Itoa(p.FramesTotal)
+	}
+	if r.Final() {
+		return fmt.Sprintf("%d/%d", p.FramesDone, p.FramesTotal)
+	}
+	return fmt.Sprintf("%d/%d<br><sub>%d%%</sub>", p.FramesDone, p.FramesTotal, p.Percent())
 }
 
-// latestFrameCell shows the newest frame while rendering, and the
-// preview (the before/after one when there is one) once done; images
-// need web links (GitHub proxies them), local files are only named.
-func latestFrameCell(r Run) string {
-	if r.Final {
-		img, alt := r.Preview, "preview"
-		if isWebLink(r.ComparisonPreview) {
-			img, alt = r.ComparisonPreview, "before / after"
+// Preview sizes: big enough to see the shot, small enough for five columns at 760 px.
+const (
+	previewWidth = 200
+	latestWidth  = 160
+)
+
+// previewCell shows the newest frame while rendering, and the preview
+// once done; images need web links (GitHub proxies them).
+func previewCell(r Run) string {
+	v := r.View
+	if l := v.Links; l != nil && r.State() == pipeline.RunSucceeded && isWebLink(l.Preview) {
+		target := l.Video
+		if !isWebLink(target) {
+			target = l.Preview
 		}
-		target := r.Video
-		if isWebLink(r.Comparison) {
-			target = r.Comparison
+		return fmt.Sprintf(`<a href="%s"><img src="%s" alt="preview of %s" width="%d"></a>`,
+			htmlAttr(target), htmlAttr(l.Preview), htmlAttr(defuse(r.Path())), previewWidth)
+	}
+	if l := v.Latest; l != nil && !r.Final() {
+		if isWebLink(l.ThumbnailLink) {
+			return fmt.Sprintf(`<img src="%s" alt="frame %d" width="%d"><br><sub>frame %d</sub>`,
+				htmlAttr(l.ThumbnailLink), l.Frame, latestWidth, l.Frame)
 		}
-		if r.State == pipeline.RunSucceeded && isWebLink(img) {
-			if !isWebLink(target) {
-				target = img
-			}
-			return fmt.Sprintf(`<a href="%s"><img src="%s" alt="%s" height="90"></a>`, htmlAttr(target), htmlAttr(img), alt)
-		}
-		return "—"
+		return fmt.Sprintf("frame %d", l.Frame)
 	}
-	if r.LatestFrame == 0 {
-		return "—"
-	}
-	if isWebLink(r.LatestFrameLink) {
-		return fmt.Sprintf(`<a href="%s"><img src="%s" alt="frame %d" height="60"></a> %d`,
-			htmlAttr(r.LatestFrameLink), htmlAttr(r.LatestFrameLink), r.LatestFrame, r.LatestFrame)
-	}
-	return strconv.Itoa(r.LatestFrame)
+	return "—"
 }
 
-func htmlAttr(s string) string {
-	return strings.NewReplacer("&", "&amp;", `"`, "&quot;", "<", "&lt;", ">", "&gt;", "|", "%7C").Replace(s)
+// reportFormat is what the tables need beyond the runs.
+type reportFormat struct {
+	// artifact names the workflow run's artifact that holds a local
+	// store's files ("" when the action does not know one).
+	artifact string
 }
 
-func linksCell(r Run) string {
+func (f reportFormat) linksCell(r Run) string {
 	var parts []string
 	local := false
-	for _, l := range []struct{ name, link, path string }{
-		{"video", r.Video, r.VideoPath},
-		{"preview", r.Preview, r.PreviewPath},
+	l := r.View.Links
+	if l == nil {
+		l = &pipeline.ViewLinks{}
+	}
+	for _, x := range []struct{ name, link, path string }{
+		{"video", l.Video, l.VideoPath},
 		{"before / after", r.Comparison, r.ComparisonPath},
 	} {
 		switch {
-		case isWebLink(l.link):
-			parts = append(parts, fmt.Sprintf("[%s](%s)", l.name, mdURL(l.link)))
-		case l.path != "" || l.link != "":
-			p := l.path
+		case isWebLink(x.link):
+			parts = append(parts, fmt.Sprintf("[%s](%s)", x.name, mdURL(x.link)))
+		case x.path != "" || x.link != "":
+			p := x.path
 			if p == "" {
-				p = l.link
+				p = x.link
 			}
-			parts = append(parts, l.name+" "+mdCode(path.Base(strings.ReplaceAll(p, "\\", "/"))))
+			parts = append(parts, x.name+" "+mdCode(path.Base(strings.ReplaceAll(p, "\\", "/"))))
 			local = true
 		}
 	}
-	cell := strings.Join(parts, " · ")
+	cell := strings.Join(parts, "<br>")
 	if local {
 		// A local store's files reach reviewers as the workflow run's artifact.
-		cell += artifactRef(r)
+		cell += f.artifactRef(r)
 	}
-	if r.ID != "" {
+	if r.ID() != "" {
 		if cell != "" {
-			cell += " · "
+			cell += "<br>"
 		}
-		cell += "run " + mdCode(r.ID)
+		cell += "<sub>run " + mdCode(r.ID()) + "</sub>"
 	}
 	return orDash(cell)
 }
 
-// artifactRef points at the workflow run whose artifacts hold a local store's files.
-func artifactRef(r Run) string {
+// artifactRef names and links the artifact that holds a local store's files.
+func (f reportFormat) artifactRef(r Run) string {
+	name := f.artifact
+	if name == "" {
+		name = DefaultStoreDir
+	}
 	if u := r.Labels[LabelRunURL]; isWebLink(u) {
-		return fmt.Sprintf(" in the [artifacts](%s)", mdURL(u+"#artifacts"))
+		return fmt.Sprintf("<br>in artifact [%s](%s)", mdText(name), mdURL(u+"#artifacts"))
+	}
+	return "<br>in artifact " + mdCode(name)
+}
+
+// problemNote is the lines under the table saying why r failed or was
+// cancelled ("" if it did not).
+func problemNote(r Run) string {
+	v := r.View
+	head := "- " + stateLabel(r)[:strings.IndexByte(stateLabel(r), ' ')] + " " + mdCode(r.Path())
+	switch {
+	case r.State() == pipeline.RunCancelled && v.Cancelled != nil:
+		by := ""
+		if v.Cancelled.By != "" {
+			by = " by " + mdText(v.Cancelled.By)
+		}
+		return fmt.Sprintf("%s: cancelled%s: %s\n", head, by, mdText(v.Cancelled.Reason))
+	case r.State() == pipeline.RunFailed && len(v.Failures) > 0:
+		var b strings.Builder
+		for i, f := range v.Failures {
+			if i == 3 {
+				fmt.Fprintf(&b, "  - … and %d more failures: see `framefleet status %s`\n", len(v.Failures)-3, v.ID)
+				break
+			}
+			where := ""
+			if f.Frames != "" {
+				where = " (frames " + mdText(f.Frames) + ")"
+			}
+			if i == 0 {
+				fmt.Fprintf(&b, "%s%s: **%s**\n", head, where, mdText(f.Summary))
+			} else {
+				fmt.Fprintf(&b, "  - also%s: **%s**\n", where, mdText(f.Summary))
+			}
+			if f.Fix != "" {
+				fmt.Fprintf(&b, "  <br>Fix: %s\n", mdText(f.Fix))
+			}
+			var refs []string
+			if f.BlenderError != "" && !strings.Contains(f.Summary, strings.TrimPrefix(f.BlenderError, "Error: ")) {
+				refs = append(refs, "Blender said "+mdCode(f.BlenderError))
+			}
+			switch {
+			case isWebLink(f.LogLink):
+				refs = append(refs, fmt.Sprintf("[Blender's log](%s)", mdURL(f.LogLink)))
+			case f.LogKey != "":
+				refs = append(refs, "Blender's log: "+mdCode(f.LogKey))
+			}
+			if f.LogStream != "" {
+				refs = append(refs, "CloudWatch Logs stream "+mdCode(f.LogStream))
+			}
+			if len(refs) > 0 {
+				fmt.Fprintf(&b, "  <br><sub>%s</sub>\n", strings.Join(refs, " · "))
+			}
+		}
+		b.WriteString(missingNote(v))
+		return b.String()
+	case r.failed() && r.Problem != "":
+		return fmt.Sprintf("%s: %s\n", head, mdText(oneLine(r.Problem, 400)))
+	}
+	if r.CompareNote != "" {
+		return fmt.Sprintf("- ℹ️ %s: no before / after: %s\n", mdCode(r.Path()), mdText(r.CompareNote))
 	}
 	return ""
 }
 
-// failureNote is the line under the table saying why r failed ("" if it did not).
-func failureNote(r Run) string {
-	if r.Failure == "" {
+// missingNote names the inputs the scene needs that were not found.
+func missingNote(v pipeline.RunView) string {
+	if len(v.MissingInputs) == 0 {
 		return ""
 	}
-	msg := r.Failure
-	if utf8.RuneCountInString(msg) > 600 {
-		msg = string([]rune(msg)[:600]) + "…"
+	var names []string
+	for i, m := range v.MissingInputs {
+		if i == 10 {
+			names = append(names, fmt.Sprintf("and %d more", len(v.MissingInputs)-10))
+			break
+		}
+		n := mdCode(m.Path)
+		if m.Kind != "" {
+			n += " (" + mdText(m.Kind) + ")"
+		}
+		names = append(names, n)
 	}
-	return fmt.Sprintf("\n**%s**: %s\n", mdCode(r.Path()), mdText(msg))
+	note := "  <br>Missing: " + strings.Join(names, ", ")
+	if v.Scope != "" {
+		note += " · looked in " + mdCode(v.Scope)
+	}
+	return note + "\n"
 }
 
-// soonestExpiry is when the first of the runs' signed links expires (zero for none).
+// oneLine is s on one line, cut to n characters.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n-1]) + "…"
+	}
+	return s
+}
+
+// comparisonBlock shows the before/afters below the table, wide enough to read.
+func comparisonBlock(runs []Run, limit int) string {
+	var b strings.Builder
+	shown := 0
+	for _, r := range runs {
+		if !isWebLink(r.ComparisonPreview) {
+			continue
+		}
+		if shown == limit {
+			b.WriteString("\n… more before / after comparisons are linked in the table.\n")
+			break
+		}
+		target := r.ComparisonPreview
+		if isWebLink(r.Comparison) {
+			target = r.Comparison
+		}
+		fmt.Fprintf(&b, "\n%s, %s\n\n<a href=\"%s\"><img src=\"%s\" alt=\"before and after of %s\" width=\"640\"></a>\n",
+			mdCode(r.Path()), beforeAfterLabels(r), htmlAttr(target), htmlAttr(r.ComparisonPreview), htmlAttr(defuse(r.Path())))
+		shown++
+	}
+	if shown == 0 {
+		return ""
+	}
+	return "\n#### Before / after\n" + b.String()
+}
+
+func beforeAfterLabels(r Run) string {
+	base, head := r.Compare.BaseLabel, r.Compare.HeadLabel
+	if base == "" || head == "" {
+		return "left: before, right: after"
+	}
+	return "left: " + mdText(base) + ", right: " + mdText(head)
+}
+
+// soonestExpiry is when the first of the runs' links expires (zero for none).
 func soonestExpiry(runs []Run) time.Time {
 	var soonest time.Time
 	for _, r := range runs {
-		for _, l := range []string{r.Video, r.Preview, r.Comparison, r.ComparisonPreview} {
-			if e := linkExpiry(l); !e.IsZero() && (soonest.IsZero() || e.Before(soonest)) {
-				soonest = e
-			}
+		if l := r.View.Links; l != nil && l.ExpiresAt != nil && (soonest.IsZero() || l.ExpiresAt.Before(soonest)) {
+			soonest = *l.ExpiresAt
 		}
 	}
 	return soonest
 }
 
-// expiryNote says when the soonest signed link expires ("" for none).
+// expiryNote says when the soonest link expires ("" for none).
 func expiryNote(runs []Run) string {
 	soonest := soonestExpiry(runs)
 	if soonest.IsZero() {
@@ -250,91 +425,139 @@ func expiryNote(runs []Run) string {
 	}
 	when := soonest.UTC().Format("2006-01-02 15:04 UTC")
 	for _, r := range runs {
-		for _, l := range []string{r.Video, r.Preview, r.Comparison, r.ComparisonPreview} {
-			if u, err := url.Parse(l); err == nil && u.Query().Get("X-Amz-Security-Token") != "" {
+		l := r.View.Links
+		if l == nil {
+			continue
+		}
+		for _, link := range []string{l.Video, l.Preview, r.Comparison, r.ComparisonPreview} {
+			if u, err := url.Parse(link); err == nil && u.Query().Get("X-Amz-Security-Token") != "" {
 				// A presigned URL dies with the credentials that signed it.
-				return fmt.Sprintf("\nLinks expire %s at the latest: they were signed with temporary credentials (GitHub OIDC gives an hour) and stop working when those do. CloudFront signed URLs outlive them (deploy/README.md, \"Links that outlive the credentials\").\n", when)
+				return fmt.Sprintf("\n<sub>Links expire %s at the latest: they were signed with temporary credentials (GitHub OIDC gives an hour) and stop working when those do. CloudFront signed URLs outlive them (deploy/README.md, \"Links that outlive the credentials\").</sub>\n", when)
 			}
 		}
 	}
-	return fmt.Sprintf("\nLinks expire %s (signed S3 links). CloudFront signed URLs last longer (deploy/README.md, \"Links that outlive the credentials\").\n", when)
+	return fmt.Sprintf("\n<sub>Links expire %s.</sub>\n", when)
 }
 
-// report is the table and its notes for runs (sorted), within limit bytes:
-// rows that do not fit are left out with a line saying how many.
-func report(runs []Run, limit int) string {
+// foldAbove: a report with more files than this folds its finished rows
+// (done, deleted) into a collapsed table, so what needs a look comes first.
+const foldAbove = 10
+
+// report is the failures, the table and the before/afters for runs
+// (sorted), within limit bytes: rows that do not fit are left out with a
+// line saying how many.
+func (f reportFormat) report(runs []Run, limit int) string {
 	runs = slices.Clone(runs)
 	sortRuns(runs)
 	tail := expiryNote(runs)
-	budget := limit - len(tableHeader) - len(tail) - 100 // 100: the "… and N more" line
-	var rows, notes strings.Builder
-	shown := 0
+	cmp := comparisonBlock(runs, 10)
+	if len(cmp) > limit/4 {
+		cmp = ""
+	}
+	budget := limit - 2*len(tableHeader) - len(tail) - len(cmp) - 300 // 300: the fold and "… and N more" lines
+	var open, folded, notes strings.Builder
+	shown, nFolded := 0, 0
 	for _, r := range runs {
-		line, note := row(r), failureNote(r)
-		if rows.Len()+notes.Len()+len(line)+len(note) > budget {
+		line, note := f.row(r), problemNote(r)
+		if open.Len()+folded.Len()+notes.Len()+len(line)+len(note) > budget {
 			break
 		}
-		rows.WriteString(line)
+		if len(runs) > foldAbove && (r.State() == pipeline.RunSucceeded || r.Change == changeRemoved && r.ID() == "") && r.CompareNote == "" {
+			folded.WriteString(line)
+			nFolded++
+		} else {
+			open.WriteString(line)
+		}
 		notes.WriteString(note)
 		shown++
 	}
-	out := tableHeader + rows.String() + notes.String() + tail
-	if shown < len(runs) {
-		out += fmt.Sprintf("\n… and %d more files: see the workflow run's summary.\n", len(runs)-shown)
+	var out strings.Builder
+	if notes.Len() > 0 {
+		out.WriteString(notes.String() + "\n")
 	}
-	return out
+	if open.Len() > 0 {
+		out.WriteString(tableHeader + open.String())
+	}
+	if nFolded > 0 {
+		fmt.Fprintf(&out, "\n<details><summary>%d finished files</summary>\n\n%s%s\n</details>\n", nFolded, tableHeader, folded.String())
+	}
+	if shown < len(runs) {
+		fmt.Fprintf(&out, "\n… and %d more files: see the workflow run's summary.\n", len(runs)-shown)
+	}
+	return out.String() + cmp + tail
 }
 
-// commentBody is the sticky comment for a PR's runs at sha.
-func commentBody(sha string, runs []Run) string {
-	head := fmt.Sprintf("%s\n### 🎬 framefleet renders of %s\n\n", commentMarker, mdCode(short(sha)))
+// commentBody is the sticky comment (marker) for a PR's runs at sha.
+func (f reportFormat) commentBody(marker, sha string, runs []Run) string {
+	head := fmt.Sprintf("%s\n**%s** · framefleet renders of %s\n\n", marker, countLine(runs), mdCode(short(sha)))
 	foot := "\n<sub>Updated in place by framefleet as the renders progress.</sub>\n"
-	return head + report(runs, maxCommentLength-len(head)-len(foot)) + foot
+	return head + f.report(runs, maxCommentLength-len(head)-len(foot)) + foot
+}
+
+// noBlendsBody is the sticky comment once a push touches no blends.
+func noBlendsBody(marker, sha string, paths []string) string {
+	return fmt.Sprintf("%s\n**No blends to render** · framefleet at %s\n\nThe pull request's latest commit %s changes no file matching `paths` (%s); earlier renders of this pull request are superseded.\n\n<sub>Updated in place by framefleet.</sub>\n",
+		marker, mdCode(short(sha)), mdCode(short(sha)), mdText(strings.Join(paths, ", ")))
 }
 
 // summary is the step summary for a set of runs.
-func summary(title string, runs []Run) string {
-	head := "### 🎬 " + title + "\n\n" // our own words: a commit, a repository name
-	return head + report(runs, maxSummaryLength/2) + "\n"
+func (f reportFormat) summary(title string, runs []Run) string {
+	head := fmt.Sprintf("### 🎬 %s\n\n**%s**\n\n", title, countLine(runs)) // title: our own words
+	return head + f.report(runs, maxSummaryLength/2) + "\n"
 }
 
-// statusFor is the commit status reporting r.
-func statusFor(r Run) Status {
+// statusFor is the commit status reporting r (ok false: none, e.g. a deleted file).
+func statusFor(r Run) (Status, bool) {
+	if r.Change == changeRemoved && r.ID() == "" {
+		return Status{}, false
+	}
+	v := r.View
 	st := Status{Context: statusContext(r.Path()), State: "pending", TargetURL: r.Labels[LabelRunURL]}
-	if w, ok := stateWords[r.State]; ok {
+	if w, ok := stateWords[r.State()]; ok {
 		st.State = w.status
 	}
-	switch r.State {
+	switch r.State() {
 	case pipeline.RunSucceeded:
-		st.Description = fmt.Sprintf("rendered %d frames", r.FramesTotal)
-		for _, l := range []string{r.Video, r.Comparison, r.Preview} {
-			if isWebLink(l) {
-				st.TargetURL = l
-				break
+		st.Description = fmt.Sprintf("rendered %d frames", v.Progress.FramesTotal)
+		if l := v.Links; l != nil {
+			for _, link := range []string{l.Video, r.Comparison, l.Preview} {
+				if isWebLink(link) {
+					st.TargetURL = link
+					break
+				}
 			}
 		}
-	case pipeline.RunFailed, pipeline.RunCancelled:
-		st.Description = string(r.State)
-		if r.Failure != "" {
-			st.Description += ": " + strings.Join(strings.Fields(r.Failure), " ")
+	case pipeline.RunFailed:
+		st.Description = "failed"
+		switch {
+		case len(v.Failures) > 0:
+			st.Description = "failed: " + v.Failures[0].Summary
+		case r.Problem != "":
+			st.Description = "failed: " + r.Problem
 		}
-	case pipeline.RunRunning:
-		// Whole tens of percent: GitHub keeps every status (at most 1000
-		// per commit and context), so progress is posted coarsely.
+	case pipeline.RunCancelled:
+		st.Description = "cancelled"
+		if c := v.Cancelled; c != nil {
+			if c.By != "" {
+				st.Description += " by " + c.By
+			}
+			st.Description += ": " + c.Reason
+		}
+	case pipeline.RunRunning, pipeline.RunStitching:
+		// No percentages: GitHub keeps every status (at most 1000 per
+		// commit and context), and each write is paced, so a status
+		// changes only when its state does.
 		st.Description = "rendering"
-		if r.FramesTotal > 0 {
-			st.Description = fmt.Sprintf("rendering: %d%% of %d frames", 100*r.FramesDone/r.FramesTotal/10*10, r.FramesTotal)
-		}
+	case pipeline.RunInterrupted:
+		st.Description = "interrupted: the next watch resumes it"
 	default:
-		st.Description = string(r.State)
+		st.Description = "queued"
 	}
+	st.Description = oneLine(defuse(st.Description), maxStatusDescription)
 	if !isWebLink(st.TargetURL) {
 		st.TargetURL = ""
 	}
-	if utf8.RuneCountInString(st.Description) > maxStatusDescription {
-		st.Description = string([]rune(st.Description)[:maxStatusDescription-1]) + "…"
-	}
-	return st
+	return st, true
 }
 
 // statusContext is framefleet/<path>, shortened with a hash when long.
@@ -350,151 +573,4 @@ func statusContext(p string) string {
 		cut--
 	}
 	return c[:cut] + tail
-}
-
-// linkRenewMargin: published signed links are replaced by freshly signed
-// ones only when they expire sooner than this.
-const linkRenewMargin = 24 * time.Hour
-
-// linkPatterns are what same looks for in published text, compiled on
-// first use so that commands other than the action do not pay for them at
-// start-up.
-var linkPatterns = sync.OnceValue(func() (p struct{ signedQuery, expiryNote, webLink *regexp.Regexp }) {
-	p.signedQuery = regexp.MustCompile(`\?[^\s)"]*X-Amz-Signature=[0-9a-fA-F]+[^\s)"]*`)
-	p.expiryNote = regexp.MustCompile(`Links expire [0-9-]+ [0-9:]+ UTC`)
-	p.webLink = regexp.MustCompile(`https?://[^\s)"]+`)
-	return p
-})
-
-// same says whether published text needs no update to become next: equal,
-// or equal but for the signatures of links that stay valid long enough.
-// Links are signed afresh on every look, so without this every refresh
-// would edit every finished report again.
-func (p *reporter) same(published, next string) bool {
-	if published == next {
-		return true
-	}
-	re := linkPatterns()
-	unsigned := func(s string) string {
-		return re.expiryNote.ReplaceAllString(re.signedQuery.ReplaceAllString(s, "?signed"), "Links expire (when)")
-	}
-	if unsigned(published) != unsigned(next) {
-		return false
-	}
-	for _, l := range re.webLink.FindAllString(published, -1) {
-		l = strings.ReplaceAll(l, "&amp;", "&")
-		if e := linkExpiry(l); !e.IsZero() && e.Sub(p.clock.Now()) < linkRenewMargin {
-			return false
-		}
-		if u, err := url.Parse(l); err == nil && u.Query().Get("X-Amz-Security-Token") != "" {
-			return false // signed with temporary credentials, which may be gone already
-		}
-	}
-	return true
-}
-
-// reporter publishes runs to a PR comment and commit statuses. Publishing
-// is a pure function of the runs, and unchanged comments and statuses are
-// not sent again, so any process can publish the final state, any number of
-// times.
-type reporter struct {
-	gh          GitHub
-	owner, repo string
-	comment     bool
-	clock       Clock
-
-	mu       sync.Mutex
-	authors  []string
-	comments map[int]*Comment             // PR → the sticky comment once found
-	statuses map[string]map[string]Status // sha → context → last known
-}
-
-func newReporter(gh GitHub, owner, repo string, comment bool, clock Clock) *reporter {
-	return &reporter{gh: gh, owner: owner, repo: repo, comment: comment, clock: clock,
-		comments: map[int]*Comment{}, statuses: map[string]map[string]Status{}}
-}
-
-// publish brings the PR's comment (pr > 0) and sha's statuses up to runs.
-func (p *reporter) publish(ctx context.Context, pr int, sha string, runs []Run) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.publishStatuses(ctx, sha, runs); err != nil {
-		return err
-	}
-	if pr > 0 && p.comment {
-		return p.publishComment(ctx, pr, commentBody(sha, runs))
-	}
-	return nil
-}
-
-func (p *reporter) publishStatuses(ctx context.Context, sha string, runs []Run) error {
-	known, ok := p.statuses[sha]
-	if !ok {
-		list, err := p.gh.Statuses(ctx, p.owner, p.repo, sha)
-		if err != nil {
-			return err
-		}
-		known = map[string]Status{}
-		for _, s := range list {
-			known[s.Context] = s
-		}
-		p.statuses[sha] = known
-	}
-	for _, r := range runs {
-		st := statusFor(r)
-		if old, ok := known[st.Context]; ok && p.same(old.Description+" "+old.TargetURL, st.Description+" "+st.TargetURL) && old.State == st.State {
-			continue
-		}
-		if err := p.gh.CreateStatus(ctx, p.owner, p.repo, sha, st); err != nil {
-			return err
-		}
-		known[st.Context] = st
-	}
-	return nil
-}
-
-func (p *reporter) publishComment(ctx context.Context, pr int, body string) error {
-	c := p.comments[pr]
-	if c == nil {
-		if p.authors == nil {
-			login, err := p.gh.Login(ctx)
-			if err != nil {
-				return err
-			}
-			// Only comments this token can edit: its user's, or (the
-			// workflow token, which has no user) github-actions[bot]'s.
-			p.authors = []string{defaultBotLogin}
-			if login != "" {
-				p.authors = []string{login}
-			}
-		}
-		list, err := p.gh.Comments(ctx, p.owner, p.repo, pr)
-		if err != nil {
-			return err
-		}
-		for _, x := range list {
-			if strings.HasPrefix(x.Body, commentMarker) && slices.Contains(p.authors, x.Author) {
-				c = &x
-				break
-			}
-		}
-	}
-	switch {
-	case c == nil:
-		created, err := p.gh.CreateComment(ctx, p.owner, p.repo, pr, body)
-		if err != nil {
-			return err
-		}
-		created.Body = body
-		p.comments[pr] = &created
-	case !p.same(c.Body, body):
-		if err := p.gh.EditComment(ctx, p.owner, p.repo, c.ID, body); err != nil {
-			return err
-		}
-		c.Body = body
-		p.comments[pr] = c
-	default:
-		p.comments[pr] = c
-	}
-	return nil
 }

@@ -27,8 +27,10 @@ type Runs interface {
 	// Watch follows a run to its end, calling obs with each change, and
 	// composes its comparison once both renders are done.
 	Watch(ctx context.Context, ref RunRef, obs func(Run)) (Run, error)
-	// Get reads a run's record (and its comparison, when composed).
+	// Get reads a run's view (and its comparison, when composed).
 	Get(ctx context.Context, ref RunRef) (Run, error)
+	// Cancel cancels an unfinished run, saying who and why.
+	Cancel(ctx context.Context, id, by, reason string) error
 	// SaveReport stores a report's index; Reports lists repo's (owner/name)
 	// saved since since.
 	SaveReport(ctx context.Context, r Report) error
@@ -50,11 +52,14 @@ type RunRef struct {
 // run (the render cache), whose labels name only its first requester; this
 // index names every file's run, so refresh rebuilds the same report.
 type Report struct {
-	Repo   string       `json:"repo"` // owner/name
-	PR     int          `json:"pr,omitempty"`
-	SHA    string       `json:"sha"`
-	RunURL string       `json:"run_url,omitempty"`
-	Files  []ReportFile `json:"files"`
+	Repo   string `json:"repo"` // owner/name
+	PR     int    `json:"pr,omitempty"`
+	SHA    string `json:"sha"`
+	RunURL string `json:"run_url,omitempty"`
+	// CommentKey is the job's comment-key: jobs with different keys (and
+	// paths) keep reports, and comments, of their own.
+	CommentKey string       `json:"comment_key,omitempty"`
+	Files      []ReportFile `json:"files"`
 	// StartedAt is when the job that saved it started: a job for an older
 	// push that ends later does not replace a newer push's report.
 	StartedAt time.Time `json:"started_at"`
@@ -62,9 +67,13 @@ type Report struct {
 
 // ReportFile is one file of a report: its run, or why it has none.
 type ReportFile struct {
-	Path    string `json:"path"`
-	Run     RunRef `json:"run,omitzero"`
-	Failure string `json:"failure,omitempty"`
+	Path string `json:"path"`
+	// Change is how the commit changed the file (added, modified,
+	// renamed, removed); Previous is a renamed file's old path.
+	Change   string `json:"change,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	Run      RunRef `json:"run,omitzero"`
+	Failure  string `json:"failure,omitempty"`
 }
 
 // Submission is one render the action asks for.
@@ -81,42 +90,62 @@ type Submission struct {
 	BaseLabel, HeadLabel       string
 }
 
-// Run is the action's view of a run record: what the reports show.
+// Run is one file's row in the reports: the pipeline's view of its run
+// (everything about the run itself) and what only the action knows (the
+// file, its change, its comparison).
 type Run struct {
-	ID string
+	// View is the run as the pipeline shows it; its ID is "" when the file
+	// never got a run (Problem says why).
+	View pipeline.RunView
 	// Compare names the comparison shown with the run (see RunRef).
 	Compare RunRef
-	State   pipeline.RunState
-	Final   bool
-	// Labels as submitted (see Label*).
+	// Labels as submitted (see Label*): the file's path, commit, PR.
 	Labels map[string]string
+	// Change is how the commit changed the file: added, modified, renamed,
+	// removed ("" when not known, e.g. workflow_dispatch); Previous is a
+	// renamed file's old path.
+	Change, Previous string
 
-	Scene                   string
-	Width, Height           int    // the rendered size
-	Frames                  string // e.g. "1-48"
-	FramesDone, FramesTotal int
-	// LatestFrame and LatestFrameLink show the newest frame while rendering.
-	LatestFrame     int
-	LatestFrameLink string
+	// Comparison is the before/after video's link, ComparisonPreview its
+	// looping GIF, ComparisonPath its local path (a directory store).
+	Comparison, ComparisonPreview, ComparisonPath string
+	// CompareNote says why a comparison was asked for but cannot be shown.
+	CompareNote string
 
-	// Links a person can open (http(s), or file paths for a local store),
-	// and local paths when the store is a directory.
-	Video, Preview, Comparison string
-	// ComparisonPreview is the before/after's looping GIF.
-	ComparisonPreview                      string
-	VideoPath, PreviewPath, ComparisonPath string
-
-	// Failure says why a failed or cancelled run ended.
-	Failure string
-
-	CreatedAt  time.Time
-	FinishedAt time.Time
+	// Problem says why the file has no run (it could not be read, fetched
+	// or submitted), or why following its run failed.
+	Problem string
 }
+
+// ID is the run's id ("" when there is none).
+func (r Run) ID() string { return r.View.ID }
+
+// State is the run's state; a file without a run failed.
+func (r Run) State() pipeline.RunState {
+	if r.View.ID == "" {
+		if r.Change == changeRemoved {
+			return ""
+		}
+		if r.Problem != "" {
+			return pipeline.RunFailed
+		}
+		return pipeline.RunPlanned
+	}
+	return r.View.State
+}
+
+// Final says the run ended (or there will be none).
+func (r Run) Final() bool {
+	return r.View.Final || r.View.ID == "" && (r.Problem != "" || r.Change == changeRemoved)
+}
+
+// changeRemoved is a deleted file's change.
+const changeRemoved = "removed"
 
 // Ref names the run and its comparison.
 func (r Run) Ref() RunRef {
 	ref := r.Compare
-	ref.ID = r.ID
+	ref.ID = r.View.ID
 	return ref
 }
 
@@ -127,7 +156,10 @@ func (r Run) Path() string { return r.Labels[LabelPath] }
 func (r Run) SHA() string { return r.Labels[LabelSHA] }
 
 // failed says whether the run ended without its video (failed or cancelled).
-func (r Run) failed() bool { return r.State == pipeline.RunFailed || r.State == pipeline.RunCancelled }
+func (r Run) failed() bool {
+	s := r.State()
+	return s == pipeline.RunFailed || s == pipeline.RunCancelled
+}
 
 // failures counts the runs that failed.
 func failures(runs []Run) int {

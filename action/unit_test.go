@@ -16,7 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/framefleet/framefleet/internal/testenv"
-	"github.com/framefleet/framefleet/pipeline"
 )
 
 func TestParseInputs(t *testing.T) {
@@ -182,67 +181,6 @@ func TestMutationsArePaced(t *testing.T) {
 	}
 	if got := c.Now().Sub(start); got != 2*mutationGap {
 		t.Errorf("3 mutations took %v of clock time, want %v (GETs unpaced)", got, 2*mutationGap)
-	}
-}
-
-func TestCommentBody(t *testing.T) {
-	signed := "https://bucket.s3.amazonaws.com/runs/ab/video.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261130T120000Z&X-Amz-Expires=3600&X-Amz-Signature=ff"
-	runs := []Run{
-		{ID: "zz9", State: pipeline.RunRunning, Scene: "a|b", Frames: "48", FramesDone: 12, FramesTotal: 48, LatestFrame: 12,
-			LatestFrameLink: "https://cdn.example.com/thumb.jpg", Labels: map[string]string{LabelPath: "z/[x]`y`.blend"}},
-		{ID: "ab1", State: pipeline.RunSucceeded, Final: true, Scene: "Shot", Frames: "1-4", FramesDone: 4, FramesTotal: 4, Video: signed, Preview: "https://cdn.example.com/p.gif",
-			Labels: map[string]string{LabelPath: "a.blend"}},
-		{State: pipeline.RunFailed, Final: true, Failure: "a.blend is a Git LFS pointer", Labels: map[string]string{LabelPath: "lfs.blend"}},
-	}
-	body := commentBody("0123456789abcdef", runs)
-	for _, want := range []string{
-		commentMarker + "\n", "`0123456`", "| `a.blend` | Shot | 1-4 |", "[video](" + signed + ")",
-		"| ``z/[x]`y`.blend`` | a\\|b |", "▰▰▱▱▱▱▱▱▱▱ 12/48 (25%)", `<img src="https://cdn.example.com/thumb.jpg"`,
-		"**`lfs.blend`**: a.blend is a Git LFS pointer", "Links expire 2026-11-30 13:00 UTC",
-		`<a href="` + strings.ReplaceAll(signed, "&", "&amp;") + `"><img src="https://cdn.example.com/p.gif" alt="preview" height="90"></a>`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("comment lacks %q:\n%s", want, body)
-		}
-	}
-	if strings.Index(body, "`a.blend`") > strings.Index(body, "z/[x]") {
-		t.Error("rows are not sorted by path")
-	}
-	if temp := commentBody("0123456", []Run{{State: pipeline.RunSucceeded, Final: true, Video: signed + "&X-Amz-Security-Token=abc", Labels: map[string]string{LabelPath: "a.blend"}}}); !strings.Contains(temp, "at the latest: they were signed with temporary credentials") {
-		t.Errorf("links signed with temporary credentials do not say so:\n%s", temp)
-	}
-	many := make([]Run, 2000)
-	for i := range many {
-		many[i] = Run{State: pipeline.RunFailed, Failure: strings.Repeat("x", 600), Labels: map[string]string{LabelPath: "f" + strconv.Itoa(i) + ".blend"}}
-	}
-	if long := commentBody("0123456", many); len(long) > maxCommentLength || !strings.Contains(long, "more files: see the workflow run's summary") || !strings.HasSuffix(long, "</sub>\n") {
-		t.Errorf("a long comment is %d bytes or not cut with a note", len(long))
-	}
-}
-
-func TestStatusFor(t *testing.T) {
-	long := strings.Repeat("dir/", 40) + "shot.blend"
-	tests := []struct {
-		run  Run
-		want Status
-	}{
-		{Run{State: pipeline.RunSucceeded, FramesTotal: 4, Video: "https://v/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
-			Status{Context: "framefleet/a.blend", State: "success", Description: "rendered 4 frames", TargetURL: "https://v/x.mp4"}},
-		{Run{State: pipeline.RunSucceeded, FramesTotal: 4, Video: "/tmp/x.mp4", Labels: map[string]string{LabelPath: "a.blend", LabelRunURL: testRunURL}},
-			Status{Context: "framefleet/a.blend", State: "success", Description: "rendered 4 frames", TargetURL: testRunURL}},
-		{Run{State: pipeline.RunRunning, FramesDone: 2, FramesTotal: 4, Labels: map[string]string{LabelPath: "a.blend"}},
-			Status{Context: "framefleet/a.blend", State: "pending", Description: "rendering: 50% of 4 frames"}},
-		{Run{State: pipeline.RunFailed, Failure: "chunk 0\nfailed", Labels: map[string]string{LabelPath: "a.blend"}},
-			Status{Context: "framefleet/a.blend", State: "failure", Description: "failed: chunk 0 failed"}},
-	}
-	for _, tc := range tests {
-		if got := statusFor(tc.run); got != tc.want {
-			t.Errorf("statusFor(%s) = %+v, want %+v", tc.run.State, got, tc.want)
-		}
-	}
-	c := statusContext(long)
-	if len(c) > maxStatusContext || !strings.HasPrefix(c, "framefleet/dir/") || c == statusContext(long+"x") {
-		t.Errorf("long context %q: want at most %d bytes, distinct per path", c, maxStatusContext)
 	}
 }
 

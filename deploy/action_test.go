@@ -44,6 +44,7 @@ type workflow struct {
 			Uses string            `yaml:"uses"`
 			With map[string]string `yaml:"with"`
 			Env  map[string]string `yaml:"env"`
+			Run  string            `yaml:"run"`
 		} `yaml:"steps"`
 	} `yaml:"jobs"`
 }
@@ -67,7 +68,8 @@ func TestActionMetadata(t *testing.T) {
 	}
 	// The inputs issue 9 lists, plus mode; nothing else.
 	want := []string{"mode", "paths", "engine", "config", "bucket", "queue", "job-definition", "region", "frames",
-		"chunk-size", "resolution", "samples", "wait", "compare", "comment", "github-token"}
+		"chunk-size", "resolution", "samples", "wait", "compare", "comment", "github-token",
+		"comment-key", "cancel-superseded", "artifact-name"} // issue 15's
 	var got []string
 	for name, in := range a.Inputs {
 		got = append(got, name)
@@ -89,8 +91,8 @@ func TestActionMetadata(t *testing.T) {
 		}
 	}
 	r := a.Runs
-	if r.Using != "docker" || !regexp.MustCompile(`^docker://ghcr\.io/[a-z0-9-]+/[a-z0-9-]+:v\d+\.\d+\.\d+$`).MatchString(r.Image) {
-		t.Errorf("runs: using %q image %q; want docker with a prebuilt docker://ghcr.io/<owner>/<name>:vX.Y.Z (no build on every use)", r.Using, r.Image)
+	if r.Using != "docker" || !regexp.MustCompile(`^docker://ghcr\.io/[a-z0-9-]+/[a-z0-9-]+:v\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$`).MatchString(r.Image) {
+		t.Errorf("runs: using %q image %q; want docker with a prebuilt docker://ghcr.io/<owner>/<name>:vX.Y.Z, pinned @sha256:<digest> on release (no build on every use)", r.Using, r.Image)
 	}
 	if r.Entrypoint != "/usr/local/bin/framefleet" || !slices.Equal(r.Args, []string{"action"}) {
 		t.Errorf("runs: entrypoint %q args %q; want /usr/local/bin/framefleet [action]", r.Entrypoint, r.Args)
@@ -192,5 +194,17 @@ func TestReleaseWorkflowPinsActions(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("the release workflow uses no actions: did its shape change?")
+	}
+	// On release, action.yml is rewritten to name the pushed image by digest.
+	pinned := false
+	for _, j := range w.Jobs {
+		for _, s := range j.Steps {
+			if strings.Contains(s.Run, `image: docker://$IMAGE@$DIGEST`) && strings.Contains(s.Run, "git push") {
+				pinned = true
+			}
+		}
+	}
+	if !pinned {
+		t.Error("the release workflow does not pin the image by digest in action.yml")
 	}
 }

@@ -7,7 +7,11 @@ import "sync"
 // waiting to be delivered are coalesced: the observer gets the newest one,
 // and every other kind of event, in order.
 type deliverer struct {
-	obs  func(Event)
+	obs func(Event)
+	// view makes each event's RunView (on the delivering goroutine: it may
+	// read the store) from the event and the view delivered last.
+	view func(ev Event, last *RunView) *RunView
+	last *RunView
 	mu   sync.Mutex
 	cond *sync.Cond
 	q    []Event
@@ -40,6 +44,9 @@ func (d *deliverer) send(ev Event) {
 		prev := d.q[len(d.q)-1]
 		if ev.Preview == nil { // a newer progress without a new frame keeps the last preview
 			ev.Preview = prev.Preview
+			if ev.View != nil && ev.View.Latest == nil && prev.View != nil {
+				ev.View.Latest = prev.View.Latest
+			}
 		}
 		d.q[len(d.q)-1] = ev
 	} else {
@@ -62,6 +69,10 @@ func (d *deliverer) loop() {
 		ev := d.q[0]
 		d.q = d.q[1:]
 		d.mu.Unlock()
+		if d.view != nil {
+			ev.View = d.view(ev, d.last)
+			d.last = ev.View
+		}
 		d.obs(ev)
 	}
 }

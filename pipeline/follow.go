@@ -24,7 +24,7 @@ func (r *Runs) Watch(ctx context.Context, id string, obs func(Event)) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	d := newDeliverer(obs)
+	d := r.newDeliverer(ctx, obs)
 	defer d.close()
 	return r.watch(ctx, full, d, nil)
 }
@@ -36,7 +36,7 @@ var errLeaseLost = errors.New("another process hosts the run")
 // (so a store outage right after Submit is ridden out under the request's
 // budget, not the default one).
 func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRecord) (*Result, error) {
-	out := &outage{budget: DefaultStoreOutageBudget, now: r.now}
+	out := &outage{budget: DefaultStoreOutageBudget, now: r.now, after: r.after}
 	for {
 		rec := known
 		known = nil
@@ -103,7 +103,7 @@ func (r *Runs) watch(ctx context.Context, id string, d *deliverer, known *RunRec
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(durationOr(rec.Settings.PollInterval, time.Second)):
+			case <-r.after(durationOr(rec.Settings.PollInterval, time.Second)):
 			}
 		}
 	}
@@ -176,7 +176,7 @@ func (r *Runs) followRecord(ctx context.Context, rec *RunRecord, d *deliverer) e
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(every):
+		case <-r.after(every):
 		}
 		next, _, err := readRecord(ctx, r.Store, rec.ID)
 		if err != nil {
@@ -198,7 +198,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 	s := rec.Settings
 	h := *rec.Handle
 	var p plan.Plan
-	out := &outage{budget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	out := &outage{budget: durationOr(s.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now, after: r.after}
 	if err := out.do(ctx, "read the plan", func() error {
 		var err error
 		p, err = readPlan(ctx, r.Store, rec.ID)
@@ -268,6 +268,13 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		}
 		dec := m.step(o)
 		for _, ev := range dec.Events {
+			if o.Record != nil && ev.Record == nil {
+				// The record as this poll will write it: the view's state is the machine's.
+				snap := *o.Record
+				snap.State, snap.Progress = dec.State, dec.Progress
+				v := NewRunView(ViewInput{Record: &snap})
+				ev.View = &v
+			}
 			d.send(ev)
 		}
 		switch dec.Outcome {
@@ -305,7 +312,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		}
 		if dec.Changed || hosting && r.now().Sub(lastWrite) >= renewEvery {
 			// From this poll's read (nil after a failed one): no second read.
-			_, err := updateReadRecord(ctx, r.Store, rec.ID, o.Record, ver, r.now, func(cur *RunRecord) error {
+			_, err := updateReadRecord(ctx, r.Store, rec.ID, o.Record, ver, r.clock(), func(cur *RunRecord) error {
 				if cur.State.Final() {
 					return errNoChange // cancelled meanwhile: the next poll sees it
 				}
@@ -334,7 +341,7 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 		select {
 		case <-ctx.Done():
 			return nil, r.detach(ctx, eng, rec, h)
-		case <-time.After(wait):
+		case <-r.after(wait):
 		case <-changed: // nil (never ready) for engines without notifications
 		}
 	}
@@ -358,7 +365,7 @@ func (r *Runs) detach(ctx context.Context, eng Engine, rec *RunRecord, h Handle)
 	cerr := r.stopJobs(ctx, eng, h, "the watching process stopped ("+context.Cause(ctx).Error()+")")
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_, _ = updateRecord(cctx, r.Store, rec.ID, r.now, func(cur *RunRecord) error {
+	_, _ = updateRecord(cctx, r.Store, rec.ID, r.clock(), func(cur *RunRecord) error {
 		if cur.State.Final() || !r.ours(cur.Host) {
 			return errNoChange
 		}
@@ -392,7 +399,7 @@ func (r *Runs) logsHint(eng Engine, runID string, h Handle) string {
 
 // succeed finishes a run whose stitch job succeeded.
 func (r *Runs) succeed(ctx context.Context, rec *RunRecord, s Status, d *deliverer) (*Result, error) {
-	out := &outage{budget: durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now}
+	out := &outage{budget: durationOr(rec.Settings.StoreOutageBudget, DefaultStoreOutageBudget), now: r.now, after: r.after}
 	var res *Result
 	err := out.do(ctx, "finish the run", func() error {
 		var err error

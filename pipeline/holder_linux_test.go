@@ -56,7 +56,7 @@ func frozenWithinLease(t *testing.T, runs *Runs) {
 		t.Fatalf("the lease %+v does not identify its process beyond the PID", rec.Host)
 	}
 	at := rec.Host.Expires.Add(-time.Minute)
-	runs.Now = func() time.Time { return at }
+	runs.Clock = frozenClock{at}
 }
 
 // A run hosted by a process on this machine that was killed (SIGKILL) is

@@ -101,6 +101,8 @@ type RunFailure struct {
 	StitchReason string         `json:"stitch_reason,omitempty"`
 	// CancelReason is the reason given to Cancel (who cancelled, and why).
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// CancelledBy is who cancelled (a user name, "GitHub Actions"), "" when not said.
+	CancelledBy string `json:"cancelled_by,omitempty"`
 	// Logs says where the workers' logs are.
 	Logs string `json:"logs,omitempty"`
 }
@@ -325,15 +327,15 @@ func readRecord(ctx context.Context, st store.Store, id string) (*RunRecord, sto
 // if nobody wrote in between, retrying on a conflict with the fresh record:
 // a watcher and a cancel never lose each other's update. change may return
 // errNoChange to skip the write; it must not keep state between calls.
-func updateRecord(ctx context.Context, st store.Store, id string, now func() time.Time, change func(*RunRecord) error) (*RunRecord, error) {
-	return updateReadRecord(ctx, st, id, nil, "", now, change)
+func updateRecord(ctx context.Context, st store.Store, id string, clk Clock, change func(*RunRecord) error) (*RunRecord, error) {
+	return updateReadRecord(ctx, st, id, nil, "", clk, change)
 }
 
 // updateReadRecord is updateRecord starting from rec at version ver, as the
 // caller just read them (either unknown: read first), so a caller that reads
 // the record anyway does not read it twice: the first write is conditional
 // on ver, and a conflict reads the fresh record as usual. rec is changed in place.
-func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRecord, ver store.Version, now func() time.Time, change func(*RunRecord) error) (*RunRecord, error) {
+func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRecord, ver store.Version, clk Clock, change func(*RunRecord) error) (*RunRecord, error) {
 	for attempt := 0; ; attempt++ {
 		if rec == nil || ver == "" {
 			var err error
@@ -346,7 +348,7 @@ func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRe
 		} else if err != nil {
 			return rec, &changeRefusedError{err}
 		}
-		rec.UpdatedAt = now().UTC()
+		rec.UpdatedAt = clk.Now().UTC()
 		data, err := encodeRecord(rec)
 		if err != nil {
 			return nil, err
@@ -364,7 +366,7 @@ func updateReadRecord(ctx context.Context, st store.Store, id string, rec *RunRe
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-clk.After(time.Duration(attempt) * 5 * time.Millisecond):
 		}
 	}
 }

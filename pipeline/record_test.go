@@ -120,7 +120,7 @@ func TestGetByUniquePrefix(t *testing.T) {
 
 func TestListFiltersAndPages(t *testing.T) {
 	st := newFileStore(t)
-	runs := &Runs{Store: st, Now: func() time.Time { return t0.Add(time.Hour) }}
+	runs := &Runs{Store: st, Clock: frozenClock{t0.Add(time.Hour)}}
 	ctx := context.Background()
 	for i := range 25 {
 		state := RunSucceeded
@@ -184,7 +184,7 @@ func TestUpdateRecordConcurrentWritersLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := updateRecord(context.Background(), st, "shared01", time.Now, func(r *RunRecord) error {
+			_, err := updateRecord(context.Background(), st, "shared01", SystemClock{}, func(r *RunRecord) error {
 				if r.Labels == nil {
 					r.Labels = map[string]string{}
 				}

@@ -129,6 +129,9 @@ type Event struct {
 	// Record is a snapshot of the run record when the event was made
 	// (submitted, resumed, cancelled and final events; nil otherwise).
 	Record *RunRecord `json:"record,omitempty"`
+	// View is the run as front-ends show it after this event (always set
+	// for observers; built from the newest record the watcher knows).
+	View *RunView `json:"view,omitempty"`
 }
 
 // Result is a finished render; `framefleet render --json` prints it.
@@ -209,31 +212,6 @@ func (e *RunFailedError) Error() string {
 		fmt.Fprintf(&b, "\n  workers' logs: %s", e.Logs)
 	}
 	return b.String()
-}
-
-// Run renders req on eng, storing everything in st, and reports progress
-// to obs (which may be nil). It returns when the video is ready, when
-// anything failed for good, or when ctx ends (the jobs are then cancelled).
-// It is a thin wrapper around Runs.Render for callers with one engine.
-func Run(ctx context.Context, eng Engine, st store.Store, req Request, obs func(Event)) (*Result, error) {
-	name := "engine"
-	if n, ok := eng.(interface{ Name() string }); ok {
-		name = n.Name()
-	}
-	if req.Engine == "" {
-		req.Engine = name
-	}
-	runs := &Runs{Store: st, EngineName: req.Engine, Engine: func(context.Context, string) (Engine, error) { return eng, nil }}
-	id, res, err := runs.render(ctx, req, obs)
-	if err != nil && ctx.Err() != nil && id != "" {
-		// The caller's context is gone; stopping the workers must not be.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if _, cerr := runs.Cancel(cctx, id, "render interrupted ("+context.Cause(ctx).Error()+")"); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}
-	return res, err
 }
 
 // DefaultStoreOutageBudget is how long a run rides out an outage by default.

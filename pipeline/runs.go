@@ -31,9 +31,10 @@ type Runs struct {
 	// asks once per name and keeps the answer, so a local engine's jobs
 	// stay known to this process.
 	Engine     func(ctx context.Context, name string) (Engine, error)
-	EngineName string           // the engine Submit uses when the request names none
-	Now        func() time.Time // injectable clock; default time.Now
-	Logger     *slog.Logger
+	EngineName string // the engine Submit uses when the request names none
+	// Clock is the time every step reads and waits on (default SystemClock).
+	Clock  Clock
+	Logger *slog.Logger
 	// LeaseTTL is how long a host-bound run (local engine) stays hosted by
 	// its process without renewing the lease in its record: after that, it is
 	// interrupted and the next watcher resumes it (default 30 s).
@@ -126,12 +127,17 @@ func (r *Runs) init() {
 	})
 }
 
-func (r *Runs) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
+func (r *Runs) clock() Clock {
+	if r.Clock != nil {
+		return r.Clock
 	}
-	return time.Now()
+	return SystemClock{}
 }
+
+func (r *Runs) now() time.Time { return r.clock().Now() }
+
+// after is time.After on the Runs' clock.
+func (r *Runs) after(d time.Duration) <-chan time.Time { return r.clock().After(d) }
 
 func (r *Runs) log() *slog.Logger {
 	if r.Logger != nil {
@@ -203,8 +209,10 @@ func effectiveState(rec *RunRecord, now time.Time, gone func(*RunHost) bool) Run
 // outage retries store operations with backoff while one outage lasts at
 // most budget; any success ends the outage.
 type outage struct {
-	budget  time.Duration
-	now     func() time.Time
+	budget time.Duration
+	now    func() time.Time
+	// after waits on the same clock as now (nil: the real one).
+	after   func(time.Duration) <-chan time.Time
 	since   time.Time
 	backoff time.Duration
 }
@@ -242,10 +250,14 @@ func (o *outage) do(ctx context.Context, what string, fn func() error) error {
 		}
 		o.backoff = min(max(o.backoff*2, 100*time.Millisecond), 15*time.Second)
 		wait := jitter(o.backoff)
+		after := o.after
+		if after == nil {
+			after = time.After
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-after(wait):
 		}
 	}
 }
@@ -314,7 +326,7 @@ func (r *Runs) prepare(ctx context.Context, req Request) (*prepared, error) {
 // resumes it if it was interrupted), and a finished identical one is
 // returned with its Result marked Cached; Request.Force renders afresh.
 func (r *Runs) Submit(ctx context.Context, req Request) (*RunRecord, error) {
-	d := newDeliverer(nil)
+	d := r.newDeliverer(ctx, nil)
 	rec, _, err := r.submit(ctx, req, d)
 	return rec, err
 }
@@ -327,7 +339,7 @@ func (r *Runs) Render(ctx context.Context, req Request, obs func(Event)) (*Resul
 
 func (r *Runs) render(ctx context.Context, req Request, obs func(Event)) (string, *Result, error) {
 	started := r.now()
-	d := newDeliverer(obs)
+	d := r.newDeliverer(ctx, obs)
 	defer d.close()
 	rec, cached, err := r.submit(ctx, req, d)
 	if err != nil {
@@ -364,7 +376,7 @@ func (r *Runs) submit(ctx context.Context, req Request, d *deliverer) (*RunRecor
 		return nil, false, err
 	}
 	req, p := pr.req, pr.plan
-	out := &outage{budget: req.StoreOutageBudget, now: r.now}
+	out := &outage{budget: req.StoreOutageBudget, now: r.now, after: r.after}
 
 	// Claim a fresh id (create-if-absent), then the cache key.
 	var id string
@@ -537,7 +549,7 @@ func (r *Runs) claim(ctx context.Context, out *outage, pr *prepared, id string) 
 					select {
 					case <-ctx.Done():
 						return nil, false, ctx.Err()
-					case <-time.After(100 * time.Millisecond):
+					case <-r.after(100 * time.Millisecond):
 					}
 					continue
 				}
@@ -619,15 +631,13 @@ func (r *Runs) keepLease(ctx context.Context, id string) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(r.leaseTTL() / 3)
-		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-r.after(r.leaseTTL() / 3):
 			}
-			_, _ = updateRecord(ctx, r.Store, id, r.now, func(rec *RunRecord) error {
+			_, _ = updateRecord(ctx, r.Store, id, r.clock(), func(rec *RunRecord) error {
 				if rec.State.Final() || rec.Handle != nil || !r.ours(rec.Host) {
 					return errNoChange
 				}
@@ -644,7 +654,7 @@ func (r *Runs) update(ctx context.Context, out *outage, what, id string, change 
 	var rec *RunRecord
 	err := out.do(ctx, what, func() error {
 		var err error
-		rec, err = updateRecord(ctx, r.Store, id, r.now, change)
+		rec, err = updateRecord(ctx, r.Store, id, r.clock(), change)
 		return err
 	})
 	return rec, err
@@ -656,7 +666,7 @@ func (r *Runs) update(ctx context.Context, out *outage, what, id string, change 
 func (r *Runs) recordFailure(ctx context.Context, id string, f *RunFailure) *RunRecord {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	rec, _ := updateRecord(cctx, r.Store, id, r.now, func(cur *RunRecord) error {
+	rec, _ := updateRecord(cctx, r.Store, id, r.clock(), func(cur *RunRecord) error {
 		if cur.State.Final() {
 			return errNoChange
 		}
@@ -863,6 +873,11 @@ func matches(rec *RunRecord, f ListFilter) bool {
 // it, in any process, stops its jobs at its next poll and reports it), and
 // the engine is asked to stop the jobs when it knows them here.
 func (r *Runs) Cancel(ctx context.Context, id, reason string) (*RunRecord, error) {
+	return r.CancelBy(ctx, id, "", reason)
+}
+
+// CancelBy is Cancel saying who cancelled (RunView.Cancelled.By).
+func (r *Runs) CancelBy(ctx context.Context, id, by, reason string) (*RunRecord, error) {
 	full, err := r.resolve(ctx, id)
 	if err != nil {
 		return nil, err
@@ -870,13 +885,13 @@ func (r *Runs) Cancel(ctx context.Context, id, reason string) (*RunRecord, error
 	if reason == "" {
 		reason = "cancelled by user"
 	}
-	rec, err := updateRecord(ctx, r.Store, full, r.now, func(rec *RunRecord) error {
+	rec, err := updateRecord(ctx, r.Store, full, r.clock(), func(rec *RunRecord) error {
 		if rec.State.Final() {
 			return errNoChange
 		}
 		now := r.now().UTC()
 		rec.State, rec.FinishedAt = RunCancelled, &now
-		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason}
+		rec.Failure = &RunFailure{Message: "cancelled: " + reason, CancelReason: reason, CancelledBy: by}
 		return nil
 	})
 	if err != nil {

@@ -141,6 +141,7 @@ var (
 // commits, links, run ids, the expiry minute.
 func normalized(s string, repo actionRepo) string {
 	s = strings.ReplaceAll(s, repo.head[:7], "HEAD")
+	s = strings.ReplaceAll(s, repo.base[:7], "BASE")
 	s = linkRE.ReplaceAllString(s, "(LINK)")
 	s = runIDRE.ReplaceAllString(s, "run `ID`")
 	return expiryRE.ReplaceAllString(s, "Links expire WHEN")
@@ -167,7 +168,7 @@ func TestActionWaitFalseThenRefresh(t *testing.T) {
 	execAction(t, bin, repo.ws, append(append(waited.env, prEvent(t, repo)...), "INPUT_WAIT=true")...)
 	want := actionComment(t, waited.gh)
 	t.Logf("the comment with wait: true:\n%s", want)
-	for _, s := range []string{"✅ succeeded", "`scenes/copy of b.blend`", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before / after"`} {
+	for _, s := range []string{"✅ done", "`scenes/copy of b.blend`", "[video](http", "X-Amz-Signature", "Links expire", "[before / after](http", `alt="before and after of scenes/`} {
 		if !strings.Contains(want, s) {
 			t.Errorf("comment lacks %q:\n%s", s, want)
 		}

@@ -262,11 +262,11 @@ type statusFlags struct {
 	jsonOut bool
 }
 
-// runStatus is `framefleet status --json`: the record and what was looked up for it.
+// runStatus is `framefleet status --json`: the record, its view, and what
+// was looked up for it. The table is printed from View and the extras only.
 type runStatus struct {
-	Run   *pipeline.RunRecord `json:"run"`
-	Cost  *fleet.Cost         `json:"cost,omitempty"`
-	Links map[string]string   `json:"links,omitempty"` // video, preview, thumbnail, latest_frame, latest_thumbnail
+	Run  *pipeline.RunRecord `json:"run"`
+	View *pipeline.RunView   `json:"view"`
 	// LogTails are the failed chunks' stored Blender log tails, by chunk.
 	LogTails map[int]string `json:"log_tails,omitempty"`
 	// LogGroup is the CloudWatch Logs group of Batch attempts' streams.
@@ -302,7 +302,10 @@ func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string
 	if err != nil {
 		return err
 	}
-	st := lookUpStatus(ctx, flt, rec)
+	st, err := lookUpStatus(ctx, flt, rec)
+	if err != nil {
+		return err
+	}
 	if f.jsonOut {
 		return writeJSON(stdout, st)
 	}
@@ -310,10 +313,15 @@ func runStatusCmd(ctx context.Context, g *globalFlags, f *statusFlags, id string
 	return nil
 }
 
-// lookUpStatus gathers what status shows beyond the record; what cannot be
-// found is noted, not fatal: the record alone is worth showing.
-func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) *runStatus {
-	st := &runStatus{Run: rec, Links: map[string]string{}, LogTails: map[int]string{}}
+// lookUpStatus gathers the run's view and, beyond it, what status shows:
+// the cost so far from the engine, the failed chunks' log tails. What
+// cannot be found is noted, not fatal: the view alone is worth showing.
+func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord) (*runStatus, error) {
+	v, err := flt.View(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	st := &runStatus{Run: rec, View: v, LogTails: map[int]string{}}
 	if rec.Engine == config.EngineBatch {
 		st.LogGroup = flt.LogGroup()
 	}
@@ -322,124 +330,154 @@ func lookUpStatus(ctx context.Context, flt *fleet.Fleet, rec *pipeline.RunRecord
 	} else if err != nil {
 		st.Notes = append(st.Notes, "cost: "+err.Error())
 	} else {
-		st.Cost = &c
+		v.Cost = pipeline.ViewCost{VCPUSeconds: c.VCPUSeconds, USD: c.USD, Final: c.Final}
 	}
-	link := func(name, key string) {
-		if key == "" {
-			return
+	for _, fv := range v.Failures {
+		if fv.Chunk < 0 || fv.LogKey == "" {
+			continue
 		}
-		if l, err := flt.Link(ctx, key); err == nil {
-			st.Links[name] = l
-		}
-	}
-	if rec.State == pipeline.RunSucceeded {
-		link("video", store.VideoKey(rec.ID, rec.Scene))
-		link("preview", store.PreviewKey(rec.ID))
-		link("thumbnail", store.ThumbnailKey(rec.ID))
-	}
-	link("latest_frame", rec.Progress.LatestFrameKey)
-	link("latest_thumbnail", rec.Progress.LatestThumbnailKey)
-	if rec.Failure != nil {
-		for _, cf := range rec.Failure.Failures {
-			if cf.Index < 0 {
-				continue
-			}
-			if tail, err := flt.StoredLog(ctx, rec.ID, cf.Index); err == nil {
-				st.LogTails[cf.Index] = tail
-			} else if !errors.Is(err, store.ErrNotFound) {
-				st.Notes = append(st.Notes, err.Error())
-			}
+		if tail, err := flt.StoredLog(ctx, rec.ID, fv.Chunk); err == nil {
+			st.LogTails[fv.Chunk] = tail
+		} else if !errors.Is(err, store.ErrNotFound) {
+			st.Notes = append(st.Notes, err.Error())
 		}
 	}
-	return st
+	return st, nil
 }
 
+// printStatus prints the status table from the run's view.
 func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
-	r := st.Run
+	v := st.View
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
-	row("run", "%s", r.ID)
-	row("state", "%s", r.State)
-	row("source", "%s (sha256 %.12s, %d bytes)", r.Source.Name, r.Source.SHA256, r.Source.Size)
-	row("scene", "%s: %d frames in %d chunks, %dx%d at %s fps", r.Scene, r.FramesTotal, r.ChunkTotal, r.Width, r.Height, r.FrameRate)
-	if r.Handle != nil {
-		row("engine", "%s: render job %s, stitch job %s", engineTitle(r.Engine), r.Handle.RenderID, r.Handle.StitchID)
+	row("run", "%s", v.ID)
+	row("state", "%s", v.State)
+	source := v.Source
+	if v.SourceSHA256 != "" {
+		source += fmt.Sprintf(" (sha256 %.12s, %d bytes)", v.SourceSHA256, v.SourceSize)
+	}
+	row("source", "%s", source)
+	row("scene", "%s: %d frames in %d chunks, %dx%d at %s fps", v.Scene, v.Progress.FramesTotal, v.Progress.ChunkTotal, v.Width, v.Height, v.FrameRate)
+	if v.Jobs != nil {
+		row("engine", "%s: render job %s, stitch job %s", engineTitle(v.Engine), v.Jobs.RenderID, v.Jobs.StitchID)
 	} else {
-		row("engine", "%s (not submitted)", engineTitle(r.Engine))
+		row("engine", "%s (not submitted)", engineTitle(v.Engine))
 	}
-	row("frames", "%d/%d rendered", r.Progress.FramesDone, r.FramesTotal)
-	if len(r.Progress.Chunks) > 0 {
-		row("chunks", "%s", chunkSummary(r.Progress.Chunks))
+	row("frames", "%d/%d rendered (%d%%)", v.Progress.FramesDone, v.Progress.FramesTotal, v.Progress.Percent())
+	if len(v.Chunks) > 0 {
+		row("chunks", "%s", chunkSummary(v.Chunks))
 	}
-	if r.Progress.LatestFrameKey != "" {
-		row("latest frame", "%d: %s", r.Progress.LatestFrame, orKey(st.Links["latest_frame"], r.Progress.LatestFrameKey))
+	if l := v.Latest; l != nil {
+		row("latest frame", "%d: %s", l.Frame, orKey(l.FrameLink, l.FrameKey))
 	}
-	for _, k := range []string{"video", "preview", "thumbnail"} {
-		if l := st.Links[k]; l != "" {
-			row(k, "%s", l)
+	if l := v.Links; l != nil {
+		for _, x := range []struct{ name, link, key string }{
+			{"video", l.Video, l.VideoKey}, {"preview", l.Preview, l.PreviewKey}, {"thumbnail", l.Thumbnail, l.ThumbnailKey},
+		} {
+			if x.link != "" || x.key != "" {
+				row(x.name, "%s", orKey(x.link, x.key))
+			}
+		}
+		if l.ExpiresAt != nil {
+			row("links expire", "%s (%s)", l.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), until(now, *l.ExpiresAt))
 		}
 	}
-	created := r.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(now, r.CreatedAt) + ")"
+	for _, warn := range v.Warnings {
+		row("warning", "%s", warn)
+	}
+	if len(v.MissingInputs) > 0 {
+		var names []string
+		for _, m := range v.MissingInputs {
+			names = append(names, m.Path)
+		}
+		row("missing inputs", "%s", strings.Join(names, ", "))
+	}
+	if v.Scope != "" {
+		row("scope", "%s", v.Scope)
+	}
+	created := v.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(now, v.CreatedAt) + ")"
 	row("created", "%s", created)
-	if r.FinishedAt != nil {
-		row("finished", "%s, after %s", r.FinishedAt.UTC().Format("2006-01-02 15:04:05 UTC"), r.FinishedAt.Sub(r.CreatedAt).Round(time.Second))
+	if v.FinishedAt != nil {
+		row("finished", "%s, after %s", v.FinishedAt.UTC().Format("2006-01-02 15:04:05 UTC"), v.FinishedAt.Sub(v.CreatedAt).Round(time.Second))
 	} else {
-		row("updated", "%s", ago(now, r.UpdatedAt))
+		row("updated", "%s", ago(now, v.UpdatedAt))
 	}
-	if len(r.Labels) > 0 {
-		row("labels", "%s", labelList(r.Labels))
+	if len(v.Labels) > 0 {
+		row("labels", "%s", labelList(v.Labels))
 	}
-	if c := st.Cost; c != nil {
+	if c := v.Cost; c.VCPUSeconds > 0 || c.USD > 0 {
 		so := " so far"
 		if c.Final {
 			so = ""
 		}
 		row("cost", "$%.4f%s (%.0f vCPU-seconds)", c.USD, so, c.VCPUSeconds)
 	}
-	if f := r.Failure; f != nil {
-		if f.CancelReason != "" {
-			row("cancelled", "%s", f.CancelReason)
+	if c := v.Cancelled; c != nil {
+		if c.By != "" {
+			row("cancelled", "by %s: %s", c.By, c.Reason)
 		} else {
-			row("failure", "%s", firstLine(f.Message))
-		}
-		if f.StitchReason != "" {
-			row("stitch", "%s", f.StitchReason)
-		}
-		if f.Logs != "" {
-			row("logs", "%s", f.Logs)
+			row("cancelled", "%s", c.Reason)
 		}
 	}
-	switch r.State {
-	case pipeline.RunInterrupted:
-		row("next", "framefleet watch %s resumes it (only missing frames render)", r.ID)
-	case pipeline.RunFailed:
-		row("next", "framefleet logs %s shows the workers' logs", r.ID)
-	default:
-		if !r.State.Final() {
-			row("next", "framefleet watch %s follows it; framefleet cancel %s stops it", r.ID, r.ID)
-		}
+	switch {
+	case v.State == pipeline.RunInterrupted:
+		row("next", "framefleet watch %s resumes it (only missing frames render)", v.ID)
+	case v.State == pipeline.RunFailed:
+		row("next", "framefleet logs %s shows the workers' logs", v.ID)
+	case !v.Final:
+		row("next", "framefleet watch %s follows it; framefleet cancel %s stops it", v.ID, v.ID)
 	}
 	_ = tw.Flush()
-	if r.Failure != nil {
-		for _, cf := range r.Failure.Failures {
-			if cf.Index < 0 {
-				continue
-			}
-			fmt.Fprintf(w, "\nchunk %d failed after %s: %s\n", cf.Index, plural(cf.Attempts, "attempt"), cf.Reason)
-			if cf.WorkerError != "" && !strings.Contains(cf.Reason, cf.WorkerError) {
-				fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(cf.WorkerError, "\n", "\n  "))
-			}
-			if cf.LogStream != "" {
-				fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", st.LogGroup, cf.LogStream, r.ID, cf.Index)
-			}
-			if tail := lastLines(st.LogTails[cf.Index], lines); tail != "" {
-				fmt.Fprintf(w, "  Blender's log, last lines:\n    %s\n", strings.ReplaceAll(tail, "\n", "\n    "))
-			}
+	for _, fv := range v.Failures {
+		fmt.Fprintf(w, "\n%s\n", failureTitle(fv))
+		if fv.BlenderError != "" && !strings.Contains(fv.Summary, strings.TrimPrefix(fv.BlenderError, "Error: ")) {
+			fmt.Fprintf(w, "  Blender said: %s\n", fv.BlenderError)
+		}
+		if fv.Fix != "" {
+			fmt.Fprintf(w, "  fix: %s\n", fv.Fix)
+		}
+		if fv.LogStream != "" {
+			fmt.Fprintf(w, "  CloudWatch Logs: %s %s (framefleet logs %s --chunk %d)\n", st.LogGroup, fv.LogStream, v.ID, fv.Chunk)
+		}
+		if tail := lastLines(st.LogTails[fv.Chunk], lines); tail != "" {
+			fmt.Fprintf(w, "  Blender's log, last lines:\n    %s\n", strings.ReplaceAll(tail, "\n", "\n    "))
+		} else if fv.LogKey != "" {
+			fmt.Fprintf(w, "  Blender's log: %s in the store\n", fv.LogKey)
 		}
 	}
 	for _, n := range st.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+}
+
+// failureTitle is a failure's first line: where, then the shaped cause.
+func failureTitle(fv pipeline.FailureView) string {
+	var where string
+	switch fv.Chunk {
+	case pipeline.RunChunk:
+		return "failed: " + fv.Summary
+	case pipeline.StitchChunk:
+		where = "the stitch"
+	default:
+		where = fmt.Sprintf("chunk %d", fv.Chunk)
+		if fv.Frames != "" {
+			where += " (frames " + fv.Frames + ")"
+		}
+	}
+	if fv.Attempts > 0 {
+		where += " failed after " + plural(fv.Attempts, "attempt")
+	} else {
+		where += " failed"
+	}
+	return where + ": " + fv.Summary
+}
+
+// until says how long until t, or that it is past.
+func until(now, t time.Time) string {
+	if !t.After(now) {
+		return "expired"
+	}
+	return "in " + strings.TrimSuffix(ago(t, now), " ago")
 }
 
 func orKey(link, key string) string {
@@ -541,9 +579,9 @@ func runCancel(ctx context.Context, g *globalFlags, f *cancelFlags, id string, s
 	}
 	reason := f.reason
 	if reason == "" {
-		reason = "cancelled by " + userName()
+		reason = "cancelled from the command line"
 	}
-	rec, err := flt.Cancel(ctx, id, reason)
+	rec, err := flt.CancelBy(ctx, id, userName(), reason)
 	if err != nil {
 		return err
 	}

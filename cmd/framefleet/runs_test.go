@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/pipeline"
-	"github.com/framefleet/framefleet/pipeline/fleet"
 )
 
 // TestSettingErrorsNameFlags: the core's setting keys become the flags a
@@ -65,20 +64,21 @@ func TestStatusTableOfAFailedRun(t *testing.T) {
 	created := time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)
 	finished := created.Add(90 * time.Second)
 	two := 2
-	st := &runStatus{
-		Run: &pipeline.RunRecord{
-			ID: "k3x9p2ad", State: pipeline.RunFailed, Engine: "batch", Scene: "Shot", FramesTotal: 48, ChunkTotal: 4,
-			Width: 320, Height: 180, FrameRate: "24", CreatedAt: created, FinishedAt: &finished,
-			Source:   pipeline.RunSource{Name: "shot.blend", SHA256: "0123456789abcdef0123", Size: 1000},
-			Handle:   &pipeline.Handle{Engine: "batch", RenderID: "r-1", StitchID: "s-1"},
-			Progress: pipeline.Progress{FramesDone: 36, Chunks: map[pipeline.JobState]int{pipeline.StateSucceeded: 3, pipeline.StateFailed: 1}},
-			Labels:   map[string]string{"ticket": "PRJ-7"},
-			Failure: &pipeline.RunFailure{Message: "run k3x9p2ad failed\n  chunk 3 ...", Failures: []pipeline.ChildFailure{
-				{Index: 3, Attempts: 3, Reason: "Essential container in task exited", ExitCode: &two,
-					WorkerError: "blender exited with status 1", LogStream: "framefleet/default/abc"},
-			}},
-		},
-		Cost:     &fleet.Cost{VCPUSeconds: 1800, USD: 0.02, Final: true},
+	rec := &pipeline.RunRecord{
+		ID: "k3x9p2ad", State: pipeline.RunFailed, Engine: "batch", Scene: "Shot", FramesTotal: 48, ChunkTotal: 4,
+		Width: 320, Height: 180, FrameRate: "24", CreatedAt: created, FinishedAt: &finished,
+		Source:   pipeline.RunSource{Name: "shot.blend", SHA256: "0123456789abcdef0123", Size: 1000},
+		Handle:   &pipeline.Handle{Engine: "batch", RenderID: "r-1", StitchID: "s-1"},
+		Progress: pipeline.Progress{FramesDone: 36, Chunks: map[pipeline.JobState]int{pipeline.StateSucceeded: 3, pipeline.StateFailed: 1}},
+		Labels:   map[string]string{"ticket": "PRJ-7"},
+		Failure: &pipeline.RunFailure{Message: "run k3x9p2ad failed\n  chunk 3 ...", Failures: []pipeline.ChildFailure{
+			{Index: 3, Attempts: 3, Reason: "Essential container in task exited", ExitCode: &two,
+				WorkerError: "blender exited with status 1", LogStream: "framefleet/default/abc"},
+		}},
+	}
+	v := pipeline.NewRunView(pipeline.ViewInput{Record: rec})
+	v.Cost = pipeline.ViewCost{VCPUSeconds: 1800, USD: 0.02, Final: true}
+	st := &runStatus{Run: rec, View: &v,
 		LogTails: map[int]string{3: "line 1\nline 2\nline 3\nError: Cannot read image\n"},
 		LogGroup: "/aws/batch/job",
 	}
@@ -101,7 +101,7 @@ func TestStatusTableOfAFailedRun(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"chunk 3 failed after 3 attempts: Essential container in task exited\n  blender exited with status 1\n",
+		"chunk 3 failed after 3 attempts: Blender exited with status 1.\n",
 		"CloudWatch Logs: /aws/batch/job framefleet/default/abc (framefleet logs k3x9p2ad --chunk 3)",
 		"Blender's log, last lines:\n    line 3\n    Error: Cannot read image\n",
 	} {

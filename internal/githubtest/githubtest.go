@@ -394,6 +394,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 			}
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
+	case m == "DELETE" && reComment.MatchString(p):
+		id, _ := strconv.ParseInt(reComment.FindStringSubmatch(p)[1], 10, 64)
+		for i := range s.comments {
+			if s.comments[i].ID == id {
+				if s.comments[i].Author != s.author() {
+					writeJSON(w, http.StatusForbidden, map[string]string{"message": "Must have admin rights to Repository."})
+					return
+				}
+				s.comments = slices.Delete(s.comments, i, i+1)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 	case m == "POST" && reStatus.MatchString(p):
 		var in struct {
 			State, Context, Description string

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
@@ -111,7 +112,7 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 	e := newEngine(t, srv, testSpec())
 
 	var events []pipeline.Event
-	res, err := pipeline.Run(ctx, e, st, pipeline.Request{
+	res, err := pipelinetest.Render(ctx, e, st, pipeline.Request{
 		BlendPath:            scene,
 		Frames:               "1-4",
 		Chunk:                2,
@@ -217,7 +218,7 @@ func TestRenderEndToEndReclaimMidChunk(t *testing.T) {
 		reclaimed <- reclaimAfterFirstFrame(watchCtx, srv, st, []int{1, 2, 3})
 	}()
 
-	res, err := pipeline.Run(ctx, e, st, pipeline.Request{
+	res, err := pipelinetest.Render(ctx, e, st, pipeline.Request{
 		BlendPath:            scene,
 		Frames:               "1-6",
 		Chunk:                3,

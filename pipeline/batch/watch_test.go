@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/framefleet/framefleet/internal/batchtest"
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
@@ -140,7 +141,7 @@ func TestRunRidesOutABatchOutage(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+		res, err := pipelinetest.Render(context.Background(), e, st, pipeline.Request{
 			BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond, WatchErrorBudget: time.Minute,
 		}, events.add)
 		done <- outcome{res, err}
@@ -172,7 +173,7 @@ func TestRunGivesUpAndCancelsWhenItCannotWatch(t *testing.T) {
 		events.waitFor(t, pipeline.EventSubmitted)
 		s3.SetFaultRate(1) // the store can no longer be listed
 	}()
-	_, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+	_, err := pipelinetest.Render(context.Background(), e, st, pipeline.Request{
 		BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond, WatchErrorBudget: 300 * time.Millisecond,
 	}, func(ev pipeline.Event) {
 		if ev.Handle != nil {
@@ -214,7 +215,7 @@ func TestRunFailureNamesTheWorkersError(t *testing.T) {
 			spec := testSpec()
 			spec.LogGroup = tc.logGroup
 			e := newEngine(t, srv, spec)
-			_, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+			_, err := pipelinetest.Render(context.Background(), e, st, pipeline.Request{
 				BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond,
 			}, nil)
 			var rf *pipeline.RunFailedError
@@ -296,7 +297,7 @@ func TestRunWarnsWhenChunksWaitForCapacity(t *testing.T) {
 		events.waitFor(t, pipeline.EventStalled)
 		srv.SetCapacity(4)
 	}()
-	res, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+	res, err := pipelinetest.Render(context.Background(), e, st, pipeline.Request{
 		BlendPath: scene, Chunk: 5, PollInterval: 20 * time.Millisecond, StallWarning: 200 * time.Millisecond,
 	}, func(ev pipeline.Event) {
 		if ev.Kind == pipeline.EventStalled {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
@@ -69,7 +70,7 @@ func render(t *testing.T, st store.Store, scene string) *pipeline.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Run(context.Background(), e, st, pipeline.Request{
+	res, err := pipelinetest.Render(context.Background(), e, st, pipeline.Request{
 		BlendPath: scene, Chunk: 8, Parallelism: 1, Threads: 1, PollInterval: 100 * time.Millisecond,
 	}, nil)
 	if err != nil {

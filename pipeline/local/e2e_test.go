@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/blend"
@@ -114,7 +115,7 @@ func TestRenderEndToEnd(t *testing.T) {
 	req := pipeline.Request{BlendPath: scene, Chunk: 2, Parallelism: 2, Threads: 1,
 		PollInterval: 200 * time.Millisecond, PricePerVCPUHour: 0.04}
 	var kinds []pipeline.EventKind
-	res, err := pipeline.Run(context.Background(), e, st, req, func(ev pipeline.Event) { kinds = append(kinds, ev.Kind) })
+	res, err := pipelinetest.Render(context.Background(), e, st, req, func(ev pipeline.Event) { kinds = append(kinds, ev.Kind) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestRenderEndToEnd(t *testing.T) {
 	}
 
 	// The same inputs again: a cache hit, nothing submitted.
-	again, err := pipeline.Run(context.Background(), e, st, req, nil)
+	again, err := pipelinetest.Render(context.Background(), e, st, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,13 +169,13 @@ func TestRenderEndToEnd(t *testing.T) {
 	// A different override is a different render.
 	other := req
 	other.Samples = 2
-	if r, err := pipeline.Run(context.Background(), e, st, other, nil); err != nil || r.Cached {
+	if r, err := pipelinetest.Render(context.Background(), e, st, other, nil); err != nil || r.Cached {
 		t.Errorf("render with other samples: cached %v, err %v; want a new render", r != nil && r.Cached, err)
 	}
 
 	// --force renders again.
 	req.Force = true
-	forced, err := pipeline.Run(context.Background(), e, st, req, nil)
+	forced, err := pipelinetest.Render(context.Background(), e, st, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestKilledWorkerIsRetriedWithoutRerendering(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := pipeline.Run(context.Background(), e, st, req, func(ev pipeline.Event) {
+		res, err := pipelinetest.Render(context.Background(), e, st, req, func(ev pipeline.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			events = append(events, ev)
@@ -381,7 +382,7 @@ func TestBadInputFailsBeforeAnythingRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = pipeline.Run(context.Background(), e, st, pipeline.Request{BlendPath: tc.file, Frames: tc.frames}, nil)
+			_, err = pipelinetest.Render(context.Background(), e, st, pipeline.Request{BlendPath: tc.file, Frames: tc.frames}, nil)
 			if err == nil || !tc.check(err) {
 				t.Fatalf("err = %v (%T)", err, err)
 			}
@@ -417,7 +418,7 @@ func TestFailedChunkStopsTheRun(t *testing.T) {
 	req := pipeline.Request{BlendPath: scene, Chunk: 2, PollInterval: 100 * time.Millisecond,
 		Env: map[string]string{"FRAMEFLEET_BLENDER": filepath.Join(t.TempDir(), "no-such-blender")}}
 	var failedEvents int
-	_, err = pipeline.Run(context.Background(), e, st, req, func(ev pipeline.Event) {
+	_, err = pipelinetest.Render(context.Background(), e, st, req, func(ev pipeline.Event) {
 		if ev.Kind == pipeline.EventChunkFailed {
 			failedEvents++
 		}
@@ -451,7 +452,7 @@ func TestCancelStopsARender(t *testing.T) {
 	var mu sync.Mutex
 	done := make(chan error, 1)
 	go func() {
-		_, err := pipeline.Run(ctx, e, st, pipeline.Request{BlendPath: scene, Chunk: 20, Parallelism: 2, Threads: 1,
+		_, err := pipelinetest.Render(ctx, e, st, pipeline.Request{BlendPath: scene, Chunk: 20, Parallelism: 2, Threads: 1,
 			PollInterval: 100 * time.Millisecond}, func(ev pipeline.Event) {
 			if ev.Handle != nil {
 				mu.Lock()

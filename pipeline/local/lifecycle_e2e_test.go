@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
@@ -142,7 +143,7 @@ func TestKilledBlenderIsRetried(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := pipeline.Run(context.Background(), e, st, req, func(ev pipeline.Event) {
+		res, err := pipelinetest.Render(context.Background(), e, st, req, func(ev pipeline.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			if ev.Handle != nil {
@@ -214,7 +215,7 @@ func TestFailureReasonIsTheWorkersError(t *testing.T) {
 	}
 	req := pipeline.Request{BlendPath: scene, Chunk: 2, PollInterval: 100 * time.Millisecond,
 		Env: map[string]string{"FRAMEFLEET_BLENDER": fake}}
-	_, err = pipeline.Run(context.Background(), e, st, req, nil)
+	_, err = pipelinetest.Render(context.Background(), e, st, req, nil)
 	var rf *pipeline.RunFailedError
 	if !errors.As(err, &rf) || len(rf.Failures) != 1 {
 		t.Fatalf("err = %v, want one failed chunk", err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/pipelinetest"
 	"github.com/framefleet/framefleet/internal/s3test"
 	"github.com/framefleet/framefleet/internal/testenv"
 	"github.com/framefleet/framefleet/pipeline"
@@ -44,7 +45,7 @@ func TestRunRidesOutStoreOutages(t *testing.T) {
 	done := make(chan outcome, 1)
 	srv.Down() // before the first byte
 	go func() {
-		res, err := pipeline.Run(ctx, e, st, req, func(ev pipeline.Event) { events <- ev })
+		res, err := pipelinetest.Render(ctx, e, st, req, func(ev pipeline.Event) { events <- ev })
 		done <- outcome{res, err}
 	}()
 	time.Sleep(3 * time.Second) // far beyond two quick tries of each call
