@@ -163,13 +163,22 @@ func (e *fastEngine) Status(ctx context.Context, h pipeline.Handle) (pipeline.St
 	if e.stored[h.RenderID] < 0 {
 		code := 1
 		return pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: 1},
-			Failures: []pipeline.ChildFailure{{Index: 0, Attempts: 1, Reason: "Blender exited with code 1", ExitCode: &code, WorkerError: "frame 3: out of GPU memory"}}}, nil
+			Failures: []pipeline.ChildFailure{{Index: 0, Attempts: 1, Reason: "Blender exited with code 1", ExitCode: &code, WorkerError: blenderLog}}}, nil
 	}
 	if e.done[h.RenderID] {
 		return pipeline.Status{Render: pipeline.StateSucceeded, Stitch: pipeline.StateSucceeded, Children: map[pipeline.JobState]int{pipeline.StateSucceeded: 1}}, nil
 	}
 	return pipeline.Status{Render: pipeline.StateRunning, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateRunning: 1}}, nil
 }
+
+// blenderLog is what a failing Blender prints: a long preamble, then the
+// error (a blind cut at 200 bytes would show only the preamble).
+var blenderLog = "Blender 3.4.1 (hash 55485cb379f7 built 2022-12-20 01:51:19)\n" +
+	"Read prefs: /root/.config/blender/3.4/config/userpref.blend\n" +
+	"Read blend: /tmp/framefleet-worker-1234/scene.blend\n" +
+	"Fra:3 Mem:12.00M (Peak 12.00M) | Time:00:00.05 | Syncing Cube\n" +
+	"Fra:3 Mem:14.21M (Peak 14.21M) | Time:00:00.09 | Syncing Light\n" +
+	"Error: Cannot read file '/tmp/framefleet-worker-1234/textures/wood.png': No such file or directory\n"
 
 // BenchmarkSlackCallsPerRun: Slack Web API calls for one /render of 10 and of
 // 1,000 frames, each rendered by the fast engine in the same 8 s: edits are

@@ -92,7 +92,7 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			if ev.Failure != nil {
 				cur.FailedChunk = ev.Failure.Index
 				cur.FailedFrames = r.chunkFrames(ctx, id, ev.Failure.Index)
-				cur.Failure = childReason(*ev.Failure)
+				cur.Failure = failureText(cur.Engine, *ev.Failure)
 			}
 		case pipeline.EventChunkRetried:
 			kind = UpdateRetried
@@ -222,12 +222,15 @@ func summary(rec *pipeline.RunRecord) Run {
 		for _, c := range f.Failures {
 			if c.Index >= 0 {
 				run.FailedChunk = c.Index
-				run.Failure = childReason(c)
+				run.Failure = failureText(rec.Engine, c)
 				break
 			}
 		}
-		if run.FailedChunk < 0 && f.StitchReason != "" {
-			run.Failure = "making the video failed: " + f.StitchReason
+		if run.FailedChunk < 0 && rec.State == pipeline.RunFailed {
+			// The stitch's or the run's own failure, as the run view words it.
+			if v := pipeline.NewRunView(pipeline.ViewInput{Record: rec}); len(v.Failures) > 0 {
+				run.Failure = viewFailureText(v.Failures[0])
+			}
 		}
 	}
 	if rec.State == pipeline.RunSucceeded {
@@ -239,12 +242,23 @@ func summary(rec *pipeline.RunRecord) Run {
 	return run
 }
 
-func childReason(c pipeline.ChildFailure) string {
-	reason := c.Reason
-	if c.WorkerError != "" && !strings.Contains(reason, c.WorkerError) {
-		reason += ": " + c.WorkerError
+// failureText is a failed chunk as the pipeline's run view words it
+// (pipeline.ShapeFailure): one sentence naming the cause, Blender's own
+// error line when the sentence does not already carry it, and the fix —
+// never a cut through Blender's preamble.
+func failureText(engine string, c pipeline.ChildFailure) string {
+	return viewFailureText(pipeline.ShapeFailure(engine, c))
+}
+
+func viewFailureText(fv pipeline.FailureView) string {
+	text := fv.Summary
+	if be := strings.TrimPrefix(fv.BlenderError, "Error: "); be != "" && !strings.Contains(text, be) {
+		text += " Blender said: " + fv.BlenderError
 	}
-	return reason
+	if fv.Fix != "" {
+		text += " Fix: " + fv.Fix
+	}
+	return text
 }
 
 // chunkFrames names a chunk's frames ("21–30") from the stored plan.

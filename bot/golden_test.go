@@ -29,7 +29,7 @@ func TestGoldenMessages(t *testing.T) {
 	succeeded.State, succeeded.Final, succeeded.FramesDone, succeeded.FinishedAt, succeeded.CostUSD = pipeline.RunSucceeded, true, 400, now, 1.27
 	failed := base
 	failed.State, failed.Final, failed.FramesDone, failed.FailedChunk, failed.FailedFrames = pipeline.RunFailed, true, 120, 13, "131–140"
-	failed.Failure = "Blender exited with code 1: Error: Cannot read file '//textures/wood.png': No such file or directory (fix: add the texture next to the .blend, or pack it with File > External Data > Pack Resources)"
+	failed.Failure = failureText("batch", pipeline.ChildFailure{Index: 13, Attempts: 3, Reason: "Essential container in task exited", WorkerError: blenderLog})
 	cancelled := base
 	cancelled.State, cancelled.Final, cancelled.FramesDone, cancelled.Failure = pipeline.RunCancelled, true, 80, cancelReason("U2")
 
@@ -94,6 +94,39 @@ func TestGoldenMessages(t *testing.T) {
 			}
 			if strings.Contains(buf.String(), "Scene") {
 				t.Errorf("%s names Blender's default scene instead of the file", tc.name)
+			}
+		})
+	}
+}
+
+// TestFailureTextNeverCutsBlindly: the failure shown is the run view's
+// sentence with Blender's error line and the fix, whatever comes before it.
+func TestFailureTextNeverCutsBlindly(t *testing.T) {
+	long := strings.Repeat("Fra:1 Mem:12.00M (Peak 12.00M) | Time:00:00.05 | Syncing\n", 40)
+	for _, tc := range []struct {
+		name string
+		cf   pipeline.ChildFailure
+		want []string
+		not  []string
+	}{
+		{"error after a long preamble", pipeline.ChildFailure{Index: 2, Reason: "Blender exited with code 1", WorkerError: long + "Error: Cannot read file '/tmp/w/tex/a.png': No such file or directory\n"},
+			[]string{"Blender failed: Cannot read file 'a.png': No such file or directory.", "Fix: "}, []string{"Fra:1", "/tmp/"}},
+		{"known cause", pipeline.ChildFailure{Index: 0, Reason: "Blender exited with code 1", WorkerError: long + "Error: Cannot render, no camera\n"},
+			[]string{"The scene has no active camera", "Fix: Add a camera"}, []string{"Fra:1"}},
+		{"no Blender error", pipeline.ChildFailure{Index: 1, Reason: "Essential container in task exited", ExitCode: func() *int { c := 137; return &c }()},
+			[]string{"Fix: "}, []string{"Essential container"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := failureText("batch", tc.cf)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q lacks %q", got, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(got, n) {
+					t.Errorf("%q contains %q", got, n)
+				}
 			}
 		})
 	}
