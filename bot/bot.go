@@ -373,8 +373,19 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 	}
 	t.set(func(v *View) { v.Source, v.Scene = name, scene })
 
+	sub := Submission{
+		BlendPath: path, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
+		Resolution: cmd.Resolution, Samples: cmd.Samples,
+		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
+	}
 	release := func() {}
+	// A request that joins a run already rendering takes no slot: it
+	// follows that run's milestones instead of waiting for it to end.
+	joins := false
 	if b.queue != nil {
+		_, joins = b.runs.Rendering(ctx, sub)
+	}
+	if b.queue != nil && !joins {
 		rel, err := b.queue.acquire(ctx, func(pos int) {
 			t.set(func(v *View) { v.Phase, v.QueuePosition = PhaseQueued, pos })
 		})
@@ -390,11 +401,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 	defer release()
 	t.set(func(v *View) { v.Phase, v.Note = PhaseRunning, "Submitting" })
 
-	run, err := b.runs.Submit(ctx, Submission{
-		BlendPath: path, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
-		Resolution: cmd.Resolution, Samples: cmd.Samples,
-		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
-	})
+	run, err := b.runs.Submit(ctx, sub)
 	if b.cancelled(t, ctx, endPending) {
 		if err == nil { // submitted as the click came in: stop it too
 			_, _ = b.runs.Cancel(b.ctx, run.ID, "cancelled in Slack")

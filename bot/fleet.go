@@ -3,10 +3,13 @@ package bot
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -35,7 +38,7 @@ var (
 
 func (r *FleetRuns) EngineName() string { return r.Fleet.Config.Engine }
 
-func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
+func (r *FleetRuns) request(s Submission) pipeline.Request {
 	req := r.Fleet.NewRequest(s.BlendPath)
 	req.SourceName, req.Labels, req.Frames = s.SourceName, s.Labels, s.Frames
 	if s.Chunk > 0 {
@@ -47,6 +50,44 @@ func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	if s.Samples > 0 {
 		req.Samples = s.Samples
 	}
+	return req
+}
+
+// Rendering returns an unfinished run of the same file with the same
+// settings, which a Submit of s would join. It compares the file's SHA-256
+// and the settings that make the render different, as the pipeline's
+// cache key does.
+func (r *FleetRuns) Rendering(ctx context.Context, s Submission) (Run, bool) {
+	req := r.request(s)
+	f, err := os.Open(s.BlendPath)
+	if err != nil {
+		return Run{}, false
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return Run{}, false
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	page, err := r.Runs.List(ctx, pipeline.ListFilter{Limit: pipeline.MaxListLimit,
+		States: []pipeline.RunState{pipeline.RunPlanned, pipeline.RunSubmitted, pipeline.RunRunning, pipeline.RunStitching, pipeline.RunInterrupted}})
+	if err != nil {
+		return Run{}, false
+	}
+	for i := range page.Runs {
+		rec := &page.Runs[i]
+		st := rec.Settings
+		if rec.Source.SHA256 == sum && st.Frames == req.Frames && st.Chunk == req.Chunk && st.ResolutionPercentage == req.ResolutionPercentage &&
+			st.Samples == req.Samples && st.Stitch == req.Stitch && !st.Force && rec.Engine == req.Engine {
+			return summary(rec), true
+		}
+	}
+	return Run{}, false
+}
+
+func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
+	req := r.request(s)
 	rec, err := r.Runs.Submit(ctx, req) // validates req before anything else
 	if err != nil {
 		return Run{}, err

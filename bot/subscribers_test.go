@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +76,9 @@ func TestEveryRequesterIsAnswered(t *testing.T) {
 				}
 				second = p
 				for _, r := range h.slack.Replies(p.TS) {
-					if strings.Contains(r.Text, "already running as run") || strings.Contains(r.Text, "already made as run") {
+					// It joins the running render (not waiting in the local
+					// queue for it to end).
+					if strings.Contains(r.Text, "already running as run") {
 						return true
 					}
 				}
@@ -108,6 +111,9 @@ func TestEveryRequesterIsAnswered(t *testing.T) {
 				if n := videosIn(h, p.Channel, p.TS); n != 1 {
 					t.Errorf("%s: %d videos, want 1", p.Channel, n)
 				}
+			}
+			if !restart && !progressShown(h, second.TS, 12) {
+				t.Errorf("the second thread's message never showed the run's progress")
 			}
 			if f := finalOf(h, second.TS); len(f) == 1 && !strings.Contains(f[0].Text, "<@U0BOB>") {
 				t.Errorf("the second thread's final reply does not address its requester: %q", f[0].Text)
@@ -155,4 +161,22 @@ func TestSameChannelLinksTheFirstUpload(t *testing.T) {
 	if n := h.runCount(); n != 1 {
 		t.Errorf("%d runs, want 1", n)
 	}
+}
+
+// progressShown reports whether the parent ts was edited to show some but
+// not all of total frames done (the run's progress, not only its end).
+func progressShown(h *harness, ts string, total int) bool {
+	for _, m := range h.slack.Messages() {
+		if m.TS != ts {
+			continue
+		}
+		for _, e := range m.Edits {
+			for done := 1; done < total; done++ {
+				if strings.Contains(e.Text, fmt.Sprintf(" %d/%d frames", done, total)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
