@@ -168,3 +168,39 @@ func TestSocketModeAcksBeforeSlowLookups(t *testing.T) {
 		t.Errorf("%d answers and %d refusals, want 9 and 1: %q", answers, refusals, h.slack.Responses())
 	}
 }
+
+// TestSocketModeFormErrors: a form submitted over Socket Mode with a bad
+// field is acknowledged with the field's error, so the form stays open.
+func TestSocketModeFormErrors(t *testing.T) {
+	h := newHarness(t, nil)
+	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+	meta, _ := json.Marshal(modalContext{Channel: testChannel, Root: "1.000100", FileID: "F0DEMO", FileName: "demo.blend"})
+	submission := map[string]any{
+		"type": "view_submission", "user": map[string]string{"id": testUser},
+		"view": map[string]any{"id": "V9", "callback_id": CallbackRenderModal, "private_metadata": string(meta),
+			"state": map[string]any{"values": map[string]any{fieldResolution: map[string]any{fieldResolution: map[string]any{"type": "plain_text_input", "value": "32767"}}}}},
+	}
+	if err := h.slack.Send(slackfake.InteractiveEnvelope("env-form", submission)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ack := <-h.slack.Acks():
+		if ack.EnvelopeID != "env-form" || !strings.Contains(string(ack.Payload), `"response_action":"errors"`) ||
+			!strings.Contains(string(ack.Payload), "give a percentage from 1 to 1000") {
+			t.Errorf("ack %s: %s", ack.EnvelopeID, ack.Payload)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a timing bound
+		t.Fatal("no ack for the form")
+	}
+	if n := len(h.slack.Messages()); n != 0 {
+		t.Errorf("a refused form posted %d messages", n)
+	}
+}
