@@ -519,6 +519,13 @@ func (b *Bot) finish(t *thread, r Run) {
 	switch {
 	case errors.Is(err, ErrNoMarker):
 		m = finalMarker{State: "posting", Channel: t.channel, Thread: t.ts, Finished: r.State}
+		if old, ok := b.legacyFinal(ctx, r.ID, t); ok {
+			m = old // an earlier bot's report of this thread: go on from where it got
+			if m.State == "posted" {
+				b.markPosted(ctx, r.ID, t)
+				return
+			}
+		}
 		data, _ := json.Marshal(m)
 		ver, err = b.markers.PutMarker(ctx, key, data, "")
 		if errors.Is(err, ErrMarkerConflict) {
@@ -606,6 +613,17 @@ func (b *Bot) finish(t *thread, r Run) {
 	if save() {
 		b.markPosted(ctx, r.ID, t)
 	}
+}
+
+// legacyFinal reads the final marker an earlier bot kept per run
+// (slack/final/<run>.json) when it is this thread's.
+func (b *Bot) legacyFinal(ctx context.Context, runID string, t *thread) (finalMarker, bool) {
+	data, _, err := b.markers.GetMarker(ctx, "slack/final/"+runID+".json")
+	var m finalMarker
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Channel != t.channel || m.Thread != t.ts {
+		return finalMarker{}, false
+	}
+	return m, true
 }
 
 func (b *Bot) markPosted(ctx context.Context, runID string, t *thread) {
