@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/plan"
 )
@@ -128,8 +129,8 @@ func ParseInputs(get func(string) string) (Inputs, error) {
 		return n
 	}
 	in.ChunkSize = num("chunk-size", 1, 100000, "give frames per job, e.g. 10, or leave it empty to choose automatically")
-	in.Resolution = num("resolution", 1, 32767, "give a percentage of the scene's resolution, e.g. 50 for a quick preview, or leave it empty for the scene's")
-	in.Samples = num("samples", 1, 1<<20, "give Cycles samples per pixel, e.g. 16, or leave it empty for the scene's")
+	in.Resolution = num("resolution", 1, pipeline.MaxResolutionPercentage, "give a percentage of the scene's resolution, e.g. 50 for a quick preview, or leave it empty for the scene's")
+	in.Samples = num("samples", 1, pipeline.MaxSamples, "give Cycles samples per pixel, e.g. 16, or leave it empty for the scene's")
 
 	boolean := func(name string, def bool) bool {
 		v := get(name)

@@ -54,6 +54,22 @@ func (a *authorizer) check(ctx context.Context, channel, user string) error {
 	return &Refusal{"You are not on the list of people who may render here. Ask an admin to add you (or a user group you are in) to `slack.allowed_users` / `slack.allowed_usergroups`."}
 }
 
+// decidesAtOnce reports whether check can answer for user in channel
+// without asking Slack (no user group lookup, or a fresh cached one), so a
+// Socket Mode envelope can be acknowledged with the answer itself.
+func (a *authorizer) decidesAtOnce(channel, user string) bool {
+	if len(a.cfg.AllowedChannels) > 0 && !slices.Contains(a.cfg.AllowedChannels, channel) ||
+		len(a.cfg.AllowedUsergroups) == 0 ||
+		slices.Contains(a.cfg.AllowedUsers, user) || slices.Contains(a.cfg.Admins, user) {
+		return true
+	}
+	if !a.mu.TryLock() {
+		return false // a lookup is under way
+	}
+	defer a.mu.Unlock()
+	return a.members != nil && a.now().Sub(a.fetched) <= groupTTL
+}
+
 // mayCancel: the requester and admins.
 func (a *authorizer) mayCancel(user, requester string) bool {
 	return user == requester || slices.Contains(a.cfg.Admins, user)

@@ -59,13 +59,29 @@ type fastEngine struct {
 	duration time.Duration
 	// failAfter > 0: chunk 0 fails for good once that many frames are stored.
 	failAfter int
-	mu        sync.Mutex
-	done      map[string]bool
-	stored    map[string]int
+	// failChunks > 0: that many chunks fail for good at once, same cause.
+	failChunks int
+	// reportCancelled: after Cancel, every chunk is reported failed with
+	// "cancelled: <reason>", as an engine that fails queued children does.
+	reportCancelled bool
+	mu              sync.Mutex
+	done            map[string]bool
+	stored          map[string]int
+	chunks          map[string]int
+	cancelled       map[string]string
+	// quit stops every render goroutine (the test is over); wg waits for them.
+	quit chan struct{}
+	wg   sync.WaitGroup
 }
 
 func (e *fastEngine) BlenderVersion(context.Context) (string, error) { return "3.4.1", nil }
-func (e *fastEngine) Cancel(context.Context, pipeline.Handle, string) error {
+func (e *fastEngine) Cancel(_ context.Context, h pipeline.Handle, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancelled == nil {
+		e.cancelled = map[string]string{}
+	}
+	e.cancelled[h.RenderID] = reason
 	return nil
 }
 
@@ -83,10 +99,29 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 	if err != nil {
 		return pipeline.Handle{}, err
 	}
+	e.mu.Lock()
+	if e.chunks == nil {
+		e.chunks = map[string]int{}
+	}
+	e.chunks[job.RunID] = job.Chunks
+	e.mu.Unlock()
+	e.wg.Add(1)
 	go func() {
+		defer e.wg.Done()
 		ctx := context.Background()
 		step := e.duration / time.Duration(len(plan.Frames))
 		for i, f := range plan.Frames {
+			e.mu.Lock()
+			_, cancelled := e.cancelled[job.RunID]
+			e.mu.Unlock()
+			if cancelled {
+				return
+			}
+			select {
+			case <-e.quit:
+				return
+			default:
+			}
 			if e.failAfter > 0 && i == e.failAfter {
 				e.mu.Lock()
 				e.stored[job.RunID] = -1
@@ -111,16 +146,39 @@ func (e *fastEngine) Submit(ctx context.Context, job pipeline.Job) (pipeline.Han
 func (e *fastEngine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if reason, ok := e.cancelled[h.RenderID]; ok && e.reportCancelled {
+		st := pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StateFailed, Children: map[pipeline.JobState]int{pipeline.StateFailed: e.chunks[h.RenderID]}}
+		for i := range e.chunks[h.RenderID] {
+			st.Failures = append(st.Failures, pipeline.ChildFailure{Index: i, Reason: "cancelled: " + reason})
+		}
+		return st, nil
+	}
+	if e.failChunks > 0 {
+		st := pipeline.Status{Render: pipeline.StateRunning, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: e.failChunks}}
+		for i := range e.failChunks {
+			st.Failures = append(st.Failures, pipeline.ChildFailure{Index: i, Attempts: 3, Reason: "Blender exited with code 1", WorkerError: "out of GPU memory"})
+		}
+		return st, nil
+	}
 	if e.stored[h.RenderID] < 0 {
 		code := 1
 		return pipeline.Status{Render: pipeline.StateFailed, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateFailed: 1},
-			Failures: []pipeline.ChildFailure{{Index: 0, Attempts: 1, Reason: "Blender exited with code 1", ExitCode: &code, WorkerError: "frame 3: out of GPU memory"}}}, nil
+			Failures: []pipeline.ChildFailure{{Index: 0, Attempts: 1, Reason: "Blender exited with code 1", ExitCode: &code, WorkerError: blenderLog}}}, nil
 	}
 	if e.done[h.RenderID] {
 		return pipeline.Status{Render: pipeline.StateSucceeded, Stitch: pipeline.StateSucceeded, Children: map[pipeline.JobState]int{pipeline.StateSucceeded: 1}}, nil
 	}
 	return pipeline.Status{Render: pipeline.StateRunning, Stitch: pipeline.StatePending, Children: map[pipeline.JobState]int{pipeline.StateRunning: 1}}, nil
 }
+
+// blenderLog is what a failing Blender prints: a long preamble, then the
+// error (a blind cut at 200 bytes would show only the preamble).
+var blenderLog = "Blender 3.4.1 (hash 55485cb379f7 built 2022-12-20 01:51:19)\n" +
+	"Read prefs: /root/.config/blender/3.4/config/userpref.blend\n" +
+	"Read blend: /tmp/framefleet-worker-1234/scene.blend\n" +
+	"Fra:3 Mem:12.00M (Peak 12.00M) | Time:00:00.05 | Syncing Cube\n" +
+	"Fra:3 Mem:14.21M (Peak 14.21M) | Time:00:00.09 | Syncing Light\n" +
+	"Error: Cannot read file '/tmp/framefleet-worker-1234/textures/wood.png': No such file or directory\n"
 
 // BenchmarkSlackCallsPerRun: Slack Web API calls for one /render of 10 and of
 // 1,000 frames, each rendered by the fast engine in the same 8 s: edits are
@@ -167,6 +225,10 @@ func BenchmarkSlackCallsPerRun(b *testing.B) {
 
 // useFastEngine makes every run of h render on e.
 func (h *harness) useFastEngine(e *fastEngine) {
-	e.st, e.done, e.stored = h.runs.Fleet.Store, map[string]bool{}, map[string]int{}
+	e.st, e.done, e.stored, e.quit = h.runs.Fleet.Store, map[string]bool{}, map[string]int{}, make(chan struct{})
+	h.t.Cleanup(func() {
+		close(e.quit)
+		e.wg.Wait()
+	})
 	h.runs.Runs.Engine = func(context.Context, string) (pipeline.Engine, error) { return e, nil }
 }

@@ -16,7 +16,11 @@ const ActionCancel = "render_cancel"
 
 // View is everything the parent message shows; Parent turns it into blocks.
 type View struct {
-	Source      string // as the user named it
+	Source string // as the user named it
+	// Scene is the scene rendered, shown only when the file has several
+	// ("" otherwise): people know a render by its file, and a single scene
+	// is mostly Blender's default "Scene".
+	Scene       string
 	RequestedBy string // user ID
 	Run         Run    // zero ID: not submitted yet
 	// Phase is what the thread is doing before and around the run.
@@ -32,6 +36,33 @@ type View struct {
 	// VideoURL (https) adds an "Open video" button once done.
 	VideoURL string
 	Now      time.Time
+}
+
+// title names the render as people know it: the file, and the scene when
+// the file has several.
+func (v View) title() string {
+	return renderTitle(v.Source, v.Scene)
+}
+
+func renderTitle(source, scene string) string {
+	name := fileBase(source)
+	if scene != "" {
+		name += " · " + scene
+	}
+	return name
+}
+
+// fileBase is the file name in a source as shown ("s3://b/shots/a.blend",
+// "acme/film/a.blend@main", "a.blend" all give "a.blend").
+func fileBase(source string) string {
+	s, _, _ := strings.Cut(source, "@")
+	if !strings.HasSuffix(s, ".blend") {
+		return source // "the newest .blend in this channel", or a run from elsewhere
+	}
+	if i := strings.LastIndex(s, "/"); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 // Phase is the thread's state, a superset of the run's.
@@ -51,10 +82,7 @@ func (p Phase) Final() bool { return p == PhaseDone || p == PhaseFailed || p == 
 
 // Parent returns the parent message's fallback text and blocks.
 func Parent(v View) (string, []slack.Block) {
-	name := v.Run.Scene
-	if name == "" {
-		name = v.Source
-	}
+	name := v.title()
 	var title, status string
 	switch v.Phase {
 	case PhasePreparing:
@@ -73,7 +101,9 @@ func Parent(v View) (string, []slack.Block) {
 			status = "Cancelled by <@" + v.CancelledBy + ">"
 		}
 	}
-	fallback := fmt.Sprintf("%s — %s", title, plainStatus(v, status))
+	// The header is plain text; the fallback is mrkdwn, so the name in it
+	// is escaped (a file named "<!here> x.blend" must not notify anyone).
+	fallback := fmt.Sprintf("%s — %s", escText(title), plainStatus(v, status))
 
 	fields := []*slack.TextBlockObject{
 		mrkdwn("*Source*\n" + esc(v.Source)),

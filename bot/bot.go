@@ -22,7 +22,9 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/blend"
 	"github.com/framefleet/framefleet/pipeline/config"
+	"github.com/framefleet/framefleet/pipeline/store"
 )
 
 // Labels the bot puts on every run it submits.
@@ -47,6 +49,8 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 	// HTTPClient posts to response_url (default http.DefaultClient).
 	HTTPClient *http.Client
+	// BodyTimeout bounds reading an HTTP request's body (default 10 s).
+	BodyTimeout time.Duration
 }
 
 // Bot handles commands and button clicks and keeps every run's thread.
@@ -61,8 +65,10 @@ type Bot struct {
 	sleep    func(context.Context, time.Duration) error
 	http     *http.Client
 	interval time.Duration
-	auth     *authorizer
-	queue    *queue // nil unless the engine is local
+	// bodyTimeout bounds reading an HTTP request's body.
+	bodyTimeout time.Duration
+	auth        *authorizer
+	queue       *queue // nil unless the engine is local
 	// preparing bounds the renders posting their message and fetching
 	// their source at once, so a burst of commands neither starves the
 	// acknowledgements of CPU nor runs into Slack's per-channel post limit.
@@ -78,7 +84,9 @@ type Bot struct {
 	seen map[string]time.Time
 	// edits spaces chat.update calls across all threads: Slack's Tier 3
 	// allows about 50 a minute per workspace, whatever the thread.
-	edits *pacer
+	edits *editQueue
+	// finishing serialises the final reports of one run's threads.
+	finishing runLocks
 }
 
 // New returns a Bot; call Start before handing it commands.
@@ -99,10 +107,14 @@ func New(o Options) *Bot {
 		cfg: o.Config, api: o.Slack, runs: o.Runs, markers: o.Markers, fetch: o.Fetcher, log: o.Logger,
 		now: o.Now, sleep: o.Sleep, http: o.HTTPClient, interval: time.Duration(o.Config.UpdateInterval),
 		threads: map[string]*thread{}, ctx: context.Background(), preparing: make(chan struct{}, maxPreparing),
-		seen: map[string]time.Time{}, edits: &pacer{every: time.Minute / editsPerMinute, now: o.Now},
+		seen: map[string]time.Time{}, edits: newEditQueue(time.Minute/editsPerMinute, o.Now),
 	}
 	if b.interval <= 0 {
 		b.interval = time.Duration(config.SlackDefaults().UpdateInterval)
+	}
+	b.bodyTimeout = o.BodyTimeout
+	if b.bodyTimeout <= 0 {
+		b.bodyTimeout = 10 * time.Second
 	}
 	b.auth = &authorizer{cfg: o.Config, api: o.Slack, now: o.Now}
 	if o.Runs.EngineName() == config.EngineLocal {
@@ -119,6 +131,14 @@ func (b *Bot) Start(ctx context.Context) error {
 	if err := b.resume(ctx); err != nil {
 		return fmt.Errorf("resume the runs of an earlier bot: %w", err)
 	}
+	b.spawn(func() {
+		for {
+			b.forgetSeen(ctx)
+			if sleepCtx(ctx, time.Minute) != nil {
+				return
+			}
+		}
+	})
 	return nil
 }
 
@@ -134,13 +154,19 @@ func (b *Bot) spawn(f func()) {
 }
 
 // Reply is the immediate (acknowledgement) answer to a command or click:
-// empty, or an ephemeral text only the user sees.
+// empty, an ephemeral text only the user sees, or a modal's field errors.
 type Reply struct {
 	Text string
+	// Errors keeps a submitted modal open with a message under each field
+	// (by block ID).
+	Errors map[string]string
 }
 
 // Body is the reply as Slack takes it in an HTTP response or a Socket Mode ack.
 func (r Reply) Body() map[string]any {
+	if len(r.Errors) > 0 {
+		return map[string]any{"response_action": "errors", "errors": r.Errors}
+	}
 	if r.Text == "" {
 		return nil
 	}
@@ -151,22 +177,33 @@ func (r Reply) Body() map[string]any {
 // in the background. It never blocks on Slack, GitHub, S3 or the engine,
 // except to check user group membership (cached).
 func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
+	return b.handleCommand(ctx, sc, ackLookupTimeout)
+}
+
+// ackLookupTimeout bounds a user group lookup an acknowledgement waits for
+// (Slack allows 3 s); lateLookupTimeout one made after acknowledging.
+const (
+	ackLookupTimeout  = 2 * time.Second
+	lateLookupTimeout = 30 * time.Second
+)
+
+func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand, lookupTimeout time.Duration) Reply {
 	if sc.Command != "" && sc.Command != b.cfg.Command {
-		return Reply{fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
+		return Reply{Text: fmt.Sprintf("I only know `%s`; `%s` is configured as slack.command.", esc(sc.Command), b.cfg.Command)}
 	}
 	cmd, err := ParseCommand(b.cfg.Command, sc.Text)
 	if err != nil {
-		return Reply{"⚠️ " + err.Error()}
+		return Reply{Text: "⚠️ " + err.Error()}
 	}
 
-	if cmd.Kind == CmdHelp {
-		return Reply{HelpText(b.cfg.Command)}
-	}
-	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	actx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	if err := b.auth.check(actx, sc.ChannelID, sc.UserID); err != nil {
 		b.log.Info("refused", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Kind, "reason", err)
-		return Reply{"🚫 " + err.Error()}
+		return Reply{Text: "🚫 " + err.Error()}
+	}
+	if cmd.Kind == CmdHelp {
+		return Reply{Text: b.helpText(sc.UserID)}
 	}
 	if (cmd.Kind == CmdRender || cmd.Kind == CmdCancel) && b.again(sc.TriggerID) {
 		b.log.Info("ignored a command delivered again", "trigger", sc.TriggerID)
@@ -174,8 +211,14 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 	}
 	switch cmd.Kind {
 	case CmdRender:
-		b.spawn(func() { b.render(sc, cmd) })
-		return Reply{fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
+		if cmd.Source.Kind == SourceS3 && (b.fetch == nil || b.fetch.AllowS3 == nil || !b.fetch.AllowS3(cmd.Source.Bucket, cmd.Source.Key)) {
+			b.log.Info("refused an s3:// source outside slack.sources.s3_buckets", "user", sc.UserID, "channel", sc.ChannelID, "bucket", cmd.Source.Bucket)
+			return Reply{Text: "🚫 " + capitalize(NotAllowedS3) + "."}
+		}
+		b.spawn(func() {
+			b.render(renderRequest{Channel: sc.ChannelID, User: sc.UserID, Text: sc.Text, ResponseURL: sc.ResponseURL}, cmd)
+		})
+		return Reply{Text: fmt.Sprintf("🎬 On it: %s. Follow along in the thread I am starting here.", esc(cmd.Source.String()))}
 	case CmdStatus:
 		b.spawn(func() { b.status(sc, cmd.RunID) })
 	case CmdRuns:
@@ -188,7 +231,14 @@ func (b *Bot) HandleCommand(ctx context.Context, sc slack.SlashCommand) Reply {
 
 // HandleAction answers a button click at once (the Cancel button).
 func (b *Bot) HandleAction(ctx context.Context, ic slack.InteractionCallback) Reply {
-	if ic.Type != slack.InteractionTypeBlockActions {
+	switch {
+	case ic.Type == slack.InteractionTypeMessageAction && ic.CallbackID == CallbackRenderFile:
+		// trigger_id lasts about 3 s: the modal is opened right away.
+		b.spawn(func() { b.openRenderModal(ic) })
+		return Reply{}
+	case ic.Type == slack.InteractionTypeViewSubmission && ic.View.CallbackID == CallbackRenderModal:
+		return b.submitRenderModal(ic)
+	case ic.Type != slack.InteractionTypeBlockActions:
 		return Reply{}
 	}
 	for _, a := range ic.ActionCallback.BlockActions {
@@ -208,26 +258,30 @@ func (b *Bot) HandleAction(ctx context.Context, ic slack.InteractionCallback) Re
 // pendingRequest is a render accepted but not yet submitted, kept in the
 // store so a restarted bot finishes what it promised.
 type pendingRequest struct {
-	Channel     string    `json:"channel"`
-	Thread      string    `json:"thread"`
+	Channel string `json:"channel"`
+	Thread  string `json:"thread"` // the render's status message
+	// Root is the thread the status message is in (a file's message, for
+	// the shortcut); "" when the status message starts the thread.
+	Root        string    `json:"root,omitempty"`
 	User        string    `json:"user"`
 	Text        string    `json:"text"`
 	ResponseURL string    `json:"response_url,omitempty"`
 	Accepted    time.Time `json:"accepted"`
 }
 
-func pendingKey(channel, ts string) string { return "slack/pending/" + channel + "-" + ts + ".json" }
-func finalKey(runID string) string         { return "slack/final/" + runID + ".json" }
-
-// postedKey exists once a run's final report is complete, so a starting bot
-// lists the finished reports in one request instead of reading each marker.
-func postedKey(runID string) string { return "slack/posted/" + runID }
-
 // maxPreparing is how many renders post their message and fetch at once.
 const maxPreparing = 4
 
-// render runs one /render: post the parent, fetch, queue, submit, watch.
-func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
+// renderRequest is who asked for a render, where, and in what words.
+type renderRequest struct {
+	Channel, User, Text, ResponseURL string
+	// Root: post the status message into this message's thread (the
+	// shortcut's file message) instead of starting a thread.
+	Root string
+}
+
+// render runs one render: post the status message, fetch, queue, submit, watch.
+func (b *Bot) render(sc renderRequest, cmd Command) {
 	ctx := b.ctx
 	select {
 	case b.preparing <- struct{}{}:
@@ -242,16 +296,20 @@ func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 		}
 	}
 	defer release()
-	v := View{Source: cmd.Source.String(), RequestedBy: sc.UserID, Phase: PhasePreparing, Now: b.now()}
+	v := View{Source: cmd.Source.String(), RequestedBy: sc.User, Phase: PhasePreparing, Now: b.now()}
 	text, blocks := Parent(v)
 	var ts string
 	err := withRetryAfter(ctx, b.sleep, func() error {
 		var err error
-		_, ts, err = b.api.PostMessageContext(ctx, sc.ChannelID, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
+		if sc.Root != "" {
+			opts = append(opts, slack.MsgOptionTS(sc.Root))
+		}
+		_, ts, err = b.api.PostMessageContext(ctx, sc.Channel, opts...)
 		return err
 	})
 	if err != nil {
-		b.log.Warn("could not post the run's message", "channel", sc.ChannelID, "err", err)
+		b.log.Warn("could not post the run's message", "channel", sc.Channel, "err", err)
 		msg := "I could not post in this channel (" + slackErrorCode(err) + ")."
 		if c := slackErrorCode(err); c == "not_in_channel" || c == "channel_not_found" {
 			msg = "I am not in this channel yet: type `/invite @framefleet` here, then run the command again."
@@ -259,13 +317,13 @@ func (b *Bot) render(sc slack.SlashCommand, cmd Command) {
 		b.respond(ctx, sc.ResponseURL, "⚠️ "+msg)
 		return
 	}
-	p := pendingRequest{Channel: sc.ChannelID, Thread: ts, User: sc.UserID, Text: sc.Text, ResponseURL: sc.ResponseURL, Accepted: b.now()}
+	p := pendingRequest{Channel: sc.Channel, Thread: ts, Root: sc.Root, User: sc.User, Text: sc.Text, ResponseURL: sc.ResponseURL, Accepted: b.now()}
 	if data, err := json.Marshal(p); err == nil {
-		if _, err := b.markers.PutMarker(ctx, pendingKey(sc.ChannelID, ts), data, ""); err != nil {
+		if _, err := b.markers.PutMarker(ctx, pendingKey(sc.Channel, ts), data, ""); err != nil {
 			b.log.Warn("could not record the pending request", "err", err)
 		}
 	}
-	t := b.newThread(sc.ChannelID, ts, v)
+	t := b.newThreadIn(sc.Channel, ts, sc.Root, v)
 	b.addThread(t)
 	b.prepareAndRun(t, p, cmd, release)
 }
@@ -301,15 +359,34 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		return
 	}
 	if err != nil {
-		fail("Could not get the scene: " + err.Error())
+		var se *SourceError
+		if errors.As(err, &se) && se.Cause != nil {
+			b.log.Warn("could not fetch a source", "source", cmd.Source.String(), "channel", p.Channel, "err", se.Cause)
+		}
+		fail("Could not get the scene: " + escText(err.Error()))
 		return
 	}
 	defer proj.Remove()
 	name := proj.Name
-	t.set(func(v *View) { v.Source = name })
+	scene := ""
+	if info, err := blend.ReadFile(proj.Blend); err == nil && len(info.Scenes) > 1 {
+		scene = info.Scene // the file has several: say which one renders
+	}
+	t.set(func(v *View) { v.Source, v.Scene = name, scene })
 
+	sub := Submission{
+		BlendPath: proj.Blend, Root: proj.Root, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
+		Resolution: cmd.Resolution, Samples: cmd.Samples,
+		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
+	}
 	release := func() {}
+	// A request that joins a run already rendering takes no slot: it
+	// follows that run's milestones instead of waiting for it to end.
+	joins := false
 	if b.queue != nil {
+		_, joins = b.runs.Rendering(ctx, sub)
+	}
+	if b.queue != nil && !joins {
 		rel, err := b.queue.acquire(ctx, func(pos int) {
 			t.set(func(v *View) { v.Phase, v.QueuePosition = PhaseQueued, pos })
 		})
@@ -332,11 +409,7 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 			warning = "\n⚠️ " + ev.Message
 		}
 		t.set(func(v *View) { v.Note = ev.Message })
-	}), Submission{
-		BlendPath: proj.Blend, Root: proj.Root, SourceName: name, Frames: cmd.Frames, Chunk: cmd.Chunk,
-		Resolution: cmd.Resolution, Samples: cmd.Samples,
-		Labels: map[string]string{LabelChannel: p.Channel, LabelThread: p.Thread, LabelRequestedBy: p.User, LabelVia: via},
-	})
+	}), sub)
 	if b.cancelled(t, ctx, endPending) {
 		if err == nil { // submitted as the click came in: stop it too
 			_, _ = b.runs.Cancel(b.ctx, run.ID, "cancelled in Slack")
@@ -347,12 +420,18 @@ func (b *Bot) prepareAndRun(t *thread, p pendingRequest, cmd Command, prepared f
 		fail("Could not start the render: " + err.Error())
 		return
 	}
-	endPending()
+	// The thread is recorded before the pending request goes, so a restart
+	// in between resumes one or the other (a resubmission attaches again).
+	if err := b.subscribe(b.ctx, run.ID, p, name, scene); err != nil {
+		b.log.Error("could not record the run's thread; a restart would resubmit the request (and attach to this run)", "run", run.ID, "err", err)
+	} else {
+		endPending()
+	}
 	t.mu.Lock()
 	t.cancel = nil
 	t.mu.Unlock()
 	t.set(func(v *View) { v.Run, v.Note = run, "" })
-	_, _ = t.reply(b.ctx, fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.%s", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine), warning), false, nil)
+	_, _ = t.reply(b.ctx, submittedText(run, p)+warning, false, nil)
 	b.watch(t, run)
 }
 
@@ -394,20 +473,24 @@ func (b *Bot) watch(t *thread, run Run) {
 	}
 }
 
-// finalMarker records how far the final report got, so it is posted once
-// even when the bot dies in the middle of it.
+// finalMarker records how far one thread's final report got, so it is
+// posted once even when the bot dies in the middle of it.
 type finalMarker struct {
-	State    string            `json:"state"` // posting, posted
-	ReplyTS  string            `json:"reply_ts,omitempty"`
-	Video    bool              `json:"video,omitempty"`
-	Preview  bool              `json:"preview,omitempty"`
-	Channel  string            `json:"channel"`
-	Thread   string            `json:"thread"`
-	Finished pipeline.RunState `json:"finished"`
+	State   string `json:"state"` // posting, posted
+	ReplyTS string `json:"reply_ts,omitempty"`
+	// VideoStarted is set before the upload begins: a bot that finds it
+	// without Video looks in the thread before uploading again.
+	VideoStarted bool              `json:"video_started,omitempty"`
+	Video        bool              `json:"video,omitempty"`
+	Preview      bool              `json:"preview,omitempty"`
+	Channel      string            `json:"channel"`
+	Thread       string            `json:"thread"`
+	Finished     pipeline.RunState `json:"finished"`
 }
 
 // finish edits the parent to its final state and posts the final reply,
 // the video and the preview into the thread, exactly once across restarts.
+// Every thread of a run gets its own report.
 func (b *Bot) finish(t *thread, r Run) {
 	ctx := b.ctx
 	defer b.dropThread(t)
@@ -435,13 +518,22 @@ func (b *Bot) finish(t *thread, r Run) {
 		}
 	}
 	t.close(ctx)
+	unlock := b.finishing.lock(r.ID)
+	defer unlock()
 
-	key := finalKey(r.ID)
+	key := finalKey(r.ID, t.channel, t.ts)
 	data, ver, err := b.markers.GetMarker(ctx, key)
 	var m finalMarker
 	switch {
 	case errors.Is(err, ErrNoMarker):
 		m = finalMarker{State: "posting", Channel: t.channel, Thread: t.ts, Finished: r.State}
+		if old, ok := b.legacyFinal(ctx, r.ID, t); ok {
+			m = old // an earlier bot's report of this thread: go on from where it got
+			if m.State == "posted" {
+				b.markPosted(ctx, r.ID, t)
+				return
+			}
+		}
 		data, _ := json.Marshal(m)
 		ver, err = b.markers.PutMarker(ctx, key, data, "")
 		if errors.Is(err, ErrMarkerConflict) {
@@ -460,7 +552,7 @@ func (b *Bot) finish(t *thread, r Run) {
 			return
 		}
 		if m.State == "posted" {
-			_, _ = b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), "")
+			b.markPosted(ctx, r.ID, t)
 			return
 		}
 		if m.ReplyTS == "" {
@@ -480,10 +572,19 @@ func (b *Bot) finish(t *thread, r Run) {
 	}
 
 	if m.ReplyTS == "" {
-		ts, err := t.reply(ctx, finalText(r, t.requester()), true, &slack.SlackMetadata{
-			EventType: "framefleet_final", EventPayload: map[string]any{"run_id": r.ID},
+		if line := t.failureSummary(); line != "" {
+			_, _ = t.reply(ctx, line, false, nil)
+		}
+		var ts string
+		err := withRetryAfterN(ctx, b.sleep, maxFinalWaits, func() error {
+			var err error
+			ts, err = t.post(ctx, finalText(r, t.requester()), true, &slack.SlackMetadata{
+				EventType: "framefleet_final", EventPayload: map[string]any{"run_id": r.ID},
+			})
+			return err
 		})
 		if err != nil {
+			b.log.Warn("could not post the final reply; the next start posts it", "run", r.ID, "err", err)
 			return // retried by the next start: the marker says posting, no reply
 		}
 		m.ReplyTS = ts
@@ -493,25 +594,70 @@ func (b *Bot) finish(t *thread, r Run) {
 	}
 	if r.State == pipeline.RunSucceeded {
 		if !m.Video {
-			b.postVideo(ctx, t, r)
+			if m.VideoStarted && b.threadHasFile(ctx, t, videoName(t, r)) {
+				b.log.Info("the video is already in the thread (a restart after the upload)", "run", r.ID)
+			} else {
+				m.VideoStarted = true
+				if !save() {
+					return
+				}
+				b.postVideo(ctx, t, r)
+			}
 			m.Video = true
 			if !save() {
 				return
 			}
 		}
 		if !m.Preview && r.PreviewKey != "" {
-			if _, err := b.upload(ctx, t.channel, t.ts, r.PreviewKey, previewName(r), ""); err != nil {
-				b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
+			if !b.sharedInChannel(ctx, r.ID, t) {
+				if _, err := b.upload(ctx, t.channel, t.root, r.PreviewKey, previewName(t, r), ""); err != nil {
+					b.log.Warn("could not upload the preview", "run", r.ID, "err", err)
+				}
 			}
 			m.Preview = true
 		}
 	}
 	m.State = "posted"
 	if save() {
-		if _, err := b.markers.PutMarker(ctx, postedKey(r.ID), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
-			b.log.Warn("could not record the report as complete; the next start checks it again", "run", r.ID, "err", err)
-		}
+		b.markPosted(ctx, r.ID, t)
 	}
+}
+
+// legacyFinal reads the final marker an earlier bot kept per run
+// (slack/final/<run>.json) when it is this thread's.
+func (b *Bot) legacyFinal(ctx context.Context, runID string, t *thread) (finalMarker, bool) {
+	data, _, err := b.markers.GetMarker(ctx, "slack/final/"+runID+".json")
+	var m finalMarker
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Channel != t.channel || m.Thread != t.ts {
+		return finalMarker{}, false
+	}
+	return m, true
+}
+
+func (b *Bot) markPosted(ctx context.Context, runID string, t *thread) {
+	if _, err := b.markers.PutMarker(ctx, postedKey(runID, t.channel, t.ts), []byte("{}"), ""); err != nil && !errors.Is(err, ErrMarkerConflict) {
+		b.log.Warn("could not record the report as complete; the next start checks it again", "run", runID, "err", err)
+	}
+}
+
+// maxFinalWaits: the final reply waits out Slack's rate limit longer than
+// a milestone does; it is the one reply that must come.
+const maxFinalWaits = 30
+
+// submittedText is the first milestone: a new run, or one this request joined.
+func submittedText(run Run, p pendingRequest) string {
+	first := run.Labels[LabelChannel] == p.Channel && run.Labels[LabelThread] == p.Thread
+	switch {
+	case first || run.Labels[LabelThread] == "" && !run.Final:
+		return fmt.Sprintf("🚀 Submitted run `%s`: %s in %s on the %s engine.", run.ID, plural(run.FramesTotal, "frame"), plural(run.ChunksTotal, "chunk"), orDash(run.Engine))
+	case run.Final:
+		return fmt.Sprintf("♻️ This exact render was already made as run `%s`: %s. The result follows here.", run.ID, plural(run.FramesTotal, "frame"))
+	}
+	who := ""
+	if u := run.Labels[LabelRequestedBy]; u != "" {
+		who = fmt.Sprintf(" (asked for by <@%s>)", u)
+	}
+	return fmt.Sprintf("🔗 The same render is already running as run `%s`%s: %d of %d frames done. You get its milestones and the result here.", run.ID, who, run.FramesDone, run.FramesTotal)
 }
 
 func (t *thread) requester() string {
@@ -575,34 +721,64 @@ func cancelledBy(reason string) string {
 	return strings.Fields(user + " ")[0]
 }
 
-func previewName(r Run) string {
-	return strings.TrimSuffix(videoName(r), ".mp4") + "-preview.gif"
+// previewName and videoName name the uploads after the file (and the
+// scene when the file has several), not after the scene alone, which is
+// mostly Blender's default "Scene".
+func previewName(t *thread, r Run) string {
+	return strings.TrimSuffix(videoName(t, r), ".mp4") + "-preview.gif"
 }
 
-func videoName(r Run) string {
-	k := r.VideoKey
-	if i := strings.LastIndex(k, "/"); i >= 0 {
-		k = k[i+1:]
+func videoName(t *thread, r Run) string {
+	t.mu.Lock()
+	source, scene := t.view.Source, t.view.Scene
+	t.mu.Unlock()
+	stem := ""
+	for _, s := range []string{source, r.SourceName} {
+		if f := fileBase(s); strings.HasSuffix(f, ".blend") {
+			stem = strings.TrimSuffix(f, ".blend")
+			break
+		}
 	}
-	if k == "" {
-		k = "render.mp4"
+	if stem == "" {
+		stem = r.Scene
 	}
-	return k
+	if scene != "" {
+		stem += "-" + scene
+	}
+	if stem == "" {
+		return "render.mp4"
+	}
+	return store.SafeName(stem) + ".mp4"
 }
 
 // postVideo uploads the video into the thread so it plays there, or links
-// it when it is larger than Slack (or the configuration) allows.
+// it when it is larger than Slack (or the configuration) allows. In a
+// channel where another thread of the run already has it, it links to that
+// upload instead of uploading the same video again.
 func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 	if r.VideoKey == "" {
 		return
 	}
 	limit := int64(b.cfg.MaxUploadMiB) << 20
 	if r.VideoSize > 0 && r.VideoSize <= limit {
-		if _, err := b.upload(ctx, t.channel, t.ts, r.VideoKey, videoName(r), ""); err == nil {
+		vm, ver, mine := b.claimVideo(ctx, r.ID, t)
+		if !mine && vm.Thread != "" {
+			_, _ = t.reply(ctx, firstUploadText(t.channel, vm), false, nil)
 			return
-		} else {
-			b.log.Warn("could not upload the video; linking it instead", "run", r.ID, "err", err)
 		}
+		id, err := b.upload(ctx, t.channel, t.root, r.VideoKey, videoName(t, r), "")
+		if err == nil {
+			if mine {
+				vm.FileID, vm.Permalink = id, b.permalink(ctx, id)
+				if data, err := json.Marshal(vm); err == nil {
+					if _, err := b.markers.PutMarker(ctx, videoKey(r.ID, t.channel), data, ver); err != nil {
+						b.log.Warn("could not record the video's upload", "run", r.ID, "err", err)
+					}
+				}
+			}
+			return
+		}
+		b.log.Warn("could not upload the video; linking it instead", "run", r.ID, "err", err)
 	}
 	link, err := b.runs.Link(ctx, r.VideoKey)
 	if err != nil {
@@ -614,6 +790,89 @@ func (b *Bot) postVideo(ctx context.Context, t *thread, r Run) {
 		text = fmt.Sprintf("🎞️ The video (%.0f MiB) is on the bot's host: `%s`", float64(r.VideoSize)/(1<<20), esc(link))
 	}
 	_, _ = t.reply(ctx, text, false, nil)
+}
+
+// claimVideo returns the channel's video marker for the run, claiming it
+// for t when no thread has it yet (mine). A marker t already holds (a
+// restart mid-upload) is mine too.
+func (b *Bot) claimVideo(ctx context.Context, runID string, t *thread) (videoMarker, string, bool) {
+	key := videoKey(runID, t.channel)
+	for range 3 {
+		data, ver, err := b.markers.GetMarker(ctx, key)
+		var vm videoMarker
+		switch {
+		case errors.Is(err, ErrNoMarker):
+			vm = videoMarker{Thread: t.ts, Root: t.root}
+			data, _ := json.Marshal(vm)
+			ver, err := b.markers.PutMarker(ctx, key, data, "")
+			if errors.Is(err, ErrMarkerConflict) {
+				continue // another thread claimed it just now: read it
+			}
+			if err != nil {
+				b.log.Warn("could not record the video's upload; uploading anyway", "run", runID, "err", err)
+				return videoMarker{}, "", false
+			}
+			return vm, ver, true
+		case err != nil:
+			b.log.Warn("could not read the video's upload record; uploading anyway", "run", runID, "err", err)
+			return videoMarker{}, "", false
+		}
+		if json.Unmarshal(data, &vm) != nil {
+			return videoMarker{}, "", false
+		}
+		return vm, ver, vm.Thread == t.ts
+	}
+	return videoMarker{}, "", false
+}
+
+// sharedInChannel reports whether another thread in t's channel has the
+// run's video (its preview is there too).
+func (b *Bot) sharedInChannel(ctx context.Context, runID string, t *thread) bool {
+	data, _, err := b.markers.GetMarker(ctx, videoKey(runID, t.channel))
+	if err != nil {
+		return false
+	}
+	var vm videoMarker
+	return json.Unmarshal(data, &vm) == nil && vm.Thread != "" && vm.Thread != t.ts
+}
+
+// firstUploadText links a thread to the upload in another thread of the channel.
+func firstUploadText(channel string, vm videoMarker) string {
+	if vm.Permalink != "" {
+		return fmt.Sprintf("🎞️ The video is already in this channel: <%s|open it> (or <%s|its thread>).", vm.Permalink, threadURL(channel, vm.root()))
+	}
+	return fmt.Sprintf("🎞️ The video is already in this channel, in <%s|the first thread of this render>.", threadURL(channel, vm.root()))
+}
+
+func threadURL(channel, ts string) string {
+	return fmt.Sprintf("https://slack.com/archives/%s/p%s", channel, strings.ReplaceAll(ts, ".", ""))
+}
+
+// permalink is an uploaded file's link, or "" when Slack does not say.
+func (b *Bot) permalink(ctx context.Context, fileID string) string {
+	if fileID == "" {
+		return ""
+	}
+	f, _, _, err := b.api.GetFileInfoContext(ctx, fileID, 0, 0)
+	if err != nil || f == nil {
+		return ""
+	}
+	return f.Permalink
+}
+
+// threadHasFile looks in t's thread for a file named name (an upload a
+// killed bot made but did not record).
+func (b *Bot) threadHasFile(ctx context.Context, t *thread, name string) bool {
+	found := false
+	b.scanThread(ctx, t, func(m slack.Message) bool {
+		for _, f := range m.Files {
+			if f.Name == name || f.Title == name {
+				found = true
+			}
+		}
+		return found
+	})
+	return found
 }
 
 // upload puts a stored object into the thread with the external upload flow
@@ -643,7 +902,19 @@ func (b *Bot) upload(ctx context.Context, channel, threadTS, key, name, comment 
 // findFinalReply looks for a final reply a killed bot posted but did not
 // record.
 func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) string {
-	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.ts, IncludeAllMetadata: true, Limit: 200}
+	ts := ""
+	b.scanThread(ctx, t, func(m slack.Message) bool {
+		if m.Metadata.EventType == "framefleet_final" && fmt.Sprint(m.Metadata.EventPayload["run_id"]) == runID {
+			ts = m.Timestamp
+		}
+		return ts != ""
+	})
+	return ts
+}
+
+// scanThread calls found with each message of t's thread until it returns true.
+func (b *Bot) scanThread(ctx context.Context, t *thread, found func(slack.Message) bool) {
+	params := &slack.GetConversationRepliesParameters{ChannelID: t.channel, Timestamp: t.root, IncludeAllMetadata: true, Limit: 200}
 	for {
 		var msgs []slack.Message
 		var more bool
@@ -654,16 +925,16 @@ func (b *Bot) findFinalReply(ctx context.Context, t *thread, runID string) strin
 			return err
 		})
 		if err != nil {
-			b.log.Warn("could not read the thread to check for a final reply", "err", err)
-			return ""
+			b.log.Warn("could not read the thread", "err", err)
+			return
 		}
 		for _, m := range msgs {
-			if m.Metadata.EventType == "framefleet_final" && fmt.Sprint(m.Metadata.EventPayload["run_id"]) == runID {
-				return m.Timestamp
+			if found(m) {
+				return
 			}
 		}
 		if !more || cursor == "" {
-			return ""
+			return
 		}
 		params.Cursor = cursor
 	}
@@ -706,6 +977,13 @@ func (b *Bot) thread(channel, ts string) *thread {
 	return b.threads[channel+"/"+ts]
 }
 
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -735,29 +1013,4 @@ func (b *Bot) again(trigger string) bool {
 	}
 	b.seen[trigger] = now
 	return false
-}
-
-// editsPerMinute keeps all threads' edits under chat.update's Tier 3 limit
-// (50+ a minute per workspace), leaving room for other apps' bursts.
-const editsPerMinute = 45
-
-// pacer hands out evenly spaced turns: at most one per `every`.
-type pacer struct {
-	every time.Duration
-	now   func() time.Time
-	mu    sync.Mutex
-	next  time.Time
-}
-
-// wait returns how long the caller must wait for its turn, and books it.
-func (p *pacer) wait() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	d := p.next.Sub(now)
-	p.next = p.next.Add(p.every)
-	return d
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/framefleet/framefleet/pipeline"
+	"github.com/framefleet/framefleet/pipeline/plan"
 )
 
 // CommandKind is what a /render invocation asks for.
@@ -46,6 +47,8 @@ const (
 	// SourceChannel is a .blend shared in the channel: Name is "" for the
 	// newest one, or the file's name.
 	SourceChannel SourceKind = "channel"
+	// SourceSlackFile is one shared file by ID (the message shortcut's).
+	SourceSlackFile SourceKind = "slackfile"
 )
 
 // Source is a .blend to fetch.
@@ -55,6 +58,7 @@ type Source struct {
 	Bucket, Key            string
 	Owner, Repo, Path, Ref string
 	Name                   string
+	FileID                 string // SourceSlackFile
 }
 
 // String is the source as the user would type it.
@@ -64,6 +68,11 @@ func (s Source) String() string {
 		return "s3://" + s.Bucket + "/" + s.Key
 	case SourceGitHub:
 		return s.Owner + "/" + s.Repo + "/" + s.Path + "@" + s.Ref
+	case SourceSlackFile:
+		if s.Name != "" {
+			return s.Name
+		}
+		return "the shared file"
 	case SourceChannel:
 		if s.Name == "" {
 			return "the newest .blend in this channel"
@@ -108,16 +117,16 @@ func HelpText(command string) string {
 var patterns = sync.OnceValue(func() commandPatterns {
 	return commandPatterns{
 		runID:    regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`),
-		frames:   regexp.MustCompile(`^\d+(-\d+(x\d+)?)?(,\d+(-\d+(x\d+)?)?)*$`),
 		ghPart:   regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
 		ref:      regexp.MustCompile(`^[A-Za-z0-9_./-]+$`),
 		bucket:   regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`),
 		fileName: regexp.MustCompile(`^[^/\\\x00-\x1f]+\.blend$`),
+		fileID:   regexp.MustCompile(`^F[A-Z0-9]{2,40}$`),
 	}
 })
 
 type commandPatterns struct {
-	runID, frames, ghPart, ref, bucket, fileName *regexp.Regexp
+	runID, ghPart, ref, bucket, fileName, fileID *regexp.Regexp
 }
 
 // ParseCommand parses the text after the slash command. command is the
@@ -126,7 +135,7 @@ func ParseCommand(command, text string) (Command, error) {
 	fields := strings.Fields(text)
 	usage := func(form string) string { return "Usage: " + fmt.Sprintf(form, command) }
 	if len(fields) == 0 {
-		return Command{}, &UsageError{"Nothing to render: give a source.", usage(usageRender) + "\n" + usageSource + ". `" + command + " help` shows everything."}
+		return Command{Kind: CmdHelp}, nil // what may be rendered here, and how
 	}
 	switch strings.ToLower(fields[0]) {
 	case "help":
@@ -179,8 +188,14 @@ func ParseCommand(command, text string) (Command, error) {
 		seen[key] = true
 		switch key {
 		case "frames":
-			if !patterns().frames.MatchString(value) {
-				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is not a frame list: use `1-100`, `1-100x5` (every 5th frame) or `3,7,12-20`.", esc(value)), usage(usageRender)}
+			// The pipeline's own grammar and limits, so the bot accepts
+			// exactly what a render accepts (negative frames included).
+			frames, err := plan.ParseFrames(value)
+			if err != nil {
+				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is not a frame list: use `1-100`, `1-100x5` (every 5th frame), `3,7,12-20` or `-5--1`.", esc(value)), usage(usageRender)}
+			}
+			if err := pipeline.CheckFrameCount(len(frames)); err != nil {
+				return Command{}, &UsageError{fmt.Sprintf("`frames=%s` is %d frames, more than the %d one render may have: split it into several renders.", esc(value), len(frames), pipeline.MaxRequestFrames), usage(usageRender)}
 			}
 			cmd.Frames = value
 		case "chunk":
@@ -240,6 +255,12 @@ func ParseSource(arg string) (Source, error) {
 		return Source{Kind: SourceS3, Bucket: bucket, Key: key}, nil
 	case arg == "file":
 		return Source{Kind: SourceChannel}, nil
+	case strings.HasPrefix(arg, "fileid:"):
+		id := strings.TrimPrefix(arg, "fileid:")
+		if !patterns().fileID.MatchString(id) {
+			return Source{}, fmt.Errorf("`%s` is not a Slack file ID: use `file:scene.blend` for a file shared here.", esc(arg))
+		}
+		return Source{Kind: SourceSlackFile, FileID: id}, nil
 	case strings.HasPrefix(arg, "file:"):
 		name := strings.TrimPrefix(arg, "file:")
 		if !patterns().fileName.MatchString(name) {
@@ -271,14 +292,24 @@ func ParseSource(arg string) (Source, error) {
 	return Source{Kind: SourceGitHub, Owner: parts[0], Repo: parts[1], Path: strings.Join(parts[2:], "/"), Ref: ref}, nil
 }
 
-// esc escapes text for Slack's mrkdwn, so user text cannot mention or link.
+// esc escapes user or file text for Slack's mrkdwn, so it cannot mention,
+// broadcast or link: &, < and > become entities (no <!here>, <@U…> or
+// <http://x|y>), plain @everyone/@here/@channel are broken with a word
+// joiner, and backticks become quotes so the text cannot leave a code span
+// it is shown in. It never shortens the text (callers clip where a limit
+// applies, saying so with "…").
 func esc(s string) string {
-	s = strings.ReplaceAll(s, "&", "&amp;")
-	s = strings.ReplaceAll(s, "<", "&lt;")
-	s = strings.ReplaceAll(s, ">", "&gt;")
-	s = strings.ReplaceAll(s, "`", "'")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return strings.ReplaceAll(escText(s), "`", "'")
 }
+
+// escText is esc for text shown outside code spans (backticks kept).
+func escText(s string) string {
+	s = mrkdwnEscaper.Replace(s)
+	return broadcastWords().ReplaceAllString(s, "@\u2060$1")
+}
+
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+var broadcastWords = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)@(everyone|here|channel)\b`)
+})

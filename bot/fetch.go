@@ -27,7 +27,8 @@ import (
 type Fetcher struct {
 	Slack SlackAPI
 	// GitHub is the go-github client (with the configured token); LFSURL is
-	// the Git server LFS objects are asked from (default https://github.com),
+	// the Git server LFS objects are asked from, the configured GitHub's
+	// host (config.Slack.GitHubLFSURL; default https://github.com),
 	// HTTP downloads them, and GitHubToken authenticates the batch request.
 	GitHub      *github.Client
 	GitHubToken string
@@ -36,7 +37,10 @@ type Fetcher struct {
 	// OpenStore opens an s3:// store (bucket and prefix) with the
 	// configuration's S3 settings.
 	OpenStore func(ctx context.Context, uri string) (store.Store, error)
-	MaxBytes  int64
+	// AllowS3 says whether s3://bucket/key may be read (slack.sources.s3_buckets);
+	// nil refuses every s3:// source.
+	AllowS3  func(bucket, key string) bool
+	MaxBytes int64
 	// Dir receives downloads (default os.TempDir()).
 	Dir string
 }
@@ -64,6 +68,8 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, channel string) (string
 		return f.fetchGitHub(ctx, src)
 	case SourceChannel:
 		return f.fetchChannel(ctx, src, channel)
+	case SourceSlackFile:
+		return f.fetchSlackFile(ctx, src, channel)
 	}
 	return "", "", fmt.Errorf("unknown source kind %q", src.Kind)
 }
@@ -116,21 +122,37 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// SourceError is a fetch failure whose Error is safe to post in a channel;
+// the cause (bucket names, S3 error codes, request IDs) goes to the log.
+type SourceError struct {
+	Public string
+	Cause  error
+}
+
+func (e *SourceError) Error() string { return e.Public }
+func (e *SourceError) Unwrap() error { return e.Cause }
+
 func (f *Fetcher) fetchS3(ctx context.Context, src Source) (string, string, error) {
+	name := src.String()
+	unreadable := func(err error) error {
+		return &SourceError{Public: "could not read " + name + ": check the path, or ask an admin to look at the bot's log", Cause: err}
+	}
 	if f.OpenStore == nil {
 		return "", "", errors.New("s3:// sources are not configured on this bot")
 	}
+	if f.AllowS3 == nil || !f.AllowS3(src.Bucket, src.Key) {
+		return "", "", &SourceError{Public: NotAllowedS3}
+	}
 	st, err := f.OpenStore(ctx, "s3://"+src.Bucket)
 	if err != nil {
-		return "", "", fmt.Errorf("open s3://%s: %w", src.Bucket, err)
+		return "", "", unreadable(fmt.Errorf("open s3://%s: %w", src.Bucket, err))
 	}
-	name := src.String()
 	obj, err := st.Stat(ctx, src.Key)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", "", fmt.Errorf("%s does not exist: check the bucket and the path", name)
+		return "", "", fmt.Errorf("%s does not exist: check the path", name)
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("look up %s: %w", name, err)
+		return "", "", unreadable(fmt.Errorf("look up %s: %w", name, err))
 	}
 	if err := f.check(name, obj.Size); err != nil {
 		return "", "", err
@@ -138,14 +160,22 @@ func (f *Fetcher) fetchS3(ctx context.Context, src Source) (string, string, erro
 	path, err := f.save(name, func(w io.Writer) error {
 		rc, err := st.Get(ctx, src.Key)
 		if err != nil {
-			return fmt.Errorf("download %s: %w", name, err)
+			return err
 		}
 		defer rc.Close()
 		_, err = io.Copy(w, rc)
 		return err
 	})
+	var tl *TooLargeError
+	if err != nil && !errors.As(err, &tl) {
+		return "", "", unreadable(fmt.Errorf("download %s: %w", name, err))
+	}
 	return path, name, err
 }
+
+// NotAllowedS3 refuses an s3:// source outside slack.sources.s3_buckets,
+// without saying which buckets are allowed.
+const NotAllowedS3 = "that S3 location is not one this bot may read: ask an admin to add it to `slack.sources.s3_buckets`, or share the .blend in the channel (`file`)"
 
 func (f *Fetcher) fetchGitHub(ctx context.Context, src Source) (string, string, error) {
 	if f.GitHub == nil {
@@ -346,6 +376,45 @@ func (f *Fetcher) fetchChannel(ctx context.Context, src Source, channel string) 
 		return "", "", fmt.Errorf("download %s from Slack: %w", pick.Name, err)
 	}
 	return path, pick.Name, nil
+}
+
+// fetchSlackFile downloads one shared file by ID, when it is a .blend
+// shared in channel (the shortcut names the file; nobody can make the bot
+// read a file from a channel they are not in).
+func (f *Fetcher) fetchSlackFile(ctx context.Context, src Source, channel string) (string, string, error) {
+	var file *slack.File
+	err := withRetryAfter(ctx, sleepCtx, func() error {
+		var err error
+		file, _, _, err = f.Slack.GetFileInfoContext(ctx, src.FileID, 0, 0)
+		return err
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("look up the shared file: %s (the app needs the files:read scope)", slackErrorCode(err))
+	}
+	shared := false
+	for _, ids := range [][]string{file.Channels, file.Groups, file.IMs} {
+		for _, id := range ids {
+			shared = shared || id == channel
+		}
+	}
+	if !shared {
+		return "", "", errors.New("that file is not shared in this channel: share it here first")
+	}
+	if !strings.HasSuffix(strings.ToLower(file.Name), ".blend") {
+		return "", "", fmt.Errorf("%s is not a .blend file", file.Name)
+	}
+	if err := f.check(file.Name, int64(file.Size)); err != nil {
+		return "", "", err
+	}
+	url := file.URLPrivateDownload
+	if url == "" {
+		url = file.URLPrivate
+	}
+	path, err := f.save(file.Name, func(w io.Writer) error { return f.Slack.GetFileContext(ctx, url, w) })
+	if err != nil {
+		return "", "", fmt.Errorf("download %s from Slack: %w", file.Name, err)
+	}
+	return path, file.Name, nil
 }
 
 func escapePath(p string) string {

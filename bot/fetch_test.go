@@ -17,6 +17,7 @@ import (
 
 	"github.com/framefleet/framefleet/internal/lfstest"
 	"github.com/framefleet/framefleet/internal/s3test"
+	"github.com/framefleet/framefleet/pipeline/config"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -141,7 +142,8 @@ func TestFetchS3(t *testing.T) {
 	if err := seed.Put(ctx, "shots/big.blend", bytes.NewReader(make([]byte, 5000))); err != nil {
 		t.Fatal(err)
 	}
-	f := &Fetcher{MaxBytes: 4000, Dir: t.TempDir(), OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
+	allowed := config.SlackSources{S3Buckets: []string{s3.Bucket + "/shots/"}}
+	f := &Fetcher{MaxBytes: 4000, Dir: t.TempDir(), AllowS3: allowed.AllowsS3, OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
 		return store.Open(ctx, uri, opts)
 	}}
 	path, name, err := f.Fetch(ctx, Source{Kind: SourceS3, Bucket: s3.Bucket, Key: "shots/a.blend"}, "")
@@ -164,5 +166,31 @@ func TestFetchS3(t *testing.T) {
 	}
 	if _, _, err := f.Fetch(ctx, Source{Kind: SourceS3, Bucket: s3.Bucket, Key: "shots/none.blend"}, ""); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing: %v", err)
+	}
+	// Outside the allowed prefix, or another bucket: refused before any
+	// request, and the refusal names no bucket.
+	before := s3.Count(func(s3test.Request) bool { return true })
+	for _, src := range []Source{{Kind: SourceS3, Bucket: s3.Bucket, Key: "private/a.blend"}, {Kind: SourceS3, Bucket: "payroll", Key: "a.blend"}} {
+		_, _, err := f.Fetch(ctx, src, "")
+		if err == nil || err.Error() != NotAllowedS3 {
+			t.Errorf("%s: %v, want the refusal", src, err)
+		}
+	}
+	if s3.Count(func(s3test.Request) bool { return true }) != before {
+		t.Error("a refused source was asked from S3")
+	}
+	// An S3 error is not shown as is: the public text names neither the
+	// bucket's error code nor the request.
+	denied := &Fetcher{MaxBytes: 4000, Dir: t.TempDir(), AllowS3: func(string, string) bool { return true }, OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
+		o := opts
+		o.Credentials = nil
+		o.Region = "nowhere-1"
+		o.Endpoint = "http://127.0.0.1:1"
+		return store.Open(ctx, uri, o)
+	}}
+	_, _, err = denied.Fetch(ctx, Source{Kind: SourceS3, Bucket: s3.Bucket, Key: "shots/a.blend"}, "")
+	var se *SourceError
+	if !errors.As(err, &se) || strings.Contains(se.Public, "127.0.0.1") || !strings.Contains(se.Public, "bot's log") {
+		t.Errorf("unreadable source: %v", err)
 	}
 }

@@ -67,13 +67,41 @@ func TestFinalReportPostedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			m, _ := json.Marshal(finalMarker{State: "posting", Channel: testChannel, Thread: ts})
-			if _, err := h.runs.PutMarker(context.Background(), finalKey("r1"), m, ""); err != nil {
+			if _, err := h.runs.PutMarker(context.Background(), finalKey("r1", testChannel, ts), m, ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"died after the video's upload, before recording it", func(h *harness, ts string) {
+			api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()))
+			_, replyTS, err := api.PostMessage(testChannel, slack.MsgOptionText("✅ Done — run `r1`", false), slack.MsgOptionTS(ts),
+				slack.MsgOptionMetadata(slack.SlackMetadata{EventType: "framefleet_final", EventPayload: map[string]any{"run_id": "r1"}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := api.UploadFile(slack.UploadFileParameters{Reader: strings.NewReader(strings.Repeat("v", 4096)), FileSize: 4096,
+				Filename: "a.mp4", Title: "a.mp4", Channel: testChannel, ThreadTimestamp: ts}); err != nil {
+				t.Fatal(err)
+			}
+			m, _ := json.Marshal(finalMarker{State: "posting", ReplyTS: replyTS, VideoStarted: true, Channel: testChannel, Thread: ts})
+			if _, err := h.runs.PutMarker(context.Background(), finalKey("r1", testChannel, ts), m, ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"an earlier bot's per-run marker, reply posted", func(h *harness, ts string) {
+			api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()))
+			_, replyTS, err := api.PostMessage(testChannel, slack.MsgOptionText("✅ Done — run `r1`", false), slack.MsgOptionTS(ts),
+				slack.MsgOptionMetadata(slack.SlackMetadata{EventType: "framefleet_final", EventPayload: map[string]any{"run_id": "r1"}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := json.Marshal(finalMarker{State: "posting", ReplyTS: replyTS, Channel: testChannel, Thread: ts})
+			if _, err := h.runs.PutMarker(context.Background(), "slack/final/r1.json", m, ""); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"died before the reply", func(h *harness, ts string) {
 			m, _ := json.Marshal(finalMarker{State: "posting", Channel: testChannel, Thread: ts})
-			if _, err := h.runs.PutMarker(context.Background(), finalKey("r1"), m, ""); err != nil {
+			if _, err := h.runs.PutMarker(context.Background(), finalKey("r1", testChannel, ts), m, ""); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -3,10 +3,13 @@ package bot
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -35,7 +38,7 @@ var (
 
 func (r *FleetRuns) EngineName() string { return r.Fleet.Config.Engine }
 
-func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
+func (r *FleetRuns) request(s Submission) pipeline.Request {
 	req := r.Fleet.NewRequest(s.BlendPath)
 	req.Root = s.Root
 	// The scene is someone else's: only the files fetched with it travel,
@@ -51,6 +54,44 @@ func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
 	if s.Samples > 0 {
 		req.Samples = s.Samples
 	}
+	return req
+}
+
+// Rendering returns an unfinished run of the same file with the same
+// settings, which a Submit of s would join. It compares the file's SHA-256
+// and the settings that make the render different, as the pipeline's
+// cache key does.
+func (r *FleetRuns) Rendering(ctx context.Context, s Submission) (Run, bool) {
+	req := r.request(s)
+	f, err := os.Open(s.BlendPath)
+	if err != nil {
+		return Run{}, false
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return Run{}, false
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	page, err := r.Runs.List(ctx, pipeline.ListFilter{Limit: pipeline.MaxListLimit,
+		States: []pipeline.RunState{pipeline.RunPlanned, pipeline.RunSubmitted, pipeline.RunRunning, pipeline.RunStitching, pipeline.RunInterrupted}})
+	if err != nil {
+		return Run{}, false
+	}
+	for i := range page.Runs {
+		rec := &page.Runs[i]
+		st := rec.Settings
+		if rec.Source.SHA256 == sum && st.Frames == req.Frames && st.Chunk == req.Chunk && st.ResolutionPercentage == req.ResolutionPercentage &&
+			st.Samples == req.Samples && st.Stitch == req.Stitch && !st.Force && rec.Engine == req.Engine {
+			return summary(rec), true
+		}
+	}
+	return Run{}, false
+}
+
+func (r *FleetRuns) Submit(ctx context.Context, s Submission) (Run, error) {
+	req := r.request(s)
 	rec, err := r.Runs.Submit(ctx, req) // validates req before anything else
 	if err != nil {
 		return Run{}, err
@@ -96,7 +137,7 @@ func (r *FleetRuns) Watch(ctx context.Context, id string, obs func(Update)) (Run
 			if ev.Failure != nil {
 				cur.FailedChunk = ev.Failure.Index
 				cur.FailedFrames = r.chunkFrames(ctx, id, ev.Failure.Index)
-				cur.Failure = childReason(*ev.Failure)
+				cur.Failure = failureText(cur.Engine, *ev.Failure)
 			}
 		case pipeline.EventChunkRetried:
 			kind = UpdateRetried
@@ -226,12 +267,15 @@ func summary(rec *pipeline.RunRecord) Run {
 		for _, c := range f.Failures {
 			if c.Index >= 0 {
 				run.FailedChunk = c.Index
-				run.Failure = childReason(c)
+				run.Failure = failureText(rec.Engine, c)
 				break
 			}
 		}
-		if run.FailedChunk < 0 && f.StitchReason != "" {
-			run.Failure = "making the video failed: " + f.StitchReason
+		if run.FailedChunk < 0 && rec.State == pipeline.RunFailed {
+			// The stitch's or the run's own failure, as the run view words it.
+			if v := pipeline.NewRunView(pipeline.ViewInput{Record: rec}); len(v.Failures) > 0 {
+				run.Failure = viewFailureText(v.Failures[0])
+			}
 		}
 	}
 	if rec.State == pipeline.RunSucceeded {
@@ -243,12 +287,23 @@ func summary(rec *pipeline.RunRecord) Run {
 	return run
 }
 
-func childReason(c pipeline.ChildFailure) string {
-	reason := c.Reason
-	if c.WorkerError != "" && !strings.Contains(reason, c.WorkerError) {
-		reason += ": " + c.WorkerError
+// failureText is a failed chunk as the pipeline's run view words it
+// (pipeline.ShapeFailure): one sentence naming the cause, Blender's own
+// error line when the sentence does not already carry it, and the fix —
+// never a cut through Blender's preamble.
+func failureText(engine string, c pipeline.ChildFailure) string {
+	return viewFailureText(pipeline.ShapeFailure(engine, c))
+}
+
+func viewFailureText(fv pipeline.FailureView) string {
+	text := fv.Summary
+	if be := strings.TrimPrefix(fv.BlenderError, "Error: "); be != "" && !strings.Contains(text, be) {
+		text += " Blender said: " + fv.BlenderError
 	}
-	return reason
+	if fv.Fix != "" {
+		text += " Fix: " + fv.Fix
+	}
+	return text
 }
 
 // chunkFrames names a chunk's frames ("21–30") from the stored plan.

@@ -39,6 +39,9 @@ type harness struct {
 	cfg    config.Slack
 	cancel context.CancelFunc
 	sleeps *sleepLog
+	// stopBot stops the bot (not the fleet), as a killed process would.
+	stopBot context.CancelFunc
+	handler atomic.Value // the current bot's http.Handler
 }
 
 type sleepLog struct {
@@ -67,6 +70,7 @@ func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 	cfg.Slack.AllowedChannels = []string{testChannel}
 	cfg.Slack.AllowedUsers = []string{testUser}
 	cfg.Slack.MaxFileMiB = 1
+	cfg.Slack.Sources.S3Buckets = []string{"bucket"}
 	if change != nil {
 		change(cfg)
 	}
@@ -89,19 +93,40 @@ func newHarness(t testing.TB, change func(c *config.Config)) *harness {
 	sl := &sleepLog{}
 	b := New(Options{
 		Config: cfg.Slack, Slack: api, Runs: runs, Markers: runs, Logger: log, Sleep: sl.sleep,
-		Fetcher: &Fetcher{Slack: api, MaxBytes: int64(cfg.Slack.MaxFileMiB) << 20, Dir: t.TempDir()},
+		Fetcher: &Fetcher{Slack: api, MaxBytes: int64(cfg.Slack.MaxFileMiB) << 20, Dir: t.TempDir(), AllowS3: cfg.Slack.Sources.AllowsS3},
 	})
-	if err := b.Start(ctx); err != nil {
+	botCtx, stopBot := context.WithCancel(ctx)
+	if err := b.Start(botCtx); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, slack: fs, bot: b, runs: runs, cfg: cfg.Slack, cancel: cancel, sleeps: sl}
-	h.http = httptest.NewServer(b.HTTPHandler(testSecret))
+	h := &harness{t: t, slack: fs, bot: b, runs: runs, cfg: cfg.Slack, cancel: cancel, sleeps: sl, stopBot: stopBot}
+	h.handler.Store(b.HTTPHandler(testSecret))
+	h.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.handler.Load().(http.Handler).ServeHTTP(w, r)
+	}))
 	t.Cleanup(func() {
 		h.http.Close()
 		cancel()
-		b.Wait()
+		h.bot.Wait()
 	})
 	return h
+}
+
+// restart stops the bot as a killed process would (its background work
+// ends mid-way) and starts a new one on the same store and Slack, which
+// then serves the HTTP requests.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stopBot()
+	h.bot.Wait()
+	nb := h.restartBot()
+	ctx, stop := context.WithCancel(context.Background())
+	h.t.Cleanup(stop)
+	if err := nb.Start(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	h.bot, h.stopBot = nb, stop
+	h.handler.Store(nb.HTTPHandler(testSecret))
 }
 
 type testWriter struct{ t testing.TB }

@@ -132,10 +132,13 @@ func TestFailedChunkIsReported(t *testing.T) {
 		all = append(all, m.Text)
 	}
 	text := strings.Join(all, "\n")
-	for _, want := range []string{"Chunk 0 (frames 1–10) failed: Blender exited with code 1: frame 3: out of GPU memory", "❌ <@" + testUser + "> Run `"} {
+	for _, want := range []string{"Chunk 0 (frames 1–10) failed: Blender failed: Cannot read file 'wood.png': No such file or directory. Fix: ", "❌ <@" + testUser + "> Run `"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("thread lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "Read prefs") || strings.Contains(text, "Blender 3.4.1 (hash") || strings.Contains(text, "/tmp/") {
+		t.Errorf("the thread shows Blender's preamble or a temporary path:\n%s", text)
 	}
 	if f := finalOf(h, ts)[0]; !f.Broadcast || !strings.Contains(f.Text, "frames 1–10") {
 		t.Errorf("final reply %q (broadcast %v)", f.Text, f.Broadcast)
@@ -157,11 +160,7 @@ func TestAcceptedRequestSurvivesRestart(t *testing.T) {
 	if _, err := h.runs.PutMarker(context.Background(), pendingKey(testChannel, ts), p, ""); err != nil {
 		t.Fatal(err)
 	}
-	b := h.restartBot()
-	if err := b.Start(h.bot.ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Wait()
+	h.restart()
 	eventually(t, 30*time.Second, "the final reply in the same thread", func() bool { return len(finalOf(h, ts)) == 1 })
 	if n := len(h.slack.Parents()); n != 1 {
 		t.Errorf("%d parent messages, want the earlier one only", n)

@@ -15,8 +15,12 @@ import (
 type Runs interface {
 	// EngineName is "local" (runs queue on this host) or "batch".
 	EngineName() string
-	// Submit starts a run and returns once it is submitted.
+	// Submit starts a run and returns once it is submitted; an identical
+	// unfinished or finished run is returned instead (joined).
 	Submit(ctx context.Context, s Submission) (Run, error)
+	// Rendering returns the unfinished run a Submit of s would join, if any
+	// (such a request does not wait in the local queue).
+	Rendering(ctx context.Context, s Submission) (Run, bool)
 	// Watch follows a run until it is final (resuming an interrupted local
 	// run), calling obs with each change; it returns the final snapshot.
 	Watch(ctx context.Context, id string, obs func(Update)) (Run, error)

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +22,7 @@ var (
 	ErrNoSignature    = errors.New("request is not signed: X-Slack-Signature or X-Slack-Request-Timestamp missing")
 	ErrStaleTimestamp = errors.New("request timestamp is more than 5 minutes from now (a replay, or this host's clock is wrong)")
 	ErrBadSignature   = errors.New("request signature does not match the signing secret")
+	ErrReplayed       = errors.New("request was already received (a replay)")
 )
 
 // Sign returns the X-Slack-Signature for a body sent at ts (Unix seconds).
@@ -48,4 +51,50 @@ func VerifyRequest(h http.Header, body []byte, secret string, now time.Time) err
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// seenPrefix holds one marker per signed request within the replay window,
+// named <timestamp>-<signature>, so a replay is refused also after a restart.
+const seenPrefix = "slack/seen/"
+
+// firstSeen records a verified request's signature, or returns ErrReplayed
+// when it was recorded before. When the store cannot be reached it falls
+// back to this process's memory rather than refuse every request.
+func (b *Bot) firstSeen(ctx context.Context, h http.Header) error {
+	ts, sig := h.Get("X-Slack-Request-Timestamp"), strings.TrimPrefix(h.Get("X-Slack-Signature"), "v0=")
+	key := seenPrefix + ts + "-" + sig
+	b.mu.Lock()
+	_, dup := b.seen[key]
+	if !dup {
+		b.seen[key] = b.now()
+	}
+	b.mu.Unlock()
+	if dup {
+		return ErrReplayed
+	}
+	_, err := b.markers.PutMarker(ctx, key, []byte("{}"), "")
+	switch {
+	case errors.Is(err, ErrMarkerConflict):
+		return ErrReplayed
+	case err != nil:
+		b.log.Warn("could not record a request's signature; replays are caught by this process only", "err", err)
+	}
+	return nil
+}
+
+// forgetSeen removes the signatures older than the replay window (a
+// replay of those is refused as stale anyway).
+func (b *Bot) forgetSeen(ctx context.Context) {
+	keys, err := b.markers.ListMarkers(ctx, seenPrefix)
+	if err != nil {
+		b.log.Warn("could not list the recorded request signatures", "err", err)
+		return
+	}
+	cutoff := b.now().Add(-MaxRequestAge - time.Minute).Unix()
+	for _, key := range keys {
+		tsText, _, _ := strings.Cut(strings.TrimPrefix(key, seenPrefix), "-")
+		if ts, err := strconv.ParseInt(tsText, 10, 64); err == nil && ts < cutoff {
+			_ = b.markers.DeleteMarker(ctx, key)
+		}
+	}
 }

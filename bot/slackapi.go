@@ -21,6 +21,8 @@ type SlackAPI interface {
 	GetFilesContext(ctx context.Context, params slack.GetFilesParameters) ([]slack.File, *slack.Paging, error)
 	GetFileContext(ctx context.Context, downloadURL string, writer io.Writer) error
 	GetConversationRepliesContext(ctx context.Context, params *slack.GetConversationRepliesParameters) ([]slack.Message, bool, string, error)
+	GetFileInfoContext(ctx context.Context, fileID string, count, page int) (*slack.File, []slack.Comment, *slack.Paging, error)
+	OpenViewContext(ctx context.Context, triggerID string, view slack.ModalViewRequest) (*slack.ViewResponse, error)
 }
 
 // maxRateLimitWaits bounds how often one call waits out a 429.
@@ -29,10 +31,15 @@ const maxRateLimitWaits = 5
 // withRetryAfter runs call, and when Slack answers 429 waits the
 // Retry-After it gave (at least a second) and tries again.
 func withRetryAfter(ctx context.Context, sleep func(context.Context, time.Duration) error, call func() error) error {
+	return withRetryAfterN(ctx, sleep, maxRateLimitWaits, call)
+}
+
+// withRetryAfterN is withRetryAfter waiting at most waits times.
+func withRetryAfterN(ctx context.Context, sleep func(context.Context, time.Duration) error, waits int, call func() error) error {
 	for i := 0; ; i++ {
 		err := call()
 		var rl *slack.RateLimitedError
-		if err == nil || !errors.As(err, &rl) || i == maxRateLimitWaits {
+		if err == nil || !errors.As(err, &rl) || i == waits {
 			return err
 		}
 		wait := max(rl.RetryAfter, time.Second)

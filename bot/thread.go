@@ -16,13 +16,16 @@ import (
 type thread struct {
 	b       *Bot
 	channel string
-	ts      string // the parent message's ts, the thread's ID
+	ts      string // the status message's ts, edited in place; the thread's ID
+	// root is the thread the replies go to: ts, or the message the status
+	// message replies to (a shared file's message, for the shortcut).
+	root string
 
 	mu         sync.Mutex
 	view       View
 	lastEdit   time.Time
 	firstFrame bool               // the first-frame milestone was posted
-	failures   map[int]bool       // chunks whose failure was posted
+	failures   failureLog         // which chunk failures were posted
 	cancel     context.CancelFunc // stops a queued or preparing render
 
 	dirty chan struct{}
@@ -31,11 +34,19 @@ type thread struct {
 }
 
 func (b *Bot) newThread(channel, ts string, v View) *thread {
+	return b.newThreadIn(channel, ts, "", v)
+}
+
+// newThreadIn is newThread for a status message inside root's thread.
+func (b *Bot) newThreadIn(channel, ts, root string, v View) *thread {
+	if root == "" {
+		root = ts
+	}
 	t := &thread{
-		b: b, channel: channel, ts: ts, view: v, failures: map[int]bool{},
+		b: b, channel: channel, ts: ts, root: root, view: v, failures: failureLog{seen: map[int]bool{}},
 		dirty: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	go t.flusher()
+	b.spawn(t.flusher)
 	return t
 }
 
@@ -58,6 +69,8 @@ func (t *thread) flusher() {
 		select {
 		case <-t.stop:
 			return
+		case <-t.b.ctx.Done():
+			return // the bot is stopping; the next one resumes the thread
 		case <-t.dirty:
 		}
 		t.mu.Lock()
@@ -67,17 +80,15 @@ func (t *thread) flusher() {
 			select {
 			case <-t.stop:
 				return
+			case <-t.b.ctx.Done():
+				return
 			case <-time.After(wait):
 			}
 		}
 		// Then wait for a turn among every thread's edits; changes made
 		// meanwhile ride along in the same edit.
-		if turn := t.b.edits.wait(); turn > 0 {
-			select {
-			case <-t.stop:
-				return
-			case <-time.After(turn):
-			}
+		if !t.b.edits.wait(t.stop, t.b.ctx.Done()) {
+			return
 		}
 		t.edit(t.b.ctx)
 	}
@@ -120,22 +131,28 @@ func (t *thread) close(ctx context.Context) {
 
 // reply posts a milestone into the thread; broadcast also shows it in the channel.
 func (t *thread) reply(ctx context.Context, text string, broadcast bool, meta *slack.SlackMetadata) (string, error) {
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionTS(t.ts)}
+	var ts string
+	err := withRetryAfter(ctx, t.b.sleep, func() error {
+		var err error
+		ts, err = t.post(ctx, text, broadcast, meta)
+		return err
+	})
+	if err != nil {
+		t.b.log.Warn("could not post to the run's thread", "channel", t.channel, "thread", t.ts, "err", err)
+	}
+	return ts, err
+}
+
+// post makes one attempt at posting into the thread.
+func (t *thread) post(ctx context.Context, text string, broadcast bool, meta *slack.SlackMetadata) (string, error) {
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionTS(t.root)}
 	if broadcast {
 		opts = append(opts, slack.MsgOptionBroadcast())
 	}
 	if meta != nil {
 		opts = append(opts, slack.MsgOptionMetadata(*meta))
 	}
-	var ts string
-	err := withRetryAfter(ctx, t.b.sleep, func() error {
-		var err error
-		_, ts, err = t.b.api.PostMessageContext(ctx, t.channel, opts...)
-		return err
-	})
-	if err != nil {
-		t.b.log.Warn("could not post to the run's thread", "channel", t.channel, "thread", t.ts, "err", err)
-	}
+	_, ts, err := t.b.api.PostMessageContext(ctx, t.channel, opts...)
 	return ts, err
 }
 
@@ -157,12 +174,18 @@ func (t *thread) observe(ctx context.Context, u Update) {
 			t.refreshThumbnail(ctx, r) // signing only: no request per frame
 		}
 	case UpdateChunkFailed:
+		reason := r.Failure
+		if u.Message != "" {
+			reason = u.Message
+		}
 		t.mu.Lock()
-		seen := t.failures[r.FailedChunk]
-		t.failures[r.FailedChunk] = true
+		line, detail := t.failures.add(r.FailedChunk, reason, t.view.CancelledBy != "")
 		t.mu.Unlock()
-		if !seen {
-			_, _ = t.reply(ctx, "⚠️ "+failureLine(r, u.Message), false, nil)
+		if detail {
+			line += failureLine(r, u.Message)
+		}
+		if line != "" {
+			_, _ = t.reply(ctx, line, false, nil)
 		}
 	case UpdateResumed:
 		_, _ = t.reply(ctx, fmt.Sprintf("🔁 Picked up again after an interruption: %d of %d frames were already done and are kept.", r.FramesDone, r.FramesTotal), false, nil)
@@ -183,7 +206,7 @@ func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	}
 	t.firstFrame = true
 	t.mu.Unlock()
-	text := fmt.Sprintf("🖼️ First frame is in (frame %d of %d).", r.LatestFrame, r.FramesTotal)
+	text := fmt.Sprintf("🖼️ First frame rendered: frame %d (%d of %d frames done).", r.LatestFrame, r.FramesDone, r.FramesTotal)
 	// The worker's small JPEG, else the frame itself when it is not large.
 	key := r.ThumbnailKey
 	if key == "" && r.FrameKey != "" {
@@ -201,7 +224,7 @@ func (t *thread) postFirstFrame(ctx context.Context, r Run) {
 	if link, err := t.b.runs.Link(ctx, key); err == nil && strings.HasPrefix(link, "https://") {
 		t.set(func(v *View) { v.ThumbnailURL = link })
 	}
-	id, err := t.b.upload(ctx, t.channel, t.ts, key, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(key)), text)
+	id, err := t.b.upload(ctx, t.channel, t.root, key, fmt.Sprintf("frame-%d%s", r.LatestFrame, ext(key)), text)
 	if err != nil {
 		_, _ = t.reply(ctx, text, false, nil)
 		return
@@ -244,4 +267,79 @@ func ext(key string) string {
 		return key[i:]
 	}
 	return ""
+}
+
+// maxFailureReplies is how many chunk failures a thread shows one by one;
+// the rest are counted and summarised before the final reply.
+const maxFailureReplies = 3
+
+// failureLog decides which chunk failures get a reply: the first few, one
+// line for all those a cancel caused, and a count of the rest. It is pure
+// state; the thread holds its lock.
+type failureLog struct {
+	seen      map[int]bool
+	shown     int
+	cancelled bool // the one cancel line was posted
+	// more counts failures not shown; same is false once their reasons differ.
+	more       int
+	same       bool
+	lastReason string
+}
+
+// add records a failed chunk and returns the reply ("" for none); detail
+// says the chunk's failure line follows it. cancelling says the run is
+// being cancelled.
+func (f *failureLog) add(chunk int, reason string, cancelling bool) (string, bool) {
+	if f.seen[chunk] {
+		return "", false
+	}
+	f.seen[chunk] = true
+	if cancelling || causedByCancel(reason) {
+		if f.cancelled {
+			return "", false
+		}
+		f.cancelled = true
+		return "🛑 Cancelling: the chunks not rendered yet are stopped; frames already rendered are kept.", false
+	}
+	if f.shown < maxFailureReplies {
+		f.shown++
+		f.lastReason = reason
+		return "⚠️ ", true
+	}
+	if f.more == 0 {
+		f.same = true
+	}
+	if reason != f.lastReason {
+		f.same = false
+	}
+	f.more++
+	return "", false
+}
+
+// summary is the line for the failures not shown ("" when none).
+func (f *failureLog) summary() string {
+	if f.more == 0 {
+		return ""
+	}
+	cause := "same cause"
+	if !f.same {
+		cause = "various causes; `status` has each"
+	}
+	return fmt.Sprintf("⚠️ … and %s failed: %s.", plural(f.more, "more chunk"), cause)
+}
+
+// causedByCancel reports a chunk the pipeline stopped because its run was
+// cancelled (the engines word it "cancelled: <reason>").
+func causedByCancel(reason string) bool {
+	r := strings.ToLower(reason)
+	return strings.HasPrefix(r, "cancelled") || strings.HasPrefix(r, "canceled") || strings.Contains(r, "job cancelled") || strings.Contains(r, "terminated: cancel")
+}
+
+// failureSummary returns the thread's summary of unshown chunk failures once.
+func (t *thread) failureSummary() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.failures.summary()
+	t.failures.more = 0
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -35,13 +36,27 @@ func (b *Bot) HTTPHandler(signingSecret string) http.Handler {
 				http.Error(w, "POST only", http.StatusMethodNotAllowed)
 				return
 			}
+			// A body that trickles in would hold a connection (and the
+			// acknowledgement) open: it must arrive within bodyTimeout.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(b.bodyTimeout))
 			body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				b.log.Warn("refused a request whose body came too slowly", "path", r.URL.Path, "remote", r.RemoteAddr)
+				http.Error(w, "request body too slow", http.StatusRequestTimeout)
+				return
+			}
 			if err != nil || len(body) > maxBodyBytes {
 				http.Error(w, "body too large or unreadable", http.StatusBadRequest)
 				return
 			}
 			if err := VerifyRequest(r.Header, body, signingSecret, b.now()); err != nil {
 				b.log.Warn("refused an unsigned or stale request", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+			if err := b.firstSeen(r.Context(), r.Header); err != nil {
+				b.log.Warn("refused a replayed request", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 				http.Error(w, err.Error(), http.StatusUnauthorized)
 				return
 			}
@@ -90,7 +105,8 @@ func writeReply(w http.ResponseWriter, rep Reply) {
 
 // ServeHTTP runs HTTP mode on addr until ctx ends.
 func (b *Bot) ServeHTTP(ctx context.Context, addr, signingSecret string) error {
-	srv := &http.Server{Addr: addr, Handler: b.HTTPHandler(signingSecret), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: b.HTTPHandler(signingSecret), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 10*time.Second + b.bodyTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	b.log.Info("listening for Slack", "addr", addr, "commands", PathCommands, "interactivity", PathInteractivity)
@@ -135,6 +151,18 @@ func (b *Bot) socketEvent(ctx context.Context, client *socketmode.Client, evt so
 	case socketmode.EventTypeSlashCommand:
 		sc, ok := evt.Data.(slack.SlashCommand)
 		if !ok || evt.Request == nil {
+			return
+		}
+		// Acknowledge first, work after: envelopes arrive one at a time,
+		// so a command waiting for a user group lookup would hold back the
+		// acknowledgement of every command behind it (Slack allows 3 s).
+		if !b.auth.decidesAtOnce(sc.ChannelID, sc.UserID) {
+			b.ack(client, evt.Request, Reply{})
+			b.spawn(func() {
+				if rep := b.handleCommand(b.ctx, sc, lateLookupTimeout); rep.Text != "" {
+					b.respond(b.ctx, sc.ResponseURL, rep.Text)
+				}
+			})
 			return
 		}
 		rep := b.HandleCommand(ctx, sc)

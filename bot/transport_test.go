@@ -1,6 +1,10 @@
 package bot
 
 import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +33,7 @@ func TestHTTPRefusalsStartNothing(t *testing.T) {
 		{"future timestamp", testUser, testChannel, "s3://bucket/a.blend", testSecret, now.Add(6 * time.Minute), 401, ""},
 		{"unknown user", "U0MALLORY", testChannel, "s3://bucket/a.blend", testSecret, now, 200, "not on the list"},
 		{"unknown channel", testUser, "C0RANDOM", "s3://bucket/a.blend", testSecret, now, 200, "not enabled in this channel"},
+		{"s3 outside slack.sources.s3_buckets", testUser, testChannel, "s3://payroll/salaries.blend", testSecret, now, 200, "not one this bot may read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := h.post(PathCommands, h.command(tc.user, tc.ch, tc.text), tc.secret, tc.ts)
@@ -84,10 +89,10 @@ func TestHTTPRefusalsStartNothing(t *testing.T) {
 func TestHTTPMalformedArgumentsAnswerEphemerally(t *testing.T) {
 	h := newHarness(t, nil)
 	for _, tc := range []struct{ text, want string }{
-		{"", "Nothing to render"},
+		{"", "*Sources you can use here*"},
 		{"shot.blend", "file:shot.blend"},
 		{"s3://bucket/a.blend frames=1-x", "`frames=1-x` is not a frame list"},
-		{"s3://bucket/a.blend resolution=40000", "`resolution=40000` is out of range: give a percentage from 1 to 32767"},
+		{"s3://bucket/a.blend resolution=40000", "`resolution=40000` is out of range: give a percentage from 1 to 1000"},
 		{"s3://bucket/a.blend quality=high", "`quality` is not a setting"},
 		{"s3://bucket/a.blend samples", "`samples` is not a setting"},
 		{"owner/repo/a.blend@main; rm -rf /", "`@main;` is not a git ref"},
@@ -101,7 +106,7 @@ func TestHTTPMalformedArgumentsAnswerEphemerally(t *testing.T) {
 		if status != 200 || !strings.Contains(text, tc.want) {
 			t.Errorf("/render %s: %d %q, want it to contain %q", tc.text, status, text, tc.want)
 		}
-		if tc.text != "help" && !strings.Contains(text, "Usage: `/render") {
+		if tc.text != "help" && tc.text != "" && !strings.Contains(text, "Usage: `/render") {
 			t.Errorf("/render %s: the reply shows no usage: %q", tc.text, text)
 		}
 	}
@@ -133,8 +138,62 @@ func TestNotInChannelExplainsInvite(t *testing.T) {
 	if n := h.runCount(); n != 0 {
 		t.Errorf("%d runs recorded, want 0", n)
 	}
-	if keys, _ := h.runs.ListMarkers(t.Context(), "slack/"); len(keys) != 0 {
-		t.Errorf("markers left: %v", keys)
+	keys, _ := h.runs.ListMarkers(t.Context(), "slack/")
+	for _, k := range keys {
+		if !strings.HasPrefix(k, seenPrefix) { // the signatures seen stay for the replay window
+			t.Errorf("marker left: %v", k)
+		}
+	}
+}
+
+// TestReplayIsRefusedAfterRestart: a signed request sent again, within
+// the five minutes, to a restarted bot is refused and starts nothing.
+func TestReplayIsRefusedAfterRestart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.useFastEngine(&fastEngine{duration: time.Second})
+	shareDemo(t, h)
+	form, at := h.command(testUser, testChannel, "file frames=1-2"), time.Now()
+	if status, body := h.post(PathCommands, form, testSecret, at); status != 200 {
+		t.Fatalf("first: %d %s", status, body)
+	}
+	ts, _ := submittedRun(t, h)
+	eventually(t, 30*time.Second, "the final reply", func() bool { return len(finalOf(h, ts)) == 1 })
+	h.restart()
+	if status, body := h.post(PathCommands, form, testSecret, at); status != 401 || !strings.Contains(body, "replay") {
+		t.Errorf("replay after a restart: %d %q, want 401", status, body)
+	}
+	if status, _ := h.post(PathCommands, form, testSecret, at); status != 401 {
+		t.Errorf("second replay: %d, want 401", status)
+	}
+	time.Sleep(200 * time.Millisecond) // a render it started would post now
+	if n := len(h.slack.Parents()); n != 1 {
+		t.Errorf("%d messages, want the first request's only", n)
+	}
+	// A new request (new timestamp or body) is still welcome.
+	if status, _ := h.post(PathCommands, h.command(testUser, testChannel, "runs"), testSecret, time.Now()); status != 200 {
+		t.Errorf("a fresh request: %d", status)
+	}
+}
+
+// TestSlowBodyIsTimedOut: a request whose body does not arrive in time is
+// answered 408 and the connection is not held.
+func TestSlowBodyIsTimedOut(t *testing.T) {
+	h := newHarness(t, nil)
+	h.bot.bodyTimeout = 200 * time.Millisecond
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.http.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: bot\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\ntoken=slow", PathCommands)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard, not a timing bound
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a slow body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
 	}
 }
 
@@ -143,8 +202,13 @@ func TestNotInChannelExplainsInvite(t *testing.T) {
 func TestRedeliveredCommandStartsOnce(t *testing.T) {
 	h := newHarness(t, nil)
 	form := h.command(testUser, testChannel, "s3://bucket/a.blend")
-	for range 2 {
-		if status, _ := h.post(PathCommands, form, testSecret, time.Now()); status != 200 {
+	if status, _ := h.post(PathCommands, form, testSecret, time.Now()); status != 200 {
+		t.Fatal(status)
+	}
+	// Sent again: the same trigger ID, signed anew (a later second) or as
+	// is (a replay, refused with 401).
+	for _, at := range []time.Time{time.Now().Add(2 * time.Second), time.Now().Add(2 * time.Second)} {
+		if status, _ := h.post(PathCommands, form, testSecret, at); status != 200 && status != 401 {
 			t.Fatal(status)
 		}
 	}

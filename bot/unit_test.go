@@ -79,6 +79,8 @@ func TestParseCommandAccepts(t *testing.T) {
 		{"cancel k3x9", Command{Kind: CmdCancel, RunID: "k3x9"}},
 		{"runs", Command{Kind: CmdRuns}},
 		{"help", Command{Kind: CmdHelp}},
+		{"file frames=-5--1", Command{Kind: CmdRender, Source: Source{Kind: SourceChannel}, Frames: "-5--1"}},
+		{"file frames=1..100 samples=65536 resolution=1000", Command{Kind: CmdRender, Source: Source{Kind: SourceChannel}, Frames: "1..100", Samples: 65536, Resolution: 1000}},
 	} {
 		got, err := ParseCommand("/render", tc.text)
 		if tc.want.Kind == "" {
@@ -113,6 +115,10 @@ func TestParseCommandRefuses(t *testing.T) {
 		{"s3://bucket/a.blend <@U123>", "is not a setting"},
 		{"cancel ../../etc", "is not a run ID"},
 		{"runs all", "takes no arguments"},
+		{"file resolution=32767", "`resolution=32767` is out of range: give a percentage from 1 to 1000"},
+		{"file samples=2000000000", "`samples=2000000000` is out of range: give at most 65536 samples"},
+		{"file frames=1-1000000", "`frames=1-1000000` is 1000000 frames, more than the 100000 one render may have"},
+		{"file frames=1-x", "`frames=1-x` is not a frame list"},
 	} {
 		_, err := ParseCommand("/render", tc.text)
 		var ue *UsageError
@@ -202,14 +208,14 @@ func TestQueuePositions(t *testing.T) {
 
 func TestParentMessage(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	running := View{Source: "acme/film/<shot>.blend@main", RequestedBy: "U1", Phase: PhaseRunning, Now: now,
+	running := View{Source: "acme/film/<shot>.blend@main", Scene: "Shot", RequestedBy: "U1", Phase: PhaseRunning, Now: now,
 		ThumbnailURL: "https://bucket.s3.amazonaws.com/thumb.jpg",
 		Run: Run{ID: "k3x9p2ad", State: pipeline.RunRunning, Scene: "Shot", Frames: "1-100x2", FramesDone: 10, FramesTotal: 50,
 			Width: 960, Height: 540, Engine: "batch", CreatedAt: now.Add(-100 * time.Second), FailedChunk: -1}}
 	text, blocks := Parent(running)
 	raw, _ := json.Marshal(blocks)
 	js := string(raw)
-	for _, want := range []string{"Rendering Shot", "20%", "10 / 50 frames", "1-100x2 (50)", "*ETA*\\n6m40s", "\\u003c@U1\\u003e",
+	for _, want := range []string{"Rendering \\u003cshot\\u003e.blend · Shot", "20%", "10 / 50 frames", "1-100x2 (50)", "*ETA*\\n6m40s", "\\u003c@U1\\u003e",
 		ActionCancel, `"confirm"`, `"style":"danger"`, "thumb.jpg", "k3x9p2ad", "acme/film/\\u0026lt;shot\\u0026gt;.blend@main"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("running message lacks %s:\n%s", want, js)
@@ -226,7 +232,7 @@ func TestParentMessage(t *testing.T) {
 	done.VideoURL = "https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"
 	_, blocks = Parent(done)
 	raw, _ = json.Marshal(blocks)
-	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered Shot") || !strings.Contains(js, "100%") ||
+	if js := string(raw); strings.Contains(js, ActionCancel) || !strings.Contains(js, "Rendered \\u003cshot\\u003e.blend · Shot") || !strings.Contains(js, "100%") ||
 		!strings.Contains(js, `"url":"https://bucket.s3.amazonaws.com/shot.mp4?X-Amz-Signature=abc"`) {
 		t.Errorf("done message:\n%s", js)
 	}
@@ -264,16 +270,49 @@ func TestETA(t *testing.T) {
 	}
 }
 
-func TestPacerSpacesTurns(t *testing.T) {
+func TestEditQueueIsFair(t *testing.T) {
 	now := time.Unix(100, 0)
-	p := &pacer{every: time.Second, now: func() time.Time { return now }}
-	for i, want := range []time.Duration{0, time.Second, 2 * time.Second} {
-		if got := p.wait(); got != want {
-			t.Errorf("turn %d: wait %s, want %s", i, got, want)
+	q := newEditQueue(time.Second, func() time.Time { return now })
+	a, b, c := &editTicket{}, &editTicket{}, &editTicket{}
+	q.waiting = []*editTicket{a, b, c}
+	type step struct {
+		who     *editTicket
+		advance time.Duration
+		granted bool
+		wait    time.Duration
+	}
+	for i, s := range []step{
+		{a, 0, true, 0},            // the head gets the first turn at once
+		{c, 0, false, 0},           // not at the head: waits for a change
+		{b, 0, false, time.Second}, // at the head: one turn per second
+		{b, time.Second, true, 0},  // its turn
+		{c, 500 * time.Millisecond, false, 500 * time.Millisecond},
+	} {
+		now = now.Add(s.advance)
+		granted, wait := q.take(s.who, now)
+		if granted != s.granted || wait != s.wait {
+			t.Errorf("step %d: granted %v wait %s, want %v %s", i, granted, wait, s.granted, s.wait)
 		}
 	}
-	now = now.Add(10 * time.Second) // idle: the next turn is now
-	if got := p.wait(); got != 0 {
-		t.Errorf("after idling: wait %s", got)
+	// A thread that ends leaves without spending a turn: the next one is
+	// served as soon as the spacing allows, however many left before it.
+	var ended []*editTicket
+	for range 100 {
+		e := &editTicket{}
+		ended = append(ended, e)
+		q.waiting = append(q.waiting, e)
+	}
+	d := &editTicket{}
+	q.waiting = append(q.waiting, d)
+	for _, e := range ended {
+		q.leave(e)
+	}
+	now = now.Add(time.Second)
+	if granted, _ := q.take(c, now); !granted {
+		t.Fatal("c was not served")
+	}
+	now = now.Add(time.Second)
+	if granted, wait := q.take(d, now); !granted {
+		t.Errorf("the render after 100 ended threads waits %s", wait)
 	}
 }

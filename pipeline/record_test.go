@@ -223,9 +223,12 @@ func TestValidateNamesTheSettingKey(t *testing.T) {
 		{"batch timeout under a minute", func(r *Request) { r.Engine = "batch"; r.AttemptTimeout = 30 * time.Second }, KeyTimeout},
 		{"stitch unknown", func(r *Request) { r.Stitch = "zip" }, KeyStitch},
 		{"frames backwards", func(r *Request) { r.Frames = "5-1" }, KeyFrames},
+		{"too many frames", func(r *Request) { r.Frames = "1-1000000" }, KeyFrames},
+		{"too many samples", func(r *Request) { r.Samples = 2000000000 }, KeySamples},
+		{"too large a resolution", func(r *Request) { r.ResolutionPercentage = 32767 }, KeyResolution},
 		{"no file", func(r *Request) { r.BlendPath = "" }, KeySource},
 		{"fine", func(r *Request) {
-			r.Attempts, r.ResolutionPercentage, r.AttemptTimeout, r.Frames = 10, 32767, 30*time.Second, "1-3"
+			r.Attempts, r.ResolutionPercentage, r.AttemptTimeout, r.Frames = 10, MaxResolutionPercentage, 30*time.Second, "1-3"
 		}, ""},
 		{"fine on batch", func(r *Request) { r.Engine = "batch"; r.AttemptTimeout = time.Minute }, ""},
 	}

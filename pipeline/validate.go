@@ -59,8 +59,15 @@ const (
 const (
 	// MaxAttempts is AWS Batch's limit on attempts per job; the local engine keeps it too.
 	MaxAttempts = 10
-	// MaxResolutionPercentage is Blender's limit on the resolution percentage.
-	MaxResolutionPercentage = 32767
+	// MaxResolutionPercentage bounds the resolution percentage at ten times
+	// the scene's size (Blender itself takes up to 32767%, which no farm
+	// should be asked for by a typo).
+	MaxResolutionPercentage = 1000
+	// MaxSamples bounds render samples per pixel (far above any production
+	// setting; 2000000000 would never finish).
+	MaxSamples = 65536
+	// MaxRequestFrames bounds the frames of one request.
+	MaxRequestFrames = 100_000
 	// MinBatchTimeout is AWS Batch's shortest attempt timeout.
 	MinBatchTimeout = time.Minute
 )
@@ -89,6 +96,17 @@ func CheckResolution(n int) error {
 func CheckSamples(n int) error {
 	if n < 0 {
 		return settingError(KeySamples, n, "give a positive number of samples, or 0 to keep the scene's", nil)
+	}
+	if n > MaxSamples {
+		return settingError(KeySamples, n, fmt.Sprintf("give at most %d samples, or 0 to keep the scene's", MaxSamples), nil)
+	}
+	return nil
+}
+
+// CheckFrameCount checks how many frames one request renders.
+func CheckFrameCount(n int) error {
+	if n > MaxRequestFrames {
+		return settingError(KeyFrames, fmt.Sprintf("(%d frames)", n), fmt.Sprintf("give at most %d frames per render; split a longer one into several", MaxRequestFrames), nil)
 	}
 	return nil
 }
@@ -165,8 +183,12 @@ func (r Request) Validate() error {
 		return bad(KeyStallWarning, r.StallWarning, "give a positive duration such as 15m", nil)
 	}
 	if r.Frames != "" {
-		if _, err := plan.ParseFrames(r.Frames); err != nil {
+		frames, err := plan.ParseFrames(r.Frames)
+		if err != nil {
 			return bad(KeyFrames, fmt.Sprintf("%q", r.Frames), err.Error(), err)
+		}
+		if err := CheckFrameCount(len(frames)); err != nil {
+			return err
 		}
 	}
 	for k, v := range r.Labels {

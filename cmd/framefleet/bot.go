@@ -26,7 +26,6 @@ const (
 	envAppToken      = "SLACK_APP_TOKEN"
 	envSigningSecret = "SLACK_SIGNING_SECRET"
 	envGitHubToken   = "GITHUB_TOKEN"
-	envLFSURL        = "FRAMEFLEET_SLACK_LFS_URL" // Git LFS server for GitHub sources (default https://github.com)
 )
 
 func newBotCmd(g *globalFlags) *cobra.Command {
@@ -48,6 +47,37 @@ GITHUB_TOKEN (owner/repo/path.blend@ref sources). README.md ("In Slack") has the
 	}
 	cf.register(cmd.Flags())
 	cmd.Flags().StringVar(&blender, "blender", "", "Blender program local workers run (default: blender on PATH)")
+	cmd.AddCommand(newBotManifestCmd())
+	return cmd
+}
+
+func newBotManifestCmd() *cobra.Command {
+	var mode, base, command string
+	cmd := &cobra.Command{
+		Use:   "manifest",
+		Short: "Print the Slack app manifest for a mode (socket, or http with --url)",
+		Long: `Print the Slack app manifest to paste at api.slack.com/apps > Create New App >
+From an app manifest. --mode socket (the default) turns Socket Mode on and
+needs no public URL; --mode http turns it off and points the slash command,
+the Cancel button and the "Render with framefleet" shortcut at --url, the
+bot's public HTTPS address (its /slack/commands and /slack/interactivity).`,
+		Example: "  framefleet bot manifest --mode http --url https://render.example.com > manifest.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if mode == config.SlackModeSocket && base != "" {
+				return fmt.Errorf("--url is for --mode http: Socket Mode needs no public URL (drop --url, or add --mode http)")
+			}
+			data, err := bot.Manifest(mode, base, command)
+			if err != nil {
+				return fmt.Errorf("--mode %s: %w", mode, err)
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", config.SlackModeSocket, "socket or http (as slack.mode)")
+	cmd.Flags().StringVar(&base, "url", "", "http mode: the bot's public HTTPS address, e.g. https://render.example.com")
+	cmd.Flags().StringVar(&command, "command", config.SlackDefaults().Command, "the slash command's name (as slack.command)")
 	return cmd
 }
 
@@ -97,7 +127,8 @@ func runBot(ctx context.Context, g *globalFlags, cf *configFlags, blender string
 	fetch := &bot.Fetcher{
 		Slack:    api,
 		MaxBytes: int64(sc.MaxFileMiB) << 20,
-		LFSURL:   os.Getenv(envLFSURL),
+		LFSURL:   sc.GitHubLFSURL(), // the token goes only to the configured GitHub
+		AllowS3:  sc.Sources.AllowsS3,
 		OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
 			return store.Open(ctx, uri, f.Config.StoreOptions())
 		},

@@ -170,7 +170,7 @@ func TestBotRendersIntoThread(t *testing.T) {
 			frames = append(frames, u)
 		}
 	}
-	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame is in") {
+	if len(frames) != 1 || !strings.Contains(frames[0].Comment, "First frame rendered: frame ") {
 		t.Errorf("the first frame is not shown in the thread: %+v", fs.Uploads())
 	}
 	if len(frames) == 1 {
@@ -272,14 +272,49 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 func firstFrameReports(fs *slackfake.Server) int {
 	n := 0
 	for _, u := range fs.Uploads() {
-		if strings.Contains(u.Comment, "First frame is in") {
+		if strings.Contains(u.Comment, "First frame rendered: frame ") {
 			n++
 		}
 	}
 	for _, m := range fs.Messages() {
-		if strings.Contains(m.Text, "First frame is in") {
+		if strings.Contains(m.Text, "First frame rendered: frame ") {
 			n++
 		}
 	}
 	return n
+}
+
+// TestBotManifestCommand: `framefleet bot manifest` prints the manifest for
+// each mode, and refuses an HTTP manifest without the bot's address.
+func TestBotManifestCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		code    int
+		want    string // in stdout
+		wantErr string // in stderr
+	}{
+		{[]string{"bot", "manifest"}, 0, "socket_mode_enabled: true", ""},
+		{[]string{"bot", "manifest", "--mode", "http", "--url", "https://render.example.com"}, 0, "request_url: https://render.example.com/slack/interactivity", ""},
+		{[]string{"bot", "manifest", "--mode", "http"}, 1, "", "give --url https://host"},
+		{[]string{"bot", "manifest", "--url", "https://render.example.com"}, 1, "", "--url is for --mode http"},
+	} {
+		var out, errOut strings.Builder
+		code := run(t.Context(), tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(out.String(), tc.want) || !strings.Contains(errOut.String(), tc.wantErr) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d with %q / %q", tc.args, code, clipText(out.String()), errOut.String(), tc.code, tc.want, tc.wantErr)
+		}
+	}
+	want, _ := bot.Manifest("http", "https://render.example.com", "/render")
+	var out strings.Builder
+	run(t.Context(), []string{"bot", "manifest", "--mode", "http", "--url", "https://render.example.com"}, &out, &strings.Builder{})
+	if out.String() != string(want) {
+		t.Error("the command's manifest differs from bot.Manifest's")
+	}
+}
+
+func clipText(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
 }

@@ -41,7 +41,7 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		{"no workers", []string{notBlend, "--workers", "0", "--out", out}, []string{"--workers 0"}},
 		{"too many attempts", []string{notBlend, "--attempts", "11", "--out", out}, []string{"--attempts 11", "1 to 10"}},
 		{"bad stitch", []string{notBlend, "--stitch", "zip", "--out", out}, []string{"--stitch zip", "concat", "encode"}},
-		{"too big a resolution", []string{notBlend, "--resolution", "40000", "--out", out}, []string{"--resolution 40000", "1 to 32767"}},
+		{"too big a resolution", []string{notBlend, "--resolution", "40000", "--out", out}, []string{"--resolution 40000", "1 to 1000"}},
 		{"negative chunk", []string{notBlend, "--chunk", "-2", "--out", out}, []string{"--chunk -2", "frames per chunk"}},
 		{"negative samples", []string{notBlend, "--samples", "-1", "--out", out}, []string{"--samples -1", "samples"}},
 		{"no file", []string{"--out", out}, []string{"accepts 1 arg"}},
@@ -187,8 +187,8 @@ func TestRenderNamesWhereABadSettingCameFrom(t *testing.T) {
 		args      []string
 		want, not string
 	}{
-		{"file", []string{scene, "--config", config, "--out", out}, "render.resolution 40000: give a percentage from 1 to 32767", "--resolution"},
-		{"flag", []string{scene, "--resolution", "40000", "--out", out}, "--resolution 40000: give a percentage from 1 to 32767", "render.resolution"},
+		{"file", []string{scene, "--config", config, "--out", out}, "render.resolution 40000: give a percentage from 1 to 1000", "--resolution"},
+		{"flag", []string{scene, "--resolution", "40000", "--out", out}, "--resolution 40000: give a percentage from 1 to 1000", "render.resolution"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := renderRun(t, tc.args...)

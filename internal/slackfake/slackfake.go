@@ -45,6 +45,7 @@ type Edit struct {
 // Upload is a file shared with files.completeUploadExternal.
 type Upload struct {
 	ID       string
+	TS       string // the thread message carrying the file
 	Name     string
 	Size     int
 	Channel  string
@@ -80,6 +81,8 @@ type Server struct {
 	wsConns     []*websocket.Conn
 	wsAcks      chan Ack
 	connections int
+	views       []OpenedView
+	groupGate   chan struct{} // usergroups.users.list waits for it when set
 }
 
 // Ack is a Socket Mode acknowledgement the bot sent.
@@ -109,6 +112,8 @@ func New() *Server {
 			{"usergroups.users.list", s.groupMembers},
 			{"conversations.replies", s.replies},
 			{"apps.connections.open", s.connectionsOpen},
+			{"files.info", s.fileInfo},
+			{"views.open", s.openView},
 		} {
 			c.Handle("/"+m.name, s.api(m.name, m.h))
 		}
@@ -364,6 +369,7 @@ func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(s.pendingUp, f.ID)
 		up.Channel, up.ThreadTS, up.Comment = r.FormValue("channel_id"), r.FormValue("thread_ts"), r.FormValue("initial_comment")
+		up.TS = s.nextTS()
 		s.uploads = append(s.uploads, up)
 		out = append(out, map[string]any{"id": f.ID, "title": f.Title})
 	}
@@ -413,7 +419,31 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 // Downloads is how many files were downloaded.
 func (s *Server) Downloads() int { return s.Calls()["download"] }
 
+// HoldGroupLookups makes usergroups.users.list wait until release is
+// called (a slow lookup whose end the test decides).
+func (s *Server) HoldGroupLookups() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.groupGate = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// GroupLookups is how many usergroups.users.list calls came in (held or not).
+func (s *Server) GroupLookups() int { return s.Calls()["usergroups.users.list"] }
+
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	gate := s.groupGate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	s.mu.Lock()
 	members, ok := s.groups[r.FormValue("usergroup")]
 	s.mu.Unlock()
@@ -426,7 +456,11 @@ func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) replies(w http.ResponseWriter, r *http.Request) {
 	ch, ts := r.FormValue("channel"), r.FormValue("ts")
-	var out []map[string]any
+	type entry struct {
+		ts  string
+		msg map[string]any
+	}
+	var all []entry
 	for _, m := range s.Messages() {
 		if m.Channel != ch || (m.TS != ts && m.ThreadTS != ts) {
 			continue
@@ -438,9 +472,81 @@ func (s *Server) replies(w http.ResponseWriter, r *http.Request) {
 		if m.Metadata != "" {
 			msg["metadata"] = json.RawMessage(m.Metadata)
 		}
-		out = append(out, msg)
+		all = append(all, entry{m.TS, msg})
+	}
+	// A file shared into the thread is a message carrying it, as in Slack.
+	for _, u := range s.Uploads() {
+		if u.Channel == ch && u.ThreadTS == ts {
+			all = append(all, entry{u.TS, map[string]any{"type": "message", "ts": u.TS, "thread_ts": ts, "text": u.Comment,
+				"files": []map[string]any{{"id": u.ID, "name": u.Name, "title": u.Name}}}})
+		}
+	}
+	slices.SortFunc(all, func(a, b entry) int { return strings.Compare(a.ts, b.ts) })
+	out := make([]map[string]any, len(all))
+	for i, e := range all {
+		out[i] = e.msg
 	}
 	writeJSON(w, map[string]any{"ok": true, "messages": out, "has_more": false})
+}
+
+// Permalink is the link files.info gives for an uploaded file.
+func (s *Server) Permalink(fileID string) string { return "https://fake.slack.com/files/" + fileID }
+
+func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
+	id := r.FormValue("file")
+	s.mu.Lock()
+	for _, f := range s.files {
+		if f.ID == id {
+			size := f.Size
+			if size == 0 {
+				size = len(f.Data)
+			}
+			s.mu.Unlock()
+			writeJSON(w, map[string]any{"ok": true, "file": map[string]any{"id": f.ID, "name": f.Name, "title": f.Name, "size": size,
+				"channels": []string{f.Channel}, "url_private_download": s.base() + "/download/" + f.ID, "permalink": s.Permalink(f.ID)}})
+			return
+		}
+	}
+	s.mu.Unlock()
+	for _, u := range s.Uploads() {
+		if u.ID == id {
+			writeJSON(w, map[string]any{"ok": true, "file": map[string]any{"id": u.ID, "name": u.Name, "title": u.Name, "permalink": s.Permalink(u.ID)}})
+			return
+		}
+	}
+	writeJSON(w, map[string]any{"ok": false, "error": "file_not_found"})
+}
+
+// OpenedView is a modal the bot opened with views.open.
+type OpenedView struct {
+	TriggerID string
+	View      json.RawMessage
+}
+
+// Views returns the modals opened, in order.
+func (s *Server) Views() []OpenedView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.views)
+}
+
+func (s *Server) openView(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		TriggerID string          `json:"trigger_id"`
+		View      json.RawMessage `json:"view"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.TriggerID == "" {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_arguments"})
+		return
+	}
+	s.mu.Lock()
+	s.views = append(s.views, OpenedView{TriggerID: body.TriggerID, View: body.View})
+	id := fmt.Sprintf("V%06d", len(s.views))
+	s.mu.Unlock()
+	var view map[string]any
+	_ = json.Unmarshal(body.View, &view)
+	view["id"] = id
+	writeJSON(w, map[string]any{"ok": true, "view": view})
 }
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) {

@@ -47,7 +47,47 @@ type Slack struct {
 	APIURL string `yaml:"api_url"`
 	// GitHubAPIURL is GitHub's API for owner/repo/path@ref sources
 	// (GitHub Enterprise: https://HOST/api/v3/); empty: api.github.com.
+	// Git LFS objects are asked from the same host (see GitHubLFSURL).
 	GitHubAPIURL string `yaml:"github_api_url"`
+	// Sources limits where sources may be fetched from.
+	Sources SlackSources `yaml:"sources"`
+}
+
+// SlackSources are the places the bot may fetch a .blend from with its own
+// credentials.
+type SlackSources struct {
+	// S3Buckets are the buckets (`renders`) or bucket prefixes
+	// (`renders/shots/`) s3:// sources must be in; empty: s3:// sources
+	// are refused.
+	S3Buckets []string `yaml:"s3_buckets"`
+}
+
+// AllowsS3 reports whether s3://bucket/key is inside one of S3Buckets.
+func (s SlackSources) AllowsS3(bucket, key string) bool {
+	for _, entry := range s.S3Buckets {
+		b, prefix, _ := strings.Cut(entry, "/")
+		if b == bucket && strings.HasPrefix(key, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// GitHubLFSURL is the Git server LFS objects of GitHub sources are asked
+// from: the host of GitHubAPIURL (GitHub Enterprise serves its API at
+// https://HOST/api/v3/ and Git at https://HOST/), else https://github.com.
+// The token is only ever sent to the configured GitHub.
+func (s Slack) GitHubLFSURL() string {
+	api := strings.TrimRight(s.GitHubAPIURL, "/")
+	if api == "" {
+		return "https://github.com"
+	}
+	scheme, rest, _ := strings.Cut(api, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if host == "api.github.com" {
+		return "https://github.com"
+	}
+	return scheme + "://" + host
 }
 
 // SlackDefaults are the slack section's built-in values.
@@ -77,7 +117,8 @@ func slackKeys() []Key {
 		{"slack.concurrency", []string{"FRAMEFLEET_SLACK_CONCURRENCY"}, "local engine: runs rendered at once (the rest queue)"},
 		{"slack.update_interval", []string{"FRAMEFLEET_SLACK_UPDATE_INTERVAL"}, "least time between two edits of a run's message"},
 		{"slack.api_url", []string{"FRAMEFLEET_SLACK_API_URL"}, "Slack Web API URL (default https://slack.com/api/)"},
-		{"slack.github_api_url", []string{"FRAMEFLEET_SLACK_GITHUB_API_URL"}, "GitHub API URL for owner/repo/path@ref sources (GitHub Enterprise)"},
+		{"slack.github_api_url", []string{"FRAMEFLEET_SLACK_GITHUB_API_URL"}, "GitHub API URL for owner/repo/path@ref sources (GitHub Enterprise; LFS is asked from the same host)"},
+		{"slack.sources.s3_buckets", []string{"FRAMEFLEET_SLACK_S3_BUCKETS"}, "buckets or bucket/prefix/ s3:// sources may come from, comma-separated (empty: none)"},
 	}
 }
 
@@ -118,6 +159,12 @@ func (c *Config) validateSlack(bad func(string, ...any)) {
 	if d := time.Duration(s.UpdateInterval); d < time.Second {
 		bad("slack.update_interval %s is too short: Slack allows about one edit per second per message: give at least 1s (5s or more is kind to busy channels)", d)
 	}
+	for _, entry := range s.Sources.S3Buckets {
+		b, _, _ := strings.Cut(entry, "/")
+		if b == "" || strings.HasPrefix(entry, "s3://") || strings.ContainsAny(b, " _:") || strings.ToLower(b) != b {
+			bad("slack.sources.s3_buckets %q is not a bucket: give a bucket name (renders) or a bucket and prefix (renders/shots/), without s3://", entry)
+		}
+	}
 	for _, u := range []struct{ key, val string }{{"slack.api_url", s.APIURL}, {"slack.github_api_url", s.GitHubAPIURL}} {
 		if u.val != "" && !strings.HasPrefix(u.val, "https://") && !strings.HasPrefix(u.val, "http://") {
 			bad("%s %q is not a URL: give it with its scheme, e.g. https://example.com/api/", u.key, u.val)
@@ -140,6 +187,6 @@ func slackID(id, prefixes string) bool {
 
 // String is a one-line summary for logs.
 func (s Slack) String() string {
-	return fmt.Sprintf("mode=%s command=%s channels=%d users=%d usergroups=%d admins=%d concurrency=%d",
-		s.Mode, s.Command, len(s.AllowedChannels), len(s.AllowedUsers), len(s.AllowedUsergroups), len(s.Admins), s.Concurrency)
+	return fmt.Sprintf("mode=%s command=%s channels=%d users=%d usergroups=%d admins=%d concurrency=%d s3_sources=%d",
+		s.Mode, s.Command, len(s.AllowedChannels), len(s.AllowedUsers), len(s.AllowedUsergroups), len(s.Admins), s.Concurrency, len(s.Sources.S3Buckets))
 }

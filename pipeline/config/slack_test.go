@@ -28,6 +28,8 @@ func TestSlackValidation(t *testing.T) {
 		{"edits too often", func(s *config.Slack) { s.UpdateInterval = config.Duration(100 * 1e6) }, "slack.update_interval 100ms is too short"},
 		{"command without slash", func(s *config.Slack) { s.Command = "render" }, `slack.command "render" is not a slash command`},
 		{"api url without scheme", func(s *config.Slack) { s.APIURL = "slack.example.com/api" }, "slack.api_url"},
+		{"s3 sources", func(s *config.Slack) { s.Sources.S3Buckets = []string{"renders", "assets/shots/"} }, ""},
+		{"s3 source as a URL", func(s *config.Slack) { s.Sources.S3Buckets = []string{"s3://renders"} }, `slack.sources.s3_buckets "s3://renders" is not a bucket`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := config.Defaults()
@@ -62,5 +64,45 @@ func TestSlackFromFileAndEnvironment(t *testing.T) {
 	}
 	if _, err := config.Parse("f.yaml", []byte("slack:\n  allowed_channel: [C01]\n")); err == nil || !strings.Contains(err.Error(), `did you mean "allowed_channels"`) {
 		t.Errorf("typo in the slack section: %v", err)
+	}
+}
+
+func TestSlackSources(t *testing.T) {
+	src := config.SlackSources{S3Buckets: []string{"renders", "assets/shots/"}}
+	for _, tc := range []struct {
+		bucket, key string
+		want        bool
+	}{
+		{"renders", "a/b.blend", true},
+		{"assets", "shots/a.blend", true},
+		{"assets", "private/a.blend", false},
+		{"rendersx", "a.blend", false},
+		{"other", "a.blend", false},
+	} {
+		if got := src.AllowsS3(tc.bucket, tc.key); got != tc.want {
+			t.Errorf("s3://%s/%s allowed = %v, want %v", tc.bucket, tc.key, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ api, want string }{
+		{"", "https://github.com"},
+		{"https://api.github.com/", "https://github.com"},
+		{"https://github.example.com/api/v3/", "https://github.example.com"},
+		{"http://127.0.0.1:8080/api/v3", "http://127.0.0.1:8080"},
+	} {
+		if got := (config.Slack{GitHubAPIURL: tc.api}).GitHubLFSURL(); got != tc.want {
+			t.Errorf("LFS URL for %q = %q, want %q", tc.api, got, tc.want)
+		}
+	}
+	c, err := config.Parse("f.yaml", []byte("slack:\n  sources:\n    s3_buckets: [renders]\n"))
+	if err != nil || len(c.Slack.Sources.S3Buckets) != 1 {
+		t.Fatalf("parse: %v %+v", err, c)
+	}
+	if err := c.ApplyEnv(func(k string) string {
+		if k == "FRAMEFLEET_SLACK_S3_BUCKETS" {
+			return "a, b/c/"
+		}
+		return ""
+	}); err != nil || strings.Join(c.Slack.Sources.S3Buckets, " ") != "a b/c/" {
+		t.Errorf("env: %v %v", err, c.Slack.Sources.S3Buckets)
 	}
 }

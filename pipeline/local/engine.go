@@ -713,7 +713,9 @@ func (e *Engine) Status(ctx context.Context, h pipeline.Handle) (pipeline.Status
 	}
 	for _, c := range r.children {
 		st.Children[c.state]++
-		if c.state == pipeline.StateFailed {
+		// A chunk stopped by the run's cancel did not fail: reporting each
+		// would make one "chunk failed" per queued chunk of a cancelled run.
+		if c.state == pipeline.StateFailed && (r.cancelled == "" || !strings.HasPrefix(c.reason, "cancelled: "+r.cancelled)) {
 			st.Failures = append(st.Failures, pipeline.ChildFailure{
 				Index: c.index, Attempts: c.attempts, Reason: c.reason, ExitCode: c.exitCode, LogStream: c.logPath,
 			})

@@ -417,9 +417,11 @@ func TestCancelKillsEveryProcess(t *testing.T) {
 	if st.Render != pipeline.StateFailed || st.Stitch != pipeline.StateFailed || st.Children[pipeline.StateFailed] != 3 {
 		t.Errorf("after cancel: render %s stitch %s children %v: want everything FAILED", st.Render, st.Stitch, st.Children)
 	}
+	// Chunks stopped by the cancel are not chunk failures (one each would
+	// flood whoever shows them); the stitch job's entry may remain.
 	for _, f := range st.Failures {
-		if !strings.Contains(f.Reason, "Ctrl-C") {
-			t.Errorf("child %d reason %q does not carry the cancel reason", f.Index, f.Reason)
+		if f.Index >= 0 {
+			t.Errorf("child %d reported as failed after a cancel: %q", f.Index, f.Reason)
 		}
 	}
 	if got := attemptsOf(t, dir, "render-2"); len(got) != 0 {
