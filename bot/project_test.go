@@ -167,7 +167,7 @@ func TestS3SourceBringsItsFiles(t *testing.T) {
 	}
 	f := &Fetcher{MaxBytes: 1 << 20, Dir: t.TempDir(), OpenStore: func(ctx context.Context, uri string) (store.Store, error) {
 		return store.Open(ctx, uri, opts)
-	}}
+	}, AllowS3: func(bucket, key string) bool { return bucket == srv.Bucket && strings.HasPrefix(key, "film/") }}
 	p, err := f.FetchProject(ctx, Source{Kind: SourceS3, Bucket: srv.Bucket, Key: "film/shots/shot.blend"}, "")
 	if err != nil {
 		t.Fatal(err)
