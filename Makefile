@@ -75,6 +75,10 @@ test-stress: ## make test with both cores kept busy by stress-ng, STRESS_RUNS ti
 	  [ $$rc = 0 ] || { echo "test-stress: run $$i failed"; exit $$rc; }; \
 	done
 
+.PHONY: image-test
+image-test: github-fixtures ## build both images and run them as Batch and GitHub do (docker if a daemon runs, else podman)
+	bash .ci/image-test.sh
+
 .PHONY: bench
 bench: deps build ## Go benchmarks plus whole-command comparisons (see docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
