@@ -13,7 +13,7 @@
 # Environment:
 #   IMAGE_TAG              tag of both images (default test): framefleet:TAG, framefleet-action:TAG
 #   CONTAINER_RUNTIME      docker or podman (default: docker when `docker info` answers, else podman)
-#   FRAMEFLEET_OCI_RUNTIME podman only: the OCI runtime to use (e.g. .ci/runc-no-rlimits)
+#   FRAMEFLEET_OCI_RUNTIME podman only: the OCI runtime to use (e.g. .ci/runc-no-rlimits.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}

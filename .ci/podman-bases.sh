@@ -11,7 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:-/tmp/framefleet-bases}
 podman=(podman)
-[ -z "${FRAMEFLEET_OCI_RUNTIME:-}" ] || podman+=(--runtime "$FRAMEFLEET_OCI_RUNTIME")
+[ -z "${FRAMEFLEET_OCI_RUNTIME:-}" ] || podman+=(--runtime "$(realpath "$FRAMEFLEET_OCI_RUNTIME")")
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 go_minor=$(sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' "$here/../go.mod")
 debian=docker.io/library/debian:bookworm-slim
