@@ -73,20 +73,20 @@ from_mirror() {
 	local owner=$1 repo=$2 commit=$3 file=$4 want=$5 out=$6 gitdir good got
 	gitdir=$(mirror_repo "$owner" "$repo")
 	if ! git -C "$gitdir" cat-file -e "$commit^{commit}" 2>/dev/null; then
-		good=$(commits_with_bytes "$gitdir" "$file" "$want" | head -1)
+		good=$(commits_with_bytes "$gitdir" "$file" "$want" | sed -n 1p)
 		fail "$owner/$repo has no commit $commit (pinned for $file; is the mirror up to date? git -C $gitdir remote update)." \
 			"${good:+pin $raw/$owner/$repo/$good/$file in $sources: it has the expected bytes}"
 	fi
 	if ! git -C "$gitdir" cat-file blob "$commit:$file" >"$out" 2>/dev/null; then
 		rm -f "$out"
-		good=$(commits_with_bytes "$gitdir" "$file" "$want" | head -1)
+		good=$(commits_with_bytes "$gitdir" "$file" "$want" | sed -n 1p)
 		fail "$owner/$repo has no $file at commit $commit." \
 			"${good:+pin $raw/$owner/$repo/$good/$file in $sources: it has the expected bytes}"
 	fi
 	got=$(sha256_of "$out")
 	if [ "$got" != "$want" ]; then
 		rm -f "$out"
-		good=$(commits_with_bytes "$gitdir" "$file" "$want" | head -1)
+		good=$(commits_with_bytes "$gitdir" "$file" "$want" | sed -n 1p)
 		if [ -n "$good" ]; then
 			fail "$owner/$repo:$file at commit $commit is not the file the tests expect (SHA-256 $got, want $want)." \
 				"pin $raw/$owner/$repo/$good/$file in $sources: that commit has the expected bytes."
@@ -96,9 +96,9 @@ from_mirror() {
 	fi
 	if ! git -C "$gitdir" merge-base --is-ancestor "$commit" HEAD 2>/dev/null; then
 		rm -f "$out"
-		good=$(commits_with_bytes "$gitdir" "$file" "$want" | head -1)
+		good=$(commits_with_bytes "$gitdir" "$file" "$want" | sed -n 1p)
 		if [ -n "$good" ] && git -C "$gitdir" merge-base --is-ancestor "$good" HEAD; then
-			fail "commit $commit of $owner/$repo is not on its default branch (only on $(git -C "$gitdir" for-each-ref --contains "$commit" --format='%(refname)' | head -1)), so GitHub may drop it." \
+			fail "commit $commit of $owner/$repo is not on its default branch (only on $(git -C "$gitdir" for-each-ref --contains "$commit" --format='%(refname)' | sed -n 1p)), so GitHub may drop it." \
 				"pin $raw/$owner/$repo/$good/$file in $sources: it is on the default branch and has the same bytes."
 		fi
 		fail "commit $commit of $owner/$repo is not on its default branch, so GitHub may drop it, and no commit there has these bytes of $file." \
