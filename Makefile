@@ -12,6 +12,11 @@ TEST_TIMEOUT ?= 18m
 GITHUB_FIXTURES ?= $(or $(FRAMEFLEET_GITHUB_FIXTURES),$(HOME)/.cache/framefleet/github-fixtures)
 export FRAMEFLEET_GITHUB_FIXTURES := $(GITHUB_FIXTURES)
 FUZZTIME  ?= 20s
+# make test-stress: how many suites in a row, and the stress-ng CPU workers beside each (2 = every core of
+# a 2-core machine); stress-ng stops by itself after STRESS_TIMEOUT if make is killed.
+STRESS_RUNS    ?= 3
+STRESS_CPUS    ?= 2
+STRESS_TIMEOUT ?= 30m
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 # cfn-lint checks deploy/framefleet.yaml (make lint, go test ./deploy). It is a Python package, not a
 # Debian one: when missing it is installed into .tools/cfn-lint (a virtualenv), which recipes find on PATH.
@@ -58,6 +63,21 @@ test: deps cfn-lint github-fixtures ## run every test (real Blender and FFmpeg),
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./pipeline/blend
+
+.PHONY: test-stress
+test-stress: ## make test with both cores kept busy by stress-ng, STRESS_RUNS times in a row (before a release)
+	@command -v stress-ng >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng; }
+	@for i in $$(seq $(STRESS_RUNS)); do \
+	  echo "test-stress: run $$i of $(STRESS_RUNS), beside stress-ng --cpu $(STRESS_CPUS)"; \
+	  stress-ng --cpu $(STRESS_CPUS) --timeout $(STRESS_TIMEOUT) --quiet & stress=$$!; \
+	  $(MAKE) --no-print-directory test; rc=$$?; \
+	  kill $$stress 2>/dev/null; wait $$stress 2>/dev/null; \
+	  [ $$rc = 0 ] || { echo "test-stress: run $$i failed"; exit $$rc; }; \
+	done
+
+.PHONY: image-test
+image-test: github-fixtures ## build both images and run them as Batch and GitHub do (docker if a daemon runs, else podman)
+	bash .ci/image-test.sh
 
 .PHONY: bench
 bench: deps build ## Go benchmarks plus whole-command comparisons (see docs/BENCHMARKS.md)

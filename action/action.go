@@ -139,6 +139,11 @@ func Main(ctx context.Context, o Options) error {
 		return errors.New("GITHUB_WORKSPACE is empty: run the action in a GitHub workflow job after actions/checkout")
 	}
 	a.git = gitRepo{dir: gctx.Workspace}
+	defer func() {
+		if err := HandBackWorkspace(gctx.Workspace); err != nil {
+			a.gha.Warningf("%s", err)
+		}
+	}()
 	if gctx.ServerURL != "" && gctx.Repository != "" && gctx.RunID != 0 {
 		a.runURL = fmt.Sprintf("%s/%s/actions/runs/%d", strings.TrimRight(gctx.ServerURL, "/"), gctx.Repository, gctx.RunID)
 	}

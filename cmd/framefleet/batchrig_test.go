@@ -35,14 +35,7 @@ func startBatchRig(t *testing.T, o batchRigOptions) *batchRig {
 	t.Helper()
 	bin := framefleetBinary(t)
 	s3 := s3test.Start(t)
-	// Containers get credentials from the job role on Batch; here from the environment.
-	creds := map[string]string{
-		"AWS_ACCESS_KEY_ID":           s3test.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":       s3test.SecretKey,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	}
+	creds := jobCredentials()
 	run := o.exec
 	if run == nil {
 		testenv.Blender(t)
@@ -84,6 +77,18 @@ func startBatchRig(t *testing.T, o batchRigOptions) *batchRig {
 		t.Fatalf("framefleet setup: %v\n%s", err, out)
 	}
 	return &batchRig{srv: srv, s3: s3, env: env}
+}
+
+// jobCredentials is what a Batch container gets from its job role: here,
+// the S3 test server's keys, and no other source of AWS configuration.
+func jobCredentials() map[string]string {
+	return map[string]string{
+		"AWS_ACCESS_KEY_ID":           s3test.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       s3test.SecretKey,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	}
 }
 
 func (r *batchRig) status(t *testing.T, id string) cliRecord {

@@ -217,6 +217,15 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 		t.Fatal("no ack")
 	}
 	eventually(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
+	// The bot posts the milestone on the watcher's event, and the watcher
+	// records the progress just after it: a bot killed in between leaves a
+	// record with no frame done, and the bot that resumes posts the milestone
+	// again (at least once, not exactly once). What a resume guarantees is no
+	// repeat once the record holds the frame: kill then.
+	eventually(t, time.Minute, "the run's record to hold the first frame", func() bool {
+		runs := listBotRuns(t, config)
+		return len(runs) == 1 && runs[0].Progress.FramesDone > 0
+	})
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
@@ -227,21 +236,8 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	}
 	// The killed bot ran on this machine and is gone: its run is interrupted
 	// at once, not when its lease lapses, so the new bot resumes it at once.
-	// The bot's runs are in its trust scope (bot); the CLI lists the one it is given.
-	runsCmd := exec.Command(framefleetBinary(t), "runs", "--config", config, "--json")
-	runsCmd.Env = append(os.Environ(), "FRAMEFLEET_SCOPE=bot")
-	listed, err := runsCmd.Output()
-	if err != nil {
-		t.Fatalf("runs: %v", err)
-	}
-	var page struct {
-		Runs []struct {
-			ID    string `json:"id"`
-			State string `json:"state"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal(listed, &page); err != nil || len(page.Runs) != 1 || page.Runs[0].State != "interrupted" {
-		t.Fatalf("runs after the kill: %s (%v); want the one run, interrupted", listed, err)
+	if runs := listBotRuns(t, config); len(runs) != 1 || runs[0].State != "interrupted" {
+		t.Fatalf("runs after the kill: %+v; want the one run, interrupted", runs)
 	}
 
 	startBot(t, config)
@@ -265,6 +261,34 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 	if firstFrames := firstFrameReports(fs); firstFrames != 1 {
 		t.Errorf("first frame reported %d times", firstFrames)
 	}
+}
+
+// botRun is a run as `framefleet runs --json` lists it.
+type botRun struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Progress struct {
+		FramesDone int `json:"frames_done"`
+	} `json:"progress"`
+}
+
+// listBotRuns lists the runs of the bot's store, as `framefleet runs` does.
+func listBotRuns(t *testing.T, config string) []botRun {
+	t.Helper()
+	// The bot's runs are in its trust scope (bot); the CLI lists the one it is given.
+	runsCmd := exec.Command(framefleetBinary(t), "runs", "--config", config, "--json")
+	runsCmd.Env = append(os.Environ(), "FRAMEFLEET_SCOPE=bot")
+	listed, err := runsCmd.Output()
+	if err != nil {
+		t.Fatalf("runs: %v", err)
+	}
+	var page struct {
+		Runs []botRun `json:"runs"`
+	}
+	if err := json.Unmarshal(listed, &page); err != nil {
+		t.Fatalf("runs --json: %v\n%s", err, listed)
+	}
+	return page.Runs
 }
 
 // firstFrameReports counts first-frame milestones (a reply, or a thumbnail

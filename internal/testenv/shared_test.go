@@ -19,12 +19,23 @@ var pinned = regexp.MustCompile(`^https://raw\.githubusercontent\.com/[\w.-]+/[\
 // which CI downloads the shared data, against the shared directory the tests
 // use here: every file it pins has exactly the bytes the tests were written
 // against, and every file expected.json describes is pinned.
+//
+// The checksums say nothing of the commits: whether a commit has those bytes,
+// or is still on its repository's default branch, is known only to the
+// upstream's history, which the tests cannot reach offline. With
+// FRAMEFLEET_SHARED_MIRROR naming a directory of git mirrors (the layout
+// .ci/fetch-shared.sh reads), each pin's commit is checked there too.
 func TestSharedSourcesDescribeTheSharedDir(t *testing.T) {
 	sources, err := testenv.SharedSources()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := testenv.Shared(t)
+	mirror := os.Getenv("FRAMEFLEET_SHARED_MIRROR")
+	if st, err := os.Stat(mirror); mirror == "" || err != nil || !st.IsDir() {
+		t.Log("commits not checked: set FRAMEFLEET_SHARED_MIRROR to a directory of git mirrors of the upstreams to check them")
+		mirror = ""
+	}
 	listed := map[string]bool{}
 	for _, src := range sources {
 		if listed[src.Path] {
@@ -41,6 +52,11 @@ func TestSharedSourcesDescribeTheSharedDir(t *testing.T) {
 		}
 		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != src.SHA256 {
 			t.Errorf("%s in %s has SHA-256 %x, shared-sources.txt says %s", src.Path, dir, sum, src.SHA256)
+		}
+		if mirror != "" {
+			if err := checkPinInMirror(mirror, src); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	if !listed["scenes/pottery.blend"] {
