@@ -279,7 +279,8 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 			last = o.Status
 		}
 		dec := m.step(o)
-		for _, ev := range dec.Events {
+		for i := range dec.Events {
+			ev := &dec.Events[i]
 			if o.Record != nil && ev.Record == nil {
 				// The record as this poll will write it: the view's state is the machine's.
 				snap := *o.Record
@@ -290,7 +291,18 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 			if ev.Kind == EventWatchError {
 				r.log().Warn("cannot check the run", "run", rec.ID, "note", ev.Message) // front-ends that only log (the Action) say it too
 			}
-			d.send(ev)
+		}
+		// A front-end may post what an event says (a first-frame milestone):
+		// once the record holds it, a front-end restarted after a crash resumes
+		// from the record and does not post it again. So the record is written
+		// before the poll's events are sent; an ending outcome writes its own.
+		sendEvents := func() {
+			for _, ev := range dec.Events {
+				d.send(ev)
+			}
+		}
+		if dec.Outcome != watchContinue {
+			sendEvents()
 		}
 		switch dec.Outcome {
 		case watchCancelled:
@@ -348,6 +360,9 @@ func (r *Runs) poll(ctx context.Context, rec *RunRecord, ver store.Version, eng 
 				lastWrite = r.now()
 			}
 			// Other write errors: the next poll's read counts the outage.
+		}
+		if dec.Outcome == watchContinue {
+			sendEvents()
 		}
 		wait := dec.Wait
 		if hosting {

@@ -217,15 +217,12 @@ func TestBotResumesAfterSIGKILL(t *testing.T) {
 		t.Fatal("no ack")
 	}
 	eventually(t, 3*time.Minute, "the first frame", func() bool { return firstFrameReports(fs) > 0 })
-	// The bot posts the milestone on the watcher's event, and the watcher
-	// records the progress just after it: a bot killed in between leaves a
-	// record with no frame done, and the bot that resumes posts the milestone
-	// again (at least once, not exactly once). What a resume guarantees is no
-	// repeat once the record holds the frame: kill then.
-	eventually(t, time.Minute, "the run's record to hold the first frame", func() bool {
-		runs := listBotRuns(t, config)
-		return len(runs) == 1 && runs[0].Progress.FramesDone > 0
-	})
+	// The watcher writes the progress to the record before it sends the
+	// event the bot posts, so once the milestone is posted the record holds
+	// the frame, and a bot killed now must not post it again on resume.
+	if runs := listBotRuns(t, config); len(runs) != 1 || runs[0].Progress.FramesDone == 0 {
+		t.Fatalf("first frame posted while the run's record holds %+v: the record must be written first", runs)
+	}
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
