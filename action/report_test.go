@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/plan"
 )
@@ -144,8 +145,8 @@ func TestReportGolden(t *testing.T) {
 	for name, runs := range reportCases(t) {
 		t.Run(name, func(t *testing.T) {
 			body := f.commentBody(commentMarker, "abc1234def", runs)
-			golden(t, "comment/"+name+".md", body)
-			golden(t, "summary/"+name+".md", f.summary("framefleet renders of abc1234", runs))
+			golden.Check(t, "comment/"+name+".md", body)
+			golden.Check(t, "summary/"+name+".md", f.summary("framefleet renders of abc1234", runs))
 			if len(body) > maxCommentLength {
 				t.Errorf("comment is %d bytes, GitHub takes %d", len(body), maxCommentLength)
 			}

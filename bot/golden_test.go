@@ -3,12 +3,12 @@ package bot
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/pipeline"
 )
 
@@ -76,22 +76,7 @@ func TestGoldenMessages(t *testing.T) {
 			for i, r := range tc.replies {
 				buf.WriteString("\n# reply " + string(rune('1'+i)) + "\n" + r + "\n")
 			}
-			path := filepath.Join("testdata", "golden", tc.name+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got := buf.String(); got != string(want) {
-				t.Errorf("%s differs from %s (run with -update after checking):\n%s", tc.name, path, got)
-			}
+			golden.Check(t, filepath.Join("golden", tc.name+".txt"), buf.String())
 			if strings.Contains(buf.String(), "Scene") {
 				t.Errorf("%s names Blender's default scene instead of the file", tc.name)
 			}

@@ -1,17 +1,15 @@
 package bot
 
 import (
-	"flag"
 	"os"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/pipeline/config"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files and the shipped manifests")
 
 // TestShippedManifests: the manifests in bot/ are what `framefleet bot
 // manifest` makes, Socket Mode is on only in the socket one, and the HTTP
@@ -28,7 +26,7 @@ func TestShippedManifests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *update {
+			if golden.Update() {
 				if err := os.WriteFile(tc.file, got, 0o644); err != nil {
 					t.Fatal(err)
 				}

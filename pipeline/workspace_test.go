@@ -5,17 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/pipeline/blend"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files of texts people read")
 
 // writeTree writes files (slash paths relative to dir, with their contents).
 func writeTree(t *testing.T, dir string, files map[string]string) {
@@ -220,28 +218,7 @@ func TestMissingInputsErrorText(t *testing.T) {
 	}}
 	cli := *e
 	cli.AllowHint = "add --allow-missing"
-	golden(t, "missing_inputs.golden", e.Error()+"\n---\n"+cli.Error()+"\n")
-}
-
-// golden compares got with testdata/name (rewritten with -update).
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update to write it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("text differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.Check(t, "missing_inputs.golden", e.Error()+"\n---\n"+cli.Error()+"\n")
 }
 
 func TestInputManifestValidate(t *testing.T) {

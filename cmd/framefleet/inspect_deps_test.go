@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/internal/testenv"
 )
 
@@ -125,7 +126,7 @@ func testInspectDepsTable(t *testing.T, root string) {
 	libSize := formatSize(fileSize(t, filepath.Join(root, "library", "lib", "prop.blend")))
 	// Keep the columns: the placeholder is padded to the real value's width.
 	got := strings.Replace(stdout, libSize, "$SIZE"+strings.Repeat(" ", max(0, len(libSize)-len("$SIZE"))), 1)
-	golden(t, "inspect_deps.golden", got)
+	golden.Check(t, "inspect_deps.golden", got)
 }
 
 func TestInspectDepsErrors(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framefleet/framefleet/internal/golden"
 	"github.com/framefleet/framefleet/pipeline"
 	"github.com/framefleet/framefleet/pipeline/plan"
 )
@@ -99,7 +100,7 @@ func TestStatusGolden(t *testing.T) {
 			var b strings.Builder
 			printStatus(&b, st, 10, now)
 			out := b.String()
-			golden(t, "status/"+name+".txt", out)
+			golden.Check(t, "status/"+name+".txt", out)
 			// What a reader must never see, whatever the golden file says.
 			for _, bad := range []string{"Essential container", "/tmp/", "context canceled"} {
 				if strings.Contains(out, bad) {

@@ -1,4 +1,7 @@
-package action
+// Package golden compares texts people read (PR comments, Slack messages,
+// status tables) with files under the test's testdata/, and rewrites them
+// when the tests run with -update.
+package golden
 
 import (
 	"flag"
@@ -7,11 +10,14 @@ import (
 	"testing"
 )
 
-// update rewrites golden files: go test ./action -run Golden -update
+// update is registered once in every test binary that imports this package.
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
+// Update reports whether the tests run with -update.
+func Update() bool { return *update }
+
+// Check compares got with testdata/name, or rewrites that file with -update.
+func Check(t testing.TB, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -25,7 +31,7 @@ func golden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
 	}
 	if string(want) != got {
 		t.Errorf("%s differs from the golden file (run with -update after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
