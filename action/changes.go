@@ -274,23 +274,8 @@ func (g gitRepo) materialize(ctx context.Context, t Target, dir string) (string,
 	// The checkout is another commit (a PR's merge commit whose base changed
 	// this file too): render exactly what the head commit holds.
 	out := filepath.Join(dir, short(t.SHA), filepath.FromSlash(t.Path))
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, "git", "cat-file", "blob", strings.TrimSpace(want))
-	cmd.Dir, cmd.Stdout = g.dir, f
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("write %s at %s: %w: %s", t.Path, short(t.SHA), err, strings.TrimSpace(stderr.String()))
+	if err := g.catBlob(ctx, want, out); err != nil {
+		return "", fmt.Errorf("write %s at %s: %w", t.Path, short(t.SHA), err)
 	}
 	return out, nil
 }

@@ -214,12 +214,20 @@ func (g gitRepo) blobTo(ctx context.Context, sha, path, out string) (bool, error
 	if err != nil || strings.TrimSpace(id) == "" {
 		return false, nil
 	}
+	if err := g.catBlob(ctx, id, out); err != nil {
+		return false, fmt.Errorf("write %s at %s: %w", path, short(sha), err)
+	}
+	return true, nil
+}
+
+// catBlob writes the blob with this object id to out, making its folder.
+func (g gitRepo) catBlob(ctx context.Context, id, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return false, err
+		return err
 	}
 	f, err := os.Create(out)
 	if err != nil {
-		return false, err
+		return err
 	}
 	cmd := exec.CommandContext(ctx, "git", "cat-file", "blob", strings.TrimSpace(id))
 	cmd.Dir, cmd.Stdout = g.dir, f
@@ -230,7 +238,7 @@ func (g gitRepo) blobTo(ctx context.Context, sha, path, out string) (bool, error
 		err = cerr
 	}
 	if err != nil {
-		return false, fmt.Errorf("write %s at %s: %w: %s", path, short(sha), err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return true, nil
+	return nil
 }
