@@ -119,7 +119,7 @@ func printStatus(w io.Writer, st *runStatus, lines int, now time.Time) {
 		source += fmt.Sprintf(" (sha256 %.12s, %d bytes)", v.SourceSHA256, v.SourceSize)
 	}
 	row("source", "%s", source)
-	row("scene", "%s: %d frames in %d chunks, %dx%d at %s fps", v.Scene, v.Progress.FramesTotal, v.Progress.ChunkTotal, v.Width, v.Height, v.FrameRate)
+	row("scene", "%s: %s in %s, %dx%d at %s fps", v.Scene, plural(v.Progress.FramesTotal, "frame"), plural(v.Progress.ChunkTotal, "chunk"), v.Width, v.Height, v.FrameRate)
 	if v.Jobs != nil {
 		row("engine", "%s: render job %s, stitch job %s", engineTitle(v.Engine), v.Jobs.RenderID, v.Jobs.StitchID)
 	} else {
