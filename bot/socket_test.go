@@ -21,15 +21,7 @@ import (
 // answer as the ack's payload.
 func TestSocketModeAcksEnvelopes(t *testing.T) {
 	h := newHarness(t, nil)
-	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+	serveSocket(t, h)
 
 	cmd := func(user, channel, text string) slack.SlashCommand {
 		return slack.SlashCommand{TeamID: "T0TEAM", ChannelID: channel, UserID: user, Command: "/render", Text: text, ResponseURL: h.slack.ResponseURL("s1")}
@@ -117,15 +109,7 @@ func TestSocketModeAcksBeforeSlowLookups(t *testing.T) {
 	h.slack.SetGroup("S0TEAM", testUser)
 	release := h.slack.HoldGroupLookups()
 	defer release()
-	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+	serveSocket(t, h)
 	for i := range 10 {
 		user := testUser
 		if i == 9 {
@@ -173,15 +157,7 @@ func TestSocketModeAcksBeforeSlowLookups(t *testing.T) {
 // field is acknowledged with the field's error, so the form stays open.
 func TestSocketModeFormErrors(t *testing.T) {
 	h := newHarness(t, nil)
-	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
+	serveSocket(t, h)
 	meta, _ := json.Marshal(modalContext{Channel: testChannel, Root: "1.000100", FileID: "F0DEMO", FileName: "demo.blend"})
 	submission := map[string]any{
 		"type": "view_submission", "user": map[string]string{"id": testUser},
@@ -203,4 +179,19 @@ func TestSocketModeFormErrors(t *testing.T) {
 	if n := len(h.slack.Messages()); n != 0 {
 		t.Errorf("a refused form posted %d messages", n)
 	}
+}
+
+// serveSocket runs the bot over Socket Mode against the harness's fake
+// Slack until the test ends, once the connection is up.
+func serveSocket(t *testing.T, h *harness) {
+	t.Helper()
+	api := slack.New("xoxb-test", slack.OptionAPIURL(h.slack.APIURL()), slack.OptionAppLevelToken("xapp-test"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.bot.ServeSocket(ctx, socketmode.New(api)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, 10*time.Second, "the socket mode connection", h.slack.Connected)
 }

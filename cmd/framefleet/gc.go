@@ -73,9 +73,9 @@ func runGC(ctx context.Context, g *globalFlags, f *gcFlags, stdout, stderr io.Wr
 	}
 	for _, grp := range plan.Groups {
 		if len(grp.Objects) == 1 && grp.Objects[0].Key == grp.What {
-			fmt.Fprintf(stdout, "%s %s (%s): %s\n", verb, grp.What, byteSize(grp.Bytes), grp.Reason)
+			fmt.Fprintf(stdout, "%s %s (%s): %s\n", verb, grp.What, formatSize(grp.Bytes), grp.Reason)
 		} else {
-			fmt.Fprintf(stdout, "%s %s (%s, %s): %s\n", verb, grp.What, plural(len(grp.Objects), "object"), byteSize(grp.Bytes), grp.Reason)
+			fmt.Fprintf(stdout, "%s %s (%s, %s): %s\n", verb, grp.What, plural(len(grp.Objects), "object"), formatSize(grp.Bytes), grp.Reason)
 		}
 	}
 	for _, k := range plan.Kept {
@@ -91,23 +91,10 @@ func runGC(ctx context.Context, g *globalFlags, f *gcFlags, stdout, stderr io.Wr
 			return nil
 		}
 		fmt.Fprintf(stdout, "%s (%s) in %s belong to no readable run: run again with --delete to remove them\n",
-			plural(plan.Objects, "object"), byteSize(plan.Bytes), where)
+			plural(plan.Objects, "object"), formatSize(plan.Bytes), where)
 		return nil
 	}
 	n, err := flt.DeleteGarbage(ctx, plan)
-	fmt.Fprintf(stdout, "removed %d of %d objects (%s) from %s\n", n, plan.Objects, byteSize(plan.Bytes), where)
+	fmt.Fprintf(stdout, "removed %d of %d objects (%s) from %s\n", n, plan.Objects, formatSize(plan.Bytes), where)
 	return err
-}
-
-// byteSize is a size people read: 12 B, 3.4 KiB, 1.2 MiB, 5.0 GiB.
-func byteSize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }

@@ -23,9 +23,6 @@ type logsFlags struct {
 	jsonOut bool
 }
 
-// stitchIndex stands for the stitch job where chunks are numbered, as in pipeline.ChildFailure.
-const stitchIndex = -1
-
 // chunkLogs are one chunk's logs: Blender's stored log tail and, on Batch,
 // the CloudWatch Logs stream of its failed attempt.
 type chunkLogs struct {
@@ -99,12 +96,12 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 		}
 	}
 	var out []chunkLogs
-	if _, ok := streams[stitchIndex]; ok && f.chunk < 0 {
-		chunks = append(chunks, stitchIndex)
+	if _, ok := streams[pipeline.StitchChunk]; ok && f.chunk < 0 {
+		chunks = append(chunks, pipeline.StitchChunk)
 	}
 	for _, c := range chunks {
 		cl := chunkLogs{Chunk: c, Stream: streams[c]}
-		if c == stitchIndex {
+		if c == pipeline.StitchChunk {
 			if ls, err := flt.StreamTail(ctx, cl.Stream, f.lines); err == nil {
 				cl.StreamLines = ls
 			} else {
@@ -145,7 +142,7 @@ func runLogs(ctx context.Context, g *globalFlags, f *logsFlags, id string, stdou
 			fmt.Fprintln(stdout)
 		}
 		what := fmt.Sprintf("chunk %d", cl.Chunk)
-		if cl.Chunk == stitchIndex {
+		if cl.Chunk == pipeline.StitchChunk {
 			what = "stitch job"
 		} else {
 			fmt.Fprintf(stdout, "==> %s: Blender's log (%s)\n", what, cl.StoredKey)

@@ -250,11 +250,6 @@ func orKey(link, key string) string {
 	return key
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
 // lastLines is the last n lines of s, without a trailing newline.
 func lastLines(s string, n int) string {
 	s = strings.TrimRight(s, "\n")
