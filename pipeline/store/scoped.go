@@ -185,7 +185,7 @@ func (s *Scoped) List(ctx context.Context, prefix string) ([]Object, error) {
 		return nil, err
 	}
 	objs, err := s.base.List(ctx, s.prefix+prefix)
-	return s.strip(objs), err
+	return trimKeys(objs, s.prefix), err
 }
 
 func (s *Scoped) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]Object, bool, error) {
@@ -197,14 +197,7 @@ func (s *Scoped) ListPage(ctx context.Context, prefix, startAfter string, limit 
 		after = s.prefix + startAfter
 	}
 	objs, more, err := s.base.ListPage(ctx, s.prefix+prefix, after, limit)
-	return s.strip(objs), more, err
-}
-
-func (s *Scoped) strip(objs []Object) []Object {
-	for i := range objs {
-		objs[i].Key = strings.TrimPrefix(objs[i].Key, s.prefix)
-	}
-	return objs
+	return trimKeys(objs, s.prefix), more, err
 }
 
 // Link signs the scope's own key, or the trusted copy of a scene or input
