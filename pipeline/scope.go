@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/framefleet/framefleet/pipeline/plan"
 	"github.com/framefleet/framefleet/pipeline/store"
 )
 
@@ -128,17 +127,14 @@ func CheckCeiling(scope string, c Ceiling, frames, chunks int) error {
 }
 
 // checkRequestCeiling checks what Validate can know before the scene is
-// read: an explicit frame list, and its chunks when the chunk size is given.
-func (r Request) checkRequestCeiling() error {
+// read: an explicit frame list (frames, as Validate parsed r.Frames), and
+// its chunks when the chunk size is given.
+func (r Request) checkRequestCeiling(frames []int) error {
 	if err := CheckCeilingSettings(r.Ceiling); err != nil {
 		return err
 	}
 	if r.Frames == "" {
 		return nil // the scene's range: checked once planned
-	}
-	frames, err := plan.ParseFrames(r.Frames)
-	if err != nil {
-		return nil // Validate reports it
 	}
 	chunks := 0
 	if r.Chunk > 0 {

@@ -182,9 +182,10 @@ func (r Request) Validate() error {
 	case r.StallWarning < 0:
 		return bad(KeyStallWarning, r.StallWarning, "give a positive duration such as 15m", nil)
 	}
+	var frames []int
 	if r.Frames != "" {
-		frames, err := plan.ParseFrames(r.Frames)
-		if err != nil {
+		var err error
+		if frames, err = plan.ParseFrames(r.Frames); err != nil {
 			return bad(KeyFrames, fmt.Sprintf("%q", r.Frames), err.Error(), err)
 		}
 		if err := CheckFrameCount(len(frames)); err != nil {
@@ -199,5 +200,5 @@ func (r Request) Validate() error {
 	if err := r.checkRequestScope(); err != nil {
 		return err
 	}
-	return r.checkRequestCeiling()
+	return r.checkRequestCeiling(frames)
 }

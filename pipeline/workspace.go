@@ -241,30 +241,30 @@ func buildWorkspace(ctx context.Context, scenePath, root string, deps *blend.Dep
 		}
 	}
 	tops := outermost(anchors)
-	place := func(file string) string {
-		if inside(root, file) {
-			rel, _ := filepath.Rel(root, file)
-			return filepath.ToSlash(rel)
+	// placeBelow is where a path below the root or an anchor is stored.
+	placeBelow := func(p string) (string, bool) {
+		if inside(root, p) {
+			rel, _ := filepath.Rel(root, p)
+			return filepath.ToSlash(rel), true
 		}
 		for _, t := range tops {
-			if inside(t, file) {
-				rel, _ := filepath.Rel(t, file)
-				return path.Join(externalPlace(t), filepath.ToSlash(rel))
+			if inside(t, p) {
+				rel, _ := filepath.Rel(t, p)
+				return path.Join(externalPlace(t), filepath.ToSlash(rel)), true
 			}
+		}
+		return "", false
+	}
+	place := func(file string) string {
+		if p, ok := placeBelow(file); ok {
+			return p
 		}
 		// Not below any anchor (cannot happen for traced files): its own folder.
 		return path.Join(externalPlace(filepath.Dir(file)), filepath.Base(file))
 	}
 	placeDir := func(dir string) string {
-		if inside(root, dir) {
-			rel, _ := filepath.Rel(root, dir)
-			return filepath.ToSlash(rel)
-		}
-		for _, t := range tops {
-			if inside(t, dir) {
-				rel, _ := filepath.Rel(t, dir)
-				return path.Join(externalPlace(t), filepath.ToSlash(rel))
-			}
+		if p, ok := placeBelow(dir); ok {
+			return p
 		}
 		return externalPlace(dir)
 	}

@@ -46,7 +46,7 @@ func (p prefixed) Stat(ctx context.Context, key string) (Object, error) {
 }
 func (p prefixed) List(ctx context.Context, prefix string) ([]Object, error) {
 	objs, err := p.st.List(ctx, p.prefix+prefix)
-	return p.strip(objs), err
+	return trimKeys(objs, p.prefix), err
 }
 func (p prefixed) Link(ctx context.Context, key string, expiry time.Duration) (string, error) {
 	return p.st.Link(ctx, p.prefix+key, expiry)
@@ -62,7 +62,7 @@ func (p prefixed) ListPage(ctx context.Context, prefix, startAfter string, limit
 		startAfter = p.prefix + startAfter
 	}
 	objs, more, err := p.st.ListPage(ctx, p.prefix+prefix, startAfter, limit)
-	return p.strip(objs), more, err
+	return trimKeys(objs, p.prefix), more, err
 }
 func (p prefixed) Delete(ctx context.Context, key string) error {
 	return p.st.Delete(ctx, p.prefix+key)
@@ -71,9 +71,10 @@ func (p prefixed) URI() string {
 	return strings.TrimSuffix(p.st.URI(), "/") + "/" + strings.TrimSuffix(p.prefix, "/")
 }
 
-func (p prefixed) strip(objs []Object) []Object {
+// trimKeys takes prefix off the keys of objs listed under it, in place.
+func trimKeys(objs []Object, prefix string) []Object {
 	for i := range objs {
-		objs[i].Key = strings.TrimPrefix(objs[i].Key, p.prefix)
+		objs[i].Key = strings.TrimPrefix(objs[i].Key, prefix)
 	}
 	return objs
 }

@@ -185,7 +185,7 @@ func (s *Scoped) List(ctx context.Context, prefix string) ([]Object, error) {
 		return nil, err
 	}
 	objs, err := s.base.List(ctx, s.prefix+prefix)
-	return s.strip(objs), err
+	return trimKeys(objs, s.prefix), err
 }
 
 func (s *Scoped) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]Object, bool, error) {
@@ -197,14 +197,7 @@ func (s *Scoped) ListPage(ctx context.Context, prefix, startAfter string, limit 
 		after = s.prefix + startAfter
 	}
 	objs, more, err := s.base.ListPage(ctx, s.prefix+prefix, after, limit)
-	return s.strip(objs), more, err
-}
-
-func (s *Scoped) strip(objs []Object) []Object {
-	for i := range objs {
-		objs[i].Key = strings.TrimPrefix(objs[i].Key, s.prefix)
-	}
-	return objs
+	return trimKeys(objs, s.prefix), more, err
 }
 
 // Link signs the scope's own key, or the trusted copy of a scene or input
@@ -214,12 +207,20 @@ func (s *Scoped) Link(ctx context.Context, key string, expiry time.Duration) (st
 	if err != nil {
 		return "", err
 	}
-	if fallsBack(key, ErrNotFound) {
-		if _, err := s.base.Stat(ctx, k); fallsBack(key, err) {
-			return s.base.Link(ctx, key, expiry)
-		}
+	if s.lacks(ctx, key, k) {
+		return s.base.Link(ctx, key, expiry)
 	}
 	return s.base.Link(ctx, k, expiry)
+}
+
+// lacks reports whether the scope lacks key (stored at k) and may read the
+// trusted scope's copy instead; it asks the store only for such keys.
+func (s *Scoped) lacks(ctx context.Context, key, k string) bool {
+	if !fallsBack(key, ErrNotFound) {
+		return false
+	}
+	_, err := s.base.Stat(ctx, k)
+	return fallsBack(key, err)
 }
 
 func (s *Scoped) GetVersioned(ctx context.Context, key string) ([]byte, Version, error) {
@@ -308,10 +309,8 @@ func (s *Scoped) Path(key string) string {
 	if err != nil {
 		return ""
 	}
-	if fallsBack(key, ErrNotFound) {
-		if _, err := s.base.Stat(context.Background(), k); fallsBack(key, err) {
-			return lp.Path(key)
-		}
+	if s.lacks(context.Background(), key, k) {
+		return lp.Path(key)
 	}
 	return lp.Path(k)
 }
