@@ -22,6 +22,15 @@ import (
 // the worker must download every input.
 type remoteStore struct{ store.Store }
 
+// storeAs is fs as a worker sees it: a directory store it links from, or,
+// remote, a store it must download from.
+func storeAs(fs store.Store, remote bool) store.Store {
+	if remote {
+		return remoteStore{fs}
+	}
+	return fs
+}
+
 func sum(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
@@ -75,10 +84,7 @@ func TestWorkspaceFromManifest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var st store.Store = fs
-			if tc.remote {
-				st = remoteStore{fs}
-			}
+			st := storeAs(fs, tc.remote)
 			p := storeInputs(t, st, "r1", wsFiles, wsKinds)
 			w := &Worker{Store: st, RunID: "r1"}
 			dir := t.TempDir()
@@ -115,10 +121,7 @@ func TestWorkspaceRefusesDamagedInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, remote := range []bool{false, true} {
-		var st store.Store = fs
-		if remote {
-			st = remoteStore{fs}
-		}
+		st := storeAs(fs, remote)
 		p := storeInputs(t, st, "r2", wsFiles, wsKinds)
 		// The stored texture is replaced by other bytes.
 		if err := fs.Put(context.Background(), store.InputKey(sum("green")), strings.NewReader("magenta")); err != nil {
@@ -158,10 +161,7 @@ func TestWorkspaceInputGoneFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, remote := range []bool{false, true} {
-		var st store.Store = fs
-		if remote {
-			st = remoteStore{fs}
-		}
+		st := storeAs(fs, remote)
 		p := storeInputs(t, st, "r4", wsFiles, wsKinds)
 		if err := fs.Delete(context.Background(), store.InputKey(sum("blue"))); err != nil {
 			t.Fatal(err)

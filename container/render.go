@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -474,16 +473,11 @@ func checkSHA256(path, key, want string) error {
 	if want == "" {
 		return nil
 	}
-	f, err := os.Open(path)
+	got, err := fileSHA256(path)
 	if err != nil {
-		return &Error{Code: ExitTransient, Err: err}
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
 		return &Error{Code: ExitTransient, Err: fmt.Errorf("hash %s: %w", key, err)}
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
+	if !strings.EqualFold(got, want) {
 		return permanent("the scene %s does not match its recorded SHA-256: it has %s, the run recorded %s; "+
 			"the stored blob was changed or damaged after upload: delete it and submit the scene again", key, got, want)
 	}

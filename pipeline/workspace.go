@@ -166,16 +166,15 @@ func (g *depGroup) tail() string {
 }
 
 // resolveStoredDir resolves a folder path stored in blendFile, when it is
-// relative (//) or absolute on this system.
+// relative (//) or absolute on this system, by the rule Trace resolved its
+// files with.
 func resolveStoredDir(blendFile, stored string) (string, bool) {
 	s := strings.ReplaceAll(stored, `\`, "/")
-	switch {
-	case strings.HasPrefix(s, "//"):
-		return filepath.Join(filepath.Dir(filepath.FromSlash(blendFile)), filepath.FromSlash(s[2:])), true
-	case filepath.IsAbs(filepath.FromSlash(s)):
-		return filepath.Clean(filepath.FromSlash(s)), true
+	if !strings.HasPrefix(s, "//") && !filepath.IsAbs(filepath.FromSlash(s)) {
+		return "", false
 	}
-	return "", false
+	dir, local := blend.ResolvePath(stored, blendFile)
+	return filepath.FromSlash(dir), local
 }
 
 // groups gathers the dependencies by (blend, stored path), in a stable

@@ -105,19 +105,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fail(w, "UnsupportedCommandException", "only DescribeImages, BatchGetImage and GetDownloadUrlForLayer are served")
 		return
 	}
-	var in struct {
-		RepositoryName string `json:"repositoryName"`
-		ImageIDs       []struct {
-			ImageTag    string `json:"imageTag"`
-			ImageDigest string `json:"imageDigest"`
-		} `json:"imageIds"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		fail(w, "InvalidParameterException", err.Error())
-		return
-	}
-	if !s.repos[in.RepositoryName] {
-		fail(w, "RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry", in.RepositoryName))
+	in, ok := s.decodeRequest(w, r)
+	if !ok {
 		return
 	}
 	type detail struct {
@@ -131,7 +120,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	for _, id := range in.ImageIDs {
 		found := false
 		for _, img := range s.images {
-			if img.Repository == in.RepositoryName && ((id.ImageTag != "" && img.Tag == id.ImageTag) || (id.ImageDigest != "" && img.Digest == id.ImageDigest)) {
+			if id.names(img, in.RepositoryName) {
 				out = append(out, detail{img.Repository, img.Digest, []string{img.Tag}, img.Size, float64(img.PushedAt.Unix())})
 				found = true
 			}
@@ -145,6 +134,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"imageDetails": out})
 }
 
+// imageRequest is the body of the ECR calls this server answers.
+type imageRequest struct {
+	RepositoryName string    `json:"repositoryName"`
+	LayerDigest    string    `json:"layerDigest"`
+	ImageIDs       []imageID `json:"imageIds"`
+}
+
+type imageID struct {
+	ImageTag    string `json:"imageTag"`
+	ImageDigest string `json:"imageDigest"`
+}
+
+// names reports whether id, asked of repository repo, is img (by tag or digest).
+func (id imageID) names(img Image, repo string) bool {
+	return img.Repository == repo && ((id.ImageTag != "" && img.Tag == id.ImageTag) || (id.ImageDigest != "" && img.Digest == id.ImageDigest))
+}
+
+// decodeRequest reads a call's body and checks its repository exists,
+// answering the error itself when not (ok false).
+func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request) (in imageRequest, ok bool) {
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		fail(w, "InvalidParameterException", err.Error())
+		return in, false
+	}
+	if !s.repos[in.RepositoryName] {
+		fail(w, "RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry", in.RepositoryName))
+		return in, false
+	}
+	return in, true
+}
+
 func fail(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(http.StatusBadRequest)
@@ -154,20 +174,8 @@ func fail(w http.ResponseWriter, code, msg string) {
 // serveImage answers BatchGetImage (the image's manifest) and
 // GetDownloadUrlForLayer (a URL of this server for the configuration blob).
 func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, op string) {
-	var in struct {
-		RepositoryName string `json:"repositoryName"`
-		LayerDigest    string `json:"layerDigest"`
-		ImageIDs       []struct {
-			ImageTag    string `json:"imageTag"`
-			ImageDigest string `json:"imageDigest"`
-		} `json:"imageIds"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		fail(w, "InvalidParameterException", err.Error())
-		return
-	}
-	if !s.repos[in.RepositoryName] {
-		fail(w, "RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry", in.RepositoryName))
+	in, ok := s.decodeRequest(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -185,7 +193,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, op string) {
 	for _, id := range in.ImageIDs {
 		found := false
 		for _, img := range s.images {
-			if img.Repository == in.RepositoryName && ((id.ImageTag != "" && img.Tag == id.ImageTag) || (id.ImageDigest != "" && img.Digest == id.ImageDigest)) {
+			if id.names(img, in.RepositoryName) {
 				images = append(images, map[string]any{"registryId": "123456789012", "repositoryName": img.Repository,
 					"imageId": map[string]string{"imageTag": img.Tag, "imageDigest": img.Digest}, "imageManifest": img.manifest(),
 					"imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json"})

@@ -94,12 +94,7 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 	defer cancel()
 
 	s3 := s3test.Start(t, s3test.WithFaults(faultRate, 7))
-	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
-		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e2eStore(ctx, t, s3)
 
 	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
 	srv.SetReclaim(func(j batchtest.ExecJob) bool { return j.ArrayIndex == 1 && j.Attempt == 1 })
@@ -174,6 +169,18 @@ func renderEndToEnd(t *testing.T, faultRate float64) {
 }
 
 // syncLogf serialises t.Logf calls from concurrent attempts.
+// e2eStore is an S3 store on the test server, as the workers reach it.
+func e2eStore(ctx context.Context, t *testing.T, s3 *s3test.Server) store.Store {
+	t.Helper()
+	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
+		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func syncLogf(t *testing.T) func(string, ...any) {
 	var mu sync.Mutex
 	return func(format string, args ...any) {
@@ -204,12 +211,7 @@ func TestRenderEndToEndReclaimMidChunk(t *testing.T) {
 	defer cancel()
 
 	s3 := s3test.Start(t)
-	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
-		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e2eStore(ctx, t, s3)
 	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 2})
 	e := newEngine(t, srv, testSpec())
 

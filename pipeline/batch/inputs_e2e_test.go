@@ -30,12 +30,7 @@ func TestSceneWithTexturesAndLibraryOnBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s3 := s3test.Start(t)
-	st, err := store.NewS3(ctx, s3.Bucket, "e2e", store.Options{
-		Region: s3.Region, Endpoint: s3.Endpoint, UsePathStyle: true, Credentials: s3.Credentials(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e2eStore(ctx, t, s3)
 	srv := batchtest.Start(t, batchtest.Options{Executor: batchtest.WorkerProcess(bin, syncLogf(t)), MaxRunning: 1})
 	e := newEngine(t, srv, testSpec())
 	inputs := func() int {
